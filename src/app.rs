@@ -1,0 +1,610 @@
+//! The commands: settings in, library calls, output for people or for `--json`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use chrono::{DateTime, Local, Utc};
+use serde_json::json;
+
+use crate::backup::{self, BackupRequest};
+use crate::catalog::Catalog;
+use crate::check;
+use crate::cli::{CatalogCommand, Cli, Command, KeyCommand};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::repo::keys::Keys;
+use crate::repo::snapshot::SnapshotEntry;
+use crate::repo::tree::{Node, NodeKind};
+use crate::repo::Repo;
+use crate::restore::{self, RestoreRequest, TreeReader};
+use crate::settings::{self, RepoSettings};
+use crate::store::backend::BackendOptions;
+use crate::store::file::FileStore;
+use crate::store::s3::{self, S3Config, S3Store};
+use crate::store::{Backend, Store};
+use crate::timespec::parse_time;
+
+/// Everything a command needs from outside: settings, clock, signals, runtime.
+pub struct App {
+    settings: RepoSettings,
+    json: bool,
+    quiet: bool,
+    now: DateTime<Utc>,
+    interrupt: Arc<AtomicBool>,
+    rt: Arc<tokio::runtime::Runtime>,
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
+    let settings = settings::resolve(&cli.global)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))?;
+    let app = App {
+        settings,
+        json: cli.global.json,
+        quiet: cli.global.quiet,
+        now: Utc::now(),
+        interrupt,
+        rt: Arc::new(rt),
+    };
+    match cli.command {
+        Command::Init => app.init(),
+        Command::Backup(a) => app.backup(&a.stack, a.paths),
+        Command::Snapshots(a) => app.snapshots(a.stack.as_deref()),
+        Command::Ls(a) => app.ls(&a.snapshot, a.path.as_deref()),
+        Command::Restore(a) => app.restore(&a.what, a.at.as_deref(), a.path, a.to, a.overwrite),
+        Command::Dump(a) => app.dump(&a.snapshot, &a.path),
+        Command::Check(a) => app.check(a.read_data.as_deref()),
+        Command::Catalog(CatalogCommand::Rebuild) => app.catalog_rebuild(),
+        Command::Key(KeyCommand::Export(a)) => app.key_export(a.write_only, &a.output),
+    }
+}
+
+/// Writes to stdout; a closed pipe (`drctl ls | head`) ends output quietly.
+fn out(text: &str) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("writing output", e)),
+        _ => Ok(()),
+    }
+}
+
+fn print_json(v: &serde_json::Value) -> Result<()> {
+    out(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(v).expect("json serializes")
+    ))
+}
+
+/// Bytes for people: 1.5 GiB.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn local_time(t: &DateTime<Utc>) -> String {
+    t.with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+impl App {
+    fn backend(&self, creating: bool) -> Result<Backend> {
+        let s = &self.settings;
+        let store: Arc<dyn Store> = if let Some((bucket, prefix)) = s3::parse_url(&s.url) {
+            let cfg = S3Config {
+                bucket,
+                prefix,
+                endpoint: s.endpoint.clone(),
+                region: s.region.clone(),
+                path_style: s.path_style,
+            };
+            Arc::new(
+                self.rt
+                    .block_on(S3Store::new(cfg))
+                    .map_err(|e| Error::Store {
+                        store: s.url.clone(),
+                        source: e,
+                    })?,
+            )
+        } else if s.url.starts_with("file://") || s.url.starts_with('/') {
+            let root = FileStore::parse_url(&s.url)
+                .ok_or_else(|| Error::Usage(format!("repository URL {} has no path", s.url)))?;
+            let store = FileStore::new(root);
+            if creating {
+                store.create_root().map_err(|e| Error::Store {
+                    store: s.url.clone(),
+                    source: e,
+                })?;
+            }
+            Arc::new(store)
+        } else {
+            return Err(Error::Usage(format!(
+                "unsupported repository URL {}: use file:///path or s3://bucket/prefix",
+                s.url
+            )));
+        };
+        Ok(Backend::new(store, BackendOptions::default()))
+    }
+
+    /// Opens the repository and brings its catalog up to date.
+    fn open(&self) -> Result<(Repo, Catalog)> {
+        let repo = Repo::open(
+            self.backend(false)?,
+            &self.settings.key_file,
+            self.rt.clone(),
+        )?;
+        let mut catalog = Catalog::open(
+            &self.settings.catalog_path(&repo.config.id),
+            &repo.config.id,
+        )?;
+        catalog.refresh(&repo)?;
+        Ok((repo, catalog))
+    }
+
+    fn progress(&self, verb: &'static str) -> Progress {
+        Progress::new(!self.json && !self.quiet, verb)
+    }
+
+    fn init(&self) -> Result<()> {
+        if self.settings.key_file.exists() {
+            return Err(Error::Key {
+                path: self.settings.key_file.display().to_string(),
+                reason: "already exists; refusing to overwrite it".into(),
+            });
+        }
+        let repo = Repo::init(
+            self.backend(true)?,
+            &self.settings.key_file,
+            self.rt.clone(),
+            self.now,
+        )?;
+        if self.json {
+            return print_json(&json!({
+                "repository_id": repo.config.id,
+                "url": self.settings.url,
+                "key_file": self.settings.key_file,
+            }));
+        }
+        out(&format!(
+            "created repository {} at {}\nkey file: {}\nkeep a copy of the key file off this host: without it nothing can be restored\n",
+            &repo.config.id[..8],
+            repo.backend.describe(),
+            self.settings.key_file.display()
+        ))
+    }
+
+    fn backup(&self, stack: &str, paths: Vec<PathBuf>) -> Result<()> {
+        if stack.is_empty() || stack.contains(['/', '\n']) {
+            return Err(Error::Usage(format!("invalid stack name {stack:?}")));
+        }
+        let (repo, mut catalog) = self.open()?;
+        let progress = self.progress("backing up");
+        let outcome = backup::run(
+            &repo,
+            &mut catalog,
+            BackupRequest {
+                stack: stack.to_string(),
+                paths,
+                hostname: hostname(),
+                now: self.now,
+                interrupt: self.interrupt.clone(),
+                progress: &progress,
+            },
+        )?;
+        for w in &outcome.warnings {
+            eprintln!("warning: {w}");
+        }
+        let s = &outcome.snapshot.summary;
+        if self.json {
+            print_json(&json!({
+                "snapshot_id": outcome.id,
+                "stack": outcome.snapshot.stack,
+                "time": outcome.snapshot.time,
+                "summary": s,
+                "warnings": outcome.warnings,
+            }))?;
+        } else if !self.quiet {
+            out(&format!(
+                "snapshot {} saved: stack {}, {} files, {} dirs, {} ({} read again), {} added in {:.1}s\n",
+                outcome.id.short(),
+                stack,
+                s.files,
+                s.dirs,
+                human_bytes(s.bytes),
+                human_bytes(s.bytes_read),
+                human_bytes(s.bytes_added),
+                s.duration_ms as f64 / 1000.0
+            ))?;
+        }
+        if !outcome.warnings.is_empty() {
+            return Err(Error::Failed(format!(
+                "snapshot {} saved, but {} item(s) could not be read (see warnings)",
+                outcome.id.short(),
+                outcome.warnings.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn snapshots(&self, stack: Option<&str>) -> Result<()> {
+        let (_repo, catalog) = self.open()?;
+        let list = catalog.snapshots(stack)?;
+        if self.json {
+            return print_json(&serde_json::to_value(&list).expect("json"));
+        }
+        let mut text = format!(
+            "{:<8}  {:<19}  {:<16}  {:>10}  {:>10}  {}\n",
+            "ID", "Time", "Stack", "Size", "Added", "Paths"
+        );
+        for e in &list {
+            let s = &e.snapshot;
+            text.push_str(&format!(
+                "{:<8}  {:<19}  {:<16}  {:>10}  {:>10}  {}\n",
+                e.id.short(),
+                local_time(&s.time),
+                s.stack,
+                human_bytes(s.summary.bytes),
+                human_bytes(s.summary.bytes_added),
+                s.paths.join(" ")
+            ));
+        }
+        text.push_str(&format!("{} snapshot(s)\n", list.len()));
+        out(&text)
+    }
+
+    fn ls(&self, what: &str, path: Option<&Path>) -> Result<()> {
+        let (repo, catalog) = self.open()?;
+        let snap = resolve_snapshot(&catalog, what, None)?;
+        let mut trees = TreeReader::new(&repo, &catalog);
+        let mut rows: Vec<(PathBuf, Node)> = Vec::new();
+        let (start, prefix) = match path {
+            None => (Some(snap.snapshot.tree), PathBuf::from("/")),
+            Some(p) => {
+                let (comps, node) = trees.find(&snap.snapshot.tree, p)?.ok_or_else(|| {
+                    Error::Usage(format!(
+                        "path {} is not in snapshot {}",
+                        p.display(),
+                        snap.id.short()
+                    ))
+                })?;
+                let full: PathBuf = std::iter::once(std::ffi::OsString::from("/"))
+                    .chain(comps)
+                    .collect();
+                let sub = node.subtree;
+                rows.push((full.clone(), node));
+                (sub, full)
+            }
+        };
+        if let Some(t) = start {
+            list_tree(&mut trees, t, &prefix, &mut rows)?;
+        }
+        if self.json {
+            let v: Vec<_> = rows
+                .iter()
+                .map(|(p, n)| {
+                    json!({"path": p, "type": n.kind, "mode": n.mode, "uid": n.uid, "gid": n.gid,
+                           "size": n.size, "mtime": mtime_utc(n), "target": n.target})
+                })
+                .collect();
+            return print_json(&serde_json::Value::Array(v));
+        }
+        let mut text = String::new();
+        for (p, n) in rows {
+            let link = n
+                .target
+                .as_ref()
+                .map(|t| format!(" -> {t}"))
+                .unwrap_or_default();
+            text.push_str(&format!(
+                "{} {:>5}/{:<5} {:>10}  {}  {}{link}\n",
+                mode_string(&n),
+                n.uid,
+                n.gid,
+                n.size,
+                local_time(&mtime_utc(&n)),
+                p.display()
+            ));
+        }
+        out(&text)
+    }
+
+    fn restore(
+        &self,
+        what: &str,
+        at: Option<&str>,
+        path: Option<PathBuf>,
+        to: PathBuf,
+        overwrite: bool,
+    ) -> Result<()> {
+        let at = at.map(|s| parse_time(s, self.now)).transpose()?;
+        let (repo, catalog) = self.open()?;
+        let snap = resolve_snapshot(&catalog, what, at)?;
+        let progress = self.progress("restoring");
+        let started = std::time::Instant::now();
+        let summary = restore::run(
+            &repo,
+            &catalog,
+            RestoreRequest {
+                snapshot: &snap,
+                subpath: path,
+                target: to.clone(),
+                overwrite,
+                interrupt: self.interrupt.clone(),
+                progress: &progress,
+            },
+        )?;
+        if self.json {
+            return print_json(&json!({
+                "snapshot_id": snap.id, "stack": snap.snapshot.stack, "time": snap.snapshot.time,
+                "target": to, "summary": summary,
+            }));
+        }
+        if !self.quiet {
+            out(&format!(
+                "restored snapshot {} (stack {}, {}) to {}: {} files, {} dirs, {} in {:.1}s\n",
+                snap.id.short(),
+                snap.snapshot.stack,
+                local_time(&snap.snapshot.time),
+                to.display(),
+                summary.files,
+                summary.dirs,
+                human_bytes(summary.bytes),
+                started.elapsed().as_secs_f64()
+            ))?;
+        }
+        Ok(())
+    }
+
+    fn dump(&self, what: &str, path: &Path) -> Result<()> {
+        let (repo, catalog) = self.open()?;
+        let snap = resolve_snapshot(&catalog, what, None)?;
+        let mut trees = TreeReader::new(&repo, &catalog);
+        let (_, node) = trees.find(&snap.snapshot.tree, path)?.ok_or_else(|| {
+            Error::Usage(format!(
+                "path {} is not in snapshot {}",
+                path.display(),
+                snap.id.short()
+            ))
+        })?;
+        if node.kind != NodeKind::File {
+            return Err(Error::Usage(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
+        let mut locs = Vec::with_capacity(node.content.len());
+        for id in &node.content {
+            locs.push(catalog.locate(id)?.ok_or_else(|| {
+                Error::Damage(format!(
+                    "blob {} of {} is missing from the index",
+                    id.short(),
+                    path.display()
+                ))
+            })?);
+        }
+        let mut stdout = std::io::stdout().lock();
+        repo.block_on(async {
+            use futures::StreamExt;
+            let mut blobs =
+                futures::stream::iter(locs.iter().map(|l| repo.read_blob(l))).buffered(4);
+            while let Some(b) = blobs.next().await {
+                let b = b?;
+                if let Err(e) = stdout.write_all(&b) {
+                    if e.kind() == std::io::ErrorKind::BrokenPipe {
+                        return Ok(());
+                    }
+                    return Err(Error::io("writing to stdout", e));
+                }
+            }
+            Ok(())
+        })?;
+        let _ = stdout.flush();
+        Ok(())
+    }
+
+    fn check(&self, read_data: Option<&str>) -> Result<()> {
+        let pct = read_data
+            .map(|s| {
+                s.trim_end_matches('%')
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| *p > 0.0 && *p <= 100.0)
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "--read-data takes a percentage in (0, 100], not {s:?}"
+                        ))
+                    })
+            })
+            .transpose()?;
+        let (repo, catalog) = self.open()?;
+        let report = check::run(&repo, &catalog, pct)?;
+        if self.json {
+            print_json(&serde_json::to_value(&report).expect("json"))?;
+        } else {
+            for p in &report.problems {
+                eprintln!("damage: {}", p.message);
+            }
+            if !self.quiet {
+                let mut text = format!(
+                    "checked {} index file(s), {} pack(s), {} snapshot(s), {} tree(s)",
+                    report.index_files, report.packs, report.snapshots, report.trees
+                );
+                if pct.is_some() {
+                    text.push_str(&format!(
+                        "; read and verified {} pack(s)",
+                        report.packs_read
+                    ));
+                }
+                text.push('\n');
+                if report.unreferenced_packs > 0 {
+                    text.push_str(&format!(
+                        "{} unreferenced pack(s): left by interrupted backups, not damage\n",
+                        report.unreferenced_packs
+                    ));
+                }
+                if report.problems.is_empty() {
+                    text.push_str("no problems found\n");
+                }
+                out(&text)?;
+            }
+        }
+        report.verdict()
+    }
+
+    fn catalog_rebuild(&self) -> Result<()> {
+        let repo = Repo::open(
+            self.backend(false)?,
+            &self.settings.key_file,
+            self.rt.clone(),
+        )?;
+        let path = self.settings.catalog_path(&repo.config.id);
+        let mut catalog = Catalog::open(&path, &repo.config.id)?;
+        let stats = catalog.rebuild(&repo)?;
+        if self.json {
+            return print_json(
+                &json!({"catalog": path, "index_files": stats.index_files, "snapshots": stats.snapshots}),
+            );
+        }
+        out(&format!(
+            "catalog {} rebuilt from {} index file(s) and {} snapshot(s)\n",
+            path.display(),
+            stats.index_files,
+            stats.snapshots
+        ))
+    }
+
+    fn key_export(&self, write_only: bool, output: &Path) -> Result<()> {
+        let repo = Repo::open(
+            self.backend(false)?,
+            &self.settings.key_file,
+            self.rt.clone(),
+        )?;
+        let keys: Keys = if write_only {
+            repo.keys.write_only()
+        } else {
+            repo.keys.clone()
+        };
+        keys.save_new(output)?;
+        if self.json {
+            return print_json(&json!({"key_file": output, "write_only": write_only}));
+        }
+        out(&format!(
+            "wrote {} key file {}\n",
+            if write_only { "a write-only" } else { "a full" },
+            output.display()
+        ))
+    }
+}
+
+fn list_tree(
+    trees: &mut TreeReader<'_>,
+    id: crate::repo::id::BlobId,
+    prefix: &Path,
+    rows: &mut Vec<(PathBuf, Node)>,
+) -> Result<()> {
+    let tree = trees.tree(&id)?;
+    for n in tree.nodes {
+        let p = prefix.join(n.os_name());
+        let sub = n.subtree;
+        rows.push((p.clone(), n));
+        if let Some(s) = sub {
+            list_tree(trees, s, &p, rows)?;
+        }
+    }
+    Ok(())
+}
+
+fn mtime_utc(n: &Node) -> DateTime<Utc> {
+    DateTime::from_timestamp(
+        n.mtime_ns.div_euclid(1_000_000_000),
+        n.mtime_ns.rem_euclid(1_000_000_000) as u32,
+    )
+    .unwrap_or_default()
+}
+
+fn mode_string(n: &Node) -> String {
+    let t = match n.kind {
+        NodeKind::Dir => 'd',
+        NodeKind::Symlink => 'l',
+        NodeKind::Fifo => 'p',
+        NodeKind::CharDevice => 'c',
+        NodeKind::BlockDevice => 'b',
+        NodeKind::Socket => 's',
+        NodeKind::File => '-',
+    };
+    let mut s = String::from(t);
+    for shift in [6, 3, 0] {
+        let b = (n.mode >> shift) & 7;
+        s.push(if b & 4 != 0 { 'r' } else { '-' });
+        s.push(if b & 2 != 0 { 'w' } else { '-' });
+        s.push(if b & 1 != 0 { 'x' } else { '-' });
+    }
+    s
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Picks a snapshot: `latest`, a stack's newest (at or before `at`), or an ID prefix.
+pub fn resolve_snapshot(
+    catalog: &Catalog,
+    what: &str,
+    at: Option<DateTime<Utc>>,
+) -> Result<SnapshotEntry> {
+    let all = catalog.snapshots(None)?;
+    let before = |s: &&SnapshotEntry| at.is_none_or(|t| s.snapshot.time <= t);
+    let when = at
+        .map(|t| format!(" at or before {}", local_time(&t)))
+        .unwrap_or_default();
+    if what == "latest" {
+        return all
+            .iter()
+            .rfind(before)
+            .cloned()
+            .ok_or_else(|| Error::Usage(format!("no snapshot{when}")));
+    }
+    if all.iter().any(|s| s.snapshot.stack == what) {
+        return all
+            .iter()
+            .filter(|s| s.snapshot.stack == what)
+            .rfind(before)
+            .cloned()
+            .ok_or_else(|| Error::Usage(format!("stack {what} has no snapshot{when}")));
+    }
+    let matches: Vec<_> = if what.len() >= 4 && what.chars().all(|c| c.is_ascii_hexdigit()) {
+        all.iter()
+            .filter(|s| s.id.to_hex().starts_with(&what.to_ascii_lowercase()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    match matches.len() {
+        1 => Ok(matches[0].clone()),
+        0 => Err(Error::Usage(format!("no stack or snapshot named {what}"))),
+        n => Err(Error::Usage(format!(
+            "snapshot ID {what} is ambiguous ({n} match)"
+        ))),
+    }
+}

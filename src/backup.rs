@@ -1,0 +1,789 @@
+//! Backing up directory trees: walk, chunk, deduplicate, compress, seal, pack, upload,
+//! then index and snapshot, in that order.
+//!
+//! The work runs as a pipeline over both cores:
+//!
+//! ```text
+//! walker ─► file readers (read, chunk, hash, dedup) ─► sealers (zstd, seal, pack) ─► uploader
+//!    │                 │ chunk lists                                                 │
+//!    ▼                 ▼                                                             ▼
+//! tree builder (this thread): trees in walk order ─► sealers        catalog: pack recorded
+//! ```
+//! The snapshot manifest is written last and is the only commit point: a crash at any
+//! moment leaves uploaded packs that the catalog knows and the next backup reuses.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::catalog::{Catalog, FileStamp};
+use crate::error::{Error, IoContext, Result};
+use crate::fsmeta::{node_from_meta, stamp};
+use crate::progress::Progress;
+use crate::repo::chunker::ChunkStream;
+use crate::repo::id::{BlobId, PackId, SnapshotId};
+use crate::repo::index::IndexedPack;
+use crate::repo::pack::{BlobKind, Compression, FinishedPack, PackWriter};
+use crate::repo::snapshot::{Snapshot, Summary};
+use crate::repo::tree::{Node, NodeKind, Tree};
+use crate::repo::Repo;
+
+/// Index files list at most this many blobs, so none has to be huge.
+const INDEX_FILE_BLOBS: usize = 100_000;
+/// Packs uploading at once; with the pack size this bounds the memory of uploads.
+const UPLOADS_IN_FLIGHT: usize = 2;
+
+/// What to back up and how.
+pub struct BackupRequest<'a> {
+    /// Stack the snapshot belongs to.
+    pub stack: String,
+    /// Paths exactly as the user gave them.
+    pub paths: Vec<PathBuf>,
+    /// Host name recorded in the snapshot.
+    pub hostname: String,
+    /// The backup's time.
+    pub now: DateTime<Utc>,
+    /// Set by SIGINT/SIGTERM; the backup stops and commits nothing.
+    pub interrupt: Arc<AtomicBool>,
+    /// Progress display.
+    pub progress: &'a Progress,
+}
+
+/// A committed backup.
+pub struct BackupOutcome {
+    /// The new snapshot.
+    pub id: SnapshotId,
+    /// Its manifest.
+    pub snapshot: Snapshot,
+    /// Files that could not be read and are missing from the snapshot.
+    pub warnings: Vec<String>,
+}
+
+/// A blob that the dedup check found new.
+struct NewBlob {
+    id: BlobId,
+    kind: BlobKind,
+    data: Vec<u8>,
+}
+
+/// A file whose contents must be read.
+struct FileJob {
+    path: PathBuf,
+    size: u64,
+    done: Sender<std::result::Result<Vec<BlobId>, String>>,
+}
+
+/// The walk in order, for the tree builder.
+enum Event {
+    Enter(Node),
+    Leave,
+    Leaf(Node),
+    File {
+        node: Node,
+        cache_key: Vec<u8>,
+        stamp: FileStamp,
+        content: Content,
+    },
+    Warning(String),
+}
+
+enum Content {
+    Cached(Vec<BlobId>),
+    Pending(Receiver<std::result::Result<Vec<BlobId>, String>>),
+}
+
+/// State shared by the pipeline's threads.
+struct Shared<'a> {
+    repo: &'a Repo,
+    catalog_path: &'a Path,
+    /// Blobs sent for storing in this run: the in-memory half of the dedup check.
+    seen: Mutex<HashSet<BlobId>>,
+    /// Set on error or interrupt; every stage stops early.
+    abort: AtomicBool,
+    interrupt: Arc<AtomicBool>,
+    error: Mutex<Option<Error>>,
+    bytes_added: AtomicU64,
+    blobs_added: AtomicU64,
+    bytes_read: AtomicU64,
+    files_read: AtomicU64,
+    progress: &'a Progress,
+}
+
+impl Shared<'_> {
+    fn stopped(&self) -> bool {
+        self.abort.load(Ordering::Relaxed) || self.interrupt.load(Ordering::Relaxed)
+    }
+
+    fn fail(&self, e: Error) {
+        let mut slot = self.error.lock().unwrap();
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        self.abort.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether `id` must be stored: not in the catalog and not already sent this run.
+    fn is_new(&self, catalog: &Catalog, id: &BlobId) -> Result<bool> {
+        if self.seen.lock().unwrap().contains(id) {
+            return Ok(false);
+        }
+        if catalog.locate(id)?.is_some() {
+            return Ok(false);
+        }
+        Ok(self.seen.lock().unwrap().insert(*id))
+    }
+}
+
+/// Normalizes a path as given into the components recorded in the snapshot.
+fn components(p: &Path) -> Result<Vec<OsString>> {
+    let mut out = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => out.push(s.to_os_string()),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir => {
+                return Err(Error::Usage(format!(
+                    "path {} contains '..'; give it without",
+                    p.display()
+                )))
+            }
+            Component::Prefix(_) => unreachable!("no prefixes on Unix"),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs a backup and commits its snapshot.
+pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result<BackupOutcome> {
+    let started = Instant::now();
+    if req.paths.is_empty() {
+        return Err(Error::Usage(
+            "nothing to back up: give at least one path".into(),
+        ));
+    }
+    // Check every path before writing anything.
+    let mut roots: Vec<(Vec<OsString>, PathBuf)> = Vec::new();
+    for p in &req.paths {
+        std::fs::symlink_metadata(p)
+            .map_err(|e| Error::Usage(format!("cannot back up {}: {e}", p.display())))?;
+        let abs = std::path::absolute(p).ctx(|| format!("resolving {}", p.display()))?;
+        roots.push((components(p)?, abs));
+    }
+    roots.sort();
+    // A path inside another given path is already covered.
+    let mut kept: Vec<(Vec<OsString>, PathBuf)> = Vec::new();
+    for r in roots {
+        if !kept.iter().any(|k| r.0.starts_with(&k.0)) {
+            kept.push(r);
+        }
+    }
+    if kept.iter().any(|k| k.0.is_empty()) && kept.len() > 1 {
+        return Err(Error::Usage(
+            "'.' or '/' cannot be combined with other paths".into(),
+        ));
+    }
+
+    recover_unindexed(repo, catalog)?;
+    let run_id = format!(
+        "{}-{}",
+        std::process::id(),
+        req.now.timestamp_nanos_opt().unwrap_or(0)
+    );
+    catalog.drop_staged_except(&[])?;
+
+    let catalog_path = catalog.path().to_path_buf();
+    let shared = Shared {
+        repo,
+        catalog_path: &catalog_path,
+        seen: Mutex::new(HashSet::new()),
+        abort: AtomicBool::new(false),
+        interrupt: req.interrupt.clone(),
+        error: Mutex::new(None),
+        bytes_added: AtomicU64::new(0),
+        blobs_added: AtomicU64::new(0),
+        bytes_read: AtomicU64::new(0),
+        files_read: AtomicU64::new(0),
+        progress: req.progress,
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let readers = cores.clamp(2, 4);
+    let sealers = cores.clamp(2, 8);
+
+    let (event_tx, event_rx) = bounded::<Event>(4096);
+    let (job_tx, job_rx) = bounded::<FileJob>(256);
+    let (blob_tx, blob_rx) = bounded::<NewBlob>(sealers * 2);
+    let (pack_tx, pack_rx) = bounded::<FinishedPack>(0);
+
+    let (tree_result, summary_counts) = std::thread::scope(|s| {
+        let sh = &shared;
+        let walker_roots = kept.clone();
+        let scan_roots: Vec<PathBuf> = kept.iter().map(|k| k.1.clone()).collect();
+        s.spawn(move || {
+            let total = scan_size(&scan_roots, &sh.abort);
+            sh.progress.set_total(total);
+        });
+        s.spawn(move || {
+            if let Err(e) = walk(sh, &walker_roots, &event_tx, &job_tx) {
+                sh.fail(e);
+            }
+        });
+        for _ in 0..readers {
+            let (job_rx, blob_tx) = (job_rx.clone(), blob_tx.clone());
+            s.spawn(move || {
+                if let Err(e) = read_files(sh, job_rx, blob_tx) {
+                    sh.fail(e);
+                }
+            });
+        }
+        drop(job_rx);
+        for _ in 0..sealers {
+            let (blob_rx, pack_tx) = (blob_rx.clone(), pack_tx.clone());
+            s.spawn(move || seal_blobs(sh, blob_rx, pack_tx));
+        }
+        drop(blob_rx);
+        drop(pack_tx);
+        let uploader = s.spawn(move || {
+            if let Err(e) = upload_packs(sh, pack_rx) {
+                sh.fail(e);
+            }
+        });
+        let built = build_trees(sh, event_rx, &blob_tx, &run_id);
+        if built.0.is_err() {
+            shared.abort.store(true, Ordering::SeqCst);
+        }
+        drop(blob_tx);
+        let _ = uploader.join();
+        built
+    });
+    req.progress.finish();
+    if shared.interrupt.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted);
+    }
+    // The first real cause wins over the `Interrupted` that other stages see as they stop.
+    let stage_error = shared.error.lock().unwrap().take();
+    let (root, warnings) = match (tree_result, stage_error) {
+        (Err(e), _) if !matches!(e, Error::Interrupted) => return Err(e),
+        (_, Some(e)) => return Err(e),
+        (r, None) => r?,
+    };
+    let counts = summary_counts;
+
+    // Packs are all stored: list them in index files, then commit the snapshot.
+    write_indexes(repo, catalog)?;
+    let snapshot = Snapshot {
+        time: req.now,
+        stack: req.stack.clone(),
+        hostname: req.hostname.clone(),
+        paths: req.paths.iter().map(|p| p.display().to_string()).collect(),
+        tree: root,
+        summary: Summary {
+            files: counts.files,
+            dirs: counts.dirs,
+            bytes: counts.bytes,
+            files_read: shared.files_read.load(Ordering::Relaxed),
+            bytes_read: shared.bytes_read.load(Ordering::Relaxed),
+            blobs_added: shared.blobs_added.load(Ordering::Relaxed),
+            bytes_added: shared.bytes_added.load(Ordering::Relaxed),
+            duration_ms: started.elapsed().as_millis() as u64,
+        },
+        drctl_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    if req.interrupt.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted);
+    }
+    let id = repo.write_snapshot(&snapshot)?;
+    catalog.add_snapshot(id, &snapshot)?;
+    catalog.commit_files(&run_id)?;
+    Ok(BackupOutcome {
+        id,
+        snapshot,
+        warnings,
+    })
+}
+
+/// Packs this host uploaded before a crash: keep those still in the store for this run's
+/// index (their blobs were already deduplicated against), forget the rest.
+fn recover_unindexed(repo: &Repo, catalog: &mut Catalog) -> Result<()> {
+    for p in catalog.unindexed_packs()? {
+        let key = crate::repo::pack::pack_key(p.kind, &p.id);
+        match repo.block_on(repo.backend.stat(&key)) {
+            Ok(info) if info.size == p.size => {}
+            Ok(_) => catalog.forget_pack(&p.id)?,
+            Err(e) if crate::store::backend::is_not_found(&e) => catalog.forget_pack(&p.id)?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes index files for every pack no index lists yet, and marks them indexed.
+pub fn write_indexes(repo: &Repo, catalog: &mut Catalog) -> Result<()> {
+    let packs = catalog.unindexed_packs()?;
+    let mut batch: Vec<IndexedPack> = Vec::new();
+    let mut blobs = 0;
+    let flush = |batch: &mut Vec<IndexedPack>, catalog: &mut Catalog| -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let id = repo.write_index(batch)?;
+        let ids: Vec<PackId> = batch.iter().map(|p| p.id).collect();
+        catalog.mark_indexed(id, &ids)?;
+        batch.clear();
+        Ok(())
+    };
+    for p in packs {
+        blobs += p.blobs.len();
+        batch.push(p);
+        if blobs >= INDEX_FILE_BLOBS {
+            flush(&mut batch, catalog)?;
+            blobs = 0;
+        }
+    }
+    flush(&mut batch, catalog)
+}
+
+/// Sums file sizes for the progress bar's total; stops early if the backup does.
+fn scan_size(roots: &[PathBuf], abort: &AtomicBool) -> u64 {
+    fn go(p: &Path, abort: &AtomicBool) -> u64 {
+        if abort.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let Ok(m) = std::fs::symlink_metadata(p) else {
+            return 0;
+        };
+        if m.is_dir() {
+            std::fs::read_dir(p)
+                .map(|rd| rd.flatten().map(|e| go(&e.path(), abort)).sum())
+                .unwrap_or(0)
+        } else if m.is_file() {
+            m.len()
+        } else {
+            0
+        }
+    }
+    roots.iter().map(|r| go(r, abort)).sum()
+}
+
+/// Walks the given paths in a stable order and emits events for the tree builder.
+fn walk(
+    sh: &Shared<'_>,
+    roots: &[(Vec<OsString>, PathBuf)],
+    events: &Sender<Event>,
+    jobs: &Sender<FileJob>,
+) -> Result<()> {
+    let catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
+    let send = |e: Event| events.send(e).map_err(|_| Error::Interrupted);
+    // Directories opened for the path components above the given paths.
+    let mut open: Vec<OsString> = Vec::new();
+    for (comps, abs) in roots {
+        if sh.stopped() {
+            return Ok(());
+        }
+        let (parents, last) = match comps.split_last() {
+            Some((last, parents)) => (parents, Some(last)),
+            None => (&comps[..], None),
+        };
+        let shared_len = open.iter().zip(parents).take_while(|(a, b)| a == b).count();
+        while open.len() > shared_len {
+            open.pop();
+            send(Event::Leave)?;
+        }
+        // The real directories above the path, as far as the path was given.
+        let mut ancestor = abs.clone();
+        for _ in 0..comps.len() {
+            ancestor.pop();
+        }
+        for (i, c) in parents.iter().enumerate() {
+            ancestor.push(c);
+            if i < shared_len {
+                continue;
+            }
+            let node = match std::fs::metadata(&ancestor) {
+                Ok(m) => node_from_meta(c, &m),
+                Err(_) => {
+                    let mut n = Node::new(NodeKind::Dir, c);
+                    n.mode = 0o755;
+                    n
+                }
+            };
+            let mut node = node;
+            node.kind = NodeKind::Dir;
+            send(Event::Enter(node))?;
+            open.push(c.clone());
+        }
+        match last {
+            Some(name) => walk_entry(sh, &catalog, abs, name.clone(), &send, jobs)?,
+            // `.` or `/`: its entries go straight into the root tree.
+            None => walk_dir_entries(sh, &catalog, abs, &send, jobs)?,
+        }
+    }
+    for _ in open {
+        send(Event::Leave)?;
+    }
+    Ok(())
+}
+
+fn walk_dir_entries(
+    sh: &Shared<'_>,
+    catalog: &Catalog,
+    dir: &Path,
+    send: &dyn Fn(Event) -> Result<()>,
+    jobs: &Sender<FileJob>,
+) -> Result<()> {
+    let mut names: Vec<OsString> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
+        Err(e) => {
+            return send(Event::Warning(format!(
+                "cannot list {}: {e}",
+                dir.display()
+            )));
+        }
+    };
+    names.sort();
+    for name in names {
+        if sh.stopped() {
+            return Ok(());
+        }
+        walk_entry(sh, catalog, &dir.join(&name), name, send, jobs)?;
+    }
+    Ok(())
+}
+
+fn walk_entry(
+    sh: &Shared<'_>,
+    catalog: &Catalog,
+    path: &Path,
+    name: OsString,
+    send: &dyn Fn(Event) -> Result<()>,
+    jobs: &Sender<FileJob>,
+) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            return send(Event::Warning(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let mut node = node_from_meta(&name, &meta);
+    match node.kind {
+        NodeKind::Dir => {
+            send(Event::Enter(node))?;
+            walk_dir_entries(sh, catalog, path, send, jobs)?;
+            send(Event::Leave)
+        }
+        NodeKind::Symlink => {
+            match std::fs::read_link(path) {
+                Ok(t) => node.set_target(t.as_os_str()),
+                Err(e) => {
+                    return send(Event::Warning(format!(
+                        "cannot read link {}: {e}",
+                        path.display()
+                    )))
+                }
+            }
+            send(Event::Leaf(node))
+        }
+        NodeKind::File => {
+            let st = stamp(&meta);
+            let cache_key = path.as_os_str().as_bytes().to_vec();
+            let cached = match catalog.cached_file(&cache_key)? {
+                Some((old, ids)) if old == st && all_known(catalog, &ids)? => Some(ids),
+                _ => None,
+            };
+            let content = match cached {
+                Some(ids) => {
+                    sh.progress.add_bytes(st.size);
+                    Content::Cached(ids)
+                }
+                None => {
+                    let (tx, rx) = bounded(1);
+                    jobs.send(FileJob {
+                        path: path.to_path_buf(),
+                        size: st.size,
+                        done: tx,
+                    })
+                    .map_err(|_| Error::Interrupted)?;
+                    Content::Pending(rx)
+                }
+            };
+            send(Event::File {
+                node,
+                cache_key,
+                stamp: st,
+                content,
+            })
+        }
+        _ => send(Event::Leaf(node)),
+    }
+}
+
+fn all_known(catalog: &Catalog, ids: &[BlobId]) -> Result<bool> {
+    for id in ids {
+        if catalog.locate(id)?.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Reads, chunks and hashes files; sends new chunks on, returns each file's chunk list.
+fn read_files(sh: &Shared<'_>, jobs: Receiver<FileJob>, blobs: Sender<NewBlob>) -> Result<()> {
+    let catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
+    let chunker = &sh.repo.chunker;
+    for job in jobs {
+        if sh.stopped() {
+            return Ok(());
+        }
+        let result = (|| -> std::result::Result<Vec<BlobId>, String> {
+            let f = File::open(&job.path).map_err(|e| e.to_string())?;
+            let mut ids = Vec::with_capacity((job.size >> 20) as usize + 1);
+            let mut read = 0u64;
+            let mut stream = ChunkStream::with_size_hint(chunker, f, job.size);
+            while let Some(chunk) = stream.next_chunk().map_err(|e| e.to_string())? {
+                if sh.stopped() {
+                    return Err("interrupted".into());
+                }
+                let id = sh.repo.keys.blob_id(&chunk);
+                read += chunk.len() as u64;
+                sh.progress.add_bytes(chunk.len() as u64);
+                ids.push(id);
+                match sh.is_new(&catalog, &id) {
+                    Ok(true) => {
+                        if blobs
+                            .send(NewBlob {
+                                id,
+                                kind: BlobKind::Data,
+                                data: chunk,
+                            })
+                            .is_err()
+                        {
+                            return Err("interrupted".into());
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        sh.fail(e);
+                        return Err("catalog failed".into());
+                    }
+                }
+            }
+            sh.bytes_read.fetch_add(read, Ordering::Relaxed);
+            sh.files_read.fetch_add(1, Ordering::Relaxed);
+            Ok(ids)
+        })();
+        let _ = job.done.send(result);
+    }
+    Ok(())
+}
+
+/// Compresses and seals blobs into this thread's own data and metadata packs.
+fn seal_blobs(sh: &Shared<'_>, blobs: Receiver<NewBlob>, packs: Sender<FinishedPack>) {
+    let cfg = &sh.repo.config;
+    let recipients = &sh.repo.keys.recipients;
+    let mut compressor = match zstd::bulk::Compressor::new(cfg.compression_level) {
+        Ok(c) => c,
+        Err(e) => return sh.fail(Error::Failed(format!("zstd: {e}"))),
+    };
+    let capacity = cfg.pack_size + cfg.chunker.max_size + 4096;
+    let mut data_pack: Option<PackWriter> = None;
+    let mut meta_pack: Option<PackWriter> = None;
+    let mut out = Vec::new();
+    for blob in blobs {
+        if sh.stopped() {
+            return;
+        }
+        out.clear();
+        out.reserve(zstd::zstd_safe::compress_bound(blob.data.len()));
+        let compressed = compressor.compress_to_buffer(&blob.data, &mut out).is_ok()
+            && out.len() < blob.data.len();
+        let (payload, compression) = if compressed {
+            (&out[..], Compression::Zstd)
+        } else {
+            (&blob.data[..], Compression::None)
+        };
+        let slot = match blob.kind {
+            BlobKind::Data => &mut data_pack,
+            BlobKind::Tree => &mut meta_pack,
+        };
+        let pack = slot.get_or_insert_with(|| {
+            let cap = if blob.kind == BlobKind::Data {
+                capacity
+            } else {
+                1 << 20
+            };
+            PackWriter::new(blob.kind, recipients, cap)
+        });
+        let before = pack.len();
+        pack.add(blob.id, compression, blob.data.len(), payload);
+        sh.bytes_added
+            .fetch_add((pack.len() - before) as u64, Ordering::Relaxed);
+        sh.blobs_added.fetch_add(1, Ordering::Relaxed);
+        if pack.len() >= cfg.pack_size {
+            let full = slot.take().expect("just filled").finish();
+            if packs.send(full).is_err() {
+                return;
+            }
+        }
+    }
+    // The input is closed: flush what is left, unless the run is being abandoned.
+    for p in [data_pack, meta_pack].into_iter().flatten() {
+        if sh.stopped() || p.is_empty() || packs.send(p.finish()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Uploads packs with bounded concurrency; records each in the catalog once stored.
+fn upload_packs(sh: &Shared<'_>, packs: Receiver<FinishedPack>) -> Result<()> {
+    let mut catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
+    let rt = sh.repo.runtime().clone();
+    let mut in_flight: std::collections::VecDeque<(
+        IndexedPack,
+        tokio::task::JoinHandle<Result<()>>,
+    )> = std::collections::VecDeque::new();
+    let mut finish_one = |in_flight: &mut std::collections::VecDeque<_>| -> Result<()> {
+        let (meta, handle): (IndexedPack, tokio::task::JoinHandle<Result<()>>) =
+            match in_flight.pop_front() {
+                Some(x) => x,
+                None => return Ok(()),
+            };
+        rt.block_on(handle)
+            .map_err(|e| Error::Failed(format!("upload task failed: {e}")))??;
+        catalog.add_uploaded_pack(&meta)
+    };
+    for pack in packs {
+        let meta = IndexedPack {
+            id: pack.id,
+            kind: pack.kind,
+            size: pack.bytes.len() as u64,
+            wrapped_key: pack.wrapped_key.clone(),
+            blobs: pack.entries.clone(),
+        };
+        let backend = sh.repo.backend.clone();
+        let key = pack.key();
+        let bytes = pack.bytes;
+        let handle = rt.spawn(async move { backend.put(&key, bytes).await });
+        in_flight.push_back((meta, handle));
+        while in_flight.len() >= UPLOADS_IN_FLIGHT {
+            finish_one(&mut in_flight)?;
+        }
+    }
+    while !in_flight.is_empty() {
+        finish_one(&mut in_flight)?;
+    }
+    Ok(())
+}
+
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    files: u64,
+    dirs: u64,
+    bytes: u64,
+}
+
+/// Builds trees bottom-up in walk order and sends them to the sealers; stages the files
+/// cache entries of files that were read.
+#[allow(clippy::type_complexity)]
+fn build_trees(
+    sh: &Shared<'_>,
+    events: Receiver<Event>,
+    blobs: &Sender<NewBlob>,
+    run_id: &str,
+) -> (Result<(BlobId, Vec<String>)>, Counts) {
+    let mut counts = Counts::default();
+    let r = (|| {
+        let mut catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
+        let mut warnings = Vec::new();
+        let mut stack: Vec<(Option<Node>, Vec<Node>)> = vec![(None, Vec::new())];
+        let mut staged: Vec<(Vec<u8>, FileStamp, Vec<BlobId>)> = Vec::new();
+        let store_tree = |nodes: Vec<Node>, catalog: &Catalog| -> Result<BlobId> {
+            let mut tree = Tree { nodes };
+            let bytes = tree.to_bytes();
+            let id = sh.repo.keys.blob_id(&bytes);
+            if sh.is_new(catalog, &id)? {
+                blobs
+                    .send(NewBlob {
+                        id,
+                        kind: BlobKind::Tree,
+                        data: bytes,
+                    })
+                    .map_err(|_| Error::Interrupted)?;
+            }
+            Ok(id)
+        };
+        for ev in events {
+            if sh.stopped() {
+                return Err(Error::Interrupted);
+            }
+            match ev {
+                Event::Enter(node) => stack.push((Some(node), Vec::new())),
+                Event::Leave => {
+                    let (node, children) = stack.pop().expect("walk is balanced");
+                    let mut node = node.expect("only the root has no node");
+                    node.subtree = Some(store_tree(children, &catalog)?);
+                    counts.dirs += 1;
+                    stack.last_mut().expect("root stays").1.push(node);
+                }
+                Event::Leaf(node) => stack.last_mut().expect("root stays").1.push(node),
+                Event::File {
+                    mut node,
+                    cache_key,
+                    stamp,
+                    content,
+                } => {
+                    let ids = match content {
+                        Content::Cached(ids) => ids,
+                        Content::Pending(rx) => match rx.recv() {
+                            Ok(Ok(ids)) => {
+                                staged.push((cache_key, stamp, ids.clone()));
+                                if staged.len() >= 1024 {
+                                    catalog.stage_files(run_id, &staged)?;
+                                    staged.clear();
+                                }
+                                ids
+                            }
+                            Ok(Err(e)) => {
+                                if sh.stopped() {
+                                    return Err(Error::Interrupted);
+                                }
+                                warnings.push(format!(
+                                    "cannot read {}: {e}",
+                                    String::from_utf8_lossy(&cache_key)
+                                ));
+                                continue;
+                            }
+                            Err(_) => return Err(Error::Interrupted),
+                        },
+                    };
+                    counts.files += 1;
+                    counts.bytes += node.size;
+                    sh.progress.add_file();
+                    node.content = ids;
+                    stack.last_mut().expect("root stays").1.push(node);
+                }
+                Event::Warning(w) => warnings.push(w),
+            }
+        }
+        if sh.stopped() {
+            return Err(Error::Interrupted);
+        }
+        if stack.len() != 1 {
+            return Err(Error::Failed("internal error: unbalanced walk".into()));
+        }
+        catalog.stage_files(run_id, &staged)?;
+        let (_, children) = stack.pop().expect("root");
+        let root = store_tree(children, &catalog)?;
+        Ok((root, warnings))
+    })();
+    (r, counts)
+}

@@ -1,0 +1,641 @@
+//! The local catalog: a SQLite cache of the index, the snapshot list and the files cache.
+//!
+//! Nothing here is the only copy of anything: `rebuild` recreates it from the store, and
+//! `refresh` (run by every command that opens the repository) brings it up to date with
+//! index files and snapshots written by other hosts. WAL mode and a busy timeout let
+//! several drctl processes share it.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::repo::id::{BlobId, IndexId, PackId, SnapshotId};
+use crate::repo::index::IndexedPack;
+use crate::repo::pack::{BlobEntry, BlobKind, Compression};
+use crate::repo::snapshot::{Snapshot, SnapshotEntry};
+use crate::repo::{BlobLocation, Repo};
+
+/// Bumped when the schema changes; an old catalog is dropped and rebuilt.
+const SCHEMA_VERSION: &str = "1";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS packs(
+    rowid INTEGER PRIMARY KEY,
+    pack_id BLOB NOT NULL UNIQUE,
+    kind INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    wrapped_key BLOB NOT NULL,
+    -- NULL: uploaded by this host and not yet listed in any index file
+    index_id BLOB
+);
+CREATE TABLE IF NOT EXISTS blobs(
+    blob_id BLOB PRIMARY KEY,
+    pack INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    compression INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    stored_len INTEGER NOT NULL,
+    raw_len INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs(pack);
+CREATE TABLE IF NOT EXISTS index_files(index_id BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots(
+    snapshot_id BLOB PRIMARY KEY,
+    time TEXT NOT NULL,
+    stack TEXT NOT NULL,
+    manifest TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS files(
+    path BLOB PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    content BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS files_staged(
+    run TEXT NOT NULL,
+    path BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    content BLOB NOT NULL,
+    PRIMARY KEY(run, path)
+) WITHOUT ROWID;
+";
+
+/// A file's identity as the files cache compares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time in nanoseconds.
+    pub mtime_ns: i64,
+    /// Status change time in nanoseconds.
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub inode: u64,
+}
+
+/// What a refresh loaded.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RefreshStats {
+    /// Index files read.
+    pub index_files: usize,
+    /// Snapshots read.
+    pub snapshots: usize,
+    /// Whether everything was reloaded (a missing, foreign or outdated catalog).
+    pub rebuilt: bool,
+}
+
+/// The catalog of one repository.
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(120))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Bounded page cache: memory must not grow with the repository.
+    conn.pragma_update(None, "cache_size", -16 * 1024)?;
+    Ok(conn)
+}
+
+fn ids_to_blob(ids: &[BlobId]) -> Vec<u8> {
+    ids.iter().flat_map(|i| i.0).collect()
+}
+
+fn blob_to_ids(b: &[u8]) -> Option<Vec<BlobId>> {
+    if b.len() % 32 != 0 {
+        return None;
+    }
+    b.chunks_exact(32).map(BlobId::from_slice).collect()
+}
+
+impl Catalog {
+    /// Opens (creating if needed) the catalog for the repository `repo_id`.
+    pub fn open(path: &Path, repo_id: &str) -> Result<Catalog> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
+        let conn = open_conn(path).map_err(|e| Self::err_at(path, e))?;
+        let cat = Catalog {
+            conn,
+            path: path.to_path_buf(),
+        };
+        cat.conn.execute_batch(SCHEMA).map_err(|e| cat.err(e))?;
+        let get = |k: &str| -> Result<Option<String>> {
+            cat.conn
+                .query_row("SELECT value FROM meta WHERE key=?1", [k], |r| r.get(0))
+                .optional()
+                .map_err(|e| cat.err(e))
+        };
+        let (repo, schema) = (get("repository")?, get("schema")?);
+        if repo.as_deref() != Some(repo_id) || schema.as_deref() != Some(SCHEMA_VERSION) {
+            // A catalog of another repository or an older drctl: start it over.
+            cat.clear(true)?;
+            cat.conn
+                .execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('repository', ?1), ('schema', ?2)",
+                    params![repo_id, SCHEMA_VERSION],
+                )
+                .map_err(|e| cat.err(e))?;
+        }
+        Ok(cat)
+    }
+
+    fn err_at(path: &Path, source: rusqlite::Error) -> Error {
+        Error::Catalog {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    fn err(&self, source: rusqlite::Error) -> Error {
+        Self::err_at(&self.path, source)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn clear(&self, with_files_cache: bool) -> Result<()> {
+        let mut sql = String::from(
+            "DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_files; DELETE FROM snapshots;",
+        );
+        if with_files_cache {
+            sql.push_str("DELETE FROM files; DELETE FROM files_staged;");
+        }
+        self.conn
+            .execute_batch(&format!("BEGIN; {sql} COMMIT;"))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Drops everything and reloads it from the store (`drctl catalog rebuild`).
+    pub fn rebuild(&mut self, repo: &Repo) -> Result<RefreshStats> {
+        self.clear(false)?;
+        let mut s = self.refresh(repo)?;
+        s.rebuilt = true;
+        Ok(s)
+    }
+
+    /// Loads index files and snapshots that appeared in the store since the last refresh,
+    /// and forgets those that disappeared.
+    pub fn refresh(&mut self, repo: &Repo) -> Result<RefreshStats> {
+        let mut stats = RefreshStats::default();
+        let in_store: HashSet<IndexId> = repo.list_index()?.into_iter().collect();
+        let known: HashSet<IndexId> = self.index_ids()?;
+        if !known.is_subset(&in_store) {
+            // An index file was removed (by prune): what it listed may be gone. Reload.
+            self.conn
+                .execute_batch(
+                    "BEGIN; DELETE FROM blobs WHERE pack IN (SELECT rowid FROM packs WHERE index_id IS NOT NULL);
+                     DELETE FROM packs WHERE index_id IS NOT NULL; DELETE FROM index_files; COMMIT;",
+                )
+                .map_err(|e| self.err(e))?;
+            stats.rebuilt = true;
+        }
+        let known = self.index_ids()?;
+        let new: Vec<IndexId> = in_store.difference(&known).copied().collect();
+        stats.index_files = new.len();
+        // Fetch in parallel (the backend bounds it), insert as they arrive.
+        for batch in new.chunks(64) {
+            let loaded = repo.block_on(async {
+                let futs = batch.iter().map(|id| repo.read_index(*id));
+                let mut out = Vec::with_capacity(batch.len());
+                for r in futures::future::join_all(futs).await {
+                    out.push(r?);
+                }
+                Ok::<_, Error>(out)
+            })?;
+            for (id, packs) in batch.iter().zip(loaded) {
+                self.add_index_file(*id, &packs)?;
+            }
+        }
+        if repo.keys.identity.is_some() {
+            stats.snapshots = self.refresh_snapshots(repo)?;
+        }
+        Ok(stats)
+    }
+
+    fn refresh_snapshots(&mut self, repo: &Repo) -> Result<usize> {
+        let in_store: HashSet<SnapshotId> = repo.list_snapshot_ids()?.into_iter().collect();
+        let known: HashSet<SnapshotId> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT snapshot_id FROM snapshots")
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| r.get::<_, Vec<u8>>(0))
+                .map_err(|e| self.err(e))?;
+            rows.filter_map(|r| r.ok().and_then(|b| SnapshotId::from_slice(&b)))
+                .collect()
+        };
+        for gone in known.difference(&in_store) {
+            self.conn
+                .execute("DELETE FROM snapshots WHERE snapshot_id=?1", [&gone.0[..]])
+                .map_err(|e| self.err(e))?;
+        }
+        let new: Vec<SnapshotId> = in_store.difference(&known).copied().collect();
+        for batch in new.chunks(64) {
+            let loaded = repo.block_on(async {
+                let mut out = Vec::with_capacity(batch.len());
+                for r in
+                    futures::future::join_all(batch.iter().map(|id| repo.read_snapshot(*id))).await
+                {
+                    out.push(r?);
+                }
+                Ok::<_, Error>(out)
+            })?;
+            for (id, snap) in batch.iter().zip(loaded) {
+                self.add_snapshot(*id, &snap)?;
+            }
+        }
+        Ok(new.len())
+    }
+
+    fn index_ids(&self) -> Result<HashSet<IndexId>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT index_id FROM index_files")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .filter_map(|r| r.ok().and_then(|b| IndexId::from_slice(&b)))
+            .collect())
+    }
+
+    /// Records the packs of an index file (already in the store).
+    pub fn add_index_file(&mut self, id: IndexId, packs: &[IndexedPack]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| Self::err_at(&self.path, e))?;
+        for p in packs {
+            insert_pack(&tx, p, Some(&id)).map_err(|e| Self::err_at(&self.path, e))?;
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO index_files(index_id) VALUES (?1)",
+            [&id.0[..]],
+        )
+        .map_err(|e| Self::err_at(&self.path, e))?;
+        tx.commit().map_err(|e| Self::err_at(&self.path, e))
+    }
+
+    /// Records a pack this host uploaded, before any index file lists it.
+    pub fn add_uploaded_pack(&mut self, pack: &IndexedPack) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| Self::err_at(&self.path, e))?;
+        insert_pack(&tx, pack, None).map_err(|e| Self::err_at(&self.path, e))?;
+        tx.commit().map_err(|e| Self::err_at(&self.path, e))
+    }
+
+    /// Packs this host uploaded that no index file lists yet (from this run or a crashed one).
+    pub fn unindexed_packs(&self) -> Result<Vec<IndexedPack>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT rowid, pack_id, kind, size, wrapped_key FROM packs WHERE index_id IS NULL",
+            )
+            .map_err(|e| self.err(e))?;
+        let heads = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, u8>(2)?,
+                    r.get::<_, u64>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))?;
+        let mut blobs_st = self
+            .conn
+            .prepare(
+                "SELECT blob_id, kind, compression, offset, stored_len, raw_len FROM blobs WHERE pack=?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for (rowid, id, kind, size, wrapped_key) in heads {
+            let blobs = blobs_st
+                .query_map([rowid], row_to_entry)
+                .map_err(|e| self.err(e))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|e| self.err(e))?;
+            out.push(IndexedPack {
+                id: PackId::from_slice(&id).unwrap_or(PackId([0; 32])),
+                kind: BlobKind::from_u8(kind).unwrap_or(BlobKind::Data),
+                size,
+                wrapped_key,
+                blobs,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Forgets unindexed packs that turned out to be gone from the store.
+    pub fn forget_pack(&self, id: &PackId) -> Result<()> {
+        self.conn
+            .execute_batch("BEGIN")
+            .and_then(|_| {
+                self.conn.execute(
+                    "DELETE FROM blobs WHERE pack=(SELECT rowid FROM packs WHERE pack_id=?1)",
+                    [&id.0[..]],
+                )
+            })
+            .and_then(|_| {
+                self.conn
+                    .execute("DELETE FROM packs WHERE pack_id=?1", [&id.0[..]])
+            })
+            .and_then(|_| self.conn.execute_batch("COMMIT"))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Marks packs as listed in an index file this host just wrote.
+    pub fn mark_indexed(&mut self, index: IndexId, packs: &[PackId]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| Self::err_at(&self.path, e))?;
+        for p in packs {
+            tx.execute(
+                "UPDATE packs SET index_id=?1 WHERE pack_id=?2",
+                params![&index.0[..], &p.0[..]],
+            )
+            .map_err(|e| Self::err_at(&self.path, e))?;
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO index_files(index_id) VALUES (?1)",
+            [&index.0[..]],
+        )
+        .map_err(|e| Self::err_at(&self.path, e))?;
+        tx.commit().map_err(|e| Self::err_at(&self.path, e))
+    }
+
+    /// Records a committed snapshot.
+    pub fn add_snapshot(&self, id: SnapshotId, snap: &Snapshot) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO snapshots(snapshot_id, time, stack, manifest) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    &id.0[..],
+                    snap.time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                    snap.stack,
+                    serde_json::to_string(snap).expect("snapshots serialize")
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Snapshots, oldest first, optionally of one stack.
+    pub fn snapshots(&self, stack: Option<&str>) -> Result<Vec<SnapshotEntry>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT snapshot_id, manifest FROM snapshots WHERE ?1 IS NULL OR stack=?1 ORDER BY time, snapshot_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([stack], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row.map_err(|e| self.err(e))?;
+            if let (Some(id), Ok(snapshot)) =
+                (SnapshotId::from_slice(&id), serde_json::from_str(&json))
+            {
+                out.push(SnapshotEntry { id, snapshot });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where a blob is, if any index or upload of this host lists it.
+    pub fn locate(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT p.pack_id, p.wrapped_key, b.kind, b.compression, b.offset, b.stored_len, b.raw_len
+                 FROM blobs b JOIN packs p ON p.rowid = b.pack WHERE b.blob_id=?1",
+            )
+            .map_err(|e| self.err(e))?;
+        st.query_row([&id.0[..]], |r| {
+            let pack: Vec<u8> = r.get(0)?;
+            Ok(BlobLocation {
+                pack: PackId::from_slice(&pack).unwrap_or(PackId([0; 32])),
+                wrapped_key: Arc::new(r.get(1)?),
+                entry: BlobEntry {
+                    id: *id,
+                    kind: BlobKind::from_u8(r.get(2)?).unwrap_or(BlobKind::Data),
+                    compression: Compression::from_u8(r.get(3)?).unwrap_or(Compression::None),
+                    offset: r.get(4)?,
+                    stored_len: r.get(5)?,
+                    raw_len: r.get(6)?,
+                },
+            })
+        })
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
+    /// Every pack the index lists, with its size and kind.
+    pub fn packs(&self) -> Result<Vec<(PackId, BlobKind, u64, bool)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT pack_id, kind, size, index_id IS NOT NULL FROM packs")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, u64>(2)?,
+                    r.get::<_, bool>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, kind, size, indexed) = row.map_err(|e| self.err(e))?;
+            if let (Some(id), Some(kind)) = (PackId::from_slice(&id), BlobKind::from_u8(kind)) {
+                out.push((id, kind, size, indexed));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The blobs of one pack, as the index lists them.
+    pub fn pack_blobs(&self, pack: &PackId) -> Result<Vec<BlobEntry>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT blob_id, kind, compression, offset, stored_len, raw_len FROM blobs
+                 WHERE pack=(SELECT rowid FROM packs WHERE pack_id=?1) ORDER BY offset",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([&pack.0[..]], row_to_entry)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The files cache entry for an absolute path.
+    pub fn cached_file(&self, path: &[u8]) -> Result<Option<(FileStamp, Vec<BlobId>)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT size, mtime_ns, ctime_ns, inode, content FROM files WHERE path=?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let row = st
+            .query_row([path], |r| {
+                Ok((
+                    FileStamp {
+                        size: r.get(0)?,
+                        mtime_ns: r.get(1)?,
+                        ctime_ns: r.get(2)?,
+                        inode: r.get(3)?,
+                    },
+                    r.get::<_, Vec<u8>>(4)?,
+                ))
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(row.and_then(|(s, c)| Some((s, blob_to_ids(&c)?))))
+    }
+
+    /// Stages files cache entries of a running backup; they count only once it commits.
+    pub fn stage_files(
+        &mut self,
+        run: &str,
+        files: &[(Vec<u8>, FileStamp, Vec<BlobId>)],
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| Self::err_at(&self.path, e))?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO files_staged(run, path, size, mtime_ns, ctime_ns, inode, content)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(|e| Self::err_at(&self.path, e))?;
+            for (path, s, ids) in files {
+                st.execute(params![
+                    run,
+                    path,
+                    s.size,
+                    s.mtime_ns,
+                    s.ctime_ns,
+                    s.inode,
+                    ids_to_blob(ids)
+                ])
+                .map_err(|e| Self::err_at(&self.path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| Self::err_at(&self.path, e))
+    }
+
+    /// Makes a committed run's staged files cache entries current; drops abandoned runs'.
+    pub fn commit_files(&mut self, run: &str) -> Result<()> {
+        self.conn
+            .execute_batch(&format!(
+                "BEGIN;
+                 INSERT OR REPLACE INTO files(path, size, mtime_ns, ctime_ns, inode, content)
+                    SELECT path, size, mtime_ns, ctime_ns, inode, content FROM files_staged WHERE run='{r}';
+                 DELETE FROM files_staged WHERE run='{r}';
+                 COMMIT;",
+                r = run.replace('\'', "")
+            ))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Drops staged entries of runs that never committed.
+    pub fn drop_staged_except(&self, live_runs: &[&str]) -> Result<()> {
+        let all: Vec<String> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT DISTINCT run FROM files_staged")
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(|e| self.err(e))?;
+            rows.filter_map(|r| r.ok()).collect()
+        };
+        for run in all.iter().filter(|r| !live_runs.contains(&r.as_str())) {
+            self.conn
+                .execute("DELETE FROM files_staged WHERE run=?1", [run])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+}
+
+fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<BlobEntry> {
+    let id: Vec<u8> = r.get(0)?;
+    Ok(BlobEntry {
+        id: BlobId::from_slice(&id).unwrap_or(BlobId([0; 32])),
+        kind: BlobKind::from_u8(r.get(1)?).unwrap_or(BlobKind::Data),
+        compression: Compression::from_u8(r.get(2)?).unwrap_or(Compression::None),
+        offset: r.get(3)?,
+        stored_len: r.get(4)?,
+        raw_len: r.get(5)?,
+    })
+}
+
+fn insert_pack(tx: &Connection, p: &IndexedPack, index: Option<&IndexId>) -> rusqlite::Result<()> {
+    let index_blob = index.map(|i| i.0.to_vec());
+    tx.prepare_cached(
+        "INSERT INTO packs(pack_id, kind, size, wrapped_key, index_id) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(pack_id) DO UPDATE SET index_id=COALESCE(excluded.index_id, packs.index_id)",
+    )?
+    .execute(params![
+        &p.id.0[..],
+        p.kind as u8,
+        p.size,
+        p.wrapped_key,
+        index_blob
+    ])?;
+    let rowid: i64 = tx
+        .prepare_cached("SELECT rowid FROM packs WHERE pack_id=?1")?
+        .query_row([&p.id.0[..]], |r| r.get(0))?;
+    let mut st = tx.prepare_cached(
+        "INSERT OR IGNORE INTO blobs(blob_id, pack, kind, compression, offset, stored_len, raw_len)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for b in &p.blobs {
+        st.execute(params![
+            &b.id.0[..],
+            rowid,
+            b.kind as u8,
+            b.compression as u8,
+            b.offset,
+            b.stored_len,
+            b.raw_len
+        ])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,308 @@
+//! Verifying a repository: structure always, data on request.
+
+use std::collections::{HashMap, HashSet};
+
+use rand::seq::SliceRandom;
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::repo::id::{content_hash, BlobId, PackId};
+use crate::repo::index::IndexedPack;
+use crate::repo::pack::{self, pack_key};
+use crate::repo::snapshot::SnapshotEntry;
+use crate::repo::tree::NodeKind;
+use crate::repo::Repo;
+use crate::restore::TreeReader;
+
+/// One problem found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// The damaged pack, when a pack is at fault.
+    pub pack: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What `check` found.
+#[derive(Debug, Default, Serialize)]
+pub struct CheckReport {
+    /// Index files read.
+    pub index_files: usize,
+    /// Packs listed by the index.
+    pub packs: usize,
+    /// Snapshots checked.
+    pub snapshots: usize,
+    /// Distinct trees walked.
+    pub trees: usize,
+    /// Packs whose contents were read and verified.
+    pub packs_read: usize,
+    /// Packs in the store that no index lists: garbage, not damage.
+    pub unreferenced_packs: usize,
+    /// Damage found.
+    pub problems: Vec<Problem>,
+    /// Snapshots that reference damaged or missing data.
+    pub affected_snapshots: Vec<String>,
+}
+
+/// Checks structure; with `read_data_percent`, also downloads and verifies that share of
+/// the packs.
+pub fn run(repo: &Repo, catalog: &Catalog, read_data_percent: Option<f64>) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    // Read every index file straight from the store, not from the catalog.
+    let index_ids = repo.list_index()?;
+    report.index_files = index_ids.len();
+    let mut indexed: HashMap<PackId, IndexedPack> = HashMap::new();
+    for id in &index_ids {
+        match repo.block_on(repo.read_index(*id)) {
+            Ok(packs) => {
+                for p in packs {
+                    indexed.insert(p.id, p);
+                }
+            }
+            Err(e) => report.problems.push(Problem {
+                pack: None,
+                message: e.to_string(),
+            }),
+        }
+    }
+    report.packs = indexed.len();
+    let mut in_store: HashMap<String, u64> = HashMap::new();
+    for dir in ["data/", "meta/"] {
+        for o in repo.block_on(repo.backend.list(dir))? {
+            in_store.insert(o.key, o.size);
+        }
+    }
+    let mut damaged: HashSet<PackId> = HashSet::new();
+    for p in indexed.values() {
+        let key = pack_key(p.kind, &p.id);
+        match in_store.get(&key) {
+            None => {
+                damaged.insert(p.id);
+                report.problems.push(Problem {
+                    pack: Some(p.id.to_hex()),
+                    message: format!("pack {} ({key}) is missing", p.id.short()),
+                });
+            }
+            Some(&size) if size != p.size => {
+                damaged.insert(p.id);
+                report.problems.push(Problem {
+                    pack: Some(p.id.to_hex()),
+                    message: format!(
+                        "pack {} ({key}) has {size} bytes, the index says {}",
+                        p.id.short(),
+                        p.size
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    let listed: HashSet<String> = indexed.values().map(|p| pack_key(p.kind, &p.id)).collect();
+    report.unreferenced_packs = in_store.keys().filter(|k| !listed.contains(*k)).count();
+
+    // Snapshots and trees.
+    let snapshots = catalog.snapshots(None)?;
+    report.snapshots = snapshots.len();
+    let blob_pack: HashMap<BlobId, PackId> = indexed
+        .values()
+        .flat_map(|p| p.blobs.iter().map(move |b| (b.id, p.id)))
+        .collect();
+    let mut trees = TreeReader::new(repo, catalog);
+    let mut seen_trees: HashSet<BlobId> = HashSet::new();
+    for s in &snapshots {
+        let mut stack = vec![s.snapshot.tree];
+        while let Some(t) = stack.pop() {
+            if !seen_trees.insert(t) {
+                continue;
+            }
+            if !blob_pack.contains_key(&t) {
+                report.problems.push(Problem {
+                    pack: None,
+                    message: format!(
+                        "snapshot {}: tree {} is not in the index",
+                        s.id.short(),
+                        t.short()
+                    ),
+                });
+                continue;
+            }
+            let tree = match trees.tree(&t) {
+                Ok(tree) => tree,
+                Err(e) => {
+                    report.problems.push(Problem {
+                        pack: blob_pack.get(&t).map(|p| p.to_hex()),
+                        message: format!("snapshot {}: {e}", s.id.short()),
+                    });
+                    if let Some(p) = blob_pack.get(&t) {
+                        damaged.insert(*p);
+                    }
+                    continue;
+                }
+            };
+            for n in &tree.nodes {
+                if let Some(sub) = n.subtree {
+                    stack.push(sub);
+                }
+                if n.kind == NodeKind::File {
+                    for b in &n.content {
+                        if !blob_pack.contains_key(b) {
+                            report.problems.push(Problem {
+                                pack: None,
+                                message: format!(
+                                    "snapshot {}: blob {} of {} is not in the index",
+                                    s.id.short(),
+                                    b.short(),
+                                    n.name
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    report.trees = seen_trees.len();
+
+    if let Some(pct) = read_data_percent {
+        let mut packs: Vec<&IndexedPack> = indexed
+            .values()
+            .filter(|p| !damaged.contains(&p.id))
+            .collect();
+        packs.sort_by_key(|p| p.id);
+        if pct < 100.0 {
+            packs.shuffle(&mut rand::thread_rng());
+            let n = ((packs.len() as f64 * pct / 100.0).ceil() as usize).min(packs.len());
+            packs.truncate(n);
+        }
+        report.packs_read = packs.len();
+        let results = repo.block_on(async {
+            use futures::StreamExt;
+            futures::stream::iter(packs.iter().map(|p| verify_pack(repo, p)))
+                .buffer_unordered(4)
+                .collect::<Vec<_>>()
+                .await
+        });
+        for r in results {
+            if let Err((id, msg)) = r {
+                damaged.insert(id);
+                report.problems.push(Problem {
+                    pack: Some(id.to_hex()),
+                    message: msg,
+                });
+            }
+        }
+    }
+
+    if !damaged.is_empty() {
+        let bad_blobs: HashSet<BlobId> = indexed
+            .values()
+            .filter(|p| damaged.contains(&p.id))
+            .flat_map(|p| p.blobs.iter().map(|b| b.id))
+            .collect();
+        report.affected_snapshots = affected(&mut trees, &snapshots, &bad_blobs);
+    }
+    Ok(report)
+}
+
+/// Downloads a whole pack and verifies its name, trailer and every blob in it.
+async fn verify_pack(repo: &Repo, p: &IndexedPack) -> std::result::Result<(), (PackId, String)> {
+    let key = pack_key(p.kind, &p.id);
+    let fail = |m: String| {
+        (
+            p.id,
+            format!("pack {} ({key}) is damaged: {m}", p.id.short()),
+        )
+    };
+    let bytes = repo
+        .backend
+        .get(&key)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if content_hash(&bytes) != p.id.0 {
+        return Err(fail("its contents do not match its name".into()));
+    }
+    let pack_key = repo
+        .pack_key(&p.id, &p.wrapped_key)
+        .map_err(|e| fail(e.to_string()))?;
+    let trailer =
+        pack::read_trailer(&bytes, &pack_key).map_err(|e| fail(format!("trailer: {e}")))?;
+    if trailer.len() != p.blobs.len() {
+        return Err(fail("its trailer and the index disagree".into()));
+    }
+    for b in &p.blobs {
+        let loc = crate::repo::BlobLocation {
+            pack: p.id,
+            wrapped_key: std::sync::Arc::new(p.wrapped_key.clone()),
+            entry: *b,
+        };
+        let (s, e) = (b.offset as usize, b.offset as usize + b.stored_len as usize);
+        let sealed = bytes
+            .get(s..e)
+            .ok_or_else(|| fail("it is truncated".into()))?;
+        repo.decode_blob(&loc, sealed)
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Snapshots whose trees reference any of `bad` (directly or through a damaged tree).
+fn affected(
+    trees: &mut TreeReader<'_>,
+    snapshots: &[SnapshotEntry],
+    bad: &HashSet<BlobId>,
+) -> Vec<String> {
+    let mut memo: HashMap<BlobId, bool> = HashMap::new();
+    fn uses(
+        t: BlobId,
+        trees: &mut TreeReader<'_>,
+        bad: &HashSet<BlobId>,
+        memo: &mut HashMap<BlobId, bool>,
+    ) -> bool {
+        if let Some(&v) = memo.get(&t) {
+            return v;
+        }
+        let v = bad.contains(&t)
+            || match trees.tree(&t) {
+                Err(_) => true,
+                Ok(tree) => tree.nodes.iter().any(|n| {
+                    n.content.iter().any(|b| bad.contains(b))
+                        || n.subtree.is_some_and(|s| uses(s, trees, bad, memo))
+                }),
+            };
+        memo.insert(t, v);
+        v
+    }
+    snapshots
+        .iter()
+        .filter(|s| uses(s.snapshot.tree, trees, bad, &mut memo))
+        .map(|s| s.id.short())
+        .collect()
+}
+
+impl CheckReport {
+    /// The error for a damaged repository, or `Ok` for a sound one.
+    pub fn verdict(&self) -> Result<()> {
+        if self.problems.is_empty() {
+            return Ok(());
+        }
+        let packs: Vec<String> = self
+            .problems
+            .iter()
+            .filter_map(|p| p.pack.as_deref().map(|h| h[..8].to_string()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut msg = format!("check found {} problem(s)", self.problems.len());
+        if !packs.is_empty() {
+            msg.push_str(&format!("; damaged pack(s): {}", packs.join(", ")));
+        }
+        if !self.affected_snapshots.is_empty() {
+            msg.push_str(&format!(
+                "; affected snapshot(s): {}",
+                self.affected_snapshots.join(", ")
+            ));
+        }
+        Err(Error::Damage(msg))
+    }
+}

@@ -1,0 +1,168 @@
+//! Command-line definitions (clap only; the work is in `app`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Backup and disaster recovery for servers that run Docker Compose stacks.
+#[derive(Debug, Parser)]
+#[command(name = "drctl", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Repository settings and output options.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Repository URL: file:///path or s3://bucket/prefix
+    #[arg(long, global = true, env = "DRCTL_REPO", value_name = "URL")]
+    pub repo: Option<String>,
+    /// Key file holding the age identity and the repository's write secrets
+    #[arg(long, global = true, env = "DRCTL_KEY_FILE", value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+    /// Local catalog database (a cache; rebuilt from the repository when missing)
+    #[arg(long, global = true, env = "DRCTL_CATALOG", value_name = "PATH")]
+    pub catalog: Option<PathBuf>,
+    /// Configuration file [default: /etc/drctl/drctl.toml]
+    #[arg(long, global = true, env = "DRCTL_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// S3 endpoint URL (MinIO, Garage, ...); AWS when unset
+    #[arg(long, global = true, env = "DRCTL_ENDPOINT", value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// S3 region
+    #[arg(long, global = true, env = "DRCTL_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+    /// Use path-style S3 addressing (http://host/bucket/key)
+    #[arg(long, global = true, env = "DRCTL_PATH_STYLE", value_name = "BOOL", num_args = 0..=1,
+          default_missing_value = "true")]
+    pub path_style: Option<bool>,
+    /// Print one JSON document on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print no progress and no summary
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// More log output (-v, -vv); DRCTL_LOG sets a filter too
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a repository and its key file
+    Init,
+    /// Back up directory trees into a snapshot of a stack
+    Backup(BackupArgs),
+    /// List snapshots
+    Snapshots(SnapshotsArgs),
+    /// List the files of a snapshot
+    Ls(LsArgs),
+    /// Restore a snapshot into a directory
+    Restore(RestoreArgs),
+    /// Write one file of a snapshot to stdout
+    Dump(DumpArgs),
+    /// Verify the repository's structure, and optionally its data
+    Check(CheckArgs),
+    /// Manage the local catalog
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Manage key files
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `drctl backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The stack this snapshot belongs to
+    #[arg(long, value_name = "NAME")]
+    pub stack: String,
+    /// Files and directories to back up; recorded as given
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// `drctl snapshots`.
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// Only this stack's snapshots
+    pub stack: Option<String>,
+}
+
+/// `drctl ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Snapshot ID (or prefix), `latest`, or a stack name for its newest snapshot
+    pub snapshot: String,
+    /// Only entries under this path of the snapshot
+    pub path: Option<PathBuf>,
+}
+
+/// `drctl restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A stack name (its newest snapshot at or before --at) or a snapshot ID
+    #[arg(value_name = "STACK|SNAPSHOT")]
+    pub what: String,
+    /// Point in time: RFC 3339, "YYYY-MM-DD HH:MM" (local time) or relative ("2h ago")
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Restore only this path of the snapshot (kept at its place under --to)
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<PathBuf>,
+    /// Target directory
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Restore into a non-empty directory, replacing files that are in the way
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+/// `drctl dump`.
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Snapshot ID (or prefix), `latest`, or a stack name
+    pub snapshot: String,
+    /// Path of the file inside the snapshot
+    pub path: PathBuf,
+}
+
+/// `drctl check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also download and verify data: all packs, or PERCENT of them chosen at random
+    #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100",
+          require_equals = true)]
+    pub read_data: Option<String>,
+}
+
+/// `drctl catalog ...`.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Recreate the catalog from the repository alone
+    Rebuild,
+}
+
+/// `drctl key ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write a copy of the key file; --write-only leaves out the identity
+    Export(KeyExportArgs),
+}
+
+/// `drctl key export`.
+#[derive(Debug, Args)]
+pub struct KeyExportArgs {
+    /// Leave out the age identity: the copy can back up but never read
+    #[arg(long)]
+    pub write_only: bool,
+    /// Where to write the new key file (must not exist)
+    #[arg(value_name = "PATH")]
+    pub output: PathBuf,
+}

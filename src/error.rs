@@ -1,0 +1,123 @@
+//! Typed errors for the whole library; each maps to one exit code of the style guide.
+
+use crate::store::StoreError;
+
+/// Result alias for the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in drctl, grouped by what the user must do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad arguments or an invalid request (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Invalid or unreadable configuration (exit 2).
+    #[error("{0}")]
+    Config(String),
+    /// Missing, unreadable or mismatched key file (exit 2).
+    #[error("key file {path}: {reason}")]
+    Key { path: String, reason: String },
+    /// A repository this drctl cannot open: missing, or written by another format (exit 2).
+    #[error("repository {url}: {reason}")]
+    Repository { url: String, reason: String },
+    /// The repository's format version is not one this drctl reads (exit 2).
+    #[error(
+        "repository {url} has format version {found}; this drctl reads version {supported} only"
+    )]
+    UnsupportedVersion {
+        url: String,
+        found: u32,
+        supported: u32,
+    },
+    /// The store failed; missing bucket, unreachable endpoint and denied access are exit 2.
+    #[error("{store}: {source}")]
+    Store {
+        store: String,
+        #[source]
+        source: StoreError,
+    },
+    /// Stored data failed verification: a damaged or missing pack, tree or snapshot (exit 1).
+    #[error("{0}")]
+    Damage(String),
+    /// The operation ran and failed (exit 1).
+    #[error("{0}")]
+    Failed(String),
+    /// Local I/O failed (exit 1).
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The local catalog failed (exit 1).
+    #[error("catalog {path}: {source}")]
+    Catalog {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// SIGINT or SIGTERM arrived; cleanup is done (exit 130).
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    /// The process exit code for this error (see `shared/style.md`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_)
+            | Error::Config(_)
+            | Error::Key { .. }
+            | Error::Repository { .. }
+            | Error::UnsupportedVersion { .. } => 2,
+            Error::Store { source, .. } => match source {
+                StoreError::Missing(_)
+                | StoreError::Unreachable { .. }
+                | StoreError::Denied { .. } => 2,
+                _ => 1,
+            },
+            Error::Damage(_) | Error::Failed(_) | Error::Io { .. } | Error::Catalog { .. } => 1,
+            Error::Interrupted => 130,
+        }
+    }
+
+    /// A follow-up line for the user, when there is something useful to suggest.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Store {
+                source: StoreError::Unreachable { .. },
+                ..
+            } => Some("check the endpoint URL and that the server is running"),
+            Error::Store {
+                source: StoreError::Denied { .. },
+                ..
+            } => Some("check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the AWS profile"),
+            Error::Store {
+                source: StoreError::Missing(_),
+                ..
+            } => Some("create the bucket first, or fix the repository URL"),
+            Error::UnsupportedVersion { .. } => Some("upgrade drctl to read this repository"),
+            _ => None,
+        }
+    }
+
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Adds context to I/O results.
+pub trait IoContext<T> {
+    /// Maps an I/O error to `Error::Io` with a lazily built context.
+    fn ctx<F: FnOnce() -> String>(self, f: F) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx<F: FnOnce() -> String>(self, f: F) -> Result<T> {
+        self.map_err(|e| Error::io(f(), e))
+    }
+}

@@ -1,0 +1,21 @@
+//! drctl: backup and disaster recovery for servers that run Docker Compose stacks.
+//!
+//! The library does the work; `main.rs` only parses the command line and maps errors to
+//! exit codes. Layers, bottom up: `store` (raw objects), `repo` (format, keys, packs,
+//! index, snapshots), `catalog` (the local cache), then `backup`, `restore` and `check`.
+
+pub mod app;
+pub mod backup;
+pub mod catalog;
+pub mod check;
+pub mod cli;
+pub mod error;
+pub mod fsmeta;
+pub mod progress;
+pub mod repo;
+pub mod restore;
+pub mod settings;
+pub mod store;
+pub mod timespec;
+
+pub use error::{Error, Result};

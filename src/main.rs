@@ -1,0 +1,48 @@
+//! The drctl binary: parse, run, print the error once, exit with its code.
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match drctl::cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            // clap's own exit code is 2 for usage errors, 0 for --help and --version.
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    init_logging(cli.global.verbose);
+    let interrupt = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while cleaning up ends the process at once.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, interrupt.clone());
+        let _ = signal_hook::flag::register(sig, interrupt.clone());
+    }
+    match drctl::app::run(cli, interrupt) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let Some(h) = e.hint() {
+                eprintln!("hint: {h}");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = std::env::var("DRCTL_LOG").unwrap_or_else(|_| format!("drctl={default}"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .init();
+}

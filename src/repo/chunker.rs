@@ -1,0 +1,279 @@
+//! Content-defined chunking: FastCDC-style normalized gear hashing with a keyed gear table.
+//!
+//! The gear table is derived from the repository's chunker key, so chunk boundaries (which
+//! anyone can infer from object sizes) say nothing about content to someone without it.
+
+use std::io::{self, Read};
+
+use serde::{Deserialize, Serialize};
+
+use super::crypto::Key;
+
+/// Chunk size bounds, stored in the repository config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkerParams {
+    /// No cut before this many bytes.
+    pub min_size: usize,
+    /// Target average; must be a power of two.
+    pub avg_size: usize,
+    /// Always cut at this many bytes.
+    pub max_size: usize,
+}
+
+impl Default for ChunkerParams {
+    fn default() -> Self {
+        ChunkerParams {
+            min_size: 256 * 1024,
+            avg_size: 1024 * 1024,
+            max_size: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl ChunkerParams {
+    /// Whether these bounds are usable.
+    pub fn is_valid(&self) -> bool {
+        self.avg_size.is_power_of_two()
+            && self.min_size >= 64
+            && self.min_size < self.avg_size
+            && self.avg_size < self.max_size
+            && self.max_size <= 64 * 1024 * 1024
+    }
+}
+
+/// Finds cut points; cheap to share between threads.
+#[derive(Clone)]
+pub struct Chunker {
+    gear: Box<[u64; 256]>,
+    params: ChunkerParams,
+    /// Harder mask used before the average size (normalized chunking, level 2).
+    mask_small: u64,
+    /// Easier mask used after it.
+    mask_large: u64,
+}
+
+impl Chunker {
+    /// A chunker whose gear table is derived from `key`.
+    pub fn new(key: &Key, params: ChunkerParams) -> Self {
+        let mut xof = blake3::Hasher::new_keyed(key)
+            .update(b"drctl gear table v1")
+            .finalize_xof();
+        let mut gear = Box::new([0u64; 256]);
+        let mut buf = [0u8; 8];
+        for g in gear.iter_mut() {
+            xof.fill(&mut buf);
+            *g = u64::from_le_bytes(buf);
+        }
+        let bits = params.avg_size.trailing_zeros();
+        // The high bits of a gear hash mix the most history: test those.
+        let mask = |n: u32| !0u64 << (64 - n);
+        Chunker {
+            gear,
+            params,
+            mask_small: mask(bits + 2),
+            mask_large: mask(bits - 2),
+        }
+    }
+
+    /// The parameters in use.
+    pub fn params(&self) -> ChunkerParams {
+        self.params
+    }
+
+    /// Length of the next chunk at the start of `data`; `data` ends at EOF or holds at
+    /// least `max_size` bytes.
+    pub fn cut(&self, data: &[u8]) -> usize {
+        let p = &self.params;
+        let n = data.len();
+        if n <= p.min_size {
+            return n;
+        }
+        let normal = p.avg_size.min(n);
+        let limit = p.max_size.min(n);
+        // A gear hash depends only on the last 64 bytes, so starting 64 bytes before the
+        // minimum gives the same cut points as hashing from the start.
+        let mut h = 0u64;
+        let mut i = p.min_size - 64;
+        for &b in &data[i..p.min_size] {
+            h = (h << 1).wrapping_add(self.gear[b as usize]);
+        }
+        i = p.min_size;
+        while i < normal {
+            h = (h << 1).wrapping_add(self.gear[data[i] as usize]);
+            if h & self.mask_small == 0 {
+                return i + 1;
+            }
+            i += 1;
+        }
+        while i < limit {
+            h = (h << 1).wrapping_add(self.gear[data[i] as usize]);
+            if h & self.mask_large == 0 {
+                return i + 1;
+            }
+            i += 1;
+        }
+        limit
+    }
+}
+
+/// Splits a byte stream into chunks, reading ahead at most `2 × max_size`.
+pub struct ChunkStream<'a, R> {
+    chunker: &'a Chunker,
+    reader: R,
+    buf: Vec<u8>,
+    start: usize,
+    eof: bool,
+    /// Bytes expected but not read yet: sizes the buffer so small files stay small.
+    expected: u64,
+}
+
+impl<'a, R: Read> ChunkStream<'a, R> {
+    /// Chunks of `reader`.
+    pub fn new(chunker: &'a Chunker, reader: R) -> Self {
+        Self::with_size_hint(chunker, reader, u64::MAX)
+    }
+
+    /// Chunks of `reader`, which is expected to hold about `size` bytes.
+    pub fn with_size_hint(chunker: &'a Chunker, reader: R, size: u64) -> Self {
+        ChunkStream {
+            chunker,
+            reader,
+            buf: Vec::new(),
+            start: 0,
+            eof: false,
+            expected: size,
+        }
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        let max = self.chunker.params.max_size;
+        if self.buf.len() - self.start >= max || self.eof {
+            return Ok(());
+        }
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let want = 2 * max;
+        while self.buf.len() < want {
+            let len = self.buf.len();
+            // One byte past the expected end, so EOF shows without another large buffer.
+            let step = self
+                .expected
+                .saturating_add(1)
+                .max(4096)
+                .min((want - len) as u64);
+            self.buf.resize(len + step as usize, 0);
+            match self.reader.read(&mut self.buf[len..]) {
+                Ok(0) => {
+                    self.buf.truncate(len);
+                    self.eof = true;
+                    break;
+                }
+                Ok(k) => {
+                    self.buf.truncate(len + k);
+                    self.expected = self.expected.saturating_sub(k as u64);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(len),
+                Err(e) => {
+                    self.buf.truncate(len);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next chunk, or `None` at the end of the stream.
+    pub fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+        self.fill()?;
+        let avail = &self.buf[self.start..];
+        if avail.is_empty() {
+            return Ok(None);
+        }
+        let n = self.chunker.cut(avail);
+        let chunk = avail[..n].to_vec();
+        self.start += n;
+        Ok(Some(chunk))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn chunks(c: &Chunker, data: &[u8]) -> Vec<Vec<u8>> {
+        let mut s = ChunkStream::new(c, data);
+        let mut out = vec![];
+        while let Some(ch) = s.next_chunk().unwrap() {
+            out.push(ch);
+        }
+        out
+    }
+
+    #[test]
+    fn sizes_stay_in_bounds_and_concatenate_back() {
+        let c = Chunker::new(&[7; 32], ChunkerParams::default());
+        let data = pseudo_random(40 << 20, 1);
+        let cs = chunks(&c, &data);
+        assert_eq!(cs.concat(), data);
+        for ch in &cs[..cs.len() - 1] {
+            assert!(
+                ch.len() >= 256 * 1024 && ch.len() <= 4 << 20,
+                "{}",
+                ch.len()
+            );
+        }
+        let avg = data.len() / cs.len();
+        assert!(avg > 600 << 10 && avg < 2 << 20, "average {avg}");
+    }
+
+    #[test]
+    fn boundaries_resynchronize_after_an_insert() {
+        let c = Chunker::new(&[7; 32], ChunkerParams::default());
+        let data = pseudo_random(30 << 20, 2);
+        let mut edited = data[..15 << 20].to_vec();
+        edited.extend_from_slice(&pseudo_random(1 << 20, 3));
+        edited.extend_from_slice(&data[15 << 20..]);
+        let a: std::collections::HashSet<_> = chunks(&c, &data).into_iter().collect();
+        let b = chunks(&c, &edited);
+        let new_bytes: usize = b
+            .iter()
+            .filter(|ch| !a.contains(*ch))
+            .map(|ch| ch.len())
+            .sum();
+        assert!(
+            new_bytes < 10 << 20,
+            "{new_bytes} new bytes after a 1 MiB insert"
+        );
+    }
+
+    #[test]
+    fn the_key_changes_the_boundaries() {
+        let data = pseudo_random(20 << 20, 4);
+        let a = chunks(&Chunker::new(&[1; 32], ChunkerParams::default()), &data);
+        let b = chunks(&Chunker::new(&[2; 32], ChunkerParams::default()), &data);
+        let la: Vec<_> = a.iter().map(|c| c.len()).collect();
+        let lb: Vec<_> = b.iter().map(|c| c.len()).collect();
+        assert_ne!(la, lb);
+    }
+
+    #[test]
+    fn small_and_empty_inputs() {
+        let c = Chunker::new(&[7; 32], ChunkerParams::default());
+        assert!(chunks(&c, b"").is_empty());
+        assert_eq!(chunks(&c, b"abc"), vec![b"abc".to_vec()]);
+    }
+}

@@ -1,0 +1,309 @@
+//! The repository: format, keys and the typed operations on objects in a store.
+
+pub mod chunker;
+pub mod crypto;
+pub mod id;
+pub mod index;
+pub mod keys;
+pub mod pack;
+pub mod repo_config;
+pub mod snapshot;
+pub mod tree;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::store::backend::is_not_found;
+use crate::store::Backend;
+use chunker::Chunker;
+use crypto::Key;
+use id::{content_hash, IndexId, PackId, SnapshotId};
+use index::IndexedPack;
+use keys::Keys;
+use pack::{BlobEntry, Compression};
+use repo_config::{RepoConfig, VersionProbe, FORMAT_VERSION};
+use snapshot::{snapshot_key, Snapshot};
+
+/// Where a blob is: enough to fetch it with one range GET and open it.
+#[derive(Debug, Clone)]
+pub struct BlobLocation {
+    /// The pack holding it.
+    pub pack: PackId,
+    /// The pack's age-wrapped key.
+    pub wrapped_key: Arc<Vec<u8>>,
+    /// Offset, lengths and encoding in the pack.
+    pub entry: BlobEntry,
+}
+
+impl BlobLocation {
+    /// The store key of the pack.
+    pub fn pack_key(&self) -> String {
+        pack::pack_key(self.entry.kind, &self.pack)
+    }
+}
+
+/// An open repository: verified config, matching keys, a store, and an async runtime.
+pub struct Repo {
+    /// The store with retries and limits.
+    pub backend: Backend,
+    /// The verified `config` object.
+    pub config: RepoConfig,
+    /// Keys loaded from the key file.
+    pub keys: Keys,
+    /// The key file path, for messages.
+    pub key_file: String,
+    /// The chunker for this repository's secret gear table.
+    pub chunker: Chunker,
+    rt: Arc<tokio::runtime::Runtime>,
+    pack_keys: Mutex<HashMap<PackId, Key>>,
+}
+
+impl Repo {
+    /// Creates a repository and its key file; refuses to overwrite either.
+    pub fn init(
+        backend: Backend,
+        key_path: &Path,
+        rt: Arc<tokio::runtime::Runtime>,
+        now: DateTime<Utc>,
+    ) -> Result<Repo> {
+        if key_path.exists() {
+            return Err(Error::Key {
+                path: key_path.display().to_string(),
+                reason: "already exists; refusing to overwrite it".into(),
+            });
+        }
+        rt.block_on(backend.check_access())?;
+        match rt.block_on(backend.stat("config")) {
+            Ok(_) => {
+                return Err(Error::Repository {
+                    url: backend.describe(),
+                    reason: "a repository already exists here; refusing to overwrite it".into(),
+                })
+            }
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e),
+        }
+        let keys = Keys::generate(hex::encode(crypto::random_key()));
+        let config = RepoConfig::new(&keys, now);
+        keys.save_new(key_path)?;
+        if let Err(e) = rt.block_on(backend.put("config", Bytes::from(config.to_bytes()))) {
+            // A key file for a repository that does not exist would only block a retry.
+            let _ = std::fs::remove_file(key_path);
+            return Err(e);
+        }
+        Ok(Repo::assemble(backend, config, keys, key_path, rt))
+    }
+
+    /// Opens a repository: checks the format version, then that the key file matches.
+    pub fn open(
+        backend: Backend,
+        key_path: &Path,
+        rt: Arc<tokio::runtime::Runtime>,
+    ) -> Result<Repo> {
+        let url = backend.describe();
+        let raw = match rt.block_on(backend.get("config")) {
+            Ok(b) => b,
+            Err(e) if is_not_found(&e) => {
+                return Err(Error::Repository {
+                    url,
+                    reason: "no drctl repository here (run `drctl init` to create one)".into(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let not_ours = || Error::Repository {
+            url: url.clone(),
+            reason: "the config object is not a drctl repository config".into(),
+        };
+        let probe: VersionProbe = serde_json::from_slice(&raw).map_err(|_| not_ours())?;
+        if probe.version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                url,
+                found: probe.version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let config: RepoConfig = serde_json::from_slice(&raw).map_err(|_| not_ours())?;
+        let keys = Keys::load(key_path)?;
+        let key_err = |reason: String| Error::Key {
+            path: key_path.display().to_string(),
+            reason,
+        };
+        if keys.repository != config.id {
+            return Err(key_err(format!(
+                "belongs to repository {}, not to {} ({url})",
+                short(&keys.repository),
+                short(&config.id)
+            )));
+        }
+        if !config.verify(&keys) {
+            return Err(key_err(format!(
+                "does not match repository {} ({url}): its secrets do not authenticate the config",
+                short(&config.id)
+            )));
+        }
+        if !config.chunker.is_valid() {
+            return Err(not_ours());
+        }
+        Ok(Repo::assemble(backend, config, keys, key_path, rt))
+    }
+
+    fn assemble(
+        backend: Backend,
+        config: RepoConfig,
+        keys: Keys,
+        key_path: &Path,
+        rt: Arc<tokio::runtime::Runtime>,
+    ) -> Repo {
+        Repo {
+            chunker: Chunker::new(&keys.chunker_key, config.chunker),
+            backend,
+            config,
+            keys,
+            key_file: key_path.display().to_string(),
+            rt,
+            pack_keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The async runtime (for pipelines that spawn uploads or downloads).
+    pub fn runtime(&self) -> &Arc<tokio::runtime::Runtime> {
+        &self.rt
+    }
+
+    /// Runs a future to completion from a non-async thread.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// The identity, or a clear error for a write-only key file.
+    pub fn identity(&self) -> Result<&age::x25519::Identity> {
+        self.keys.identity(&self.key_file)
+    }
+
+    /// Names of all index files.
+    pub fn list_index(&self) -> Result<Vec<IndexId>> {
+        let objs = self.block_on(self.backend.list("index/"))?;
+        Ok(objs
+            .iter()
+            .filter_map(|o| IndexId::from_hex(o.key.strip_prefix("index/")?))
+            .collect())
+    }
+
+    /// Reads and opens one index file.
+    pub async fn read_index(&self, id: IndexId) -> Result<Vec<IndexedPack>> {
+        let key = format!("index/{}", id.to_hex());
+        let raw = self.backend.get(&key).await?;
+        if content_hash(&raw) != id.0 {
+            return Err(Error::Damage(format!(
+                "index file {} is damaged: its contents do not match its name",
+                id.short()
+            )));
+        }
+        index::decode(&self.keys.meta_key, &raw)
+            .map_err(|e| Error::Damage(format!("index file {}: {e}", id.short())))
+    }
+
+    /// Seals and uploads an index file.
+    pub fn write_index(&self, packs: &[IndexedPack]) -> Result<IndexId> {
+        let stored = index::encode(&self.keys.meta_key, packs);
+        let id = IndexId(content_hash(&stored));
+        self.block_on(
+            self.backend
+                .put(&format!("index/{}", id.to_hex()), Bytes::from(stored)),
+        )?;
+        Ok(id)
+    }
+
+    /// Names of all snapshot manifests.
+    pub fn list_snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        let objs = self.block_on(self.backend.list("snapshots/"))?;
+        Ok(objs
+            .iter()
+            .filter_map(|o| SnapshotId::from_hex(o.key.strip_prefix("snapshots/")?))
+            .collect())
+    }
+
+    /// Reads and decrypts one snapshot manifest.
+    pub async fn read_snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
+        let identity = self.identity()?;
+        let raw = self.backend.get(&snapshot_key(&id)).await?;
+        let damaged =
+            |why: String| Error::Damage(format!("snapshot {} is damaged: {why}", id.short()));
+        if content_hash(&raw) != id.0 {
+            return Err(damaged("its contents do not match its name".into()));
+        }
+        let plain = crypto::age_decrypt(identity, &raw).map_err(|e| damaged(e.to_string()))?;
+        serde_json::from_slice(&plain).map_err(|e| damaged(e.to_string()))
+    }
+
+    /// Encrypts and uploads a snapshot manifest: the commit point of a backup.
+    pub fn write_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
+        let plain = serde_json::to_vec(snap).expect("snapshots serialize");
+        let stored = crypto::age_encrypt(&self.keys.recipients, &plain);
+        let id = SnapshotId(content_hash(&stored));
+        self.block_on(self.backend.put(&snapshot_key(&id), Bytes::from(stored)))?;
+        Ok(id)
+    }
+
+    /// The key of a pack, unwrapped once and cached.
+    pub fn pack_key(&self, pack: &PackId, wrapped: &[u8]) -> Result<Key> {
+        if let Some(k) = self.pack_keys.lock().unwrap().get(pack) {
+            return Ok(*k);
+        }
+        let k = pack::unwrap_pack_key(self.identity()?, wrapped).map_err(|e| {
+            Error::Damage(format!(
+                "pack {} is damaged: its key does not open: {e}",
+                pack.short()
+            ))
+        })?;
+        self.pack_keys.lock().unwrap().insert(*pack, k);
+        Ok(k)
+    }
+
+    /// Opens, decompresses and verifies one sealed blob cut from its pack.
+    pub fn decode_blob(&self, loc: &BlobLocation, sealed: &[u8]) -> Result<Vec<u8>> {
+        let key = self.pack_key(&loc.pack, &loc.wrapped_key)?;
+        let e = &loc.entry;
+        let damaged = |why: &str| {
+            Error::Damage(format!(
+                "pack {} is damaged: blob {} {why}",
+                loc.pack.short(),
+                e.id.short()
+            ))
+        };
+        let payload =
+            pack::open_blob(&key, e, sealed).map_err(|_| damaged("failed authentication"))?;
+        let raw = match e.compression {
+            Compression::None => payload,
+            Compression::Zstd => zstd::bulk::decompress(&payload, e.raw_len as usize)
+                .map_err(|_| damaged("does not decompress"))?,
+        };
+        if raw.len() != e.raw_len as usize || self.keys.blob_id(&raw) != e.id {
+            return Err(damaged("does not match its ID"));
+        }
+        Ok(raw)
+    }
+
+    /// Fetches one blob with a range GET and verifies it.
+    pub async fn read_blob(&self, loc: &BlobLocation) -> Result<Vec<u8>> {
+        let sealed = self
+            .backend
+            .get_range(
+                &loc.pack_key(),
+                loc.entry.offset,
+                loc.entry.stored_len as u64,
+            )
+            .await?;
+        self.decode_blob(loc, &sealed)
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}

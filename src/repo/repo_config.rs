@@ -1,0 +1,80 @@
+//! The `config` object: format version, chunker parameters and recipients.
+//!
+//! Readable without keys, so the version can be checked first; authenticated with the
+//! metadata key, so nobody with only bucket access can swap the recipients.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::chunker::ChunkerParams;
+use super::keys::Keys;
+
+/// The repository format this drctl reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The repository's `config` object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RepoConfig {
+    /// Format version; checked before anything else.
+    pub version: u32,
+    /// Random repository ID; key files and catalogs name it.
+    pub id: String,
+    /// When `drctl init` ran.
+    pub created: DateTime<Utc>,
+    /// Chunk size bounds.
+    pub chunker: ChunkerParams,
+    /// zstd level for new blobs.
+    pub compression_level: i32,
+    /// Target pack size in bytes.
+    pub pack_size: usize,
+    /// age recipients (public keys) that pack keys and manifests are encrypted to.
+    pub recipients: Vec<String>,
+    /// Proves a key file's write secrets belong here (see `Keys::key_check`).
+    pub key_check: String,
+    /// Keyed BLAKE3 (metadata key) of this document with `mac` empty.
+    pub mac: String,
+}
+
+impl RepoConfig {
+    /// A new config for keys made by `Keys::generate`.
+    pub fn new(keys: &Keys, now: DateTime<Utc>) -> Self {
+        let mut c = RepoConfig {
+            version: FORMAT_VERSION,
+            id: keys.repository.clone(),
+            created: now,
+            chunker: ChunkerParams::default(),
+            compression_level: 3,
+            pack_size: 16 * 1024 * 1024,
+            recipients: keys.recipients.iter().map(|r| r.to_string()).collect(),
+            key_check: keys.key_check(),
+            mac: String::new(),
+        };
+        c.mac = c.compute_mac(keys);
+        c
+    }
+
+    fn compute_mac(&self, keys: &Keys) -> String {
+        let mut unsigned = self.clone();
+        unsigned.mac.clear();
+        let bytes = serde_json::to_vec(&unsigned).expect("config serializes");
+        let key = blake3::derive_key("drctl 2026 config mac", &keys.meta_key);
+        blake3::keyed_hash(&key, &bytes).to_hex().to_string()
+    }
+
+    /// Whether the MAC verifies under these keys.
+    pub fn verify(&self, keys: &Keys) -> bool {
+        self.key_check == keys.key_check() && self.mac == self.compute_mac(keys)
+    }
+
+    /// Serialized form.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("config serializes")
+    }
+}
+
+/// Only the version, parsed before the rest so a newer format is named, not misread.
+#[derive(Deserialize)]
+pub struct VersionProbe {
+    /// The format version.
+    pub version: u32,
+}

@@ -1,0 +1,61 @@
+//! Snapshot manifests: the only commit point of a backup.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::id::{BlobId, SnapshotId};
+
+/// A committed backup of some paths of one stack.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    /// When the backup started.
+    pub time: DateTime<Utc>,
+    /// The stack it belongs to.
+    pub stack: String,
+    /// The host that made it.
+    pub hostname: String,
+    /// The paths as given on the command line.
+    pub paths: Vec<String>,
+    /// Root tree; its entries are the given paths' components.
+    pub tree: BlobId,
+    /// Figures of the run.
+    pub summary: Summary,
+    /// The drctl that wrote it.
+    pub drctl_version: String,
+}
+
+/// What a backup read and added.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Regular files in the snapshot.
+    pub files: u64,
+    /// Directories in the snapshot.
+    pub dirs: u64,
+    /// Total size of the files.
+    pub bytes: u64,
+    /// Files read again because they were new or changed.
+    pub files_read: u64,
+    /// Bytes read from those files.
+    pub bytes_read: u64,
+    /// New blobs stored.
+    pub blobs_added: u64,
+    /// Bytes those blobs added to the repository, after compression and sealing.
+    pub bytes_added: u64,
+    /// Wall time of the run in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// A snapshot with its ID, as listed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SnapshotEntry {
+    /// The manifest's name.
+    pub id: SnapshotId,
+    /// Its contents.
+    #[serde(flatten)]
+    pub snapshot: Snapshot,
+}
+
+/// The store key of a manifest.
+pub fn snapshot_key(id: &SnapshotId) -> String {
+    format!("snapshots/{}", id.to_hex())
+}

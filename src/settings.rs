@@ -1,0 +1,155 @@
+//! Where the repository, key file and catalog are: flags, then the environment, then the
+//! `[repository]` table of drctl.toml, then embedded defaults under the data directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cli::GlobalArgs;
+use crate::error::{Error, Result};
+
+/// The configuration file read when neither `--config` nor `DRCTL_CONFIG` names one.
+pub const DEFAULT_CONFIG: &str = "/etc/drctl/drctl.toml";
+
+/// Resolved repository settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepoSettings {
+    /// `file:///path` or `s3://bucket/prefix`.
+    pub url: String,
+    /// S3 endpoint.
+    pub endpoint: Option<String>,
+    /// S3 region.
+    pub region: Option<String>,
+    /// Path-style S3 addressing.
+    pub path_style: bool,
+    /// The key file.
+    pub key_file: PathBuf,
+    /// The catalog database; `None`: a file per repository under the data directory.
+    pub catalog: Option<PathBuf>,
+    /// The data directory used for defaults.
+    pub data_dir: PathBuf,
+}
+
+/// The `[repository]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryTable {
+    url: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    path_style: Option<bool>,
+    key_file: Option<PathBuf>,
+    catalog: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ConfigFile {
+    #[serde(default)]
+    repository: RepositoryTable,
+}
+
+/// The user's data directory for drctl: `$XDG_DATA_HOME/drctl` or `~/.local/share/drctl`.
+pub fn data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("drctl");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/root".into());
+    home.join(".local/share/drctl")
+}
+
+/// Line and column (1-based) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+fn read_config(path: &Path, explicit: bool) -> Result<RepositoryTable> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            return Ok(RepositoryTable::default())
+        }
+        Err(e) => return Err(Error::Config(format!("{}: {e}", path.display()))),
+    };
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| {
+        let (line, col) = e.span().map_or((1, 1), |s| line_col(&text, s.start));
+        Error::Config(format!("{}:{line}:{col}: {}", path.display(), e.message()))
+    })?;
+    Ok(file.repository)
+}
+
+/// Resolves the settings. Flags and environment are already merged by clap (flags win).
+pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
+    let (config_path, explicit) = match &g.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG), false),
+    };
+    let file = read_config(&config_path, explicit)?;
+    let data_dir = data_dir();
+    let url = g
+        .repo
+        .clone()
+        .or(file.url)
+        .unwrap_or_else(|| format!("file://{}", data_dir.join("repo").display()));
+    Ok(RepoSettings {
+        url,
+        endpoint: g.endpoint.clone().or(file.endpoint),
+        region: g.region.clone().or(file.region),
+        path_style: g.path_style.or(file.path_style).unwrap_or(false),
+        key_file: g
+            .key_file
+            .clone()
+            .or(file.key_file)
+            .unwrap_or_else(|| data_dir.join("drctl.key")),
+        catalog: g.catalog.clone().or(file.catalog),
+        data_dir,
+    })
+}
+
+impl RepoSettings {
+    /// The catalog path for a repository ID.
+    pub fn catalog_path(&self, repo_id: &str) -> PathBuf {
+        self.catalog.clone().unwrap_or_else(|| {
+            self.data_dir
+                .join("catalog")
+                .join(format!("{}.db", &repo_id[..repo_id.len().min(16)]))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_errors_have_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("drctl.toml");
+        std::fs::write(
+            &cfg,
+            "[repository]\nurl = \"s3://b/p\"\nregion = \"garage\"\npath_style = true\n",
+        )
+        .unwrap();
+        let mut g = GlobalArgs {
+            config: Some(cfg.clone()),
+            ..Default::default()
+        };
+        let s = resolve(&g).unwrap();
+        assert_eq!(s.url, "s3://b/p");
+        assert!(s.path_style);
+        g.repo = Some("file:///x".into());
+        assert_eq!(resolve(&g).unwrap().url, "file:///x");
+
+        std::fs::write(&cfg, "[repository]\nurl = \"a\"\nbogus = 1\n").unwrap();
+        let err = resolve(&g).unwrap_err().to_string();
+        assert!(err.contains("drctl.toml:3:1"), "{err}");
+        assert_eq!(resolve(&g).unwrap_err().exit_code(), 2);
+
+        g.config = Some(dir.path().join("missing.toml"));
+        assert_eq!(resolve(&g).unwrap_err().exit_code(), 2);
+    }
+}

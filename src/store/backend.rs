@@ -1,0 +1,131 @@
+//! A store wrapped with bounded concurrency and retries, used by everything above it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+
+use super::{ObjectInfo, Store, StoreError};
+use crate::error::Error;
+
+/// Retry and concurrency policy.
+#[derive(Debug, Clone)]
+pub struct BackendOptions {
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Attempts for a transient failure, the first included.
+    pub attempts: u32,
+    /// Delay before the first retry; doubles each time.
+    pub backoff: Duration,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        BackendOptions {
+            concurrency: 8,
+            attempts: 4,
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// A `Store` with retries for transient errors only, and a bound on requests in flight.
+#[derive(Clone)]
+pub struct Backend {
+    inner: Arc<dyn Store>,
+    permits: Arc<Semaphore>,
+    opts: BackendOptions,
+}
+
+macro_rules! with_retries {
+    ($self:ident, $call:expr) => {{
+        let _permit = $self
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore never closes");
+        let mut delay = $self.opts.backoff;
+        let mut attempt = 1;
+        loop {
+            match $call.await {
+                Err(e) if e.is_transient() && attempt < $self.opts.attempts => {
+                    tracing::debug!("retrying after {e} (attempt {attempt})");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                r => break r.map_err(|e| $self.error(e)),
+            }
+        }
+    }};
+}
+
+impl Backend {
+    /// Wraps a store.
+    pub fn new(inner: Arc<dyn Store>, opts: BackendOptions) -> Self {
+        Backend {
+            permits: Arc::new(Semaphore::new(opts.concurrency)),
+            inner,
+            opts,
+        }
+    }
+
+    /// The store's description for messages.
+    pub fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn error(&self, source: StoreError) -> Error {
+        Error::Store {
+            store: self.inner.describe(),
+            source,
+        }
+    }
+
+    /// See [`Store::check_access`].
+    pub async fn check_access(&self) -> Result<(), Error> {
+        with_retries!(self, self.inner.check_access())
+    }
+
+    /// See [`Store::put`].
+    pub async fn put(&self, key: &str, data: Bytes) -> Result<(), Error> {
+        with_retries!(self, self.inner.put(key, data.clone()))
+    }
+
+    /// See [`Store::get`].
+    pub async fn get(&self, key: &str) -> Result<Bytes, Error> {
+        with_retries!(self, self.inner.get(key))
+    }
+
+    /// See [`Store::get_range`].
+    pub async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, Error> {
+        with_retries!(self, self.inner.get_range(key, offset, len))
+    }
+
+    /// See [`Store::stat`].
+    pub async fn stat(&self, key: &str) -> Result<ObjectInfo, Error> {
+        with_retries!(self, self.inner.stat(key))
+    }
+
+    /// See [`Store::list`].
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, Error> {
+        with_retries!(self, self.inner.list(prefix))
+    }
+
+    /// See [`Store::delete`].
+    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        with_retries!(self, self.inner.delete(key))
+    }
+}
+
+/// Whether an error is the store saying an object does not exist.
+pub fn is_not_found(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Store {
+            source: StoreError::NotFound(_),
+            ..
+        }
+    )
+}

@@ -1,0 +1,756 @@
+//! S3-compatible object store (AWS S3, MinIO, Garage, …) on top of `aws-sdk-s3`.
+//!
+//! Credentials come from the usual AWS chain (environment, profile files, SSO, …). The
+//! SDK's own retries are limited to two attempts with short connect timeouts, because
+//! `Backend` retries transient errors itself and an unreachable endpoint must fail in
+//! seconds. Every SDK error is sorted into a [`StoreError`] kind, which decides retries and
+//! the exit code; messages carry the endpoint, the object name, the HTTP status and the S3
+//! error code, never credentials.
+
+use std::error::Error as StdError;
+use std::io;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_config::environment::region::EnvironmentVariableRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileRegionProvider;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{ConnectorError, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use bytes::{Bytes, BytesMut};
+
+use super::{ObjectInfo, Store, StoreError};
+
+/// How long to wait for a TCP (and TLS) connection before calling the endpoint unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Upper bound for one attempt of one request: enough for a 64 MiB PUT at ~0.5 MiB/s.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Attempts the SDK makes itself (first try included); `Backend` retries on top of this.
+const SDK_MAX_ATTEMPTS: u32 = 2;
+/// Region used when neither the configuration nor the environment names one.
+const DEFAULT_REGION: &str = "us-east-1";
+/// Never pre-allocate more than this for a body, whatever its announced length.
+const MAX_PREALLOC: u64 = 256 << 20;
+
+/// Where an S3 store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Config {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix inside the bucket, without leading or trailing `/`; may be empty.
+    pub prefix: String,
+    /// Endpoint URL for S3-compatible services (`http://127.0.0.1:3900`); `None` for AWS
+    /// (or whatever `AWS_ENDPOINT_URL` says).
+    pub endpoint: Option<String>,
+    /// Region; `None` takes it from the AWS environment or profile, else `us-east-1`.
+    pub region: Option<String>,
+    /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint`; most
+    /// self-hosted services (MinIO, Garage) need this.
+    pub path_style: bool,
+}
+
+/// Splits `s3://bucket/some/prefix` into `("bucket", "some/prefix")`.
+///
+/// The prefix loses its leading and trailing slashes and may be empty. Returns `None`
+/// when the URL is not an `s3://` URL or names no bucket.
+pub fn parse_url(url: &str) -> Option<(String, String)> {
+    let scheme = url.get(..5)?;
+    if !scheme.eq_ignore_ascii_case("s3://") {
+        return None;
+    }
+    let rest = &url[5..];
+    let (bucket, prefix) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, ""),
+    };
+    if bucket.is_empty() {
+        return None;
+    }
+    Some((bucket.to_owned(), prefix.trim_matches('/').to_owned()))
+}
+
+/// An object store in an S3 bucket, under an optional key prefix.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    /// Endpoint for messages, without credentials.
+    endpoint: String,
+}
+
+/// What a request was about, for naming the failure.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    /// One object (relative key).
+    Object(&'a str),
+    /// The bucket itself.
+    Bucket,
+    /// A listing of a (relative) prefix.
+    List(&'a str),
+}
+
+impl S3Store {
+    /// Builds a client for `cfg`. No request is made: use `check_access` to test it.
+    pub async fn new(cfg: S3Config) -> Result<S3Store, StoreError> {
+        if cfg.bucket.is_empty() {
+            return Err(StoreError::Other("S3 bucket name is empty".into()));
+        }
+        let endpoint_url = match cfg.endpoint.as_deref().map(str::trim) {
+            Some(e) if !e.is_empty() => {
+                let lower = e.to_ascii_lowercase();
+                if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+                    return Err(StoreError::Other(format!(
+                        "invalid S3 endpoint {}: it must start with http:// or https://",
+                        sanitize_endpoint(e)
+                    )));
+                }
+                Some(e.trim_end_matches('/').to_owned())
+            }
+            _ => None,
+        };
+
+        // Region: the configured one, else the environment or profile; the instance
+        // metadata service is asked only for AWS itself (on other machines it can stall
+        // for seconds), and us-east-1 is the last resort.
+        let region_chain = RegionProviderChain::first_try(cfg.region.clone().map(Region::new))
+            .or_else(EnvironmentVariableRegionProvider::new())
+            .or_else(ProfileFileRegionProvider::builder().build());
+        let region_chain = if endpoint_url.is_none() {
+            region_chain.or_default_provider()
+        } else {
+            region_chain
+        }
+        .or_else(Region::new(DEFAULT_REGION));
+
+        let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+            .region(region_chain)
+            .retry_config(RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .build(),
+            )
+            .load()
+            .await;
+
+        let mut builder = aws_sdk_s3::config::Builder::from(&sdk_config)
+            .force_path_style(cfg.path_style)
+            // Many S3-compatible services reject or mishandle the flexible checksums the
+            // SDK now sends by default; SigV4 already signs the payload hash of every PUT
+            // and the repository verifies what it reads.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if let Some(url) = &endpoint_url {
+            builder = builder.endpoint_url(url.clone());
+        }
+        let s3_config = builder.build();
+
+        let endpoint = match (&endpoint_url, sdk_config.endpoint_url()) {
+            (Some(url), _) => sanitize_endpoint(url),
+            (None, Some(url)) => sanitize_endpoint(url),
+            (None, None) => {
+                let region = s3_config
+                    .region()
+                    .map(|r| r.as_ref().to_owned())
+                    .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+                format!("https://s3.{region}.amazonaws.com")
+            }
+        };
+
+        Ok(S3Store {
+            client: Client::from_conf(s3_config),
+            bucket: cfg.bucket,
+            prefix: cfg.prefix.trim_matches('/').to_owned(),
+            endpoint,
+        })
+    }
+
+    /// The full key in the bucket for a store-relative key.
+    fn full_key(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}/{}", self.prefix, key)
+        }
+    }
+
+    /// The store-relative key for a full key, if it lies under the prefix.
+    fn relative_key<'k>(&self, full: &'k str) -> Option<&'k str> {
+        if self.prefix.is_empty() {
+            Some(full)
+        } else {
+            full.strip_prefix(self.prefix.as_str())?.strip_prefix('/')
+        }
+    }
+
+    fn missing_bucket(&self) -> StoreError {
+        StoreError::Missing(format!("bucket {}", self.bucket))
+    }
+
+    fn target_name(&self, target: Target<'_>) -> String {
+        match target {
+            Target::Object(key) => key.to_owned(),
+            Target::Bucket => format!("bucket {}", self.bucket),
+            Target::List(prefix) => format!("listing of {prefix:?}"),
+        }
+    }
+
+    fn transient(&self, target: Target<'_>, detail: String) -> StoreError {
+        StoreError::Transient {
+            key: self.target_name(target),
+            detail,
+        }
+    }
+
+    /// Sorts an SDK error into a store error kind.
+    fn map_err<E>(&self, err: SdkError<E, HttpResponse>, target: Target<'_>) -> StoreError
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        match &err {
+            SdkError::ServiceError(_) | SdkError::ResponseError(_) => {
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                let code = err.code().map(str::to_owned);
+                let status_text = status.map_or_else(|| "?".to_owned(), |s| s.to_string());
+                let mut detail = if matches!(err, SdkError::ResponseError(_)) {
+                    format!(
+                        "HTTP {status_text}: unreadable response: {}",
+                        error_text(&err)
+                    )
+                } else {
+                    match (&code, err.message()) {
+                        (Some(c), Some(m)) => format!("HTTP {status_text} {c}: {m}"),
+                        (Some(c), None) => format!("HTTP {status_text} {c}"),
+                        (None, _) => format!("HTTP {status_text}"),
+                    }
+                };
+                // Wrong regions are the commonest set-up mistake; say so where S3 hints it.
+                let bucket_region = err
+                    .raw_response()
+                    .and_then(|r| r.headers().get("x-amz-bucket-region"));
+                if let Some(region) = bucket_region {
+                    detail.push_str(&format!(" (the bucket is in region {region})"));
+                } else if status == Some(301)
+                    || (status == Some(400)
+                        && matches!(target, Target::Bucket)
+                        && code.is_none())
+                {
+                    detail.push_str(" (is the region right?)");
+                }
+                self.classify_response(status, code.as_deref(), detail, target)
+            }
+            SdkError::TimeoutError(_) => self.transient(
+                target,
+                format!(
+                    "no complete answer within {}s: {}",
+                    ATTEMPT_TIMEOUT.as_secs(),
+                    error_text(&err)
+                ),
+            ),
+            SdkError::DispatchFailure(failure) => {
+                let detail = error_text(&err);
+                match classify_dispatch(failure.as_connector_error()) {
+                    Dispatch::Credentials => StoreError::Denied {
+                        endpoint: self.endpoint.clone(),
+                        detail: format!("no usable credentials: {detail}"),
+                    },
+                    Dispatch::MidTransfer => self.transient(target, detail),
+                    Dispatch::Connect => StoreError::Unreachable {
+                        endpoint: self.endpoint.clone(),
+                        detail,
+                    },
+                    Dispatch::Invalid => StoreError::Other(format!(
+                        "cannot send request to {}: {detail}",
+                        self.endpoint
+                    )),
+                }
+            }
+            SdkError::ConstructionFailure(_) => StoreError::Other(format!(
+                "cannot build request for {}: {}",
+                self.endpoint,
+                error_text(&err)
+            )),
+            _ => StoreError::Other(format!("{}: {}", self.endpoint, error_text(&err))),
+        }
+    }
+
+    /// Sorts an error response by S3 error code first, then HTTP status.
+    fn classify_response(
+        &self,
+        status: Option<u16>,
+        code: Option<&str>,
+        detail: String,
+        target: Target<'_>,
+    ) -> StoreError {
+        let denied = || StoreError::Denied {
+            endpoint: self.endpoint.clone(),
+            detail: detail.clone(),
+        };
+        match code {
+            Some("NoSuchBucket") => return self.missing_bucket(),
+            Some("NoSuchKey") => {
+                return match target {
+                    Target::Object(key) => StoreError::NotFound(key.to_owned()),
+                    _ => self.missing_bucket(),
+                }
+            }
+            Some(
+                "AccessDenied"
+                | "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "AllAccessDisabled"
+                | "AccountProblem"
+                | "InvalidToken"
+                | "ExpiredToken"
+                | "TokenRefreshRequired"
+                | "RequestTimeTooSkewed"
+                | "InvalidSecurity"
+                | "NotSignedUp"
+                | "Forbidden"
+                | "Unauthorized",
+            ) => return denied(),
+            Some(
+                "SlowDown"
+                | "InternalError"
+                | "ServiceUnavailable"
+                | "RequestTimeout"
+                | "Throttling"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "TooManyRequests"
+                | "OperationAborted",
+            ) => return self.transient(target, detail),
+            _ => {}
+        }
+        match status {
+            Some(404) => match target {
+                Target::Object(key) => StoreError::NotFound(key.to_owned()),
+                Target::Bucket | Target::List(_) => self.missing_bucket(),
+            },
+            Some(401 | 403) => denied(),
+            Some(408 | 429 | 500 | 502 | 503 | 504) => self.transient(target, detail),
+            _ => StoreError::Other(format!(
+                "{} refused {}: {detail}",
+                self.describe(),
+                self.target_name(target)
+            )),
+        }
+    }
+
+    /// Reads a response body into one `Bytes`, checking its length when one is expected.
+    async fn read_body(
+        &self,
+        mut body: ByteStream,
+        expected: Option<u64>,
+        key: &str,
+    ) -> Result<Bytes, StoreError> {
+        // A body that arrives in one chunk is returned as is; otherwise the chunks are
+        // copied once into a buffer sized from the announced length.
+        let mut first: Option<Bytes> = None;
+        let mut buf: Option<BytesMut> = None;
+        let mut received: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                self.transient(
+                    Target::Object(key),
+                    format!(
+                        "reading the body failed after {received} bytes: {}",
+                        error_text(&e)
+                    ),
+                )
+            })?;
+            if chunk.is_empty() {
+                continue;
+            }
+            received += chunk.len() as u64;
+            if let Some(buf) = buf.as_mut() {
+                buf.extend_from_slice(&chunk);
+            } else if let Some(prev) = first.take() {
+                let cap = expected
+                    .unwrap_or(0)
+                    .clamp(received, MAX_PREALLOC.max(received));
+                let mut b = BytesMut::with_capacity(cap as usize);
+                b.extend_from_slice(&prev);
+                b.extend_from_slice(&chunk);
+                buf = Some(b);
+            } else {
+                first = Some(chunk);
+            }
+        }
+        let data = match (buf, first) {
+            (Some(buf), _) => buf.freeze(),
+            (None, Some(first)) => first,
+            (None, None) => Bytes::new(),
+        };
+        if let Some(expected) = expected {
+            if data.len() as u64 != expected {
+                return Err(self.transient(
+                    Target::Object(key),
+                    format!("short read: got {} of {expected} bytes", data.len()),
+                ));
+            }
+        }
+        Ok(data)
+    }
+}
+
+/// What a failure to exchange a request with the server means.
+enum Dispatch {
+    /// The server could not be reached at all (DNS, refused, connect timeout, TLS).
+    Connect,
+    /// The connection broke while the request or response was under way.
+    MidTransfer,
+    /// No credentials could be loaded.
+    Credentials,
+    /// The request itself was unusable.
+    Invalid,
+}
+
+/// Iterates over an error and its sources, descending into `io::Error` payloads (whose
+/// `source()` skips the payload itself).
+fn error_chain<'a>(
+    err: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(err), |&e| match e.downcast_ref::<io::Error>() {
+        Some(io_err) => io_err
+            .get_ref()
+            .map(|inner| inner as &(dyn StdError + 'static)),
+        None => e.source(),
+    })
+}
+
+/// An error and its causes on one line, without the SDK's generic wrapper labels (and
+/// without the `Debug` dump that `DisplayErrorContext` appends).
+fn error_text(err: &(dyn StdError + 'static)) -> String {
+    const GENERIC: &[&str] = &[
+        "dispatch failure",
+        "service error",
+        "response error",
+        "failed to construct request",
+        "io error",
+        "user error",
+        "timeout",
+        "other",
+    ];
+    let mut parts: Vec<String> = Vec::new();
+    for e in error_chain(err) {
+        let text = e.to_string();
+        if text.is_empty()
+            || GENERIC.contains(&text.as_str())
+            || parts.last().is_some_and(|last| last.ends_with(&text))
+        {
+            continue;
+        }
+        parts.push(text);
+    }
+    if parts.is_empty() {
+        err.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+fn classify_dispatch(conn: Option<&ConnectorError>) -> Dispatch {
+    let Some(conn) = conn else {
+        return Dispatch::Connect;
+    };
+    let mut connect = false;
+    let mut broken = false;
+    let mut credentials = false;
+    for e in error_chain(conn) {
+        let msg = e.to_string();
+        let lower = msg.to_ascii_lowercase();
+        // hyper-util reports every failure to establish a connection (DNS, TCP, TLS,
+        // connect timeout) as "client error (Connect)".
+        if msg.starts_with("client error (Connect)")
+            || lower.contains("dns error")
+            || lower.contains("failed to lookup address")
+            || lower.contains("connect timeout")
+        {
+            connect = true;
+        }
+        if lower.contains("credential") {
+            credentials = true;
+        }
+        if let Some(io_err) = e.downcast_ref::<io::Error>() {
+            match io_err.kind() {
+                io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::AddrNotAvailable
+                | io::ErrorKind::NotConnected => connect = true,
+                io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::TimedOut => broken = true,
+                _ => {}
+            }
+        }
+    }
+    if credentials {
+        Dispatch::Credentials
+    } else if connect {
+        Dispatch::Connect
+    } else if broken
+        || conn.is_io()
+        || conn.is_timeout()
+        || conn.as_other() == Some(aws_smithy_types::retry::ErrorKind::TransientError)
+    {
+        // An I/O failure that is not a connection failure happened on an established
+        // connection: closed, reset, incomplete message or a read timeout.
+        Dispatch::MidTransfer
+    } else if conn.is_user() {
+        Dispatch::Invalid
+    } else {
+        Dispatch::Connect
+    }
+}
+
+/// An endpoint URL for messages: no user info, query or fragment.
+fn sanitize_endpoint(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => (&url[..i + 3], &url[i + 3..]),
+        None => ("", url),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let host = match authority.rfind('@') {
+        Some(i) => &authority[i + 1..],
+        None => authority,
+    };
+    format!("{scheme}{host}{}", path.trim_end_matches('/'))
+}
+
+/// The total object size from a `Content-Range: bytes a-b/total` header.
+fn content_range_total(range: &str) -> Option<u64> {
+    range.rsplit_once('/')?.1.trim().parse().ok()
+}
+
+fn to_system_time(t: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime> {
+    t.and_then(|t| SystemTime::try_from(*t).ok())
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn describe(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{} ({})", self.bucket, self.endpoint)
+        } else {
+            format!("s3://{}/{} ({})", self.bucket, self.prefix, self.endpoint)
+        }
+    }
+
+    async fn check_access(&self) -> Result<(), StoreError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| self.map_err(e, Target::Bucket))?;
+        Ok(())
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
+        let len = data.len() as i64;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .content_length(len)
+            .body(ByteStream::from(data))
+            .send()
+            .await
+            .map_err(|e| self.map_err(e, Target::Object(key)))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+            .map_err(|e| self.map_err(e, Target::Object(key)))?;
+        let expected = out.content_length().and_then(|l| u64::try_from(l).ok());
+        self.read_body(out.body, expected, key).await
+    }
+
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let Some(last) = offset.checked_add(len - 1) else {
+            return Err(StoreError::Other(format!(
+                "invalid range of {len} bytes at {offset} in {key}"
+            )));
+        };
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .range(format!("bytes={offset}-{last}"))
+            .send()
+            .await
+            .map_err(|e| self.map_err(e, Target::Object(key)))?;
+        let announced = out.content_length().and_then(|l| u64::try_from(l).ok());
+        match out.content_range() {
+            // A server that ignores the range answers 200 with the whole object.
+            None if offset != 0 || announced != Some(len) => {
+                return Err(StoreError::Other(format!(
+                    "{} ignored the range request for {key}",
+                    self.endpoint
+                )));
+            }
+            // The object itself is too short: retrying cannot help.
+            Some(range) => {
+                if let Some(total) = content_range_total(range) {
+                    if total < offset + len {
+                        return Err(StoreError::Other(format!(
+                            "object {key} holds {total} bytes, too few to read {len} at offset {offset}"
+                        )));
+                    }
+                }
+            }
+            None => {}
+        }
+        let data = self.read_body(out.body, announced, key).await?;
+        if data.len() as u64 != len {
+            return Err(self.transient(
+                Target::Object(key),
+                format!(
+                    "short read: got {} of {len} bytes at offset {offset}",
+                    data.len()
+                ),
+            ));
+        }
+        Ok(data)
+    }
+
+    async fn stat(&self, key: &str) -> Result<ObjectInfo, StoreError> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+            .map_err(|e| self.map_err(e, Target::Object(key)))?;
+        Ok(ObjectInfo {
+            key: key.to_owned(),
+            size: out
+                .content_length()
+                .and_then(|l| u64::try_from(l).ok())
+                .unwrap_or(0),
+            modified: to_system_time(out.last_modified()),
+        })
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let full_prefix = self.full_key(prefix);
+        let full_prefix = if self.prefix.is_empty() || !prefix.is_empty() {
+            full_prefix
+        } else {
+            // The whole store: everything under `prefix/`, not `prefix2/…`.
+            format!("{}/", self.prefix)
+        };
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .set_prefix((!full_prefix.is_empty()).then_some(full_prefix))
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.map_err(e, Target::List(prefix)))?;
+            for obj in page.contents() {
+                let Some(key) = obj.key().and_then(|k| self.relative_key(k)) else {
+                    continue;
+                };
+                found.push(ObjectInfo {
+                    key: key.to_owned(),
+                    size: obj.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    modified: to_system_time(obj.last_modified()),
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match self.map_err(e, Target::Object(key)) {
+                StoreError::NotFound(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_url_splits_bucket_and_prefix() {
+        assert_eq!(
+            parse_url("s3://bucket/some/prefix"),
+            Some(("bucket".into(), "some/prefix".into()))
+        );
+        assert_eq!(
+            parse_url("s3://bucket//some/prefix/"),
+            Some(("bucket".into(), "some/prefix".into()))
+        );
+        assert_eq!(parse_url("s3://bucket"), Some(("bucket".into(), "".into())));
+        assert_eq!(
+            parse_url("s3://bucket/"),
+            Some(("bucket".into(), "".into()))
+        );
+        assert_eq!(parse_url("S3://b/p"), Some(("b".into(), "p".into())));
+        assert_eq!(parse_url("s3://"), None);
+        assert_eq!(parse_url("s3:///prefix"), None);
+        assert_eq!(parse_url("http://bucket/prefix"), None);
+        assert_eq!(parse_url("/srv/backup"), None);
+        assert_eq!(parse_url(""), None);
+    }
+
+    #[test]
+    fn sanitize_endpoint_drops_credentials() {
+        assert_eq!(
+            sanitize_endpoint("http://user:secret@127.0.0.1:3900/"),
+            "http://127.0.0.1:3900"
+        );
+        assert_eq!(
+            sanitize_endpoint("https://s3.example.com/base?token=x"),
+            "https://s3.example.com/base"
+        );
+    }
+
+    #[test]
+    fn content_range_total_parses() {
+        assert_eq!(content_range_total("bytes 0-99/1234"), Some(1234));
+        assert_eq!(content_range_total("bytes */1234"), Some(1234));
+        assert_eq!(content_range_total("bytes 0-99/*"), None);
+    }
+}
