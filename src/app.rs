@@ -157,6 +157,22 @@ impl App {
         Ok((repo, catalog))
     }
 
+    /// Opens for a command that reads snapshots or data: the identity must be there.
+    fn open_for_reading(&self) -> Result<(Repo, Catalog)> {
+        let repo = Repo::open(
+            self.backend(false)?,
+            &self.settings.key_file,
+            self.rt.clone(),
+        )?;
+        repo.identity()?;
+        let mut catalog = Catalog::open(
+            &self.settings.catalog_path(&repo.config.id),
+            &repo.config.id,
+        )?;
+        catalog.refresh(&repo)?;
+        Ok((repo, catalog))
+    }
+
     fn progress(&self, verb: &'static str) -> Progress {
         Progress::new(!self.json && !self.quiet, verb)
     }
@@ -243,7 +259,7 @@ impl App {
     }
 
     fn snapshots(&self, stack: Option<&str>) -> Result<()> {
-        let (_repo, catalog) = self.open()?;
+        let (_repo, catalog) = self.open_for_reading()?;
         let list = catalog.snapshots(stack)?;
         if self.json {
             return print_json(&serde_json::to_value(&list).expect("json"));
@@ -269,7 +285,7 @@ impl App {
     }
 
     fn ls(&self, what: &str, path: Option<&Path>) -> Result<()> {
-        let (repo, catalog) = self.open()?;
+        let (repo, catalog) = self.open_for_reading()?;
         let snap = resolve_snapshot(&catalog, what, None)?;
         let mut trees = TreeReader::new(&repo, &catalog);
         let mut rows: Vec<(PathBuf, Node)> = Vec::new();
@@ -333,7 +349,7 @@ impl App {
         overwrite: bool,
     ) -> Result<()> {
         let at = at.map(|s| parse_time(s, self.now)).transpose()?;
-        let (repo, catalog) = self.open()?;
+        let (repo, catalog) = self.open_for_reading()?;
         let snap = resolve_snapshot(&catalog, what, at)?;
         let progress = self.progress("restoring");
         let started = std::time::Instant::now();
@@ -372,7 +388,7 @@ impl App {
     }
 
     fn dump(&self, what: &str, path: &Path) -> Result<()> {
-        let (repo, catalog) = self.open()?;
+        let (repo, catalog) = self.open_for_reading()?;
         let snap = resolve_snapshot(&catalog, what, None)?;
         let mut trees = TreeReader::new(&repo, &catalog);
         let (_, node) = trees.find(&snap.snapshot.tree, path)?.ok_or_else(|| {
@@ -432,7 +448,7 @@ impl App {
                     })
             })
             .transpose()?;
-        let (repo, catalog) = self.open()?;
+        let (repo, catalog) = self.open_for_reading()?;
         let report = check::run(&repo, &catalog, pct)?;
         if self.json {
             print_json(&serde_json::to_value(&report).expect("json"))?;

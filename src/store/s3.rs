@@ -83,6 +83,8 @@ pub struct S3Store {
     prefix: String,
     /// Endpoint for messages, without credentials.
     endpoint: String,
+    /// Region requests are signed for.
+    region: String,
 }
 
 /// What a request was about, for naming the failure.
@@ -153,16 +155,14 @@ impl S3Store {
         }
         let s3_config = builder.build();
 
+        let region = s3_config
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .unwrap_or_else(|| DEFAULT_REGION.to_owned());
         let endpoint = match (&endpoint_url, sdk_config.endpoint_url()) {
             (Some(url), _) => sanitize_endpoint(url),
             (None, Some(url)) => sanitize_endpoint(url),
-            (None, None) => {
-                let region = s3_config
-                    .region()
-                    .map(|r| r.as_ref().to_owned())
-                    .unwrap_or_else(|| DEFAULT_REGION.to_owned());
-                format!("https://s3.{region}.amazonaws.com")
-            }
+            (None, None) => format!("https://s3.{region}.amazonaws.com"),
         };
 
         Ok(S3Store {
@@ -170,6 +170,7 @@ impl S3Store {
             bucket: cfg.bucket,
             prefix: cfg.prefix.trim_matches('/').to_owned(),
             endpoint,
+            region,
         })
     }
 
@@ -235,13 +236,15 @@ impl S3Store {
                 // Wrong regions are the commonest set-up mistake; say so where S3 hints it.
                 let bucket_region = err
                     .raw_response()
-                    .and_then(|r| r.headers().get("x-amz-bucket-region"));
+                    .and_then(|r| r.headers().get("x-amz-bucket-region"))
+                    .filter(|r| *r != self.region);
                 if let Some(region) = bucket_region {
-                    detail.push_str(&format!(" (the bucket is in region {region})"));
+                    detail.push_str(&format!(
+                        " (the bucket is in region {region}, not {})",
+                        self.region
+                    ));
                 } else if status == Some(301)
-                    || (status == Some(400)
-                        && matches!(target, Target::Bucket)
-                        && code.is_none())
+                    || (status == Some(400) && matches!(target, Target::Bucket) && code.is_none())
                 {
                     detail.push_str(" (is the region right?)");
                 }
@@ -260,7 +263,10 @@ impl S3Store {
                 match classify_dispatch(failure.as_connector_error()) {
                     Dispatch::Credentials => StoreError::Denied {
                         endpoint: self.endpoint.clone(),
-                        detail: format!("no usable credentials: {detail}"),
+                        detail: format!(
+                            "no usable credentials (set AWS_ACCESS_KEY_ID and \
+                             AWS_SECRET_ACCESS_KEY, or AWS_PROFILE): {detail}"
+                        ),
                     },
                     Dispatch::MidTransfer => self.transient(target, detail),
                     Dispatch::Connect => StoreError::Unreachable {

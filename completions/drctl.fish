@@ -1,0 +1,208 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_drctl_global_optspecs
+    string join \n repo= key-file= catalog= config= endpoint= region= path-style= json q/quiet v/verbose h/help V/version
+end
+
+function __fish_drctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_drctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_drctl_using_subcommand
+    set -l cmd (__fish_drctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c drctl -n "__fish_drctl_needs_command" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_needs_command" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_needs_command" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_needs_command" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_needs_command" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_needs_command" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_needs_command" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_needs_command" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_needs_command" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_needs_command" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_needs_command" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_needs_command" -s V -l version -d 'Print version'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "init" -d 'Create a repository and its key file'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "backup" -d 'Back up directory trees into a snapshot of a stack'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "snapshots" -d 'List snapshots'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "ls" -d 'List the files of a snapshot'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "restore" -d 'Restore a snapshot into a directory'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "dump" -d 'Write one file of a snapshot to stdout'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "check" -d 'Verify the repository\'s structure, and optionally its data'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "catalog" -d 'Manage the local catalog'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "key" -d 'Manage key files'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand init" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand init" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand init" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand init" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand init" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand init" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand init" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand init" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand init" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand init" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand init" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -l stack -d 'The stack this snapshot belongs to' -r
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand ls" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand ls" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand ls" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand ls" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand ls" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand ls" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand ls" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand ls" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand ls" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand ls" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand ls" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l at -d 'Point in time: RFC 3339, "YYYY-MM-DD HH:MM" (local time) or relative ("2h ago")' -r
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l path -d 'Restore only this path of the snapshot (kept at its place under --to)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l to -d 'Target directory' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l overwrite -d 'Restore into a non-empty directory, replacing files that are in the way'
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand dump" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand dump" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand dump" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand dump" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand dump" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand dump" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand dump" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand dump" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand dump" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand dump" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand dump" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand check" -l read-data -d 'Also download and verify data: all packs, or PERCENT of them chosen at random' -r
+complete -c drctl -n "__fish_drctl_using_subcommand check" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand check" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand check" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand check" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand check" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand check" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand check" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand check" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand check" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand check" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand check" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -f -a "rebuild" -d 'Recreate the catalog from the repository alone'
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from help" -f -a "rebuild" -d 'Recreate the catalog from the repository alone'
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -f -a "export" -d 'Write a copy of the key file; --write-only leaves out the identity'
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l write-only -d 'Leave out the age identity: the copy can back up but never read'
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "export" -d 'Write a copy of the key file; --write-only leaves out the identity'
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "init" -d 'Create a repository and its key file'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "backup" -d 'Back up directory trees into a snapshot of a stack'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "snapshots" -d 'List snapshots'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "ls" -d 'List the files of a snapshot'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "restore" -d 'Restore a snapshot into a directory'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "dump" -d 'Write one file of a snapshot to stdout'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "check" -d 'Verify the repository\'s structure, and optionally its data'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "catalog" -d 'Manage the local catalog'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "key" -d 'Manage key files'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from catalog" -f -a "rebuild" -d 'Recreate the catalog from the repository alone'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "export" -d 'Write a copy of the key file; --write-only leaves out the identity'
