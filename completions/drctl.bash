@@ -597,12 +597,16 @@ _drctl() {
             return 0
             ;;
         drctl__subcmd__init)
-            opts="-q -v -h --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --verbose --help"
+            opts="-q -v -h --compression --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --compression)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --repo)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -47,6 +47,7 @@ complete -c drctl -n "__fish_drctl_needs_command" -f -a "check" -d 'Verify the r
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "catalog" -d 'Manage the local catalog'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "key" -d 'Manage key files'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand init" -l compression -d 'zstd level for the repository\'s new data (1 = fastest, 19 = smallest)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand init" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
 complete -c drctl -n "__fish_drctl_using_subcommand init" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand init" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F

@@ -27,6 +27,8 @@
 #   DRCTL_GARAGE_BIN          use this garage binary instead of the cached build
 #   DRCTL_TEST_CACHE          cache dir for the build (default ~/.cache/drctl-test)
 #   DRCTL_TEST_GARAGE_TIMEOUT seconds to wait for the server (default 30)
+#   DRCTL_TEST_GARAGE_LOG     RUST_LOG for the server, logged to $DRCTL_TEST_GARAGE_DIR/garage.log
+#                             (default warn; the directory goes away on stop)
 #
 # The functions avoid relying on the caller's `set -e`/`set -u` state: every failure is
 # checked explicitly and reported, because this file runs inside other people's shells.
@@ -139,7 +141,7 @@ _garage_pid_is_ours() {
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q garage
 }
 
-# Run the garage CLI against the test server, with its output captured for error reports.
+# The garage CLI, pointed at the test server.
 _garage_cli() {
     "$DRCTL_TEST_GARAGE_BIN" -c "$DRCTL_TEST_GARAGE_CONF" "$@"
 }
@@ -329,7 +331,7 @@ _garage_usage() {
 usage: scripts/garage-env.sh start       start Garage, print `export` lines (use with eval)
        scripts/garage-env.sh stop [DIR]  stop it (DIR defaults to $DRCTL_TEST_GARAGE_DIR)
        scripts/garage-env.sh bin         build/locate the garage binary, print its path
-   or: . scripts/garage-env.sh [start]   define garage_start/garage_stop in this shell
+   or: . scripts/garage-env.sh -|start   define garage_start/garage_stop here [and start]
 EOF
 }
 

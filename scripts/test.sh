@@ -3,7 +3,7 @@
 # suite against it, and always stops the server again (normal exit, failure, Ctrl-C, TERM).
 #
 #   scripts/test.sh                  # everything
-#   scripts/test.sh store_s3         # extra arguments go to the test runner (a filter here)
+#   scripts/test.sh chunker          # extra arguments go to the test runner (a name filter)
 #   DRCTL_TEST_NO_S3=1 scripts/test.sh   # no Garage; the S3 tests skip themselves
 #
 # Runner: cargo-nextest when installed (one process per test, so a test that changes the
@@ -15,24 +15,22 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 log() { printf '[test.sh] %s\n' "$*" >&2; }
 
-# PID of the running test runner, so that a signal can be passed on to it.
+# PID of the running test runner; it leads its own process group (see below).
 runner_pid=""
-# Which signal ended us, if any: decides how the runner is stopped.
+# Which signal ended us, if any; it is passed on to the runner.
 caught=""
 
 # shellcheck disable=SC2317  # only reached through the EXIT trap
 cleanup() {
-    local status=$? i
+    local status=$?
     if [[ -n "$runner_pid" ]] && kill -0 "$runner_pid" 2>/dev/null; then
-        if [[ "$caught" == INT ]]; then
-            # A terminal's Ctrl-C reached the runner too, and nextest is winding down its
-            # tests; a TERM right now would count as a second signal and cut that short.
-            for ((i = 0; i < 100; i++)); do
-                kill -0 "$runner_pid" 2>/dev/null || break
-                sleep 0.1
-            done
-        fi
-        kill -TERM "$runner_pid" 2>/dev/null || true
+        # From here on a second Ctrl-C kills the tests outright, but Garage is still stopped.
+        trap 'kill -KILL -- "-$runner_pid" 2>/dev/null' INT TERM HUP
+        # INT lets nextest wind its tests down; TERM to the whole group also ends the test
+        # binaries of `cargo test`, which cargo itself would leave running.
+        local sig=TERM
+        [[ "$caught" == INT ]] && sig=INT
+        kill "-$sig" -- "-$runner_pid" 2>/dev/null || kill "-$sig" "$runner_pid" 2>/dev/null || true
         wait "$runner_pid" 2>/dev/null || true
     fi
     if declare -F garage_stop >/dev/null; then
@@ -58,7 +56,7 @@ fi
 if [[ "${DRCTL_TEST_RUNNER:-}" != "cargo" ]] && cargo nextest --version >/dev/null 2>&1; then
     cmd=(cargo nextest run --workspace --all-targets --no-fail-fast "$@")
 else
-    log "cargo-nextest not available; falling back to cargo test"
+    [[ "${DRCTL_TEST_RUNNER:-}" == "cargo" ]] || log "cargo-nextest not available; using cargo test"
     # Note: cargo test runs the tests of one binary as threads of a single process.
     cmd=(cargo test --workspace --no-fail-fast "$@")
 fi
@@ -66,14 +64,20 @@ log "running: ${cmd[*]}"
 
 # The runner runs in the background and we `wait` for it: bash only handles a trapped
 # signal after a foreground child has finished, which would keep Garage (and the tests)
-# alive after a SIGTERM sent to this script alone. On a signal the EXIT trap stops the
-# runner (nextest then stops its tests), waits for it, and stops Garage.
-# `trap - INT QUIT` undoes bash's habit of making background jobs of a script ignore
-# those signals, so that a Ctrl-C still reaches the runner like a foreground command.
+# alive after a SIGTERM sent to this script alone. It gets a process group of its own
+# (setsid execs in place: a background job of a script is no group leader, so $! stays
+# right) so that the EXIT trap can signal all of it, and so that a terminal's Ctrl-C
+# reaches it exactly once, from us, rather than twice (nextest takes a second signal as
+# "kill the tests now"). `trap -` undoes bash's habit of making background jobs of a
+# script ignore INT and QUIT.
+launcher=()
+if command -v setsid >/dev/null 2>&1; then
+    launcher=(setsid)
+fi
 set +e
 (
     trap - INT QUIT
-    exec "${cmd[@]}"
+    exec "${launcher[@]}" "${cmd[@]}"
 ) &
 runner_pid=$!
 wait "$runner_pid"

@@ -53,7 +53,7 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
         rt: Arc::new(rt),
     };
     match cli.command {
-        Command::Init => app.init(),
+        Command::Init(a) => app.init(a.compression),
         Command::Backup(a) => app.backup(&a.stack, a.paths),
         Command::Snapshots(a) => app.snapshots(a.stack.as_deref()),
         Command::Ls(a) => app.ls(&a.snapshot, a.path.as_deref()),
@@ -177,7 +177,7 @@ impl App {
         Progress::new(!self.json && !self.quiet, verb)
     }
 
-    fn init(&self) -> Result<()> {
+    fn init(&self, compression: i32) -> Result<()> {
         if self.settings.key_file.exists() {
             return Err(Error::Key {
                 path: self.settings.key_file.display().to_string(),
@@ -189,6 +189,7 @@ impl App {
             &self.settings.key_file,
             self.rt.clone(),
             self.now,
+            compression,
         )?;
         if self.json {
             return print_json(&json!({

@@ -15,6 +15,7 @@
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -135,7 +136,7 @@ impl Shared<'_> {
         if self.seen.lock().unwrap().contains(id) {
             return Ok(false);
         }
-        if catalog.locate(id)?.is_some() {
+        if catalog.has_blob(id)? {
             return Ok(false);
         }
         Ok(self.seen.lock().unwrap().insert(*id))
@@ -226,10 +227,12 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result
         let sh = &shared;
         let walker_roots = kept.clone();
         let scan_roots: Vec<PathBuf> = kept.iter().map(|k| k.1.clone()).collect();
-        s.spawn(move || {
-            let total = scan_size(&scan_roots, &sh.abort);
-            sh.progress.set_total(total);
-        });
+        if sh.progress.is_visible() {
+            s.spawn(move || {
+                let total = scan_size(&scan_roots, &sh.abort);
+                sh.progress.set_total(total);
+            });
+        }
         s.spawn(move || {
             if let Err(e) = walk(sh, &walker_roots, &event_tx, &job_tx) {
                 sh.fail(e);
@@ -380,6 +383,7 @@ fn walk(
     jobs: &Sender<FileJob>,
 ) -> Result<()> {
     let catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
+    catalog.pin_snapshot()?;
     let send = |e: Event| events.send(e).map_err(|_| Error::Interrupted);
     // Directories opened for the path components above the given paths.
     let mut open: Vec<OsString> = Vec::new();
@@ -529,7 +533,7 @@ fn walk_entry(
 
 fn all_known(catalog: &Catalog, ids: &[BlobId]) -> Result<bool> {
     for id in ids {
-        if catalog.locate(id)?.is_none() {
+        if !catalog.has_blob(id)? {
             return Ok(false);
         }
     }
@@ -539,17 +543,41 @@ fn all_known(catalog: &Catalog, ids: &[BlobId]) -> Result<bool> {
 /// Reads, chunks and hashes files; sends new chunks on, returns each file's chunk list.
 fn read_files(sh: &Shared<'_>, jobs: Receiver<FileJob>, blobs: Sender<NewBlob>) -> Result<()> {
     let catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
+    catalog.pin_snapshot()?;
     let chunker = &sh.repo.chunker;
     for job in jobs {
         if sh.stopped() {
             return Ok(());
         }
         let result = (|| -> std::result::Result<Vec<BlobId>, String> {
-            let f = File::open(&job.path).map_err(|e| e.to_string())?;
+            let mut f = File::open(&job.path).map_err(|e| e.to_string())?;
             let mut ids = Vec::with_capacity((job.size >> 20) as usize + 1);
             let mut read = 0u64;
+            // A file below the minimum chunk size is one chunk: read it straight into its
+            // own buffer, with no chunking buffer to fill and copy out of.
+            let mut whole = None;
+            if (job.size as usize) < chunker.params().min_size {
+                let mut buf = Vec::with_capacity(job.size as usize + 1);
+                (&mut f)
+                    .take(chunker.params().min_size as u64)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| e.to_string())?;
+                if buf.len() < chunker.params().min_size {
+                    whole = Some(buf);
+                } else {
+                    // It grew past the minimum since it was listed: chunk it as a stream.
+                    use std::io::Seek;
+                    f.seek(std::io::SeekFrom::Start(0))
+                        .map_err(|e| e.to_string())?;
+                }
+            }
             let mut stream = ChunkStream::with_size_hint(chunker, f, job.size);
-            while let Some(chunk) = stream.next_chunk().map_err(|e| e.to_string())? {
+            let mut next = || match whole.take() {
+                Some(b) if b.is_empty() => Ok(None),
+                Some(b) => Ok(Some(b)),
+                None => stream.next_chunk(),
+            };
+            while let Some(chunk) = next().map_err(|e| e.to_string())? {
                 if sh.stopped() {
                     return Err("interrupted".into());
                 }
@@ -643,20 +671,21 @@ fn seal_blobs(sh: &Shared<'_>, blobs: Receiver<NewBlob>, packs: Sender<FinishedP
     }
 }
 
+/// A pack on its way to the store.
+struct Upload {
+    meta: IndexedPack,
+    handle: tokio::task::JoinHandle<Result<()>>,
+}
+
 /// Uploads packs with bounded concurrency; records each in the catalog once stored.
 fn upload_packs(sh: &Shared<'_>, packs: Receiver<FinishedPack>) -> Result<()> {
     let mut catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
     let rt = sh.repo.runtime().clone();
-    let mut in_flight: std::collections::VecDeque<(
-        IndexedPack,
-        tokio::task::JoinHandle<Result<()>>,
-    )> = std::collections::VecDeque::new();
+    let mut in_flight: std::collections::VecDeque<Upload> = std::collections::VecDeque::new();
     let mut finish_one = |in_flight: &mut std::collections::VecDeque<_>| -> Result<()> {
-        let (meta, handle): (IndexedPack, tokio::task::JoinHandle<Result<()>>) =
-            match in_flight.pop_front() {
-                Some(x) => x,
-                None => return Ok(()),
-            };
+        let Some(Upload { meta, handle }) = in_flight.pop_front() else {
+            return Ok(());
+        };
         rt.block_on(handle)
             .map_err(|e| Error::Failed(format!("upload task failed: {e}")))??;
         catalog.add_uploaded_pack(&meta)
@@ -673,7 +702,7 @@ fn upload_packs(sh: &Shared<'_>, packs: Receiver<FinishedPack>) -> Result<()> {
         let key = pack.key();
         let bytes = pack.bytes;
         let handle = rt.spawn(async move { backend.put(&key, bytes).await });
-        in_flight.push_back((meta, handle));
+        in_flight.push_back(Upload { meta, handle });
         while in_flight.len() >= UPLOADS_IN_FLIGHT {
             finish_one(&mut in_flight)?;
         }

@@ -106,7 +106,7 @@ fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     // Bounded page cache: memory must not grow with the repository.
-    conn.pragma_update(None, "cache_size", -16 * 1024)?;
+    conn.pragma_update(None, "cache_size", -4 * 1024)?;
     Ok(conn)
 }
 
@@ -165,6 +165,17 @@ impl Catalog {
         Self::err_at(&self.path, source)
     }
 
+    /// Pins this connection to one read snapshot until it is dropped.
+    ///
+    /// Every autocommit query takes and releases WAL locks (two fcntl calls); a backup's
+    /// readers look up tens of thousands of blobs and need no newer state than the one
+    /// they started with (blobs of the running backup are tracked in memory).
+    pub fn pin_snapshot(&self) -> Result<()> {
+        self.conn
+            .execute_batch("BEGIN; SELECT count(*) FROM meta;")
+            .map_err(|e| self.err(e))
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -210,7 +221,7 @@ impl Catalog {
         let new: Vec<IndexId> = in_store.difference(&known).copied().collect();
         stats.index_files = new.len();
         // Fetch in parallel (the backend bounds it), insert as they arrive.
-        for batch in new.chunks(64) {
+        for batch in new.chunks(8) {
             let loaded = repo.block_on(async {
                 let futs = batch.iter().map(|id| repo.read_index(*id));
                 let mut out = Vec::with_capacity(batch.len());
@@ -429,6 +440,15 @@ impl Catalog {
             }
         }
         Ok(out)
+    }
+
+    /// Whether any index or upload of this host lists the blob (the dedup check).
+    pub fn has_blob(&self, id: &BlobId) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM blobs WHERE blob_id=?1")
+            .map_err(|e| self.err(e))?;
+        st.exists([&id.0[..]]).map_err(|e| self.err(e))
     }
 
     /// Where a blob is, if any index or upload of this host lists it.

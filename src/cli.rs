@@ -56,7 +56,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a repository and its key file
-    Init,
+    Init(InitArgs),
     /// Back up directory trees into a snapshot of a stack
     Backup(BackupArgs),
     /// List snapshots
@@ -75,6 +75,15 @@ pub enum Command {
     /// Manage key files
     #[command(subcommand)]
     Key(KeyCommand),
+}
+
+/// `drctl init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// zstd level for the repository's new data (1 = fastest, 19 = smallest)
+    #[arg(long, value_name = "LEVEL", default_value_t = crate::repo::repo_config::DEFAULT_COMPRESSION_LEVEL,
+          value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub compression: i32,
 }
 
 /// `drctl backup`.

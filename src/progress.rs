@@ -41,6 +41,11 @@ impl Progress {
         Progress::new(false, "")
     }
 
+    /// Whether anything is drawn.
+    pub fn is_visible(&self) -> bool {
+        self.bar.is_some()
+    }
+
     /// Sets the expected total of bytes (when a scan finds it).
     pub fn set_total(&self, bytes: u64) {
         if let Some(b) = &self.bar {

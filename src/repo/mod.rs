@@ -70,6 +70,7 @@ impl Repo {
         key_path: &Path,
         rt: Arc<tokio::runtime::Runtime>,
         now: DateTime<Utc>,
+        compression_level: i32,
     ) -> Result<Repo> {
         if key_path.exists() {
             return Err(Error::Key {
@@ -89,7 +90,7 @@ impl Repo {
             Err(e) => return Err(e),
         }
         let keys = Keys::generate(hex::encode(crypto::random_key()));
-        let config = RepoConfig::new(&keys, now);
+        let config = RepoConfig::new(&keys, now, compression_level);
         keys.save_new(key_path)?;
         if let Err(e) = rt.block_on(backend.put("config", Bytes::from(config.to_bytes()))) {
             // A key file for a repository that does not exist would only block a retry.

@@ -121,9 +121,15 @@ impl S3Store {
         // Region: the configured one, else the environment or profile; the instance
         // metadata service is asked only for AWS itself (on other machines it can stall
         // for seconds), and us-east-1 is the last resort.
-        let region_chain = RegionProviderChain::first_try(cfg.region.clone().map(Region::new))
-            .or_else(EnvironmentVariableRegionProvider::new())
-            .or_else(ProfileFileRegionProvider::builder().build());
+        let region_chain = RegionProviderChain::first_try(
+            cfg.region
+                .as_deref()
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(|r| Region::new(r.to_owned())),
+        )
+        .or_else(EnvironmentVariableRegionProvider::new())
+        .or_else(ProfileFileRegionProvider::builder().build());
         let region_chain = if endpoint_url.is_none() {
             region_chain.or_default_provider()
         } else {
