@@ -79,7 +79,27 @@ struct NewBlob {
 struct FileJob {
     path: PathBuf,
     size: u64,
-    done: Sender<std::result::Result<Vec<BlobId>, String>>,
+    done: Sender<std::result::Result<Vec<BlobId>, ReadError>>,
+}
+
+/// Why a file's contents are missing from the snapshot.
+enum ReadError {
+    /// Deleted between listing and reading; not an error for a live tree.
+    Vanished,
+    /// Could not be read (permissions, I/O error) or the run stopped.
+    Failed(String),
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(e: std::io::Error) -> Self {
+        ReadError::Failed(e.to_string())
+    }
+}
+
+impl From<&str> for ReadError {
+    fn from(e: &str) -> Self {
+        ReadError::Failed(e.to_string())
+    }
 }
 
 /// The walk in order, for the tree builder.
@@ -98,7 +118,7 @@ enum Event {
 
 enum Content {
     Cached(Vec<BlobId>),
-    Pending(Receiver<std::result::Result<Vec<BlobId>, String>>),
+    Pending(Receiver<std::result::Result<Vec<BlobId>, ReadError>>),
 }
 
 /// State shared by the pipeline's threads.
@@ -198,7 +218,7 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result
         std::process::id(),
         req.now.timestamp_nanos_opt().unwrap_or(0)
     );
-    catalog.drop_staged_except(&[])?;
+    catalog.drop_abandoned_staging()?;
 
     let catalog_path = catalog.path().to_path_buf();
     let shared = Shared {
@@ -549,8 +569,14 @@ fn read_files(sh: &Shared<'_>, jobs: Receiver<FileJob>, blobs: Sender<NewBlob>) 
         if sh.stopped() {
             return Ok(());
         }
-        let result = (|| -> std::result::Result<Vec<BlobId>, String> {
-            let mut f = File::open(&job.path).map_err(|e| e.to_string())?;
+        let result = (|| -> std::result::Result<Vec<BlobId>, ReadError> {
+            let mut f = File::open(&job.path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    ReadError::Vanished
+                } else {
+                    ReadError::Failed(e.to_string())
+                }
+            })?;
             let mut ids = Vec::with_capacity((job.size >> 20) as usize + 1);
             let mut read = 0u64;
             // A file below the minimum chunk size is one chunk: read it straight into its
@@ -560,15 +586,13 @@ fn read_files(sh: &Shared<'_>, jobs: Receiver<FileJob>, blobs: Sender<NewBlob>) 
                 let mut buf = Vec::with_capacity(job.size as usize + 1);
                 (&mut f)
                     .take(chunker.params().min_size as u64)
-                    .read_to_end(&mut buf)
-                    .map_err(|e| e.to_string())?;
+                    .read_to_end(&mut buf)?;
                 if buf.len() < chunker.params().min_size {
                     whole = Some(buf);
                 } else {
                     // It grew past the minimum since it was listed: chunk it as a stream.
                     use std::io::Seek;
-                    f.seek(std::io::SeekFrom::Start(0))
-                        .map_err(|e| e.to_string())?;
+                    f.seek(std::io::SeekFrom::Start(0))?;
                 }
             }
             let mut stream = ChunkStream::with_size_hint(chunker, f, job.size);
@@ -577,7 +601,7 @@ fn read_files(sh: &Shared<'_>, jobs: Receiver<FileJob>, blobs: Sender<NewBlob>) 
                 Some(b) => Ok(Some(b)),
                 None => stream.next_chunk(),
             };
-            while let Some(chunk) = next().map_err(|e| e.to_string())? {
+            while let Some(chunk) = next()? {
                 if sh.stopped() {
                     return Err("interrupted".into());
                 }
@@ -781,7 +805,15 @@ fn build_trees(
                                 }
                                 ids
                             }
-                            Ok(Err(e)) => {
+                            Ok(Err(ReadError::Vanished)) => {
+                                // Deleted since it was listed (a temp file): not in the snapshot.
+                                tracing::info!(
+                                    "{} vanished during the backup",
+                                    String::from_utf8_lossy(&cache_key)
+                                );
+                                continue;
+                            }
+                            Ok(Err(ReadError::Failed(e))) => {
                                 if sh.stopped() {
                                     return Err(Error::Interrupted);
                                 }

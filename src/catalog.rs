@@ -593,9 +593,12 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
-    /// Drops staged entries of runs that never committed.
-    pub fn drop_staged_except(&self, live_runs: &[&str]) -> Result<()> {
-        let all: Vec<String> = {
+    /// Drops staged entries of runs whose process is gone (killed before committing).
+    ///
+    /// Run names start with the process ID; runs of live processes (another stack's backup
+    /// sharing this catalog) keep theirs.
+    pub fn drop_abandoned_staging(&self) -> Result<()> {
+        let runs: Vec<String> = {
             let mut st = self
                 .conn
                 .prepare("SELECT DISTINCT run FROM files_staged")
@@ -605,13 +608,22 @@ impl Catalog {
                 .map_err(|e| self.err(e))?;
             rows.filter_map(|r| r.ok()).collect()
         };
-        for run in all.iter().filter(|r| !live_runs.contains(&r.as_str())) {
+        for run in runs.iter().filter(|r| !process_alive(r)) {
             self.conn
                 .execute("DELETE FROM files_staged WHERE run=?1", [run])
                 .map_err(|e| self.err(e))?;
         }
         Ok(())
     }
+}
+
+/// Whether the process named at the start of a run name (`PID-...`) still runs.
+fn process_alive(run: &str) -> bool {
+    let Some(pid) = run.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+        return false;
+    };
+    // Signal 0 checks existence; EPERM still means the process exists.
+    unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
 }
 
 fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<BlobEntry> {

@@ -282,7 +282,7 @@ impl Repo {
             pack::open_blob(&key, e, sealed).map_err(|_| damaged("failed authentication"))?;
         let raw = match e.compression {
             Compression::None => payload,
-            Compression::Zstd => zstd::bulk::decompress(&payload, e.raw_len as usize)
+            Compression::Zstd => decompress(&payload, e.raw_len as usize)
                 .map_err(|_| damaged("does not decompress"))?,
         };
         if raw.len() != e.raw_len as usize || self.keys.blob_id(&raw) != e.id {
@@ -303,6 +303,24 @@ impl Repo {
             .await?;
         self.decode_blob(loc, &sealed)
     }
+}
+
+/// zstd decompression with one context per thread: creating a context per blob costs
+/// more than decompressing a small blob.
+fn decompress(payload: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    DCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        slot.as_mut()
+            .expect("just set")
+            .decompress(payload, raw_len)
+    })
 }
 
 fn short(id: &str) -> &str {
