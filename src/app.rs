@@ -144,27 +144,23 @@ impl App {
 
     /// Opens the repository and brings its catalog up to date.
     fn open(&self) -> Result<(Repo, Catalog)> {
-        let repo = Repo::open(
-            self.backend(false)?,
-            &self.settings.key_file,
-            self.rt.clone(),
-        )?;
-        let mut catalog = Catalog::open(
-            &self.settings.catalog_path(&repo.config.id),
-            &repo.config.id,
-        )?;
-        catalog.refresh(&repo)?;
-        Ok((repo, catalog))
+        self.open_checked(false)
     }
 
     /// Opens for a command that reads snapshots or data: the identity must be there.
     fn open_for_reading(&self) -> Result<(Repo, Catalog)> {
+        self.open_checked(true)
+    }
+
+    fn open_checked(&self, reading: bool) -> Result<(Repo, Catalog)> {
         let repo = Repo::open(
             self.backend(false)?,
             &self.settings.key_file,
             self.rt.clone(),
         )?;
-        repo.identity()?;
+        if reading {
+            repo.identity()?;
+        }
         let mut catalog = Catalog::open(
             &self.settings.catalog_path(&repo.config.id),
             &repo.config.id,

@@ -15,12 +15,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::{Error, Result};
 use crate::repo::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::repo::index::IndexedPack;
-use crate::repo::pack::{BlobEntry, BlobKind, Compression};
+use crate::repo::pack::{decode_entries, encode_entries, BlobEntry, BlobKind, Compression};
 use crate::repo::snapshot::{Snapshot, SnapshotEntry};
 use crate::repo::{BlobLocation, Repo};
 
 /// Bumped when the schema changes; an old catalog is dropped and rebuilt.
-const SCHEMA_VERSION: &str = "1";
+const SCHEMA_VERSION: &str = "2";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,7 +31,11 @@ CREATE TABLE IF NOT EXISTS packs(
     size INTEGER NOT NULL,
     wrapped_key BLOB NOT NULL,
     -- NULL: uploaded by this host and not yet listed in any index file
-    index_id BLOB
+    index_id BLOB,
+    -- every blob of a pack this host uploaded (trailer encoding), for its index entry:
+    -- the blobs table keeps one location per blob, and a blob two concurrent backups
+    -- both stored is in two packs
+    entries BLOB
 );
 CREATE TABLE IF NOT EXISTS blobs(
     blob_id BLOB PRIMARY KEY,
@@ -100,13 +104,33 @@ pub struct Catalog {
     path: PathBuf,
 }
 
+/// Opens a connection, waiting while another process holds the lock that switching a new
+/// database to WAL mode needs (SQLite reports that as busy without waiting).
 fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match try_open_conn(path) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
+}
+
+fn try_open_conn(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(120))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // Bounded page cache: memory must not grow with the repository.
-    conn.pragma_update(None, "cache_size", -4 * 1024)?;
+    // A small page cache per connection: a backup holds several, and memory must not
+    // grow with the repository (dedup lookups are random; the OS page cache serves them).
+    conn.pragma_update(None, "cache_size", -1024)?;
     Ok(conn)
 }
 
@@ -133,25 +157,56 @@ impl Catalog {
             conn,
             path: path.to_path_buf(),
         };
-        cat.conn.execute_batch(SCHEMA).map_err(|e| cat.err(e))?;
-        let get = |k: &str| -> Result<Option<String>> {
-            cat.conn
-                .query_row("SELECT value FROM meta WHERE key=?1", [k], |r| r.get(0))
-                .optional()
-                .map_err(|e| cat.err(e))
-        };
-        let (repo, schema) = (get("repository")?, get("schema")?);
-        if repo.as_deref() != Some(repo_id) || schema.as_deref() != Some(SCHEMA_VERSION) {
-            // A catalog of another repository or an older drctl: start it over.
-            cat.clear(true)?;
-            cat.conn
-                .execute(
+        cat.init_schema(repo_id).map_err(|e| cat.err(e))?;
+        Ok(cat)
+    }
+
+    /// Creates the schema, or starts the catalog over when it belongs to another
+    /// repository or an older schema; atomically, since several processes may open a new
+    /// catalog at once and one must not wipe what another already recorded.
+    fn init_schema(&self, repo_id: &str) -> rusqlite::Result<()> {
+        let c = &self.conn;
+        c.execute_batch("BEGIN IMMEDIATE")?;
+        let result = (|| {
+            let has_meta: bool = c.query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type='table' AND name='meta'",
+                [],
+                |r| r.get(0),
+            )?;
+            let get = |k: &str| -> rusqlite::Result<Option<String>> {
+                if !has_meta {
+                    return Ok(None);
+                }
+                c.query_row("SELECT value FROM meta WHERE key=?1", [k], |r| r.get(0))
+                    .optional()
+            };
+            let (repo, schema) = (get("repository")?, get("schema")?);
+            if schema.as_deref() != Some(SCHEMA_VERSION) {
+                let tables: Vec<String> = c
+                    .prepare("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for t in tables {
+                    c.execute_batch(&format!("DROP TABLE \"{t}\""))?;
+                }
+            }
+            c.execute_batch(SCHEMA)?;
+            if repo.as_deref() != Some(repo_id) || schema.as_deref() != Some(SCHEMA_VERSION) {
+                c.execute_batch(&clear_sql(true))?;
+                c.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('repository', ?1), ('schema', ?2)",
                     params![repo_id, SCHEMA_VERSION],
-                )
-                .map_err(|e| cat.err(e))?;
+                )?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => c.execute_batch("COMMIT"),
+            Err(e) => {
+                let _ = c.execute_batch("ROLLBACK");
+                Err(e)
+            }
         }
-        Ok(cat)
     }
 
     fn err_at(path: &Path, source: rusqlite::Error) -> Error {
@@ -182,14 +237,8 @@ impl Catalog {
     }
 
     fn clear(&self, with_files_cache: bool) -> Result<()> {
-        let mut sql = String::from(
-            "DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_files; DELETE FROM snapshots;",
-        );
-        if with_files_cache {
-            sql.push_str("DELETE FROM files; DELETE FROM files_staged;");
-        }
         self.conn
-            .execute_batch(&format!("BEGIN; {sql} COMMIT;"))
+            .execute_batch(&format!("BEGIN; {} COMMIT;", clear_sql(with_files_cache)))
             .map_err(|e| self.err(e))
     }
 
@@ -220,6 +269,10 @@ impl Catalog {
         let known = self.index_ids()?;
         let new: Vec<IndexId> = in_store.difference(&known).copied().collect();
         stats.index_files = new.len();
+        // Bulk inserts into the blob B-tree want a larger cache while they last.
+        if !new.is_empty() {
+            let _ = self.conn.pragma_update(None, "cache_size", -32 * 1024);
+        }
         // Fetch in parallel (the backend bounds it), insert as they arrive.
         for batch in new.chunks(8) {
             let loaded = repo.block_on(async {
@@ -234,6 +287,7 @@ impl Catalog {
                 self.add_index_file(*id, &packs)?;
             }
         }
+        let _ = self.conn.pragma_update(None, "cache_size", -1024);
         if repo.keys.identity.is_some() {
             stats.snapshots = self.refresh_snapshots(repo)?;
         }
@@ -313,6 +367,13 @@ impl Catalog {
             .transaction()
             .map_err(|e| Self::err_at(&self.path, e))?;
         insert_pack(&tx, pack, None).map_err(|e| Self::err_at(&self.path, e))?;
+        let mut entries = Vec::new();
+        encode_entries(&pack.blobs, &mut entries);
+        tx.execute(
+            "UPDATE packs SET entries=?1 WHERE pack_id=?2",
+            params![entries, &pack.id.0[..]],
+        )
+        .map_err(|e| Self::err_at(&self.path, e))?;
         tx.commit().map_err(|e| Self::err_at(&self.path, e))
     }
 
@@ -321,38 +382,34 @@ impl Catalog {
         let mut st = self
             .conn
             .prepare(
-                "SELECT rowid, pack_id, kind, size, wrapped_key FROM packs WHERE index_id IS NULL",
+                "SELECT pack_id, kind, size, wrapped_key, entries FROM packs
+                 WHERE index_id IS NULL AND entries IS NOT NULL",
             )
             .map_err(|e| self.err(e))?;
-        let heads = st
+        let rows = st
             .query_map([], |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, u8>(2)?,
-                    r.get::<_, u64>(3)?,
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, u64>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
                     r.get::<_, Vec<u8>>(4)?,
                 ))
             })
-            .map_err(|e| self.err(e))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))?;
-        let mut blobs_st = self
-            .conn
-            .prepare(
-                "SELECT blob_id, kind, compression, offset, stored_len, raw_len FROM blobs WHERE pack=?1",
-            )
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
-        for (rowid, id, kind, size, wrapped_key) in heads {
-            let blobs = blobs_st
-                .query_map([rowid], row_to_entry)
-                .map_err(|e| self.err(e))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (id, kind, size, wrapped_key, entries) = row.map_err(|e| self.err(e))?;
+            let (Some(id), Some(kind), Some((blobs, _))) = (
+                PackId::from_slice(&id),
+                BlobKind::from_u8(kind),
+                decode_entries(&entries),
+            ) else {
+                continue;
+            };
             out.push(IndexedPack {
-                id: PackId::from_slice(&id).unwrap_or(PackId([0; 32])),
-                kind: BlobKind::from_u8(kind).unwrap_or(BlobKind::Data),
+                id,
+                kind,
                 size,
                 wrapped_key,
                 blobs,
@@ -624,6 +681,17 @@ fn process_alive(run: &str) -> bool {
     };
     // Signal 0 checks existence; EPERM still means the process exists.
     unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
+}
+
+/// Statements that empty the cache (and the files cache, if asked).
+fn clear_sql(with_files_cache: bool) -> String {
+    let mut sql = String::from(
+        "DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_files; DELETE FROM snapshots;",
+    );
+    if with_files_cache {
+        sql.push_str("DELETE FROM files; DELETE FROM files_staged;");
+    }
+    sql
 }
 
 fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<BlobEntry> {

@@ -227,8 +227,13 @@ async fn verify_pack(repo: &Repo, p: &IndexedPack) -> std::result::Result<(), (P
         .map_err(|e| fail(e.to_string()))?;
     let trailer =
         pack::read_trailer(&bytes, &pack_key).map_err(|e| fail(format!("trailer: {e}")))?;
-    if trailer.len() != p.blobs.len() {
-        return Err(fail("its trailer and the index disagree".into()));
+    // The trailer may list more: a blob that is also in another pack can be indexed there.
+    let listed: HashSet<_> = trailer.iter().collect();
+    if let Some(b) = p.blobs.iter().find(|b| !listed.contains(b)) {
+        return Err(fail(format!(
+            "the index lists blob {} that its trailer does not",
+            b.id.short()
+        )));
     }
     for b in &p.blobs {
         let loc = crate::repo::BlobLocation {

@@ -127,15 +127,6 @@ fn two_hosts_and_concurrent_processes(kind: Kind) {
         .unwrap();
     }
     // Three backups at once through one catalog.
-    let children: Vec<_> = ["a", "b", "c"]
-        .iter()
-        .map(|s| {
-            env.cmd()
-                .args(["backup", "--stack", s, src.join(s).to_str().unwrap()])
-                .output()
-        })
-        .collect();
-    let _ = children;
     let handles: Vec<_> = ["a", "b", "c"]
         .iter()
         .map(|s| {
@@ -164,7 +155,7 @@ fn two_hosts_and_concurrent_processes(kind: Kind) {
         .unwrap();
     assert_ok(&o);
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 6);
+    assert_eq!(list.as_array().unwrap().len(), 3);
     let o = env
         .cmd()
         .env("DRCTL_CATALOG", &host2)
@@ -184,7 +175,7 @@ fn two_hosts_and_concurrent_processes(kind: Kind) {
         "{v}"
     );
     // The first host's catalog refreshes and sees the second host's snapshot.
-    assert_eq!(env.snapshot_count(), 7);
+    assert_eq!(env.snapshot_count(), 4);
     assert_ok(&env.run(&["check", "--read-data"]));
 }
 

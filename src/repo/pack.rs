@@ -47,7 +47,7 @@ impl BlobKind {
 }
 
 /// How a blob's plaintext was stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Compression {
     /// Stored as is (it did not shrink).
     None = 0,
@@ -67,7 +67,7 @@ impl Compression {
 }
 
 /// Where one blob sits in a pack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BlobEntry {
     /// Keyed hash of the plaintext.
     pub id: BlobId,

@@ -129,3 +129,117 @@ pub fn is_not_found(e: &Error) -> bool {
         }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::store::file::FileStore;
+
+    /// A real local store whose first `failures` reads fail with the given error kind.
+    struct Flaky {
+        inner: FileStore,
+        failures: AtomicU32,
+        transient: bool,
+        calls: AtomicU32,
+    }
+
+    #[async_trait]
+    impl Store for Flaky {
+        fn describe(&self) -> String {
+            "flaky".into()
+        }
+        async fn check_access(&self) -> Result<(), StoreError> {
+            self.inner.check_access().await
+        }
+        async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
+            self.inner.put(key, data).await
+        }
+        async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(if self.transient {
+                    StoreError::Transient {
+                        key: key.into(),
+                        detail: "503 SlowDown".into(),
+                    }
+                } else {
+                    StoreError::Other("400 bad request".into())
+                });
+            }
+            self.inner.get(key).await
+        }
+        async fn get_range(&self, key: &str, o: u64, l: u64) -> Result<Bytes, StoreError> {
+            self.inner.get_range(key, o, l).await
+        }
+        async fn stat(&self, key: &str) -> Result<ObjectInfo, StoreError> {
+            self.inner.stat(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+            self.inner.list(prefix).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.inner.delete(key).await
+        }
+    }
+
+    fn backend(dir: &std::path::Path, failures: u32, transient: bool) -> (Backend, Arc<Flaky>) {
+        let flaky = Arc::new(Flaky {
+            inner: FileStore::new(dir),
+            failures: AtomicU32::new(failures),
+            transient,
+            calls: AtomicU32::new(0),
+        });
+        let opts = BackendOptions {
+            concurrency: 2,
+            attempts: 4,
+            backoff: Duration::from_millis(1),
+        };
+        (Backend::new(flaky.clone(), opts), flaky)
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_retried_and_others_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, flaky) = backend(dir.path(), 3, true);
+        b.put("k", Bytes::from_static(b"v")).await.unwrap();
+        assert_eq!(b.get("k").await.unwrap(), Bytes::from_static(b"v"));
+        assert_eq!(
+            flaky.calls.load(Ordering::SeqCst),
+            4,
+            "three retries, then success"
+        );
+
+        let (b, flaky) = backend(dir.path(), 10, true);
+        let err = b.get("k").await.unwrap_err();
+        assert_eq!(
+            flaky.calls.load(Ordering::SeqCst),
+            4,
+            "gives up after the attempts"
+        );
+        assert!(err.to_string().contains("503"), "{err}");
+
+        let (b, flaky) = backend(dir.path(), 1, false);
+        assert!(b.get("k").await.is_err());
+        assert_eq!(
+            flaky.calls.load(Ordering::SeqCst),
+            1,
+            "a permanent error is not retried"
+        );
+
+        let (b, flaky) = backend(dir.path(), 0, true);
+        assert!(is_not_found(&b.get("missing").await.unwrap_err()));
+        assert_eq!(
+            flaky.calls.load(Ordering::SeqCst),
+            1,
+            "not found is not retried"
+        );
+    }
+}
