@@ -29,21 +29,40 @@ fn make_source(env: &Env) -> std::path::PathBuf {
     src
 }
 
+fn data_packs(env: &Env) -> usize {
+    env.objects()
+        .iter()
+        .filter(|(k, _)| k.starts_with("data/"))
+        .count()
+}
+
 fn crash_safety(kind: Kind) {
     let Some(env) = Env::init(kind) else { return };
     let src = make_source(&env);
     let src_arg = src.to_str().unwrap();
 
-    // A clean backup of the same data elsewhere: how long it takes and what it stores.
-    let reference = Env::init(kind).unwrap();
+    // How long a clean backup of this data takes, to spread the kills over it.
     let t = Instant::now();
-    let clean = reference.json(&["backup", "--stack", "s", src_arg]);
+    assert_ok(
+        &Env::init(kind)
+            .unwrap()
+            .run(&["backup", "--stack", "s", src_arg]),
+    );
     let clean_time = t.elapsed();
-    let clean_added = clean["summary"]["bytes_added"].as_u64().unwrap();
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
     let mut killed = 0;
     for i in 0..KILLS {
+        let late = i >= KILLS - 4;
+        if late {
+            // Fresh data, so this run has packs of its own to upload before it dies.
+            std::fs::write(
+                src.join(format!("new-{i}.bin")),
+                random_bytes(40 << 20, 500 + i as u64),
+            )
+            .unwrap();
+        }
+        let before = data_packs(&env);
         let mut child = env
             .cmd()
             .args(["backup", "--stack", "s", src_arg])
@@ -51,26 +70,35 @@ fn crash_safety(kind: Kind) {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Early kills hit startup and chunking, late ones hit uploads and the commit.
-        let upto = clean_time.as_secs_f64() * (0.3 + 0.6 * i as f64 / KILLS as f64);
-        std::thread::sleep(Duration::from_secs_f64(rng.gen_range(0.02..upto.max(0.05))));
+        if late {
+            // Killed once it has stored at least two new packs: the next run must reuse them.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while data_packs(&env) < before + 2
+                && child.try_wait().unwrap().is_none()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        } else {
+            let upto = clean_time.as_secs_f64() * 0.6;
+            std::thread::sleep(Duration::from_secs_f64(rng.gen_range(0.02..upto.max(0.05))));
+        }
         let finished = child.try_wait().unwrap().is_some();
         let _ = child.kill();
         child.wait().unwrap();
         if !finished {
             killed += 1;
         }
-        let o = env.run(&["check"]);
-        assert_ok(&o);
+        assert_ok(&env.run(&["check"]));
         let snaps = env.snapshot_count();
         assert!(snaps == 0 || finished, "kill {i} left a snapshot behind");
     }
     assert!(killed >= 10, "only {killed} backups were killed mid-run");
-    assert!(
-        env.objects().iter().any(|(k, _)| k.starts_with("data/")),
-        "no kill came after an upload"
-    );
 
+    // What a clean backup of the final tree adds, against what the backup after the kills adds.
+    let reference = Env::init(kind).unwrap();
+    let clean = reference.json(&["backup", "--stack", "s", src_arg]);
+    let clean_added = clean["summary"]["bytes_added"].as_u64().unwrap();
     let done = env.json(&["backup", "--stack", "s", src_arg]);
     let added = done["summary"]["bytes_added"].as_u64().unwrap();
     assert!(
@@ -84,6 +112,10 @@ fn crash_safety(kind: Kind) {
     assert!(
         std::fs::read(restored.join("media.bin")).unwrap()
             == std::fs::read(src.join("media.bin")).unwrap()
+    );
+    assert!(
+        std::fs::read(restored.join("new-11.bin")).unwrap()
+            == std::fs::read(src.join("new-11.bin")).unwrap()
     );
     assert_eq!(
         std::fs::read_dir(restored.join("small")).unwrap().count(),
