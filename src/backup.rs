@@ -695,44 +695,58 @@ fn seal_blobs(sh: &Shared<'_>, blobs: Receiver<NewBlob>, packs: Sender<FinishedP
     }
 }
 
-/// A pack on its way to the store.
-struct Upload {
-    meta: IndexedPack,
-    handle: tokio::task::JoinHandle<Result<()>>,
-}
-
-/// Uploads packs with bounded concurrency; records each in the catalog once stored.
+/// Uploads packs, `UPLOADS_IN_FLIGHT` at once, and records each in the catalog the moment
+/// it is stored: a backup killed right after an upload still leaves the next run knowing
+/// that pack, so it is reused instead of uploaded again.
 fn upload_packs(sh: &Shared<'_>, packs: Receiver<FinishedPack>) -> Result<()> {
     let mut catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
     let rt = sh.repo.runtime().clone();
-    let mut in_flight: std::collections::VecDeque<Upload> = std::collections::VecDeque::new();
-    let mut finish_one = |in_flight: &mut std::collections::VecDeque<_>| -> Result<()> {
-        let Some(Upload { meta, handle }) = in_flight.pop_front() else {
-            return Ok(());
-        };
-        rt.block_on(handle)
-            .map_err(|e| Error::Failed(format!("upload task failed: {e}")))??;
-        catalog.add_uploaded_pack(&meta)
+    let slots = Arc::new(tokio::sync::Semaphore::new(UPLOADS_IN_FLIGHT));
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<(IndexedPack, Result<()>)>();
+    let mut in_flight = 0usize;
+    let mut record = |(meta, result): (IndexedPack, Result<()>), in_flight: &mut usize| {
+        *in_flight -= 1;
+        result.and_then(|()| catalog.add_uploaded_pack(&meta))
     };
-    for pack in packs {
-        let meta = IndexedPack {
-            id: pack.id,
-            kind: pack.kind,
-            size: pack.bytes.len() as u64,
-            wrapped_key: pack.wrapped_key.clone(),
-            blobs: pack.entries.clone(),
-        };
-        let backend = sh.repo.backend.clone();
-        let key = pack.key();
-        let bytes = pack.bytes;
-        let handle = rt.spawn(async move { backend.put(&key, bytes).await });
-        in_flight.push_back(Upload { meta, handle });
-        while in_flight.len() >= UPLOADS_IN_FLIGHT {
-            finish_one(&mut in_flight)?;
+    let mut packs_open = true;
+    let closed = crossbeam_channel::never();
+    while packs_open || in_flight > 0 {
+        crossbeam_channel::select! {
+            recv(if packs_open { &packs } else { &closed }) -> pack => {
+                let Ok(pack) = pack else {
+                    packs_open = false;
+                    continue;
+                };
+                let meta = IndexedPack {
+                    id: pack.id,
+                    kind: pack.kind,
+                    size: pack.bytes.len() as u64,
+                    wrapped_key: pack.wrapped_key.clone(),
+                    blobs: pack.entries.clone(),
+                };
+                // Wait for a free slot, recording the uploads that finish meanwhile.
+                let permit = loop {
+                    if let Ok(p) = slots.clone().try_acquire_owned() {
+                        break p;
+                    }
+                    let done = done_rx.recv().expect("an upload in flight reports back");
+                    record(done, &mut in_flight)?;
+                };
+                let (backend, key, bytes, done_tx) =
+                    (sh.repo.backend.clone(), pack.key(), pack.bytes, done_tx.clone());
+                in_flight += 1;
+                rt.spawn(async move {
+                    let result = backend.put(&key, bytes).await;
+                    // Free the slot before reporting: a waiter that finds no free slot can
+                    // then count on a report still to come.
+                    drop(permit);
+                    let _ = done_tx.send((meta, result));
+                });
+            }
+            recv(done_rx) -> done => {
+                record(done.expect("this thread holds a sender"), &mut in_flight)?;
+            }
         }
-    }
-    while !in_flight.is_empty() {
-        finish_one(&mut in_flight)?;
     }
     Ok(())
 }

@@ -562,6 +562,14 @@ impl Catalog {
         Ok(out)
     }
 
+    /// The age-wrapped key of a pack.
+    pub fn pack_wrapped_key(&self, pack: &PackId) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .prepare_cached("SELECT wrapped_key FROM packs WHERE pack_id=?1")
+            .and_then(|mut st| st.query_row([&pack.0[..]], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))
+    }
+
     /// The blobs of one pack, as the index lists them.
     pub fn pack_blobs(&self, pack: &PackId) -> Result<Vec<BlobEntry>> {
         let mut st = self

@@ -8,8 +8,7 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::repo::id::{content_hash, BlobId, PackId};
-use crate::repo::index::IndexedPack;
-use crate::repo::pack::{self, pack_key};
+use crate::repo::pack::{self, pack_key, BlobKind};
 use crate::repo::snapshot::SnapshotEntry;
 use crate::repo::tree::NodeKind;
 use crate::repo::Repo;
@@ -45,19 +44,23 @@ pub struct CheckReport {
     pub affected_snapshots: Vec<String>,
 }
 
+/// Packs verified at once with `--read-data`; bounds the memory of their blob lists.
+const VERIFY_BATCH: usize = 16;
+
 /// Checks structure; with `read_data_percent`, also downloads and verifies that share of
-/// the packs.
+/// the packs. Memory stays proportional to the number of packs, not of blobs: blob
+/// lookups go through the catalog, which the caller has just refreshed from the store.
 pub fn run(repo: &Repo, catalog: &Catalog, read_data_percent: Option<f64>) -> Result<CheckReport> {
     let mut report = CheckReport::default();
-    // Read every index file straight from the store, not from the catalog.
+    // Every index file must open; what they list is what the catalog now holds.
     let index_ids = repo.list_index()?;
     report.index_files = index_ids.len();
-    let mut indexed: HashMap<PackId, IndexedPack> = HashMap::new();
+    let mut indexed: HashMap<PackId, (BlobKind, u64)> = HashMap::new();
     for id in &index_ids {
         match repo.block_on(repo.read_index(*id)) {
             Ok(packs) => {
                 for p in packs {
-                    indexed.insert(p.id, p);
+                    indexed.insert(p.id, (p.kind, p.size));
                 }
             }
             Err(e) => report.problems.push(Problem {
@@ -74,40 +77,32 @@ pub fn run(repo: &Repo, catalog: &Catalog, read_data_percent: Option<f64>) -> Re
         }
     }
     let mut damaged: HashSet<PackId> = HashSet::new();
-    for p in indexed.values() {
-        let key = pack_key(p.kind, &p.id);
-        match in_store.get(&key) {
-            None => {
-                damaged.insert(p.id);
-                report.problems.push(Problem {
-                    pack: Some(p.id.to_hex()),
-                    message: format!("pack {} ({key}) is missing", p.id.short()),
-                });
-            }
-            Some(&size) if size != p.size => {
-                damaged.insert(p.id);
-                report.problems.push(Problem {
-                    pack: Some(p.id.to_hex()),
-                    message: format!(
-                        "pack {} ({key}) has {size} bytes, the index says {}",
-                        p.id.short(),
-                        p.size
-                    ),
-                });
-            }
-            Some(_) => {}
-        }
+    for (id, &(kind, size)) in &indexed {
+        let key = pack_key(kind, id);
+        let problem = match in_store.get(&key) {
+            None => format!("pack {} ({key}) is missing", id.short()),
+            Some(&found) if found != size => format!(
+                "pack {} ({key}) has {found} bytes, the index says {size}",
+                id.short()
+            ),
+            Some(_) => continue,
+        };
+        damaged.insert(*id);
+        report.problems.push(Problem {
+            pack: Some(id.to_hex()),
+            message: problem,
+        });
     }
-    let listed: HashSet<String> = indexed.values().map(|p| pack_key(p.kind, &p.id)).collect();
+    let listed: HashSet<String> = indexed
+        .iter()
+        .map(|(id, (k, _))| pack_key(*k, id))
+        .collect();
     report.unreferenced_packs = in_store.keys().filter(|k| !listed.contains(*k)).count();
+    drop(in_store);
 
-    // Snapshots and trees.
+    // Snapshots and every tree they reach, each tree once.
     let snapshots = catalog.snapshots(None)?;
     report.snapshots = snapshots.len();
-    let blob_pack: HashMap<BlobId, PackId> = indexed
-        .values()
-        .flat_map(|p| p.blobs.iter().map(move |b| (b.id, p.id)))
-        .collect();
     let mut trees = TreeReader::new(repo, catalog);
     let mut seen_trees: HashSet<BlobId> = HashSet::new();
     for s in &snapshots {
@@ -116,47 +111,34 @@ pub fn run(repo: &Repo, catalog: &Catalog, read_data_percent: Option<f64>) -> Re
             if !seen_trees.insert(t) {
                 continue;
             }
-            if !blob_pack.contains_key(&t) {
-                report.problems.push(Problem {
-                    pack: None,
-                    message: format!(
-                        "snapshot {}: tree {} is not in the index",
-                        s.id.short(),
-                        t.short()
-                    ),
-                });
-                continue;
-            }
             let tree = match trees.tree(&t) {
                 Ok(tree) => tree,
                 Err(e) => {
+                    let pack = catalog.locate(&t)?.map(|l| l.pack);
+                    damaged.extend(pack);
                     report.problems.push(Problem {
-                        pack: blob_pack.get(&t).map(|p| p.to_hex()),
+                        pack: pack.map(|p| p.to_hex()),
                         message: format!("snapshot {}: {e}", s.id.short()),
                     });
-                    if let Some(p) = blob_pack.get(&t) {
-                        damaged.insert(*p);
-                    }
                     continue;
                 }
             };
             for n in &tree.nodes {
-                if let Some(sub) = n.subtree {
-                    stack.push(sub);
+                stack.extend(n.subtree);
+                if n.kind != NodeKind::File {
+                    continue;
                 }
-                if n.kind == NodeKind::File {
-                    for b in &n.content {
-                        if !blob_pack.contains_key(b) {
-                            report.problems.push(Problem {
-                                pack: None,
-                                message: format!(
-                                    "snapshot {}: blob {} of {} is not in the index",
-                                    s.id.short(),
-                                    b.short(),
-                                    n.name
-                                ),
-                            });
-                        }
+                for b in &n.content {
+                    if !catalog.has_blob(b)? {
+                        report.problems.push(Problem {
+                            pack: None,
+                            message: format!(
+                                "snapshot {}: blob {} of {} is not in the index",
+                                s.id.short(),
+                                b.short(),
+                                n.name
+                            ),
+                        });
                     }
                 }
             }
@@ -165,80 +147,94 @@ pub fn run(repo: &Repo, catalog: &Catalog, read_data_percent: Option<f64>) -> Re
     report.trees = seen_trees.len();
 
     if let Some(pct) = read_data_percent {
-        let mut packs: Vec<&IndexedPack> = indexed
-            .values()
-            .filter(|p| !damaged.contains(&p.id))
+        let mut packs: Vec<(PackId, BlobKind)> = indexed
+            .iter()
+            .filter(|(id, _)| !damaged.contains(*id))
+            .map(|(id, (k, _))| (*id, *k))
             .collect();
-        packs.sort_by_key(|p| p.id);
+        packs.sort_by_key(|p| p.0);
         if pct < 100.0 {
             packs.shuffle(&mut rand::thread_rng());
             let n = ((packs.len() as f64 * pct / 100.0).ceil() as usize).min(packs.len());
             packs.truncate(n);
         }
         report.packs_read = packs.len();
-        let results = repo.block_on(async {
-            use futures::StreamExt;
-            futures::stream::iter(packs.iter().map(|p| verify_pack(repo, p)))
+        for batch in packs.chunks(VERIFY_BATCH) {
+            let mut work = Vec::with_capacity(batch.len());
+            for (id, kind) in batch {
+                let Some(wrapped) = catalog.pack_wrapped_key(id)? else {
+                    continue;
+                };
+                work.push((*id, *kind, wrapped, catalog.pack_blobs(id)?));
+            }
+            let results = repo.block_on(async {
+                use futures::StreamExt;
+                futures::stream::iter(work.iter().map(|(id, kind, wrapped, blobs)| {
+                    verify_pack(repo, *id, *kind, wrapped, blobs)
+                }))
                 .buffer_unordered(4)
                 .collect::<Vec<_>>()
                 .await
-        });
-        for r in results {
-            if let Err((id, msg)) = r {
-                damaged.insert(id);
-                report.problems.push(Problem {
-                    pack: Some(id.to_hex()),
-                    message: msg,
-                });
+            });
+            for r in results {
+                if let Err((id, msg)) = r {
+                    damaged.insert(id);
+                    report.problems.push(Problem {
+                        pack: Some(id.to_hex()),
+                        message: msg,
+                    });
+                }
             }
         }
     }
 
     if !damaged.is_empty() {
-        let bad_blobs: HashSet<BlobId> = indexed
-            .values()
-            .filter(|p| damaged.contains(&p.id))
-            .flat_map(|p| p.blobs.iter().map(|b| b.id))
-            .collect();
+        let mut bad_blobs: HashSet<BlobId> = HashSet::new();
+        for p in &damaged {
+            bad_blobs.extend(catalog.pack_blobs(p)?.iter().map(|b| b.id));
+        }
         report.affected_snapshots = affected(&mut trees, &snapshots, &bad_blobs);
     }
     Ok(report)
 }
 
-/// Downloads a whole pack and verifies its name, trailer and every blob in it.
-async fn verify_pack(repo: &Repo, p: &IndexedPack) -> std::result::Result<(), (PackId, String)> {
-    let key = pack_key(p.kind, &p.id);
-    let fail = |m: String| {
-        (
-            p.id,
-            format!("pack {} ({key}) is damaged: {m}", p.id.short()),
-        )
-    };
+/// Downloads a whole pack and verifies its name (which covers every byte), its trailer,
+/// and every blob the index places in it.
+async fn verify_pack(
+    repo: &Repo,
+    id: PackId,
+    kind: BlobKind,
+    wrapped_key: &[u8],
+    blobs: &[pack::BlobEntry],
+) -> std::result::Result<(), (PackId, String)> {
+    let key = pack_key(kind, &id);
+    let fail = |m: String| (id, format!("pack {} ({key}) is damaged: {m}", id.short()));
     let bytes = repo
         .backend
         .get(&key)
         .await
         .map_err(|e| fail(e.to_string()))?;
-    if content_hash(&bytes) != p.id.0 {
+    if content_hash(&bytes) != id.0 {
         return Err(fail("its contents do not match its name".into()));
     }
     let pack_key = repo
-        .pack_key(&p.id, &p.wrapped_key)
+        .pack_key(&id, wrapped_key)
         .map_err(|e| fail(e.to_string()))?;
     let trailer =
         pack::read_trailer(&bytes, &pack_key).map_err(|e| fail(format!("trailer: {e}")))?;
     // The trailer may list more: a blob that is also in another pack can be indexed there.
     let listed: HashSet<_> = trailer.iter().collect();
-    if let Some(b) = p.blobs.iter().find(|b| !listed.contains(b)) {
-        return Err(fail(format!(
-            "the index lists blob {} that its trailer does not",
-            b.id.short()
-        )));
-    }
-    for b in &p.blobs {
+    let wrapped = std::sync::Arc::new(wrapped_key.to_vec());
+    for b in blobs {
+        if !listed.contains(b) {
+            return Err(fail(format!(
+                "the index lists blob {} that its trailer does not",
+                b.id.short()
+            )));
+        }
         let loc = crate::repo::BlobLocation {
-            pack: p.id,
-            wrapped_key: std::sync::Arc::new(p.wrapped_key.clone()),
+            pack: id,
+            wrapped_key: wrapped.clone(),
             entry: *b,
         };
         let (s, e) = (b.offset as usize, b.offset as usize + b.stored_len as usize);

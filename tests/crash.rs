@@ -52,15 +52,26 @@ fn crash_safety(kind: Kind) {
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
     let mut killed = 0;
-    for i in 0..KILLS {
-        let late = i >= KILLS - 4;
+    let mut committed = 0;
+    let mut attempts = 0;
+    // Kills land at random moments; a run that finished first (it had less to do, since
+    // earlier runs stored part of the data) narrows the window for the next.
+    let mut window = clean_time.as_secs_f64() * 0.8;
+    while killed < KILLS {
+        attempts += 1;
+        assert!(
+            attempts <= 40,
+            "only {killed} of {attempts} backups could be killed mid-run"
+        );
+        let late = killed >= KILLS - 3;
         if late {
             // Fresh data, so this run has packs of its own to upload before it dies.
-            std::fs::write(
-                src.join(format!("new-{i}.bin")),
-                random_bytes(40 << 20, 500 + i as u64),
-            )
-            .unwrap();
+            let data = random_bytes(64 << 20, 500 + attempts as u64);
+            std::fs::write(src.join(format!("new-{attempts}.bin")), data).unwrap();
+        } else {
+            // Changed data, so a run after a committed one still has work to be killed in.
+            let data = random_bytes(16 << 20, 900 + attempts as u64);
+            std::fs::write(src.join("churn.bin"), data).unwrap();
         }
         let before = data_packs(&env);
         let mut child = env
@@ -71,7 +82,7 @@ fn crash_safety(kind: Kind) {
             .spawn()
             .unwrap();
         if late {
-            // Killed once it has stored at least two new packs: the next run must reuse them.
+            // Killed once it has stored two new packs: the next run must reuse them.
             let deadline = Instant::now() + Duration::from_secs(60);
             while data_packs(&env) < before + 2
                 && child.try_wait().unwrap().is_none()
@@ -80,20 +91,28 @@ fn crash_safety(kind: Kind) {
                 std::thread::sleep(Duration::from_millis(5));
             }
         } else {
-            let upto = clean_time.as_secs_f64() * 0.6;
-            std::thread::sleep(Duration::from_secs_f64(rng.gen_range(0.02..upto.max(0.05))));
+            std::thread::sleep(Duration::from_secs_f64(
+                rng.gen_range(0.02..window.max(0.05)),
+            ));
         }
         let finished = child.try_wait().unwrap().is_some();
         let _ = child.kill();
         child.wait().unwrap();
-        if !finished {
+        if finished {
+            window *= 0.6;
+        } else {
             killed += 1;
         }
+        // Whatever the moment, the repository checks clean. A snapshot exists only if the
+        // run got past its commit point, and then `check` has just verified it whole.
         assert_ok(&env.run(&["check"]));
         let snaps = env.snapshot_count();
-        assert!(snaps == 0 || finished, "kill {i} left a snapshot behind");
+        assert!(
+            snaps <= committed + 1,
+            "attempt {attempts}: {snaps} snapshots"
+        );
+        committed = snaps;
     }
-    assert!(killed >= 10, "only {killed} backups were killed mid-run");
 
     // What a clean backup of the final tree adds, against what the backup after the kills adds.
     let reference = Env::init(kind).unwrap();
@@ -113,9 +132,9 @@ fn crash_safety(kind: Kind) {
         std::fs::read(restored.join("media.bin")).unwrap()
             == std::fs::read(src.join("media.bin")).unwrap()
     );
+    let newest = format!("new-{attempts}.bin");
     assert!(
-        std::fs::read(restored.join("new-11.bin")).unwrap()
-            == std::fs::read(src.join("new-11.bin")).unwrap()
+        std::fs::read(restored.join(&newest)).unwrap() == std::fs::read(src.join(&newest)).unwrap()
     );
     assert_eq!(
         std::fs::read_dir(restored.join("small")).unwrap().count(),
