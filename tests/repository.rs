@@ -62,6 +62,18 @@ fn describe_tree(root: &Path) -> BTreeMap<String, String> {
     out
 }
 
+/// The file system's inode flags (chattr), 0 where the file system has none.
+fn inode_flags(p: &Path) -> libc::c_long {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(p).unwrap();
+    let mut flags: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one c_long.
+    if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+        return 0;
+    }
+    flags
+}
+
 fn make_fixture(base: &Path) {
     let data = base.join("data");
     std::fs::create_dir_all(data.join("nested/deeper/deepest")).unwrap();
@@ -107,6 +119,19 @@ fn round_trip(kind: Kind) {
         describe_tree(&src.join("data")),
         describe_tree(&out.join("data"))
     );
+    for dir in [
+        "data",
+        "data/nested",
+        "data/nested/deeper/deepest",
+        "data/empty-dir",
+    ] {
+        let flags = inode_flags(&out.join(dir));
+        assert_eq!(
+            flags & 0x0002_0000,
+            0,
+            "{dir} keeps the restore's allocation hint"
+        );
+    }
 
     // One file to stdout.
     let o = env.run(&["dump", "web", "data/nested/deeper/deepest/leaf.txt"]);
