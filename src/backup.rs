@@ -701,18 +701,16 @@ fn seal_blobs(sh: &Shared<'_>, blobs: Receiver<NewBlob>, packs: Sender<FinishedP
 fn upload_packs(sh: &Shared<'_>, packs: Receiver<FinishedPack>) -> Result<()> {
     let mut catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
     let rt = sh.repo.runtime().clone();
-    let slots = Arc::new(tokio::sync::Semaphore::new(UPLOADS_IN_FLIGHT));
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<(IndexedPack, Result<()>)>();
     let mut in_flight = 0usize;
-    let mut record = |(meta, result): (IndexedPack, Result<()>), in_flight: &mut usize| {
-        *in_flight -= 1;
-        result.and_then(|()| catalog.add_uploaded_pack(&meta))
-    };
     let mut packs_open = true;
     let closed = crossbeam_channel::never();
     while packs_open || in_flight > 0 {
+        // Take a pack only when a slot is free: a pack held here while waiting would be
+        // one more 16 MiB buffer alive (the sealers wait instead, holding theirs).
+        let ready = packs_open && in_flight < UPLOADS_IN_FLIGHT;
         crossbeam_channel::select! {
-            recv(if packs_open { &packs } else { &closed }) -> pack => {
+            recv(if ready { &packs } else { &closed }) -> pack => {
                 let Ok(pack) = pack else {
                     packs_open = false;
                     continue;
@@ -724,27 +722,19 @@ fn upload_packs(sh: &Shared<'_>, packs: Receiver<FinishedPack>) -> Result<()> {
                     wrapped_key: pack.wrapped_key.clone(),
                     blobs: pack.entries.clone(),
                 };
-                // Wait for a free slot, recording the uploads that finish meanwhile.
-                let permit = loop {
-                    if let Ok(p) = slots.clone().try_acquire_owned() {
-                        break p;
-                    }
-                    let done = done_rx.recv().expect("an upload in flight reports back");
-                    record(done, &mut in_flight)?;
-                };
                 let (backend, key, bytes, done_tx) =
                     (sh.repo.backend.clone(), pack.key(), pack.bytes, done_tx.clone());
                 in_flight += 1;
                 rt.spawn(async move {
                     let result = backend.put(&key, bytes).await;
-                    // Free the slot before reporting: a waiter that finds no free slot can
-                    // then count on a report still to come.
-                    drop(permit);
                     let _ = done_tx.send((meta, result));
                 });
             }
             recv(done_rx) -> done => {
-                record(done.expect("this thread holds a sender"), &mut in_flight)?;
+                let (meta, result) = done.expect("this thread holds a sender");
+                in_flight -= 1;
+                result?;
+                catalog.add_uploaded_pack(&meta)?;
             }
         }
     }
