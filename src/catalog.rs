@@ -536,32 +536,6 @@ impl Catalog {
         .map_err(|e| self.err(e))
     }
 
-    /// Every pack the index lists, with its size and kind.
-    pub fn packs(&self) -> Result<Vec<(PackId, BlobKind, u64, bool)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT pack_id, kind, size, index_id IS NOT NULL FROM packs")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, u8>(1)?,
-                    r.get::<_, u64>(2)?,
-                    r.get::<_, bool>(3)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, kind, size, indexed) = row.map_err(|e| self.err(e))?;
-            if let (Some(id), Some(kind)) = (PackId::from_slice(&id), BlobKind::from_u8(kind)) {
-                out.push((id, kind, size, indexed));
-            }
-        }
-        Ok(out)
-    }
-
     /// The age-wrapped key of a pack.
     pub fn pack_wrapped_key(&self, pack: &PackId) -> Result<Option<Vec<u8>>> {
         self.conn

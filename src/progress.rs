@@ -36,11 +36,6 @@ impl Progress {
         }
     }
 
-    /// A display that shows nothing.
-    pub fn hidden() -> Self {
-        Progress::new(false, "")
-    }
-
     /// Whether anything is drawn.
     pub fn is_visible(&self) -> bool {
         self.bar.is_some()
