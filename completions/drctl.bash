@@ -25,6 +25,9 @@ _drctl() {
             drctl,check)
                 cmd="drctl__subcmd__check"
                 ;;
+            drctl,config)
+                cmd="drctl__subcmd__config"
+                ;;
             drctl,dump)
                 cmd="drctl__subcmd__dump"
                 ;;
@@ -58,6 +61,18 @@ _drctl() {
             drctl__subcmd__catalog__subcmd__help,rebuild)
                 cmd="drctl__subcmd__catalog__subcmd__help__subcmd__rebuild"
                 ;;
+            drctl__subcmd__config,check)
+                cmd="drctl__subcmd__config__subcmd__check"
+                ;;
+            drctl__subcmd__config,help)
+                cmd="drctl__subcmd__config__subcmd__help"
+                ;;
+            drctl__subcmd__config__subcmd__help,check)
+                cmd="drctl__subcmd__config__subcmd__help__subcmd__check"
+                ;;
+            drctl__subcmd__config__subcmd__help,help)
+                cmd="drctl__subcmd__config__subcmd__help__subcmd__help"
+                ;;
             drctl__subcmd__help,backup)
                 cmd="drctl__subcmd__help__subcmd__backup"
                 ;;
@@ -66,6 +81,9 @@ _drctl() {
                 ;;
             drctl__subcmd__help,check)
                 cmd="drctl__subcmd__help__subcmd__check"
+                ;;
+            drctl__subcmd__help,config)
+                cmd="drctl__subcmd__help__subcmd__config"
                 ;;
             drctl__subcmd__help,dump)
                 cmd="drctl__subcmd__help__subcmd__dump"
@@ -91,6 +109,9 @@ _drctl() {
             drctl__subcmd__help__subcmd__catalog,rebuild)
                 cmd="drctl__subcmd__help__subcmd__catalog__subcmd__rebuild"
                 ;;
+            drctl__subcmd__help__subcmd__config,check)
+                cmd="drctl__subcmd__help__subcmd__config__subcmd__check"
+                ;;
             drctl__subcmd__help__subcmd__key,export)
                 cmd="drctl__subcmd__help__subcmd__key__subcmd__export"
                 ;;
@@ -113,7 +134,7 @@ _drctl() {
 
     case "${cmd}" in
         drctl)
-            opts="-q -v -h -V --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --verbose --help --version init backup snapshots ls restore dump check catalog key help"
+            opts="-q -v -h -V --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --verbose --help --version init backup snapshots ls restore dump check catalog config key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -372,6 +393,132 @@ _drctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        drctl__subcmd__config)
+            opts="-q -v -h --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --verbose --help check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --repo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --catalog)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --path-style)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        drctl__subcmd__config__subcmd__check)
+            opts="-q -v -h --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --repo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --catalog)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --path-style)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        drctl__subcmd__config__subcmd__help)
+            opts="check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        drctl__subcmd__config__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        drctl__subcmd__config__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         drctl__subcmd__dump)
             opts="-q -v -h --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -415,7 +562,7 @@ _drctl() {
             return 0
             ;;
         drctl__subcmd__help)
-            opts="init backup snapshots ls restore dump check catalog key help"
+            opts="init backup snapshots ls restore dump check catalog config key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -473,6 +620,34 @@ _drctl() {
         drctl__subcmd__help__subcmd__check)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        drctl__subcmd__help__subcmd__config)
+            opts="check"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        drctl__subcmd__help__subcmd__config__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

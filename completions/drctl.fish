@@ -45,6 +45,7 @@ complete -c drctl -n "__fish_drctl_needs_command" -f -a "restore" -d 'Restore a 
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "dump" -d 'Write one file of a snapshot to stdout'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "check" -d 'Verify the repository\'s structure, and optionally its data'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "catalog" -d 'Manage the local catalog'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "config" -d 'Validate configuration'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "key" -d 'Manage key files'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c drctl -n "__fish_drctl_using_subcommand init" -l compression -d 'zstd level for the repository\'s new data (1 = fastest, 19 = smallest)' -r
@@ -166,6 +167,34 @@ complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_sub
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -s h -l help -d 'Print help'
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from help" -f -a "rebuild" -d 'Recreate the catalog from the repository alone'
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -f -a "check" -d 'Check drctl.toml and every stack file; errors name file:line:column'
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check drctl.toml and every stack file; errors name file:line:column'
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
 complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
@@ -195,15 +224,17 @@ complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcomm
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "export" -d 'Write a copy of the key file; --write-only leaves out the identity'
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "init" -d 'Create a repository and its key file'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "backup" -d 'Back up directory trees into a snapshot of a stack'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "snapshots" -d 'List snapshots'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "ls" -d 'List the files of a snapshot'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "restore" -d 'Restore a snapshot into a directory'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "dump" -d 'Write one file of a snapshot to stdout'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "check" -d 'Verify the repository\'s structure, and optionally its data'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "catalog" -d 'Manage the local catalog'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "key" -d 'Manage key files'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "init" -d 'Create a repository and its key file'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "backup" -d 'Back up directory trees into a snapshot of a stack'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "snapshots" -d 'List snapshots'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "ls" -d 'List the files of a snapshot'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "restore" -d 'Restore a snapshot into a directory'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "dump" -d 'Write one file of a snapshot to stdout'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "check" -d 'Verify the repository\'s structure, and optionally its data'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "catalog" -d 'Manage the local catalog'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "config" -d 'Validate configuration'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "key" -d 'Manage key files'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from catalog" -f -a "rebuild" -d 'Recreate the catalog from the repository alone'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "check" -d 'Check drctl.toml and every stack file; errors name file:line:column'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "export" -d 'Write a copy of the key file; --write-only leaves out the identity'

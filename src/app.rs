@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::backup::{self, BackupRequest};
 use crate::catalog::Catalog;
 use crate::check;
-use crate::cli::{CatalogCommand, Cli, Command, KeyCommand};
+use crate::cli::{CatalogCommand, Cli, Command, ConfigCommand, KeyCommand};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::keys::Keys;
@@ -61,6 +61,7 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
         Command::Dump(a) => app.dump(&a.snapshot, &a.path),
         Command::Check(a) => app.check(a.read_data.as_deref()),
         Command::Catalog(CatalogCommand::Rebuild) => app.catalog_rebuild(),
+        Command::Config(ConfigCommand::Check) => app.config_check(),
         Command::Key(KeyCommand::Export(a)) => app.key_export(a.write_only, &a.output),
     }
 }
@@ -478,6 +479,44 @@ impl App {
             }
         }
         report.verdict()
+    }
+
+    fn config_check(&self) -> Result<()> {
+        let dir = &self.settings.schedules_dir;
+        let stacks = if dir.is_dir() {
+            crate::config::load_stacks(dir)?
+        } else {
+            Vec::new()
+        };
+        if self.json {
+            let v: Vec<_> = stacks
+                .iter()
+                .map(|s| {
+                    json!({"stack": s.name, "file": s.file, "sources": s.def.source.len(),
+                           "schedule": s.def.schedule.as_ref().map(|x| x.get_ref())})
+                })
+                .collect();
+            return print_json(&json!({"schedules_dir": dir, "stacks": v}));
+        }
+        let mut text = String::new();
+        for s in &stacks {
+            text.push_str(&format!(
+                "{:<20} {:>2} source(s)  {:<16} {}\n",
+                s.name,
+                s.def.source.len(),
+                s.def
+                    .schedule
+                    .as_ref()
+                    .map_or("-", |x| x.get_ref().as_str()),
+                s.file.display()
+            ));
+        }
+        text.push_str(&format!(
+            "configuration is valid: {} stack(s) in {}\n",
+            stacks.len(),
+            dir.display()
+        ));
+        out(&text)
     }
 
     fn catalog_rebuild(&self) -> Result<()> {

@@ -72,6 +72,9 @@ pub enum Command {
     /// Manage the local catalog
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Validate configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Manage key files
     #[command(subcommand)]
     Key(KeyCommand),
@@ -156,6 +159,13 @@ pub struct CheckArgs {
 pub enum CatalogCommand {
     /// Recreate the catalog from the repository alone
     Rebuild,
+}
+
+/// `drctl config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check drctl.toml and every stack file; errors name file:line:column
+    Check,
 }
 
 /// `drctl key ...`.

@@ -9,6 +9,7 @@ pub mod backup;
 pub mod catalog;
 pub mod check;
 pub mod cli;
+pub mod config;
 pub mod docs;
 pub mod error;
 pub mod fsmeta;

@@ -28,6 +28,8 @@ pub struct RepoSettings {
     pub catalog: Option<PathBuf>,
     /// The data directory used for defaults.
     pub data_dir: PathBuf,
+    /// The directory of stack files: `schedules/` next to the configuration file.
+    pub schedules_dir: PathBuf,
 }
 
 /// The `[repository]` table.
@@ -107,6 +109,10 @@ pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
             .unwrap_or_else(|| data_dir.join("drctl.key")),
         catalog: g.catalog.clone().or(file.catalog),
         data_dir,
+        schedules_dir: config_path
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .join("schedules"),
     })
 }
 

@@ -1,0 +1,379 @@
+//! Stack definitions: the `schedules/*.toml` files that say what each stack backs up,
+//! when, and against which recovery targets.
+//!
+//! Every error names the file, line and column, whether TOML rejected the syntax or drctl
+//! rejected a value (an unknown kind, a bad cron expression, a duration it cannot read).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+use crate::settings::line_col;
+use crate::timespec::parse_duration;
+
+/// The directory of stack files when drctl.toml does not name one.
+pub const DEFAULT_SCHEDULES_DIR: &str = "/etc/drctl/schedules";
+
+/// What a source holds and how it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// `pg_dump` per database plus `pg_dumpall --globals-only`, inside the container.
+    Postgres,
+    /// `mysqldump`/`mariadb-dump` per database, inside the container.
+    Mysql,
+    /// `BGSAVE`, then the RDB file.
+    Redis,
+    /// A host path or a named Docker volume, read from the host.
+    Volume,
+}
+
+/// One source of a stack, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceDef {
+    /// Unique within the stack.
+    pub name: Spanned<String>,
+    /// postgres, mysql, redis or volume.
+    pub kind: SourceKind,
+    /// The database's container.
+    pub container: Option<Spanned<String>>,
+    /// Databases to dump; default: every non-template database.
+    #[serde(default)]
+    pub databases: Vec<String>,
+    /// Database user; default from the container's environment.
+    pub user: Option<String>,
+    /// File holding the password; default from the container's environment.
+    pub password_file: Option<PathBuf>,
+    /// Host path of a volume source.
+    pub path: Option<Spanned<String>>,
+    /// Named Docker volume of a volume source.
+    pub volume: Option<Spanned<String>>,
+    /// Containers stopped while this source is read.
+    #[serde(default)]
+    pub stop: Vec<String>,
+    /// Containers paused while this source is read.
+    #[serde(default)]
+    pub pause: Vec<String>,
+    /// Glob patterns left out of a volume source.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// A schedule for this source alone (cron expression).
+    pub schedule: Option<Spanned<String>>,
+}
+
+/// One stack, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackDef {
+    /// Cron expression (5 fields, minute first; 6 with seconds).
+    pub schedule: Option<Spanned<String>>,
+    /// Time zone of the schedule (IANA name); default UTC.
+    pub timezone: Option<Spanned<String>>,
+    /// Recovery point objective: the oldest a recovery point may be.
+    pub rpo: Option<Spanned<String>>,
+    /// Recovery time objective: the longest a restore may take.
+    pub rto: Option<Spanned<String>>,
+    /// The sources backed up together as one recovery point.
+    #[serde(default)]
+    pub source: Vec<SourceDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StackFile {
+    #[serde(default)]
+    stack: BTreeMap<String, StackDef>,
+}
+
+/// A stack with the file it came from.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// The stack's name.
+    pub name: String,
+    /// Its definition.
+    pub def: StackDef,
+    /// The file that defines it.
+    pub file: PathBuf,
+}
+
+/// Parses a 5-field (minute first) or 6-field (seconds first) cron expression.
+pub fn parse_cron(expr: &str) -> std::result::Result<cron::Schedule, String> {
+    let fields = expr.split_whitespace().count();
+    let full = match fields {
+        5 => {
+            let mut f: Vec<String> = expr.split_whitespace().map(str::to_string).collect();
+            f[4] = unix_weekdays(&f[4])?;
+            format!("0 {}", f.join(" "))
+        }
+        6 | 7 => expr.to_string(),
+        n => return Err(format!("a cron expression has 5 fields, this one has {n}")),
+    };
+    cron::Schedule::from_str(&full).map_err(|e| e.to_string())
+}
+
+/// Unix cron counts weekdays 0-7 from Sunday (0 and 7 both Sunday); the cron crate counts
+/// 1-7 from Sunday. Rewrites the numbers of a day-of-week field; names pass through.
+fn unix_weekdays(field: &str) -> std::result::Result<String, String> {
+    let day = |d: &str| -> std::result::Result<u32, String> {
+        match d.parse::<u32>() {
+            Ok(n) if n <= 7 => Ok(n % 7 + 1),
+            _ => Err(format!("day of week {d:?} is not 0-7")),
+        }
+    };
+    let is_num = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let mut items = Vec::new();
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => (r, Some(s)),
+            None => (item, None),
+        };
+        let mapped = match range.split_once('-') {
+            // A range ending on Sunday as 7 (`5-7`) wraps in the crate's numbering.
+            Some((a, "7")) if is_num(a) => {
+                let a = day(a)?;
+                items.push("1".to_string());
+                if a == 1 {
+                    "1".to_string()
+                } else {
+                    format!("{a}-7")
+                }
+            }
+            Some((a, b)) if is_num(a) && is_num(b) => format!("{}-{}", day(a)?, day(b)?),
+            None if is_num(range) => day(range)?.to_string(),
+            _ => range.to_string(),
+        };
+        items.push(match step {
+            Some(s) => format!("{mapped}/{s}"),
+            None => mapped,
+        });
+    }
+    Ok(items.join(","))
+}
+
+fn at(file: &Path, text: &str, offset: usize, msg: impl std::fmt::Display) -> Error {
+    let (line, col) = line_col(text, offset);
+    Error::Config(format!("{}:{line}:{col}: {msg}", file.display()))
+}
+
+/// Parses and validates one stack file.
+pub fn parse_stack_file(file: &Path, text: &str) -> Result<Vec<Stack>> {
+    let parsed: StackFile = toml::from_str(text)
+        .map_err(|e| at(file, text, e.span().map_or(0, |s| s.start), e.message()))?;
+    let mut out = Vec::new();
+    for (name, def) in parsed.stack {
+        let err = |s: &std::ops::Range<usize>, msg: String| at(file, text, s.start, msg);
+        if name.is_empty() || name.contains(['/', ' ']) {
+            let offset = text.find(&format!("[stack.{name}")).unwrap_or(0);
+            return Err(at(
+                file,
+                text,
+                offset,
+                format!("invalid stack name {name:?}"),
+            ));
+        }
+        for expr in def
+            .schedule
+            .iter()
+            .chain(def.source.iter().filter_map(|s| s.schedule.as_ref()))
+        {
+            parse_cron(expr.get_ref())
+                .map_err(|e| err(&expr.span(), format!("schedule {:?}: {e}", expr.get_ref())))?;
+        }
+        if let Some(tz) = &def.timezone {
+            tz.get_ref()
+                .parse::<chrono_tz::Tz>()
+                .map_err(|_| err(&tz.span(), format!("unknown time zone {:?}", tz.get_ref())))?;
+        }
+        for d in [&def.rpo, &def.rto].into_iter().flatten() {
+            parse_duration(d.get_ref()).ok_or_else(|| {
+                err(
+                    &d.span(),
+                    format!("cannot read duration {:?} (use 15m, 1h, 2d)", d.get_ref()),
+                )
+            })?;
+        }
+        let mut names = std::collections::HashSet::new();
+        for s in &def.source {
+            if !names.insert(s.name.get_ref().clone()) {
+                return Err(err(
+                    &s.name.span(),
+                    format!("stack {name} has two sources named {}", s.name.get_ref()),
+                ));
+            }
+            match s.kind {
+                SourceKind::Postgres | SourceKind::Mysql | SourceKind::Redis => {
+                    if s.container.is_none() {
+                        return Err(err(
+                            &s.name.span(),
+                            format!("source {} needs a container", s.name.get_ref()),
+                        ));
+                    }
+                    if let Some(p) = s.path.as_ref().or(s.volume.as_ref()) {
+                        return Err(err(
+                            &p.span(),
+                            "path and volume are for volume sources".to_string(),
+                        ));
+                    }
+                }
+                SourceKind::Volume => match (&s.path, &s.volume) {
+                    (None, None) => {
+                        return Err(err(
+                            &s.name.span(),
+                            format!(
+                                "volume source {} needs a path or a volume",
+                                s.name.get_ref()
+                            ),
+                        ))
+                    }
+                    (Some(_), Some(v)) => {
+                        return Err(err(
+                            &v.span(),
+                            "give a path or a volume, not both".to_string(),
+                        ))
+                    }
+                    (Some(p), None) if !p.get_ref().starts_with('/') => {
+                        return Err(err(
+                            &p.span(),
+                            format!("path {:?} is not absolute", p.get_ref()),
+                        ))
+                    }
+                    _ => {}
+                },
+            }
+            if !s.stop.is_empty() && !s.pause.is_empty() {
+                return Err(err(
+                    &s.name.span(),
+                    format!("source {}: stop or pause, not both", s.name.get_ref()),
+                ));
+            }
+        }
+        out.push(Stack {
+            name,
+            def,
+            file: file.to_path_buf(),
+        });
+    }
+    Ok(out)
+}
+
+/// Loads every `*.toml` of a directory, in name order; a stack defined twice is an error.
+pub fn load_stacks(dir: &Path) -> Result<Vec<Stack>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut stacks: Vec<Stack> = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f)
+            .map_err(|e| Error::Config(format!("{}: {e}", f.display())))?;
+        for s in parse_stack_file(&f, &text)? {
+            if let Some(prev) = stacks.iter().find(|p| p.name == s.name) {
+                return Err(Error::Config(format!(
+                    "{}: stack {} is already defined in {}",
+                    f.display(),
+                    s.name,
+                    prev.file.display()
+                )));
+            }
+            stacks.push(s);
+        }
+    }
+    Ok(stacks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> std::result::Result<Vec<Stack>, String> {
+        parse_stack_file(Path::new("s.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_valid_stack_parses() {
+        let stacks = check(
+            r#"
+[stack.web]
+schedule = "*/15 * * * *"
+timezone = "Europe/Moscow"
+rpo = "15m"
+rto = "1h"
+
+[[stack.web.source]]
+name = "db"
+kind = "postgres"
+container = "web-db"
+databases = ["shop"]
+
+[[stack.web.source]]
+name = "files"
+kind = "volume"
+path = "/mnt/data/web/files"
+stop = ["web-app"]
+exclude = ["cache/**"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(stacks[0].name, "web");
+        assert_eq!(stacks[0].def.source.len(), 2);
+        assert_eq!(stacks[0].def.source[1].kind, SourceKind::Volume);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let cases = [
+            ("[stack.a]\nschedule = \"*/15 * * *\"\n", "s.toml:2:12", "5 fields"),
+            ("[stack.a]\nschedule = \"99 * * * *\"\n", "s.toml:2:12", "schedule"),
+            ("[stack.a]\nrpo = \"soon\"\n", "s.toml:2:7", "cannot read duration"),
+            ("[stack.a]\ntimezone = \"Mars/Base\"\n", "s.toml:2:12", "unknown time zone"),
+            ("[stack.a]\n[[stack.a.source]]\nname = \"x\"\nkind = \"oracle\"\n", "s.toml:4:8", "unknown variant"),
+            ("[stack.a]\n[[stack.a.source]]\nname = \"x\"\nkind = \"volume\"\n", "s.toml:3:8", "needs a path or a volume"),
+            ("[stack.a]\n[[stack.a.source]]\nname = \"x\"\nkind = \"postgres\"\n", "s.toml:3:8", "needs a container"),
+            ("[stack.a]\nbogus = 1\n", "s.toml:2:1", "unknown field"),
+            ("[stack.a]\n[[stack.a.source]]\nname = \"x\"\nkind = \"volume\"\npath = \"rel/dir\"\n", "s.toml:5:8", "not absolute"),
+        ];
+        for (text, pos, what) in cases {
+            let err = check(text).unwrap_err();
+            assert!(
+                err.contains(pos) && err.contains(what),
+                "{text:?} gave {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn weekdays_count_from_sunday_zero_as_in_unix_cron() {
+        use chrono::{Datelike, TimeZone, Utc, Weekday};
+        let from = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap(); // a Wednesday
+        let next = |e: &str| {
+            parse_cron(e)
+                .unwrap()
+                .after(&from)
+                .next()
+                .unwrap()
+                .weekday()
+        };
+        assert_eq!(next("0 3 * * 0"), Weekday::Sun);
+        assert_eq!(next("0 3 * * 7"), Weekday::Sun);
+        assert_eq!(next("0 3 * * 1"), Weekday::Mon);
+        assert_eq!(next("0 3 * * 6"), Weekday::Sat);
+        assert_eq!(next("0 3 * * 1-5"), Weekday::Thu);
+        assert_eq!(next("0 3 * * 5-7"), Weekday::Fri);
+        assert_eq!(next("0 3 * * SUN"), Weekday::Sun);
+        assert!(parse_cron("0 3 * * 8").is_err());
+    }
+
+    #[test]
+    fn cron_takes_five_or_six_fields() {
+        assert!(parse_cron("0 0 * * *").is_ok());
+        assert!(parse_cron("30 0 0 * * *").is_ok());
+        assert!(parse_cron("* *").is_err());
+    }
+}
