@@ -275,14 +275,9 @@ impl Catalog {
         }
         // Fetch in parallel (the backend bounds it), insert as they arrive.
         for batch in new.chunks(8) {
-            let loaded = repo.block_on(async {
-                let futs = batch.iter().map(|id| repo.read_index(*id));
-                let mut out = Vec::with_capacity(batch.len());
-                for r in futures::future::join_all(futs).await {
-                    out.push(r?);
-                }
-                Ok::<_, Error>(out)
-            })?;
+            let loaded = repo.block_on(futures::future::try_join_all(
+                batch.iter().map(|id| repo.read_index(*id)),
+            ))?;
             for (id, packs) in batch.iter().zip(loaded) {
                 self.add_index_file(*id, &packs)?;
             }
@@ -314,15 +309,9 @@ impl Catalog {
         }
         let new: Vec<SnapshotId> = in_store.difference(&known).copied().collect();
         for batch in new.chunks(64) {
-            let loaded = repo.block_on(async {
-                let mut out = Vec::with_capacity(batch.len());
-                for r in
-                    futures::future::join_all(batch.iter().map(|id| repo.read_snapshot(*id))).await
-                {
-                    out.push(r?);
-                }
-                Ok::<_, Error>(out)
-            })?;
+            let loaded = repo.block_on(futures::future::try_join_all(
+                batch.iter().map(|id| repo.read_snapshot(*id)),
+            ))?;
             for (id, snap) in batch.iter().zip(loaded) {
                 self.add_snapshot(*id, &snap)?;
             }

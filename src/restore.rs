@@ -551,13 +551,7 @@ fn restore_pack(
             let raw = repo.decode_blob(loc, &span[at..at + loc.entry.stored_len as usize])?;
             for u in uses {
                 let f = &files[u.file];
-                let file = OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .mode(0o600)
-                    .open(&f.path)
-                    .ctx(|| format!("creating {}", f.path.display()))?;
+                let file = create_file(&f.path)?;
                 file.write_all_at(&raw, u.offset)
                     .ctx(|| format!("writing {}", f.path.display()))?;
                 written.fetch_add(raw.len() as u64, Ordering::Relaxed);
