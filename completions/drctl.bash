@@ -176,13 +176,17 @@ _drctl() {
             return 0
             ;;
         drctl__subcmd__backup)
-            opts="-q -v -h --stack --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --verbose --help"
+            opts="-q -v -h --stack --source --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --stack)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -986,7 +990,7 @@ _drctl() {
             return 0
             ;;
         drctl__subcmd__restore)
-            opts="-q -v -h --at --path --to --overwrite --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --verbose --help"
+            opts="-q -v -h --at --source --path --to --into-container --dry-run --force --overwrite --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -996,11 +1000,19 @@ _drctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --into-container)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -38,10 +38,10 @@ complete -c drctl -n "__fish_drctl_needs_command" -s v -l verbose -d 'More log o
 complete -c drctl -n "__fish_drctl_needs_command" -s h -l help -d 'Print help'
 complete -c drctl -n "__fish_drctl_needs_command" -s V -l version -d 'Print version'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "init" -d 'Create a repository and its key file'
-complete -c drctl -n "__fish_drctl_needs_command" -f -a "backup" -d 'Back up directory trees into a snapshot of a stack'
-complete -c drctl -n "__fish_drctl_needs_command" -f -a "snapshots" -d 'List snapshots'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "backup" -d 'Back up a configured stack (databases and volumes) into a recovery point, or paths'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "snapshots" -d 'List a stack\'s recovery points, or snapshots'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "ls" -d 'List the files of a snapshot'
-complete -c drctl -n "__fish_drctl_needs_command" -f -a "restore" -d 'Restore a snapshot into a directory'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "restore" -d 'Restore a stack from its recovery points, or a snapshot into a directory'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "dump" -d 'Write one file of a snapshot to stdout'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "check" -d 'Verify the repository\'s structure, and optionally its data'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "catalog" -d 'Manage the local catalog'
@@ -61,7 +61,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand init" -l json -d 'Print one 
 complete -c drctl -n "__fish_drctl_using_subcommand init" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand init" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
 complete -c drctl -n "__fish_drctl_using_subcommand init" -s h -l help -d 'Print help'
-complete -c drctl -n "__fish_drctl_using_subcommand backup" -l stack -d 'The stack this snapshot belongs to' -r
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -l stack -d 'Back up the given paths as a snapshot of stack NAME instead of a configured stack' -r
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -l source -d 'Only this source of the stack (repeatable)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand backup" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
 complete -c drctl -n "__fish_drctl_using_subcommand backup" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand backup" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
@@ -99,8 +100,10 @@ complete -c drctl -n "__fish_drctl_using_subcommand ls" -s q -l quiet -d 'Print 
 complete -c drctl -n "__fish_drctl_using_subcommand ls" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
 complete -c drctl -n "__fish_drctl_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l at -d 'Point in time: RFC 3339, "YYYY-MM-DD HH:MM" (local time) or relative ("2h ago")' -r
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l source -d 'Only this source of the stack (repeatable)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l path -d 'Restore only this path of the snapshot (kept at its place under --to)' -r -F
-complete -c drctl -n "__fish_drctl_using_subcommand restore" -l to -d 'Target directory' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l to -d 'Target directory: a snapshot\'s files, a volume source, or a database\'s dump files' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l into-container -d 'Load a database source into this container instead of the one it came from' -r
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
@@ -109,7 +112,9 @@ complete -c drctl -n "__fish_drctl_using_subcommand restore" -l endpoint -d 'S3 
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
-complete -c drctl -n "__fish_drctl_using_subcommand restore" -l overwrite -d 'Restore into a non-empty directory, replacing files that are in the way'
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l dry-run -d 'Print the plan and change nothing'
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l force -d 'Replace databases and directories that hold data'
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l overwrite -d 'Restore a snapshot into a non-empty directory, replacing files that are in the way'
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
@@ -225,10 +230,10 @@ complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcomm
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "export" -d 'Write a copy of the key file; --write-only leaves out the identity'
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "init" -d 'Create a repository and its key file'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "backup" -d 'Back up directory trees into a snapshot of a stack'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "snapshots" -d 'List snapshots'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "backup" -d 'Back up a configured stack (databases and volumes) into a recovery point, or paths'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "snapshots" -d 'List a stack\'s recovery points, or snapshots'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "ls" -d 'List the files of a snapshot'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "restore" -d 'Restore a snapshot into a directory'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "restore" -d 'Restore a stack from its recovery points, or a snapshot into a directory'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "dump" -d 'Write one file of a snapshot to stdout'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "check" -d 'Verify the repository\'s structure, and optionally its data'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "catalog" -d 'Manage the local catalog'

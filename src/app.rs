@@ -12,14 +12,20 @@ use crate::backup::{self, BackupRequest};
 use crate::catalog::Catalog;
 use crate::check;
 use crate::cli::{CatalogCommand, Cli, Command, ConfigCommand, KeyCommand};
+use crate::config::{SourceKind, Stack};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::keys::Keys;
+use crate::repo::point::{PointEntry, SourceRecord, SourceStatus};
 use crate::repo::snapshot::SnapshotEntry;
 use crate::repo::tree::{Node, NodeKind};
 use crate::repo::Repo;
 use crate::restore::{self, RestoreRequest, TreeReader};
 use crate::settings::{self, RepoSettings};
+use crate::source::docker::Docker;
+use crate::source::hold::release_orphans;
+use crate::source::Target;
+use crate::stack;
 use crate::store::backend::BackendOptions;
 use crate::store::file::FileStore;
 use crate::store::s3::{self, S3Config, S3Store};
@@ -54,10 +60,18 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
     };
     match cli.command {
         Command::Init(a) => app.init(a.compression),
-        Command::Backup(a) => app.backup(&a.stack, a.paths),
+        Command::Backup(a) => match a.stack {
+            Some(stack) => app.backup(&stack, a.targets),
+            None if a.targets.len() == 1 => {
+                app.backup_stack(&a.targets[0].to_string_lossy(), &a.source)
+            }
+            None => Err(Error::Usage(
+                "give one configured stack, or --stack NAME followed by paths".into(),
+            )),
+        },
         Command::Snapshots(a) => app.snapshots(a.stack.as_deref()),
         Command::Ls(a) => app.ls(&a.snapshot, a.path.as_deref()),
-        Command::Restore(a) => app.restore(&a.what, a.at.as_deref(), a.path, a.to, a.overwrite),
+        Command::Restore(a) => app.restore_any(a),
         Command::Dump(a) => app.dump(&a.snapshot, &a.path),
         Command::Check(a) => app.check(a.read_data.as_deref()),
         Command::Catalog(CatalogCommand::Rebuild) => app.catalog_rebuild(),
@@ -166,6 +180,7 @@ impl App {
             &self.settings.catalog_path(&repo.config.id),
             &repo.config.id,
         )?;
+        self.release_orphaned_containers(&catalog);
         catalog.refresh(&repo)?;
         Ok((repo, catalog))
     }
@@ -219,6 +234,9 @@ impl App {
                 now: self.now,
                 interrupt: self.interrupt.clone(),
                 progress: &progress,
+                streams: Vec::new(),
+                exclude: Vec::new(),
+                source: None,
             },
         )?;
         for w in &outcome.warnings {
@@ -258,6 +276,12 @@ impl App {
 
     fn snapshots(&self, stack: Option<&str>) -> Result<()> {
         let (_repo, catalog) = self.open_for_reading()?;
+        if let Some(name) = stack {
+            let points = catalog.points(name)?;
+            if !points.is_empty() {
+                return self.print_points(name, &points);
+            }
+        }
         let list = catalog.snapshots(stack)?;
         if self.json {
             return print_json(&serde_json::to_value(&list).expect("json"));
@@ -338,26 +362,28 @@ impl App {
         out(&text)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn restore(
         &self,
+        repo: &Repo,
+        catalog: &Catalog,
         what: &str,
-        at: Option<&str>,
+        at: Option<DateTime<Utc>>,
         path: Option<PathBuf>,
         to: PathBuf,
         overwrite: bool,
     ) -> Result<()> {
-        let at = at.map(|s| parse_time(s, self.now)).transpose()?;
-        let (repo, catalog) = self.open_for_reading()?;
-        let snap = resolve_snapshot(&catalog, what, at)?;
+        let snap = resolve_snapshot(catalog, what, at)?;
         let progress = self.progress("restoring");
         let started = std::time::Instant::now();
         let summary = restore::run(
-            &repo,
-            &catalog,
+            repo,
+            catalog,
             RestoreRequest {
                 snapshot: &snap,
                 subpath: path,
                 target: to.clone(),
+                contents_only: false,
                 overwrite,
                 interrupt: self.interrupt.clone(),
                 progress: &progress,
@@ -402,32 +428,11 @@ impl App {
                 path.display()
             )));
         }
-        let mut locs = Vec::with_capacity(node.content.len());
-        for id in &node.content {
-            locs.push(catalog.locate(id)?.ok_or_else(|| {
-                Error::Damage(format!(
-                    "blob {} of {} is missing from the index",
-                    id.short(),
-                    path.display()
-                ))
-            })?);
-        }
         let mut stdout = std::io::stdout().lock();
-        repo.block_on(async {
-            use futures::StreamExt;
-            let mut blobs =
-                futures::stream::iter(locs.iter().map(|l| repo.read_blob(l))).buffered(4);
-            while let Some(b) = blobs.next().await {
-                let b = b?;
-                if let Err(e) = stdout.write_all(&b) {
-                    if e.kind() == std::io::ErrorKind::BrokenPipe {
-                        return Ok(());
-                    }
-                    return Err(Error::io("writing to stdout", e));
-                }
-            }
-            Ok(())
-        })?;
+        match restore::stream_file(&repo, &catalog, &node, |b| stdout.write_all(b)) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {}
+            r => r?,
+        }
         let _ = stdout.flush();
         Ok(())
     }
@@ -658,5 +663,399 @@ pub fn resolve_snapshot(
         n => Err(Error::Usage(format!(
             "snapshot ID {what} is ambiguous ({n} match)"
         ))),
+    }
+}
+
+/// Stack commands: backups into recovery points, their listing, and stack restores.
+impl App {
+    /// The configured stacks (none when the schedules directory does not exist).
+    fn stacks(&self) -> Result<Vec<Stack>> {
+        let dir = &self.settings.schedules_dir;
+        if dir.is_dir() {
+            crate::config::load_stacks(dir)
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Starts or unpauses containers a killed drctl left held; never fails the command.
+    fn release_orphaned_containers(&self, catalog: &Catalog) {
+        let rt = self.rt.clone();
+        match release_orphans(|| Docker::connect(rt), catalog) {
+            Ok(names) => {
+                for n in names {
+                    eprintln!(
+                        "note: put container {n} back as it was: a drctl that held it was killed"
+                    );
+                }
+            }
+            Err(e) => eprintln!("warning: containers left held by a killed drctl: {e}"),
+        }
+    }
+
+    fn backup_stack(&self, name: &str, only: &[String]) -> Result<()> {
+        let stacks = self.stacks()?;
+        let stack = stacks.iter().find(|s| s.name == name).ok_or_else(|| {
+            Error::Usage(format!(
+                "no stack {name} in {}; to back up paths use --stack NAME PATH...",
+                self.settings.schedules_dir.display()
+            ))
+        })?;
+        let sources = stack::select(stack, only)?;
+        let (repo, mut catalog) = self.open()?;
+        let outcome = stack::backup(
+            &repo,
+            &mut catalog,
+            stack,
+            &sources,
+            &hostname(),
+            self.now,
+            &self.interrupt,
+            &|label| {
+                let p = self.progress("backing up");
+                p.set_message(label);
+                p
+            },
+        )?;
+        for w in &outcome.warnings {
+            eprintln!("warning: {w}");
+        }
+        let p = &outcome.point;
+        if self.json {
+            print_json(&json!({"point_id": outcome.id, "complete": p.complete(), "point": p}))?;
+        } else if !self.quiet {
+            let mut text = format!(
+                "recovery point {} of stack {} ({}): {}\n",
+                outcome.id.short(),
+                p.stack,
+                local_time(&p.time),
+                if p.complete() {
+                    "complete"
+                } else {
+                    "INCOMPLETE"
+                }
+            );
+            for r in &p.sources {
+                text.push_str(&source_line(r));
+            }
+            out(&text)?;
+        }
+        let mut failures = outcome.failures;
+        if let Some(last) = failures.pop() {
+            for f in failures {
+                eprintln!("error: {f}");
+            }
+            return Err(Error::Failed(last));
+        }
+        if !outcome.warnings.is_empty() {
+            return Err(Error::Failed(format!(
+                "recovery point {} saved, but {} item(s) could not be read (see warnings)",
+                outcome.id.short(),
+                outcome.warnings.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn print_points(&self, stack: &str, points: &[PointEntry]) -> Result<()> {
+        if self.json {
+            return print_json(&serde_json::to_value(points).expect("json"));
+        }
+        let mut text = String::new();
+        for e in points {
+            let p = &e.point;
+            text.push_str(&format!(
+                "{}  {}  {}  {} source(s), {:.1}s\n",
+                e.id.short(),
+                local_time(&p.time),
+                if p.complete() {
+                    "complete  "
+                } else {
+                    "INCOMPLETE"
+                },
+                p.sources.len(),
+                p.duration_ms as f64 / 1000.0
+            ));
+            for r in &p.sources {
+                text.push_str(&source_line(r));
+            }
+        }
+        text.push_str(&format!(
+            "{} recovery point(s) of stack {stack}\n",
+            points.len()
+        ));
+        out(&text)
+    }
+
+    fn restore_any(&self, a: crate::cli::RestoreArgs) -> Result<()> {
+        let at =
+            a.at.as_deref()
+                .map(|s| parse_time(s, self.now))
+                .transpose()?;
+        let (repo, catalog) = self.open_for_reading()?;
+        let points = catalog.points(&a.what)?;
+        if points.is_empty() {
+            if !a.source.is_empty() || a.into_container.is_some() || a.dry_run || a.force {
+                return Err(Error::Usage(format!(
+                    "stack {} has no recovery points; --source, --into-container, --dry-run and --force apply to stacks",
+                    a.what
+                )));
+            }
+            let to =
+                a.to.ok_or_else(|| Error::Usage("restoring a snapshot needs --to DIR".into()))?;
+            return self.restore(&repo, &catalog, &a.what, at, a.path, to, a.overwrite);
+        }
+        self.restore_stack(&repo, &catalog, &a.what, &points, at, &a)
+    }
+
+    fn restore_stack(
+        &self,
+        repo: &Repo,
+        catalog: &Catalog,
+        name: &str,
+        points: &[PointEntry],
+        at: Option<DateTime<Utc>>,
+        a: &crate::cli::RestoreArgs,
+    ) -> Result<()> {
+        // The configuration is optional: a point holds all a restore needs, and after a
+        // disaster the schedules may not be back yet. It adds credentials files.
+        let stacks = self.stacks().unwrap_or_default();
+        let config = stacks.iter().find(|s| s.name == name);
+        let mut names = stack::known_sources(points, config);
+        if !a.source.is_empty() {
+            for s in &a.source {
+                if !names.contains(s) {
+                    return Err(Error::Usage(format!("stack {name} has no source {s}")));
+                }
+            }
+            names.retain(|n| a.source.contains(n));
+        }
+        let picked = stack::plan(points, &names, at);
+        let when = at
+            .map(|t| format!(" at or before {}", local_time(&t)))
+            .unwrap_or_default();
+        let missing: Vec<&str> = picked
+            .iter()
+            .filter(|(_, f)| f.is_none())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if !missing.is_empty() && !a.source.is_empty() || missing.len() == picked.len() {
+            return Err(Error::Usage(format!(
+                "stack {name} has no complete backup of source(s) {}{when}",
+                missing.join(", ")
+            )));
+        }
+        let several_db = picked
+            .iter()
+            .filter(|(_, f)| {
+                f.as_ref()
+                    .is_some_and(|(_, r)| r.kind != SourceKind::Volume)
+            })
+            .count();
+        if a.into_container.is_some() && several_db != 1 {
+            return Err(Error::Usage(
+                "--into-container needs exactly one database source: choose it with --source"
+                    .into(),
+            ));
+        }
+        let mut steps = Vec::new();
+        for (source, found) in picked {
+            let Some((point, rec)) = found else {
+                eprintln!("warning: source {source} has no complete backup{when}; skipped");
+                continue;
+            };
+            let snap_id = rec.snapshot.expect("ok records have a snapshot");
+            let snapshot = catalog
+                .snapshots(Some(name))?
+                .into_iter()
+                .find(|s| s.id == snap_id)
+                .ok_or_else(|| {
+                    Error::Damage(format!(
+                        "snapshot {} of source {source} (recovery point {}) is missing",
+                        snap_id.short(),
+                        point.id.short()
+                    ))
+                })?;
+            let def =
+                config.and_then(|c| c.def.source.iter().find(|d| d.name.get_ref() == &source));
+            let container = match (&a.into_container, rec.kind) {
+                (_, SourceKind::Volume) => String::new(),
+                (Some(c), _) => c.clone(),
+                (None, _) => def
+                    .and_then(|d| d.container.as_ref().map(|c| c.get_ref().clone()))
+                    .or_else(|| rec.container.clone())
+                    .unwrap_or_default(),
+            };
+            let dir = match rec.kind {
+                SourceKind::Volume => a.to.as_ref().map(|t| {
+                    if several_volumes(points) {
+                        t.join(&source)
+                    } else {
+                        t.clone()
+                    }
+                }),
+                _ => a.to.as_ref().map(|t| t.join(&source)),
+            };
+            steps.push(stack::Step {
+                rec,
+                point,
+                snapshot,
+                target: Target {
+                    container,
+                    dir,
+                    force: a.force,
+                    def,
+                },
+            });
+        }
+        let needs_docker = steps.iter().any(|s| {
+            (s.rec.kind != SourceKind::Volume && s.target.dir.is_none())
+                || !s.rec.stop.is_empty()
+                || !s.rec.pause.is_empty()
+                || s.rec.volume.is_some()
+        });
+        let docker = if needs_docker {
+            Some(Docker::connect(self.rt.clone())?)
+        } else {
+            None
+        };
+        let checks = stack::check_targets(docker.as_ref(), &steps)?;
+        if !self.json && !self.quiet || a.dry_run {
+            let mut text = format!("restore plan for stack {name}{when}:\n");
+            for (s, line) in steps.iter().zip(&checks) {
+                text.push_str(&format!(
+                    "  {:<12} {:<8} from {} (point {}, snapshot {})\n      {}\n",
+                    s.rec.name,
+                    kind_name(s.rec.kind),
+                    local_time(&s.point.point.time),
+                    s.point.id.short(),
+                    s.snapshot.id.short(),
+                    line.split_once(": ").map_or(line.as_str(), |x| x.1)
+                ));
+            }
+            if a.dry_run {
+                text.push_str("dry run: nothing was changed\n");
+            }
+            if self.json {
+                eprint!("{text}");
+            } else {
+                out(&text)?;
+            }
+        }
+        if a.dry_run {
+            if self.json {
+                let v: Vec<_> = steps
+                    .iter()
+                    .zip(&checks)
+                    .map(|(s, c)| {
+                        json!({
+                    "source": s.rec.name, "point_id": s.point.id, "time": s.point.point.time,
+                    "snapshot_id": s.snapshot.id, "plan": c})
+                    })
+                    .collect();
+                print_json(&json!({"stack": name, "dry_run": true, "sources": v}))?;
+            }
+            return Ok(());
+        }
+        let mut done = Vec::new();
+        for s in &steps {
+            let progress = self.progress("restoring");
+            progress.set_message(&format!("{name} {}", s.rec.name));
+            let r = stack::restore_step(
+                repo,
+                catalog,
+                docker.as_ref(),
+                s,
+                &self.interrupt,
+                &progress,
+            )
+            .map_err(|e| match e {
+                Error::Interrupted => e,
+                Error::Usage(m) => {
+                    Error::Usage(format!("stack {name}, source {}: {m}", s.rec.name))
+                }
+                Error::Damage(m) => {
+                    Error::Damage(format!("stack {name}, source {}: {m}", s.rec.name))
+                }
+                other => Error::Failed(format!("stack {name}, source {}: {other}", s.rec.name)),
+            })?;
+            for w in &r.warnings {
+                eprintln!("warning: source {}: {w}", s.rec.name);
+            }
+            if !self.json && !self.quiet {
+                out(&format!(
+                    "restored {} from {}: {} in {:.1}s\n",
+                    s.rec.name,
+                    local_time(&s.point.point.time),
+                    human_bytes(r.bytes),
+                    r.seconds
+                ))?;
+            }
+            done.push((s, r));
+        }
+        if self.json {
+            let v: Vec<_> = done
+                .iter()
+                .map(|(s, r)| {
+                    json!({
+                "source": r.name, "point_id": s.point.id, "time": s.point.point.time,
+                "bytes": r.bytes, "seconds": r.seconds, "warnings": r.warnings})
+                })
+                .collect();
+            return print_json(&json!({"stack": name, "restored": v}));
+        }
+        if !self.quiet {
+            out(&format!(
+                "stack {name}: {} source(s) restored\n",
+                done.len()
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether restores of volume sources under `--to` each need a subdirectory.
+fn several_volumes(points: &[PointEntry]) -> bool {
+    let mut names: Vec<&str> = points
+        .iter()
+        .flat_map(|p| p.point.sources.iter())
+        .filter(|s| s.kind == SourceKind::Volume)
+        .map(|s| s.name.as_str())
+        .collect();
+    names.sort();
+    names.dedup();
+    names.len() > 1
+}
+
+fn kind_name(k: SourceKind) -> &'static str {
+    match k {
+        SourceKind::Postgres => "postgres",
+        SourceKind::Mysql => "mysql",
+        SourceKind::Redis => "redis",
+        SourceKind::Volume => "volume",
+    }
+}
+
+/// One line per source of a recovery point.
+fn source_line(r: &SourceRecord) -> String {
+    match r.status {
+        SourceStatus::Ok => format!(
+            "    {:<12} {:<8} ok      {:>10} read, {:>10} added, {:.1}s{}\n",
+            r.name,
+            kind_name(r.kind),
+            human_bytes(r.bytes),
+            human_bytes(r.bytes_added),
+            r.duration_ms as f64 / 1000.0,
+            r.server_version
+                .as_ref()
+                .map(|v| format!(", server {v}"))
+                .unwrap_or_default()
+        ),
+        SourceStatus::Failed => format!(
+            "    {:<12} {:<8} FAILED  {}\n",
+            r.name,
+            kind_name(r.kind),
+            r.error.as_deref().unwrap_or("unknown error")
+        ),
     }
 }

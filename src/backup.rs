@@ -56,6 +56,26 @@ pub struct BackupRequest<'a> {
     pub interrupt: Arc<AtomicBool>,
     /// Progress display.
     pub progress: &'a Progress,
+    /// Streams stored as files at the snapshot's root (database dumps); a stream that
+    /// fails fails the whole backup.
+    pub streams: Vec<StreamFile>,
+    /// Glob patterns left out, relative to each path: with a `/` they match from the
+    /// path's top (`cache/**`), without one they match a name at any depth (`*.tmp`).
+    pub exclude: Vec<String>,
+    /// The source these paths or streams are, for a stack's recovery point.
+    pub source: Option<String>,
+}
+
+/// Opens a stream when a reader thread is ready for it, so a dump starts only when its
+/// output can be consumed.
+pub type StreamOpener = Box<dyn FnOnce() -> std::io::Result<Box<dyn Read + Send>> + Send>;
+
+/// A file whose contents come from a stream rather than the file system.
+pub struct StreamFile {
+    /// Its name at the snapshot's root.
+    pub name: String,
+    /// Starts the stream.
+    pub open: StreamOpener,
 }
 
 /// A committed backup.
@@ -75,11 +95,20 @@ struct NewBlob {
     data: Vec<u8>,
 }
 
+/// Where a file's contents come from.
+enum Input {
+    Path(PathBuf),
+    Stream(StreamOpener),
+}
+
+/// What reading a file gave: its chunks and its length.
+type ReadResult = std::result::Result<(Vec<BlobId>, u64), ReadError>;
+
 /// A file whose contents must be read.
 struct FileJob {
-    path: PathBuf,
+    input: Input,
     size: u64,
-    done: Sender<std::result::Result<Vec<BlobId>, ReadError>>,
+    done: Sender<ReadResult>,
 }
 
 /// Why a file's contents are missing from the snapshot.
@@ -118,7 +147,7 @@ enum Event {
 
 enum Content {
     Cached(Vec<BlobId>),
-    Pending(Receiver<std::result::Result<Vec<BlobId>, ReadError>>),
+    Pending(Receiver<ReadResult>),
 }
 
 /// State shared by the pipeline's threads.
@@ -136,6 +165,10 @@ struct Shared<'a> {
     bytes_read: AtomicU64,
     files_read: AtomicU64,
     progress: &'a Progress,
+    /// Paths left out of the walk.
+    exclude: Option<globset::GlobSet>,
+    /// The backup's time, as the mtime of streamed files.
+    now_ns: i64,
 }
 
 impl Shared<'_> {
@@ -185,7 +218,7 @@ fn components(p: &Path) -> Result<Vec<OsString>> {
 /// Runs a backup and commits its snapshot.
 pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result<BackupOutcome> {
     let started = Instant::now();
-    if req.paths.is_empty() {
+    if req.paths.is_empty() && req.streams.is_empty() {
         return Err(Error::Usage(
             "nothing to back up: give at least one path".into(),
         ));
@@ -212,6 +245,7 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result
         ));
     }
 
+    let exclude = build_excludes(&kept, &req.exclude)?;
     recover_unindexed(repo, catalog)?;
     let run_id = format!(
         "{}-{}",
@@ -233,6 +267,8 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result
         bytes_read: AtomicU64::new(0),
         files_read: AtomicU64::new(0),
         progress: req.progress,
+        exclude,
+        now_ns: req.now.timestamp_nanos_opt().unwrap_or(0),
     };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let readers = cores.clamp(2, 4);
@@ -253,8 +289,9 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result
                 sh.progress.set_total(total);
             });
         }
+        let streams = req.streams;
         s.spawn(move || {
-            if let Err(e) = walk(sh, &walker_roots, &event_tx, &job_tx) {
+            if let Err(e) = walk(sh, &walker_roots, streams, &event_tx, &job_tx) {
                 sh.fail(e);
             }
         });
@@ -306,6 +343,7 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result
         stack: req.stack.clone(),
         hostname: req.hostname.clone(),
         paths: req.paths.iter().map(|p| p.display().to_string()).collect(),
+        source: req.source.clone(),
         tree: root,
         summary: Summary {
             files: counts.files,
@@ -399,12 +437,33 @@ fn scan_size(roots: &[PathBuf], abort: &AtomicBool) -> u64 {
 fn walk(
     sh: &Shared<'_>,
     roots: &[(Vec<OsString>, PathBuf)],
+    mut streams: Vec<StreamFile>,
     events: &Sender<Event>,
     jobs: &Sender<FileJob>,
 ) -> Result<()> {
     let catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
     catalog.pin_snapshot()?;
     let send = |e: Event| events.send(e).map_err(|_| Error::Interrupted);
+    // Streams are files at the root, in name order like every tree.
+    streams.sort_by(|a, b| a.name.cmp(&b.name));
+    for s in streams {
+        let mut node = Node::new(NodeKind::File, std::ffi::OsStr::new(&s.name));
+        node.mode = 0o600;
+        node.mtime_ns = sh.now_ns;
+        let (tx, rx) = bounded(1);
+        jobs.send(FileJob {
+            input: Input::Stream(s.open),
+            size: 0,
+            done: tx,
+        })
+        .map_err(|_| Error::Interrupted)?;
+        send(Event::File {
+            node,
+            cache_key: Vec::new(),
+            stamp: FileStamp::default(),
+            content: Content::Pending(rx),
+        })?;
+    }
     // Directories opened for the path components above the given paths.
     let mut open: Vec<OsString> = Vec::new();
     for (comps, abs) in roots {
@@ -498,6 +557,9 @@ fn walk_entry(
             )))
         }
     };
+    if sh.exclude.as_ref().is_some_and(|x| x.is_match(path)) {
+        return Ok(());
+    }
     let mut node = node_from_meta(&name, &meta);
     match node.kind {
         NodeKind::Dir => {
@@ -532,7 +594,7 @@ fn walk_entry(
                 None => {
                     let (tx, rx) = bounded(1);
                     jobs.send(FileJob {
-                        path: path.to_path_buf(),
+                        input: Input::Path(path.to_path_buf()),
                         size: st.size,
                         done: tx,
                     })
@@ -560,6 +622,55 @@ fn all_known(catalog: &Catalog, ids: &[BlobId]) -> Result<bool> {
     Ok(true)
 }
 
+/// A file or a stream; only files are ever rewound.
+trait ReadSeek: Read + std::io::Seek + Send {}
+impl<T: Read + std::io::Seek + Send> ReadSeek for T {}
+
+/// A stream posing as a file: it is never rewound, because only files are.
+struct Unseekable(Box<dyn Read + Send>);
+
+impl Read for Unseekable {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl std::io::Seek for Unseekable {
+    fn seek(&mut self, _: std::io::SeekFrom) -> std::io::Result<u64> {
+        Err(std::io::Error::other("a stream cannot be rewound"))
+    }
+}
+
+/// Compiles exclude patterns against each backed-up path.
+fn build_excludes(
+    roots: &[(Vec<OsString>, PathBuf)],
+    patterns: &[String],
+) -> Result<Option<globset::GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut set = globset::GlobSetBuilder::new();
+    for (_, abs) in roots {
+        let base = globset::escape(&abs.to_string_lossy());
+        let base = base.trim_end_matches('/');
+        for p in patterns {
+            let full = if p.contains('/') {
+                format!("{base}/{}", p.trim_start_matches('/'))
+            } else {
+                format!("{base}/**/{p}")
+            };
+            let glob = globset::GlobBuilder::new(&full)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| Error::Config(format!("exclude pattern {p:?}: {e}")))?;
+            set.add(glob);
+        }
+    }
+    set.build()
+        .map(Some)
+        .map_err(|e| Error::Config(format!("exclude patterns: {e}")))
+}
+
 /// Reads, chunks and hashes files; sends new chunks on, returns each file's chunk list.
 fn read_files(sh: &Shared<'_>, jobs: Receiver<FileJob>, blobs: Sender<NewBlob>) -> Result<()> {
     let catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
@@ -569,20 +680,24 @@ fn read_files(sh: &Shared<'_>, jobs: Receiver<FileJob>, blobs: Sender<NewBlob>) 
         if sh.stopped() {
             return Ok(());
         }
-        let result = (|| -> std::result::Result<Vec<BlobId>, ReadError> {
-            let mut f = File::open(&job.path).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    ReadError::Vanished
-                } else {
-                    ReadError::Failed(e.to_string())
-                }
-            })?;
+        let is_stream = matches!(job.input, Input::Stream(_));
+        let result = (|| -> ReadResult {
+            let mut f: Box<dyn ReadSeek> = match job.input {
+                Input::Path(path) => Box::new(File::open(&path).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        ReadError::Vanished
+                    } else {
+                        ReadError::Failed(e.to_string())
+                    }
+                })?),
+                Input::Stream(open) => Box::new(Unseekable(open()?)),
+            };
             let mut ids = Vec::with_capacity((job.size >> 20) as usize + 1);
             let mut read = 0u64;
             // A file below the minimum chunk size is one chunk: read it straight into its
             // own buffer, with no chunking buffer to fill and copy out of.
             let mut whole = None;
-            if (job.size as usize) < chunker.params().min_size {
+            if !is_stream && (job.size as usize) < chunker.params().min_size {
                 let mut buf = Vec::with_capacity(job.size as usize + 1);
                 (&mut f)
                     .take(chunker.params().min_size as u64)
@@ -631,7 +746,7 @@ fn read_files(sh: &Shared<'_>, jobs: Receiver<FileJob>, blobs: Sender<NewBlob>) 
             }
             sh.bytes_read.fetch_add(read, Ordering::Relaxed);
             sh.files_read.fetch_add(1, Ordering::Relaxed);
-            Ok(ids)
+            Ok((ids, read))
         })();
         let _ = job.done.send(result);
     }
@@ -801,13 +916,27 @@ fn build_trees(
                     let ids = match content {
                         Content::Cached(ids) => ids,
                         Content::Pending(rx) => match rx.recv() {
-                            Ok(Ok(ids)) => {
+                            Ok(Ok((ids, _))) if !cache_key.is_empty() => {
                                 staged.push((cache_key, stamp, ids.clone()));
                                 if staged.len() >= 1024 {
                                     catalog.stage_files(run_id, &staged)?;
                                     staged.clear();
                                 }
                                 ids
+                            }
+                            // A stream: its length is known only now.
+                            Ok(Ok((ids, len))) => {
+                                node.size = len;
+                                ids
+                            }
+                            Ok(Err(ReadError::Failed(e))) if cache_key.is_empty() => {
+                                if sh.stopped() {
+                                    return Err(Error::Interrupted);
+                                }
+                                return Err(Error::Failed(format!(
+                                    "{}: {e}",
+                                    node.os_name().to_string_lossy()
+                                )));
                             }
                             Ok(Err(ReadError::Vanished)) => {
                                 // Deleted since it was listed (a temp file): not in the snapshot.

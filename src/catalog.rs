@@ -13,9 +13,10 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
-use crate::repo::id::{BlobId, IndexId, PackId, SnapshotId};
+use crate::repo::id::{BlobId, IndexId, PackId, PointId, SnapshotId};
 use crate::repo::index::IndexedPack;
 use crate::repo::pack::{decode_entries, encode_entries, BlobEntry, BlobKind, Compression};
+use crate::repo::point::{PointEntry, RecoveryPoint};
 use crate::repo::snapshot::{Snapshot, SnapshotEntry};
 use crate::repo::{BlobLocation, Repo};
 
@@ -54,6 +55,20 @@ CREATE TABLE IF NOT EXISTS snapshots(
     stack TEXT NOT NULL,
     manifest TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS points(
+    point_id BLOB PRIMARY KEY,
+    time TEXT NOT NULL,
+    stack TEXT NOT NULL,
+    manifest TEXT NOT NULL
+) WITHOUT ROWID;
+-- containers drctl stopped or paused and has not yet put back: state, not cache, so
+-- neither a rebuild nor a refresh touches it
+CREATE TABLE IF NOT EXISTS held_containers(
+    container TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    holder_pid INTEGER NOT NULL,
+    since TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files(
     path BLOB PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -75,7 +90,7 @@ CREATE TABLE IF NOT EXISTS files_staged(
 ";
 
 /// A file's identity as the files cache compares it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct FileStamp {
     /// Size in bytes.
     pub size: u64,
@@ -94,6 +109,8 @@ pub struct RefreshStats {
     pub index_files: usize,
     /// Snapshots read.
     pub snapshots: usize,
+    /// Recovery points loaded.
+    pub points: usize,
     /// Whether everything was reloaded (a missing, foreign or outdated catalog).
     pub rebuilt: bool,
 }
@@ -285,28 +302,18 @@ impl Catalog {
         let _ = self.conn.pragma_update(None, "cache_size", -1024);
         if repo.keys.identity.is_some() {
             stats.snapshots = self.refresh_snapshots(repo)?;
+            stats.points = self.refresh_points(repo)?;
         }
         Ok(stats)
     }
 
     fn refresh_snapshots(&mut self, repo: &Repo) -> Result<usize> {
         let in_store: HashSet<SnapshotId> = repo.list_snapshot_ids()?.into_iter().collect();
-        let known: HashSet<SnapshotId> = {
-            let mut st = self
-                .conn
-                .prepare("SELECT snapshot_id FROM snapshots")
-                .map_err(|e| self.err(e))?;
-            let rows = st
-                .query_map([], |r| r.get::<_, Vec<u8>>(0))
-                .map_err(|e| self.err(e))?;
-            rows.filter_map(|r| r.ok().and_then(|b| SnapshotId::from_slice(&b)))
-                .collect()
-        };
-        for gone in known.difference(&in_store) {
-            self.conn
-                .execute("DELETE FROM snapshots WHERE snapshot_id=?1", [&gone.0[..]])
-                .map_err(|e| self.err(e))?;
-        }
+        let known: HashSet<SnapshotId> = self
+            .sync_manifest_ids("snapshots", "snapshot_id", in_store.iter().map(|i| i.0))?
+            .into_iter()
+            .map(SnapshotId)
+            .collect();
         let new: Vec<SnapshotId> = in_store.difference(&known).copied().collect();
         for batch in new.chunks(64) {
             let loaded = repo.block_on(futures::future::try_join_all(
@@ -317,6 +324,56 @@ impl Catalog {
             }
         }
         Ok(new.len())
+    }
+
+    fn refresh_points(&mut self, repo: &Repo) -> Result<usize> {
+        let in_store: HashSet<PointId> = repo.list_point_ids()?.into_iter().collect();
+        let known: HashSet<PointId> = self
+            .sync_manifest_ids("points", "point_id", in_store.iter().map(|i| i.0))?
+            .into_iter()
+            .map(PointId)
+            .collect();
+        let new: Vec<PointId> = in_store.difference(&known).copied().collect();
+        for batch in new.chunks(64) {
+            let loaded = repo.block_on(futures::future::try_join_all(
+                batch.iter().map(|id| repo.read_point(*id)),
+            ))?;
+            for (id, point) in batch.iter().zip(loaded) {
+                self.add_point(*id, &point)?;
+            }
+        }
+        Ok(new.len())
+    }
+
+    /// Forgets the manifests of `table` that are no longer in the store; returns the IDs
+    /// it still knows.
+    fn sync_manifest_ids(
+        &self,
+        table: &str,
+        column: &str,
+        in_store: impl Iterator<Item = [u8; 32]>,
+    ) -> Result<HashSet<[u8; 32]>> {
+        let in_store: HashSet<[u8; 32]> = in_store.collect();
+        let known: HashSet<[u8; 32]> = {
+            let mut st = self
+                .conn
+                .prepare(&format!("SELECT {column} FROM {table}"))
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| r.get::<_, Vec<u8>>(0))
+                .map_err(|e| self.err(e))?;
+            rows.filter_map(|r| r.ok().and_then(|b| b.try_into().ok()))
+                .collect()
+        };
+        for gone in known.difference(&in_store) {
+            self.conn
+                .execute(
+                    &format!("DELETE FROM {table} WHERE {column}=?1"),
+                    [&gone[..]],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(known.intersection(&in_store).copied().collect())
     }
 
     fn index_ids(&self) -> Result<HashSet<IndexId>> {
@@ -483,6 +540,90 @@ impl Catalog {
                 (SnapshotId::from_slice(&id), serde_json::from_str(&json))
             {
                 out.push(SnapshotEntry { id, snapshot });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a recovery point.
+    pub fn add_point(&self, id: PointId, point: &RecoveryPoint) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO points(point_id, time, stack, manifest) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    &id.0[..],
+                    point.time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                    point.stack,
+                    serde_json::to_string(point).expect("points serialize")
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Recovery points of a stack, oldest first.
+    pub fn points(&self, stack: &str) -> Result<Vec<PointEntry>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT point_id, manifest FROM points WHERE stack=?1 ORDER BY time, point_id")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([stack], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row.map_err(|e| self.err(e))?;
+            if let (Some(id), Ok(point)) = (PointId::from_slice(&id), serde_json::from_str(&json)) {
+                out.push(PointEntry { id, point });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records, before touching it, that this process stops or pauses a container.
+    pub fn hold_container(&self, container: &str, action: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO held_containers(container, action, holder_pid, since) VALUES (?1, ?2, ?3, ?4)",
+                params![container, action, std::process::id(), chrono::Utc::now().to_rfc3339()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets a container once it is back in its previous state.
+    pub fn release_container(&self, container: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "DELETE FROM held_containers WHERE container=?1",
+                [container],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Containers held by processes that no longer run (a killed drctl): (name, action).
+    pub fn orphaned_holds(&self) -> Result<Vec<(String, String)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT container, action, holder_pid FROM held_containers")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, action, pid) = row.map_err(|e| self.err(e))?;
+            if !process_alive(&pid.to_string()) {
+                out.push((name, action));
             }
         }
         Ok(out)
@@ -657,7 +798,7 @@ fn process_alive(run: &str) -> bool {
 /// Statements that empty the cache (and the files cache, if asked).
 fn clear_sql(with_files_cache: bool) -> String {
     let mut sql = String::from(
-        "DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_files; DELETE FROM snapshots;",
+        "DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_files; DELETE FROM snapshots; DELETE FROM points;",
     );
     if with_files_cache {
         sql.push_str("DELETE FROM files; DELETE FROM files_staged;");

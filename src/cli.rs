@@ -57,13 +57,13 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Create a repository and its key file
     Init(InitArgs),
-    /// Back up directory trees into a snapshot of a stack
+    /// Back up a configured stack (databases and volumes) into a recovery point, or paths
     Backup(BackupArgs),
-    /// List snapshots
+    /// List a stack's recovery points, or snapshots
     Snapshots(SnapshotsArgs),
     /// List the files of a snapshot
     Ls(LsArgs),
-    /// Restore a snapshot into a directory
+    /// Restore a stack from its recovery points, or a snapshot into a directory
     Restore(RestoreArgs),
     /// Write one file of a snapshot to stdout
     Dump(DumpArgs),
@@ -92,18 +92,21 @@ pub struct InitArgs {
 /// `drctl backup`.
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// The stack this snapshot belongs to
+    /// Back up the given paths as a snapshot of stack NAME instead of a configured stack
     #[arg(long, value_name = "NAME")]
-    pub stack: String,
-    /// Files and directories to back up; recorded as given
-    #[arg(required = true, value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
+    pub stack: Option<String>,
+    /// Only this source of the stack (repeatable)
+    #[arg(long, value_name = "NAME", conflicts_with = "stack")]
+    pub source: Vec<String>,
+    /// A stack from the schedules directory; with --stack, the paths to back up
+    #[arg(required = true, value_name = "STACK|PATH")]
+    pub targets: Vec<PathBuf>,
 }
 
 /// `drctl snapshots`.
 #[derive(Debug, Args)]
 pub struct SnapshotsArgs {
-    /// Only this stack's snapshots
+    /// Only this stack: its recovery points with per-source status, when it has any
     pub stack: Option<String>,
 }
 
@@ -125,13 +128,25 @@ pub struct RestoreArgs {
     /// Point in time: RFC 3339, "YYYY-MM-DD HH:MM" (local time) or relative ("2h ago")
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
+    /// Only this source of the stack (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub source: Vec<String>,
     /// Restore only this path of the snapshot (kept at its place under --to)
     #[arg(long, value_name = "PATH")]
     pub path: Option<PathBuf>,
-    /// Target directory
+    /// Target directory: a snapshot's files, a volume source, or a database's dump files
     #[arg(long, value_name = "DIR")]
-    pub to: PathBuf,
-    /// Restore into a non-empty directory, replacing files that are in the way
+    pub to: Option<PathBuf>,
+    /// Load a database source into this container instead of the one it came from
+    #[arg(long, value_name = "NAME")]
+    pub into_container: Option<String>,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace databases and directories that hold data
+    #[arg(long)]
+    pub force: bool,
+    /// Restore a snapshot into a non-empty directory, replacing files that are in the way
     #[arg(long)]
     pub overwrite: bool,
 }

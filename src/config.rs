@@ -19,7 +19,7 @@ use crate::timespec::parse_duration;
 pub const DEFAULT_SCHEDULES_DIR: &str = "/etc/drctl/schedules";
 
 /// What a source holds and how it is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
     /// `pg_dump` per database plus `pg_dumpall --globals-only`, inside the container.

@@ -36,6 +36,9 @@ pub enum Error {
         #[source]
         source: StoreError,
     },
+    /// A service drctl depends on (the Docker daemon) cannot be reached (exit 2).
+    #[error("{0}")]
+    Environment(String),
     /// Stored data failed verification: a damaged or missing pack, tree or snapshot (exit 1).
     #[error("{0}")]
     Damage(String),
@@ -69,7 +72,8 @@ impl Error {
             | Error::Config(_)
             | Error::Key { .. }
             | Error::Repository { .. }
-            | Error::UnsupportedVersion { .. } => 2,
+            | Error::UnsupportedVersion { .. }
+            | Error::Environment(_) => 2,
             Error::Store { source, .. } => match source {
                 StoreError::Missing(_)
                 | StoreError::Unreachable { .. }

@@ -17,6 +17,8 @@ pub mod progress;
 pub mod repo;
 pub mod restore;
 pub mod settings;
+pub mod source;
+pub mod stack;
 pub mod store;
 pub mod timespec;
 

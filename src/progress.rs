@@ -65,6 +65,13 @@ impl Progress {
         }
     }
 
+    /// Names what is being processed (a stack's source).
+    pub fn set_message(&self, label: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(format!("{} {label}", self.verb));
+        }
+    }
+
     /// Removes the bar.
     pub fn finish(&self) {
         if let Some(b) = &self.bar {

@@ -36,6 +36,9 @@ pub struct RestoreRequest<'a> {
     pub subpath: Option<PathBuf>,
     /// The target directory.
     pub target: PathBuf,
+    /// Restore the contents of `subpath` (a directory) straight into the target, rather
+    /// than keeping the path's place under it: a volume goes back to its own directory.
+    pub contents_only: bool,
     /// Whether a non-empty target is acceptable.
     pub overwrite: bool,
     /// Set by SIGINT/SIGTERM.
@@ -188,13 +191,22 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
                     req.snapshot.id.short()
                 ))
             })?;
-            // Keep the path's place in the tree, as restic does: DIR/a/b for `--path a/b`.
-            let mut parent = target.clone();
-            for c in &comps[..comps.len() - 1] {
-                parent.push(c);
+            if req.contents_only {
+                let tree = node
+                    .subtree
+                    .ok_or_else(|| Error::Usage(format!("{} is not a directory", sub.display())))?;
+                plan.dir(&tree, target)?;
+                plan.dirs.push((target.clone(), node, false));
+            } else {
+                // Keep the path's place in the tree, as restic does: DIR/a/b for `--path a/b`.
+                let mut parent = target.clone();
+                for c in &comps[..comps.len() - 1] {
+                    parent.push(c);
+                }
+                std::fs::create_dir_all(&parent)
+                    .ctx(|| format!("creating {}", parent.display()))?;
+                plan.node(&node, &parent)?;
             }
-            std::fs::create_dir_all(&parent).ctx(|| format!("creating {}", parent.display()))?;
-            plan.node(&node, &parent)?;
         }
     }
     let Planner {
@@ -567,4 +579,46 @@ fn restore_pack(
         i = j;
     }
     Ok(())
+}
+
+/// Streams one file of a snapshot, in order, to `sink`; blobs are fetched a few ahead.
+pub fn stream_file(
+    repo: &Repo,
+    catalog: &Catalog,
+    node: &Node,
+    mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<()> {
+    let name = node.os_name().to_string_lossy().into_owned();
+    let mut locs = Vec::with_capacity(node.content.len());
+    for id in &node.content {
+        locs.push(catalog.locate(id)?.ok_or_else(|| {
+            Error::Damage(format!(
+                "blob {} of {name} is missing from the index",
+                id.short()
+            ))
+        })?);
+    }
+    // Fetching runs on its own thread, so the sink may block (or drive the runtime itself).
+    let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<u8>>>(4);
+    let locs = &locs;
+    std::thread::scope(|s| {
+        // `move`: the sender must be dropped when fetching ends, or the loop never does.
+        s.spawn(move || {
+            repo.block_on(async {
+                use futures::StreamExt;
+                let mut blobs =
+                    futures::stream::iter(locs.iter().map(|l| repo.read_blob(l))).buffered(4);
+                while let Some(b) = blobs.next().await {
+                    let failed = b.is_err();
+                    if tx.send(b).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+        });
+        for b in rx {
+            sink(&b?).map_err(|e| Error::io(format!("writing {name}"), e))?;
+        }
+        Ok(())
+    })
 }

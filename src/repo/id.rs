@@ -76,6 +76,11 @@ id_type!(
     SnapshotId
 );
 
+id_type!(
+    /// A recovery point manifest object: BLAKE3 of its stored bytes.
+    PointId
+);
+
 /// Plain BLAKE3 of stored bytes, which names packs, index files and snapshots.
 pub fn content_hash(data: &[u8]) -> [u8; 32] {
     *blake3::hash(data).as_bytes()

@@ -6,6 +6,7 @@ pub mod id;
 pub mod index;
 pub mod keys;
 pub mod pack;
+pub mod point;
 pub mod repo_config;
 pub mod snapshot;
 pub mod tree;
@@ -22,10 +23,11 @@ use crate::store::backend::is_not_found;
 use crate::store::Backend;
 use chunker::Chunker;
 use crypto::Key;
-use id::{content_hash, IndexId, PackId, SnapshotId};
+use id::{content_hash, IndexId, PackId, PointId, SnapshotId};
 use index::IndexedPack;
 use keys::Keys;
 use pack::{BlobEntry, Compression};
+use point::{point_key, RecoveryPoint};
 use repo_config::{RepoConfig, VersionProbe, FORMAT_VERSION};
 use snapshot::{snapshot_key, Snapshot};
 
@@ -221,35 +223,97 @@ impl Repo {
         Ok(id)
     }
 
-    /// Names of all snapshot manifests.
-    pub fn list_snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
-        let objs = self.block_on(self.backend.list("snapshots/"))?;
+    /// Names of the manifests (snapshots, points) under a prefix.
+    fn list_manifests(&self, prefix: &str) -> Result<Vec<[u8; 32]>> {
+        let objs = self.block_on(self.backend.list(prefix))?;
         Ok(objs
             .iter()
-            .filter_map(|o| SnapshotId::from_hex(o.key.strip_prefix("snapshots/")?))
+            .filter_map(|o| {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(o.key.strip_prefix(prefix)?, &mut out).ok()?;
+                Some(out)
+            })
             .collect())
     }
 
-    /// Reads and decrypts one snapshot manifest.
-    pub async fn read_snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
+    /// Reads, checks and decrypts one manifest; `what` names it in errors.
+    async fn read_manifest<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        hash: &[u8; 32],
+        what: String,
+    ) -> Result<T> {
         let identity = self.identity()?;
-        let raw = self.backend.get(&snapshot_key(&id)).await?;
-        let damaged =
-            |why: String| Error::Damage(format!("snapshot {} is damaged: {why}", id.short()));
-        if content_hash(&raw) != id.0 {
+        let raw = self.backend.get(key).await?;
+        let damaged = |why: String| Error::Damage(format!("{what} is damaged: {why}"));
+        if &content_hash(&raw) != hash {
             return Err(damaged("its contents do not match its name".into()));
         }
         let plain = crypto::age_decrypt(identity, &raw).map_err(|e| damaged(e.to_string()))?;
         serde_json::from_slice(&plain).map_err(|e| damaged(e.to_string()))
     }
 
+    /// Encrypts and uploads a manifest named by the hash of its stored bytes.
+    fn write_manifest<T: serde::Serialize>(
+        &self,
+        key: impl Fn(&[u8; 32]) -> String,
+        value: &T,
+    ) -> Result<[u8; 32]> {
+        let plain = serde_json::to_vec(value).expect("manifests serialize");
+        let stored = crypto::age_encrypt(&self.keys.recipients, &plain);
+        let hash = content_hash(&stored);
+        self.block_on(self.backend.put(&key(&hash), Bytes::from(stored)))?;
+        Ok(hash)
+    }
+
+    /// Names of all snapshot manifests.
+    pub fn list_snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        Ok(self
+            .list_manifests("snapshots/")?
+            .into_iter()
+            .map(SnapshotId)
+            .collect())
+    }
+
+    /// Reads and decrypts one snapshot manifest.
+    pub async fn read_snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
+        self.read_manifest(
+            &snapshot_key(&id),
+            &id.0,
+            format!("snapshot {}", id.short()),
+        )
+        .await
+    }
+
     /// Encrypts and uploads a snapshot manifest: the commit point of a backup.
     pub fn write_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
-        let plain = serde_json::to_vec(snap).expect("snapshots serialize");
-        let stored = crypto::age_encrypt(&self.keys.recipients, &plain);
-        let id = SnapshotId(content_hash(&stored));
-        self.block_on(self.backend.put(&snapshot_key(&id), Bytes::from(stored)))?;
-        Ok(id)
+        self.write_manifest(|h| snapshot_key(&SnapshotId(*h)), snap)
+            .map(SnapshotId)
+    }
+
+    /// Names of all recovery point manifests.
+    pub fn list_point_ids(&self) -> Result<Vec<PointId>> {
+        Ok(self
+            .list_manifests("points/")?
+            .into_iter()
+            .map(PointId)
+            .collect())
+    }
+
+    /// Reads and decrypts one recovery point manifest.
+    pub async fn read_point(&self, id: PointId) -> Result<RecoveryPoint> {
+        self.read_manifest(
+            &point_key(&id),
+            &id.0,
+            format!("recovery point {}", id.short()),
+        )
+        .await
+    }
+
+    /// Encrypts and uploads a recovery point manifest, after its sources' snapshots.
+    pub fn write_point(&self, point: &RecoveryPoint) -> Result<PointId> {
+        self.write_manifest(|h| point_key(&PointId(*h)), point)
+            .map(PointId)
     }
 
     /// The key of a pack, unwrapped once and cached.

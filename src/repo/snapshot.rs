@@ -14,8 +14,11 @@ pub struct Snapshot {
     pub stack: String,
     /// The host that made it.
     pub hostname: String,
-    /// The paths as given on the command line.
+    /// The paths as given on the command line, or a source's paths and dumps.
     pub paths: Vec<String>,
+    /// The stack source this snapshot holds, when it is part of a recovery point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Root tree; its entries are the given paths' components.
     pub tree: BlobId,
     /// Figures of the run.

@@ -2,6 +2,8 @@
 //! to inspect the store behind drctl's back.
 #![allow(dead_code)]
 
+pub mod docker;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;

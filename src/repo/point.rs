@@ -1,0 +1,147 @@
+//! Recovery points: one run of a stack's sources, tying each source's snapshot to the
+//! facts needed to restore it (container, image, server and tool versions, databases).
+//!
+//! A point is written after its sources' snapshots, and only for a run that was not
+//! interrupted. It records failed sources too, with their error, so the history shows
+//! them; a restore only ever takes a source whose record says `ok`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::id::{PointId, SnapshotId};
+use crate::config::SourceKind;
+
+/// One run of a stack.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecoveryPoint {
+    /// The stack.
+    pub stack: String,
+    /// When the run started; restores pick points by this time.
+    pub time: DateTime<Utc>,
+    /// The host that ran it.
+    pub hostname: String,
+    /// The sources run, in configuration order.
+    pub sources: Vec<SourceRecord>,
+    /// Wall time of the whole run in milliseconds.
+    pub duration_ms: u64,
+    /// The drctl that wrote it.
+    pub drctl_version: String,
+}
+
+impl RecoveryPoint {
+    /// Whether every source in it succeeded.
+    pub fn complete(&self) -> bool {
+        self.sources.iter().all(|s| s.status == SourceStatus::Ok)
+    }
+
+    /// The record of one source, if it was run.
+    pub fn source(&self, name: &str) -> Option<&SourceRecord> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+/// How a source's backup ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceStatus {
+    /// Its snapshot is complete and restorable.
+    Ok,
+    /// It failed; there is no snapshot.
+    Failed,
+}
+
+/// What a source's backup was and where it came from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SourceRecord {
+    /// The source's name in the stack.
+    pub name: String,
+    /// postgres, mysql, redis or volume.
+    pub kind: SourceKind,
+    /// Ok or failed.
+    pub status: SourceStatus,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The snapshot holding its data (set when ok).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotId>,
+    /// The database container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The container's image as created (`postgres:16`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The image's digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    /// The server's version as it reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// Dump tools and their versions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tool_versions: BTreeMap<String, String>,
+    /// Databases dumped, each in the file `<name>.sql` of the snapshot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<String>,
+    /// A volume source's host path (for a named volume, its mount point at backup time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A named Docker volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+    /// Containers stopped while the source was read (and while it is restored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+    /// Containers paused while the source was read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pause: Vec<String>,
+    /// Bytes read from the source.
+    pub bytes: u64,
+    /// Bytes the source added to the repository.
+    pub bytes_added: u64,
+    /// Wall time of the source's backup in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl SourceRecord {
+    /// A record with only the name and kind, to be filled in as the backup goes.
+    pub fn new(name: &str, kind: SourceKind) -> Self {
+        SourceRecord {
+            name: name.to_string(),
+            kind,
+            status: SourceStatus::Failed,
+            error: None,
+            snapshot: None,
+            container: None,
+            image: None,
+            image_digest: None,
+            server_version: None,
+            tool_versions: BTreeMap::new(),
+            databases: Vec::new(),
+            path: None,
+            volume: None,
+            stop: Vec::new(),
+            pause: Vec::new(),
+            bytes: 0,
+            bytes_added: 0,
+            duration_ms: 0,
+        }
+    }
+}
+
+/// A point with its ID, as listed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PointEntry {
+    /// The manifest's name.
+    pub id: PointId,
+    /// Its contents.
+    #[serde(flatten)]
+    pub point: RecoveryPoint,
+}
+
+/// The store key of a point manifest.
+pub fn point_key(id: &PointId) -> String {
+    format!("points/{}", id.to_hex())
+}

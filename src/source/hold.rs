@@ -1,0 +1,123 @@
+//! Containers stopped or paused while a source is read or restored.
+//!
+//! Each is recorded in the catalog before it is touched and forgotten once it is back in
+//! its previous state, on every exit path (the guard's `Drop` covers errors and Ctrl-C).
+//! A drctl killed in between leaves the record; the next drctl command finds it and puts
+//! the container back ([`release_orphans`]).
+
+use std::time::Duration;
+
+use super::docker::Docker;
+use crate::catalog::Catalog;
+use crate::error::Result;
+
+/// How long a stopped container gets to shut down cleanly.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// What drctl did to a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Stopped; is started again.
+    Stop,
+    /// Paused; is unpaused.
+    Pause,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Stop => "stop",
+            Action::Pause => "pause",
+        }
+    }
+}
+
+/// Containers held by this process; put back when released or dropped.
+pub struct Holds<'a> {
+    docker: &'a Docker,
+    catalog: &'a Catalog,
+    held: Vec<(String, Action)>,
+}
+
+impl<'a> Holds<'a> {
+    /// Holds nothing yet.
+    pub fn new(docker: &'a Docker, catalog: &'a Catalog) -> Self {
+        Holds {
+            docker,
+            catalog,
+            held: Vec::new(),
+        }
+    }
+
+    /// Stops or pauses a container that is running; one that is not is left alone (and
+    /// left as it was afterwards).
+    pub fn hold(&mut self, name: &str, action: Action) -> Result<()> {
+        let info = self.docker.container(name)?;
+        if info.status != "running" {
+            tracing::info!("container {name} is {}; not touching it", info.status);
+            return Ok(());
+        }
+        self.catalog.hold_container(name, action.as_str())?;
+        self.held.push((name.to_string(), action));
+        match action {
+            Action::Stop => self.docker.stop(name, STOP_GRACE),
+            Action::Pause => self.docker.pause(name),
+        }
+    }
+
+    /// Puts every held container back, newest first; the first error is returned after
+    /// all were tried.
+    pub fn release(mut self) -> Result<()> {
+        self.release_all()
+    }
+
+    fn release_all(&mut self) -> Result<()> {
+        let mut first = None;
+        while let Some((name, action)) = self.held.pop() {
+            if let Err(e) = put_back(self.docker, self.catalog, &name, action.as_str()) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Holds<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.release_all() {
+            eprintln!("warning: {e}");
+        }
+    }
+}
+
+fn put_back(docker: &Docker, catalog: &Catalog, name: &str, action: &str) -> Result<()> {
+    let info = match docker.container(name) {
+        Ok(i) => i,
+        // Removed meanwhile: nothing left to put back.
+        Err(_) => return catalog.release_container(name),
+    };
+    match (action, info.status.as_str()) {
+        ("stop", "exited" | "created") => docker.start(name)?,
+        ("pause", "paused") => docker.unpause(name)?,
+        _ => {}
+    }
+    catalog.release_container(name)
+}
+
+/// Puts back containers that a killed drctl left stopped or paused. Returns their names.
+pub fn release_orphans(
+    docker: impl FnOnce() -> Result<Docker>,
+    catalog: &Catalog,
+) -> Result<Vec<String>> {
+    let orphans = catalog.orphaned_holds()?;
+    if orphans.is_empty() {
+        return Ok(Vec::new());
+    }
+    let docker = docker()?;
+    let mut done = Vec::new();
+    for (name, action) in orphans {
+        put_back(&docker, catalog, &name, &action)?;
+        done.push(name);
+    }
+    Ok(done)
+}

@@ -1,0 +1,198 @@
+//! Sources: where a stack's data comes from (database dumps through `docker exec`, volume
+//! trees read from the host) and how it goes back.
+//!
+//! A database source becomes a snapshot whose root holds one file per dump; a volume
+//! source becomes a snapshot of its directory. Each module has a `backup` side that
+//! fills in the source's record and returns what to store, and a `restore` side.
+
+pub mod docker;
+pub mod hold;
+pub mod mysql;
+pub mod postgres;
+pub mod redis;
+pub mod volume;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::backup::StreamFile;
+use crate::catalog::Catalog;
+use crate::config::SourceDef;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::repo::tree::Node;
+use crate::repo::Repo;
+use docker::{Docker, ExecReader};
+
+/// What a source's backup stores: streams (dumps) or host paths.
+#[derive(Default)]
+pub struct Prepared {
+    /// Dumps, stored as files at the snapshot's root.
+    pub streams: Vec<StreamFile>,
+    /// Host directories.
+    pub paths: Vec<PathBuf>,
+    /// Patterns left out of those directories.
+    pub exclude: Vec<String>,
+}
+
+/// Where a restore sends a source.
+pub struct Target<'a> {
+    /// The container to load a database into.
+    pub container: String,
+    /// For a volume: the directory to restore into; for a database: write the dump files
+    /// there instead of loading them.
+    pub dir: Option<PathBuf>,
+    /// Replace a database or directory that holds data.
+    pub force: bool,
+    /// The source's configuration, when the stack is configured on this host.
+    pub def: Option<&'a SourceDef>,
+}
+
+/// A source snapshot's files by name, and the means to read them.
+pub struct SnapshotFiles<'a> {
+    /// The repository.
+    pub repo: &'a Repo,
+    /// Its catalog.
+    pub catalog: &'a Catalog,
+    /// Root entries of the snapshot.
+    pub files: HashMap<String, Node>,
+    /// Progress display, counting bytes.
+    pub progress: &'a Progress,
+}
+
+impl SnapshotFiles<'_> {
+    /// A file of the snapshot, or a damage error naming it.
+    pub fn node(&self, name: &str) -> Result<&Node> {
+        self.files
+            .get(name)
+            .ok_or_else(|| Error::Damage(format!("the snapshot has no file {name}")))
+    }
+
+    /// Streams one file to `sink`.
+    pub fn stream(
+        &self,
+        name: &str,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<u64> {
+        let node = self.node(name)?;
+        let mut n = 0u64;
+        crate::restore::stream_file(self.repo, self.catalog, node, |b| {
+            n += b.len() as u64;
+            self.progress.add_bytes(b.len() as u64);
+            sink(b)
+        })?;
+        Ok(n)
+    }
+
+    /// Streams one file into a command's stdin in a container, and checks it succeeded.
+    pub fn feed(
+        &self,
+        docker: &Docker,
+        container: &str,
+        name: &str,
+        cmd: &[&str],
+        env: &[(String, String)],
+    ) -> Result<docker::ExecOutput> {
+        let mut writer = docker.feed(container, cmd, env)?;
+        let streamed = self.stream(name, |b| writer.write(b));
+        let out = writer.finish()?;
+        // A command that fails early closes its stdin: its own error says why.
+        if out.exit_code != Some(0) {
+            return Err(Error::Failed(format!(
+                "loading {name}: {} {}: {}",
+                cmd[0],
+                docker::exit_text(out.exit_code),
+                docker::stderr_summary(&out.stderr)
+            )));
+        }
+        streamed?;
+        Ok(out)
+    }
+
+    /// Writes the source's files into a directory instead of loading them.
+    pub fn write_to(&self, dir: &std::path::Path) -> Result<u64> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let mut total = 0;
+        let mut names: Vec<&String> = self.files.keys().collect();
+        names.sort();
+        for name in names {
+            let path = dir.join(name);
+            if path.exists() {
+                return Err(Error::Usage(format!("{} already exists", path.display())));
+            }
+            let mut f = std::fs::File::create(&path)
+                .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+            total += self.stream(name, |b| std::io::Write::write_all(&mut f, b))?;
+        }
+        Ok(total)
+    }
+}
+
+/// The snapshot file name of a database's dump: readable, and safe for any name a
+/// database server accepts (a dot is escaped, so no database collides with the
+/// `*.roles.sql`-style files that hold server-wide objects).
+pub fn dump_file_name(database: &str) -> String {
+    let mut out = String::new();
+    for b in database.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.push_str(".sql");
+    out
+}
+
+/// The password from the source's `password_file`, when it names one.
+pub fn password_from_file(def: Option<&SourceDef>) -> Result<Option<String>> {
+    let Some(path) = def.and_then(|d| d.password_file.as_ref()) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("password_file {}: {e}", path.display())))?;
+    Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+/// A stream that starts a command in a container when the backup is ready for it.
+pub fn exec_stream(
+    docker: &Docker,
+    container: &str,
+    name: String,
+    cmd: Vec<String>,
+    env: Vec<(String, String)>,
+    marker: Option<&'static str>,
+) -> StreamFile {
+    let (docker, container) = (docker.clone(), container.to_string());
+    StreamFile {
+        name,
+        open: Box::new(move || {
+            let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            docker
+                .stream(&container, &args, &env, marker)
+                .map(|r: ExecReader| Box::new(r) as Box<dyn std::io::Read + Send>)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        }),
+    }
+}
+
+/// The container a database source names; config check guarantees one.
+pub fn container_of(def: &SourceDef) -> Result<&str> {
+    def.container
+        .as_ref()
+        .map(|c| c.get_ref().as_str())
+        .ok_or_else(|| Error::Config(format!("source {} names no container", def.name.get_ref())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dump_file_names_are_safe_and_distinct() {
+        assert_eq!(dump_file_name("seller1"), "seller1.sql");
+        assert_eq!(dump_file_name("a.b/c"), "a%2Eb%2Fc.sql");
+        assert_ne!(dump_file_name("globals.roles"), "globals.roles.sql");
+    }
+}

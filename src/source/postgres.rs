@@ -1,0 +1,338 @@
+//! PostgreSQL: `pg_dump --create` per database (plain SQL: it deduplicates well between
+//! runs and restores with `psql`) plus `pg_dumpall --globals-only` for roles, all run in
+//! the server's own container so the tools match the server.
+
+use super::docker::{ContainerInfo, Docker};
+use super::{
+    container_of, dump_file_name, exec_stream, password_from_file, Prepared, SnapshotFiles, Target,
+};
+use crate::config::SourceDef;
+use crate::error::{Error, Result};
+use crate::repo::point::SourceRecord;
+
+/// The file holding roles and tablespaces.
+pub const GLOBALS_FILE: &str = "globals.roles.sql";
+/// The last line pg_dump writes; a dump without it was cut short.
+const DUMP_MARKER: &str = "-- PostgreSQL database dump complete";
+/// The last line pg_dumpall writes.
+const DUMPALL_MARKER: &str = "-- PostgreSQL database cluster dump complete";
+
+/// Connection settings for the tools, passed through the exec environment.
+fn credentials(
+    def: Option<&SourceDef>,
+    info: &ContainerInfo,
+) -> Result<(String, Vec<(String, String)>)> {
+    let user = def
+        .and_then(|d| d.user.clone())
+        .or_else(|| info.env_var("POSTGRES_USER").map(str::to_string))
+        .unwrap_or_else(|| "postgres".into());
+    let mut env = vec![("PGUSER".to_string(), user.clone())];
+    let password = match password_from_file(def)? {
+        Some(p) => Some(p),
+        None => info.env_var("POSTGRES_PASSWORD").map(str::to_string),
+    };
+    if let Some(p) = password {
+        env.push(("PGPASSWORD".into(), p));
+    }
+    Ok((user, env))
+}
+
+fn psql(
+    docker: &Docker,
+    container: &str,
+    env: &[(String, String)],
+    db: &str,
+    sql: &str,
+) -> Result<String> {
+    docker.run_ok(
+        container,
+        &[
+            "psql",
+            "-X",
+            "-A",
+            "-t",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            db,
+            "-c",
+            sql,
+        ],
+        env,
+    )
+}
+
+/// Runs a psql script given on stdin, where `:'name'` and `:"name"` quote variables.
+fn psql_script(
+    docker: &Docker,
+    container: &str,
+    env: &[(String, String)],
+    db: &str,
+    vars: &[(&str, &str)],
+    script: &str,
+) -> Result<String> {
+    let mut cmd = vec![
+        "psql",
+        "-X",
+        "-A",
+        "-t",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        db,
+    ];
+    let defs: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for d in &defs {
+        cmd.extend(["-v", d.as_str()]);
+    }
+    let out = docker.run(container, &cmd, env, Some(script.as_bytes()))?;
+    if out.exit_code != Some(0) {
+        return Err(Error::Failed(format!(
+            "psql {}: {}",
+            super::docker::exit_text(out.exit_code),
+            super::docker::stderr_summary(&out.stderr)
+        )));
+    }
+    Ok(out.text())
+}
+
+/// Every database that can be connected to, templates aside.
+fn list_databases(
+    docker: &Docker,
+    container: &str,
+    env: &[(String, String)],
+) -> Result<Vec<String>> {
+    let out = psql(
+        docker,
+        container,
+        env,
+        "postgres",
+        "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1",
+    )?;
+    Ok(out
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+/// Checks the server and plans one dump per database plus the globals.
+pub fn backup(docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
+    let container = container_of(def)?;
+    let info = docker.running_container(container)?;
+    rec.container = Some(info.name.clone());
+    rec.image = Some(info.image.clone());
+    rec.image_digest = Some(info.image_digest.clone());
+    let (_, env) = credentials(Some(def), &info)?;
+    rec.server_version = Some(psql(
+        docker,
+        container,
+        &env,
+        "postgres",
+        "SHOW server_version",
+    )?);
+    for tool in ["pg_dump", "pg_dumpall"] {
+        let v = docker.run_ok(container, &[tool, "--version"], &[])?;
+        rec.tool_versions.insert(tool.into(), v);
+    }
+    let present = list_databases(docker, container, &env)?;
+    let databases = if def.databases.is_empty() {
+        present
+    } else {
+        for db in &def.databases {
+            if !present.contains(db) {
+                return Err(Error::Failed(format!(
+                    "database {db} does not exist in container {container}"
+                )));
+            }
+        }
+        def.databases.clone()
+    };
+    rec.databases = databases.clone();
+    let mut streams = vec![exec_stream(
+        docker,
+        container,
+        GLOBALS_FILE.into(),
+        vec![
+            "pg_dumpall".into(),
+            "--globals-only".into(),
+            "-l".into(),
+            "postgres".into(),
+        ],
+        env.clone(),
+        Some(DUMPALL_MARKER),
+    )];
+    for db in databases {
+        streams.push(exec_stream(
+            docker,
+            container,
+            dump_file_name(&db),
+            vec![
+                "pg_dump".into(),
+                "--create".into(),
+                "--dbname".into(),
+                db.clone(),
+            ],
+            env.clone(),
+            Some(DUMP_MARKER),
+        ));
+    }
+    Ok(Prepared {
+        streams,
+        ..Default::default()
+    })
+}
+
+/// Whether a database exists, and how many user relations it holds.
+fn database_state(
+    docker: &Docker,
+    container: &str,
+    env: &[(String, String)],
+    db: &str,
+) -> Result<Option<u64>> {
+    let exists = psql_script(
+        docker,
+        container,
+        env,
+        "template1",
+        &[("db", db)],
+        "SELECT count(*) FROM pg_database WHERE datname = :'db';\n",
+    )?;
+    if exists.trim() != "1" {
+        return Ok(None);
+    }
+    let n = psql(
+        docker,
+        container,
+        env,
+        db,
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+         AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
+    )?;
+    Ok(Some(n.trim().parse().unwrap_or(0)))
+}
+
+/// Checks what a restore would replace: refuses databases that hold data unless forced.
+pub fn check_target(
+    docker: &Docker,
+    rec: &SourceRecord,
+    target: &Target<'_>,
+) -> Result<Vec<String>> {
+    let info = docker.running_container(&target.container)?;
+    let (_, env) = credentials(target.def, &info)?;
+    let mut notes = Vec::new();
+    for db in &rec.databases {
+        match database_state(docker, &target.container, &env, db)? {
+            Some(n) if n > 0 && !target.force => {
+                return Err(Error::Usage(format!(
+                    "database {db} in container {} holds data ({n} relations); pass --force to replace it",
+                    target.container
+                )))
+            }
+            Some(n) if n > 0 => notes.push(format!("database {db} will be dropped and replaced")),
+            Some(_) => notes.push(format!("empty database {db} will be replaced")),
+            None => notes.push(format!("database {db} will be created")),
+        }
+    }
+    Ok(notes)
+}
+
+/// Loads roles, then each database, into the target container.
+pub fn restore(
+    docker: &Docker,
+    rec: &SourceRecord,
+    target: &Target<'_>,
+    files: &SnapshotFiles<'_>,
+) -> Result<Vec<String>> {
+    let container = target.container.as_str();
+    let info = docker.running_container(container)?;
+    let (user, env) = credentials(target.def, &info)?;
+    let mut warnings = Vec::new();
+    // Roles first, so ownership and grants in the dumps resolve. Statements about the
+    // role drctl connects as are left out: replaying them would change its password to
+    // the one at backup time and lock drctl (and the application) out.
+    let mut globals = Vec::new();
+    files.stream(GLOBALS_FILE, |b| {
+        globals.extend_from_slice(b);
+        Ok(())
+    })?;
+    let globals = filter_own_role(&String::from_utf8_lossy(&globals), &user);
+    let out = docker.run(
+        container,
+        &["psql", "-X", "-q", "-d", "postgres"],
+        &env,
+        Some(globals.as_bytes()),
+    )?;
+    for line in out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("ERROR") && !l.contains("already exists"))
+    {
+        warnings.push(format!("roles: {}", line.trim()));
+    }
+    for db in &rec.databases {
+        if database_state(docker, container, &env, db)?.is_some() {
+            psql_script(
+                docker,
+                container,
+                &env,
+                // Not the database being dropped: `postgres` itself may be restored.
+                "template1",
+                &[("db", db)],
+                "DROP DATABASE :\"db\" WITH (FORCE);\n",
+            )?;
+        }
+        files.feed(
+            docker,
+            container,
+            &dump_file_name(db),
+            &[
+                "psql",
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                "template1",
+            ],
+            &env,
+        )?;
+    }
+    Ok(warnings)
+}
+
+/// Removes `CREATE ROLE user;` and `ALTER ROLE user ...` lines for the connecting role.
+fn filter_own_role(sql: &str, user: &str) -> String {
+    let quoted = if user
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        user.to_string()
+    } else {
+        format!("\"{}\"", user.replace('"', "\"\""))
+    };
+    let create = format!("CREATE ROLE {quoted};");
+    let alter = format!("ALTER ROLE {quoted} ");
+    sql.lines()
+        .filter(|l| *l != create && !l.starts_with(&alter))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_role_statements_are_left_out() {
+        let sql = "CREATE ROLE postgres;\nALTER ROLE postgres WITH SUPERUSER PASSWORD 'x';\nCREATE ROLE app;\nALTER ROLE app WITH LOGIN;\n";
+        assert_eq!(
+            filter_own_role(sql, "postgres"),
+            "CREATE ROLE app;\nALTER ROLE app WITH LOGIN;\n"
+        );
+        assert!(filter_own_role("CREATE ROLE \"Admin\";\n", "Admin").is_empty());
+    }
+}

@@ -1,0 +1,436 @@
+//! Stacks: back up a stack's sources into one recovery point, and restore a stack (or
+//! some of its sources) from the newest complete backups at or before a time.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use crate::backup::{self, BackupRequest};
+use crate::catalog::Catalog;
+use crate::config::{SourceDef, SourceKind, Stack};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::repo::id::PointId;
+use crate::repo::point::{PointEntry, RecoveryPoint, SourceRecord, SourceStatus};
+use crate::repo::snapshot::SnapshotEntry;
+use crate::repo::Repo;
+use crate::restore::{RestoreRequest, TreeReader};
+use crate::source::docker::Docker;
+use crate::source::hold::{Action, Holds};
+use crate::source::{mysql, postgres, redis, volume, SnapshotFiles, Target};
+
+/// A stack backup's result: the point, and a message per failed source.
+pub struct StackOutcome {
+    /// The recovery point written.
+    pub id: PointId,
+    /// Its manifest.
+    pub point: RecoveryPoint,
+    /// `stack S, source N: cause` for each failed source.
+    pub failures: Vec<String>,
+    /// Unreadable files of volume sources.
+    pub warnings: Vec<String>,
+}
+
+fn needs_docker(def: &SourceDef) -> bool {
+    def.kind != SourceKind::Volume
+        || def.volume.is_some()
+        || !def.stop.is_empty()
+        || !def.pause.is_empty()
+}
+
+/// The sources to run: all, or those named (each must exist).
+pub fn select<'a>(stack: &'a Stack, only: &[String]) -> Result<Vec<&'a SourceDef>> {
+    for name in only {
+        if !stack.def.source.iter().any(|s| s.name.get_ref() == name) {
+            return Err(Error::Usage(format!(
+                "stack {} has no source {name}",
+                stack.name
+            )));
+        }
+    }
+    Ok(stack
+        .def
+        .source
+        .iter()
+        .filter(|s| only.is_empty() || only.contains(s.name.get_ref()))
+        .collect())
+}
+
+/// Backs up the chosen sources one after another and records the recovery point. A
+/// failed source does not stop the others; an interrupt stops everything and records
+/// nothing.
+#[allow(clippy::too_many_arguments)]
+pub fn backup(
+    repo: &Repo,
+    catalog: &mut Catalog,
+    stack: &Stack,
+    sources: &[&SourceDef],
+    hostname: &str,
+    now: DateTime<Utc>,
+    interrupt: &Arc<AtomicBool>,
+    progress: &dyn Fn(&str) -> Progress,
+) -> Result<StackOutcome> {
+    let started = Instant::now();
+    // The daemon is checked before anything is written: unreachable is exit 2.
+    let docker = if sources.iter().any(|s| needs_docker(s)) {
+        Some(Docker::connect(repo.runtime().clone())?)
+    } else {
+        None
+    };
+    let mut records = Vec::new();
+    let mut failures = Vec::new();
+    let mut warnings = Vec::new();
+    for def in sources {
+        let name = def.name.get_ref().clone();
+        let mut rec = SourceRecord::new(&name, def.kind);
+        let t0 = Instant::now();
+        let result = backup_source(
+            repo,
+            catalog,
+            stack,
+            def,
+            docker.as_ref(),
+            &mut rec,
+            hostname,
+            now,
+            interrupt,
+            progress,
+        );
+        rec.duration_ms = t0.elapsed().as_millis() as u64;
+        if interrupt.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
+        match result {
+            Ok(outcome) => {
+                rec.status = SourceStatus::Ok;
+                rec.snapshot = Some(outcome.id);
+                rec.bytes = outcome.snapshot.summary.bytes;
+                rec.bytes_added = outcome.snapshot.summary.bytes_added;
+                warnings.extend(
+                    outcome
+                        .warnings
+                        .into_iter()
+                        .map(|w| format!("source {name}: {w}")),
+                );
+            }
+            Err(Error::Interrupted) => return Err(Error::Interrupted),
+            Err(e) => {
+                rec.error = Some(e.to_string());
+                failures.push(format!("stack {}, source {name}: {e}", stack.name));
+            }
+        }
+        records.push(rec);
+    }
+    let point = RecoveryPoint {
+        stack: stack.name.clone(),
+        time: now,
+        hostname: hostname.to_string(),
+        sources: records,
+        duration_ms: started.elapsed().as_millis() as u64,
+        drctl_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let id = repo.write_point(&point)?;
+    catalog.add_point(id, &point)?;
+    Ok(StackOutcome {
+        id,
+        point,
+        failures,
+        warnings,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backup_source(
+    repo: &Repo,
+    catalog: &mut Catalog,
+    stack: &Stack,
+    def: &SourceDef,
+    docker: Option<&Docker>,
+    rec: &mut SourceRecord,
+    hostname: &str,
+    now: DateTime<Utc>,
+    interrupt: &Arc<AtomicBool>,
+    progress: &dyn Fn(&str) -> Progress,
+) -> Result<backup::BackupOutcome> {
+    let need = || docker.ok_or_else(|| Error::Environment("the Docker daemon is needed".into()));
+    let prepared = match def.kind {
+        SourceKind::Postgres => postgres::backup(need()?, def, rec)?,
+        SourceKind::Mysql => mysql::backup(need()?, def, rec)?,
+        SourceKind::Redis => redis::backup(need()?, def, rec)?,
+        SourceKind::Volume => volume::backup(docker, def, rec)?,
+    };
+    // Held only while this source is read; put back on every way out of this function.
+    let mut holds = docker.map(|d| Holds::new(d, catalog_ref(catalog)));
+    if let Some(h) = holds.as_mut() {
+        for c in &def.stop {
+            h.hold(c, Action::Stop)?;
+        }
+        for c in &def.pause {
+            h.hold(c, Action::Pause)?;
+        }
+    }
+    let bar = progress(&format!("{} {}", stack.name, def.name.get_ref()));
+    let mut own = Catalog::open(catalog.path(), &repo.config.id)?;
+    let outcome = backup::run(
+        repo,
+        &mut own,
+        BackupRequest {
+            stack: stack.name.clone(),
+            paths: prepared.paths,
+            hostname: hostname.to_string(),
+            now,
+            interrupt: interrupt.clone(),
+            progress: &bar,
+            streams: prepared.streams,
+            exclude: prepared.exclude,
+            source: Some(def.name.get_ref().clone()),
+        },
+    );
+    if let Some(h) = holds {
+        h.release()?;
+    }
+    outcome
+}
+
+/// A shared view of the catalog for the hold records (SQLite serializes the writes).
+fn catalog_ref(c: &Catalog) -> &Catalog {
+    c
+}
+
+/// For each source, the newest point at or before `at` whose record for it is ok.
+pub fn plan(
+    points: &[PointEntry],
+    sources: &[String],
+    at: Option<DateTime<Utc>>,
+) -> Vec<(String, Option<(PointEntry, SourceRecord)>)> {
+    sources
+        .iter()
+        .map(|name| {
+            let found = points
+                .iter()
+                .filter(|p| at.is_none_or(|t| p.point.time <= t))
+                .rev()
+                .find_map(|p| {
+                    p.point
+                        .source(name)
+                        .filter(|r| r.status == SourceStatus::Ok && r.snapshot.is_some())
+                        .map(|r| (p.clone(), r.clone()))
+                });
+            (name.clone(), found)
+        })
+        .collect()
+}
+
+/// Source names a stack's points know, in the order of the newest point that has them.
+pub fn known_sources(points: &[PointEntry], config: Option<&Stack>) -> Vec<String> {
+    let mut names: Vec<String> = config
+        .map(|s| {
+            s.def
+                .source
+                .iter()
+                .map(|d| d.name.get_ref().clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    for p in points.iter().rev() {
+        for s in &p.point.sources {
+            if !names.contains(&s.name) {
+                names.push(s.name.clone());
+            }
+        }
+    }
+    names
+}
+
+/// One step of a stack restore.
+pub struct Step<'a> {
+    /// The source's record in the chosen point.
+    pub rec: SourceRecord,
+    /// The point it comes from.
+    pub point: PointEntry,
+    /// Its snapshot.
+    pub snapshot: SnapshotEntry,
+    /// Where it goes.
+    pub target: Target<'a>,
+}
+
+/// What was restored.
+pub struct Restored {
+    /// Source name.
+    pub name: String,
+    /// Bytes written or loaded.
+    pub bytes: u64,
+    /// Seconds it took.
+    pub seconds: f64,
+    /// Things the operator should know.
+    pub warnings: Vec<String>,
+}
+
+/// Checks every step's target before any is touched; returns a line per step for the plan.
+pub fn check_targets(docker: Option<&Docker>, steps: &[Step<'_>]) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for s in steps {
+        let need =
+            || docker.ok_or_else(|| Error::Environment("the Docker daemon is needed".into()));
+        let notes = match s.rec.kind {
+            _ if s.rec.kind != SourceKind::Volume && s.target.dir.is_some() => {
+                vec![format!(
+                    "dump files will be written to {}",
+                    s.target.dir.as_ref().unwrap().display()
+                )]
+            }
+            SourceKind::Postgres => postgres::check_target(need()?, &s.rec, &s.target)?,
+            SourceKind::Mysql => mysql::check_target(need()?, &s.rec, &s.target)?,
+            SourceKind::Redis => redis::check_target(need()?, &s.rec, &s.target)?,
+            SourceKind::Volume => {
+                let dir = volume::target_dir(docker, &s.rec, &s.target)?;
+                vec![volume::check_target(&dir, s.target.force)?]
+            }
+        };
+        lines.push(format!("{}: {}", s.rec.name, notes.join("; ")));
+    }
+    Ok(lines)
+}
+
+/// Restores one step.
+pub fn restore_step(
+    repo: &Repo,
+    catalog: &Catalog,
+    docker: Option<&Docker>,
+    step: &Step<'_>,
+    interrupt: &Arc<AtomicBool>,
+    progress: &Progress,
+) -> Result<Restored> {
+    let t0 = Instant::now();
+    let rec = &step.rec;
+    let need = || docker.ok_or_else(|| Error::Environment("the Docker daemon is needed".into()));
+    let mut warnings = Vec::new();
+    let bytes;
+    if rec.kind == SourceKind::Volume {
+        let dir = volume::target_dir(docker, rec, &step.target)?;
+        let mut holds = docker.map(|d| Holds::new(d, catalog));
+        if let Some(h) = holds.as_mut() {
+            for c in rec.stop.iter().chain(&rec.pause) {
+                h.hold(c, Action::Stop)?;
+            }
+        }
+        if step.target.force {
+            volume::empty_dir(&dir)?;
+        }
+        let summary = crate::restore::run(
+            repo,
+            catalog,
+            RestoreRequest {
+                snapshot: &step.snapshot,
+                subpath: step
+                    .snapshot
+                    .snapshot
+                    .paths
+                    .first()
+                    .map(std::path::PathBuf::from),
+                target: dir,
+                contents_only: true,
+                overwrite: step.target.force,
+                interrupt: interrupt.clone(),
+                progress,
+            },
+        )?;
+        if let Some(h) = holds {
+            h.release()?;
+        }
+        bytes = summary.bytes;
+    } else {
+        let mut trees = TreeReader::new(repo, catalog);
+        let root = trees.tree(&step.snapshot.snapshot.tree)?;
+        let files: HashMap<String, _> = root
+            .nodes
+            .into_iter()
+            .map(|n| (n.os_name().to_string_lossy().into_owned(), n))
+            .collect();
+        let files = SnapshotFiles {
+            repo,
+            catalog,
+            files,
+            progress,
+        };
+        progress.set_total(files.files.values().map(|n| n.size).sum());
+        if let Some(dir) = &step.target.dir {
+            bytes = files.write_to(dir)?;
+        } else {
+            warnings = match rec.kind {
+                SourceKind::Postgres => postgres::restore(need()?, rec, &step.target, &files)?,
+                SourceKind::Mysql => mysql::restore(need()?, rec, &step.target, &files)?,
+                SourceKind::Redis => redis::restore(need()?, rec, &step.target, &files)?,
+                SourceKind::Volume => unreachable!("handled above"),
+            };
+            bytes = files.files.values().map(|n| n.size).sum();
+        }
+        progress.finish();
+    }
+    if interrupt.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted);
+    }
+    Ok(Restored {
+        name: rec.name.clone(),
+        bytes,
+        seconds: t0.elapsed().as_secs_f64(),
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::id::SnapshotId;
+
+    fn point(minute: u32, sources: &[(&str, bool)]) -> PointEntry {
+        let time = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 20, 3, minute, 0).unwrap();
+        PointEntry {
+            id: PointId([minute as u8; 32]),
+            point: RecoveryPoint {
+                stack: "s".into(),
+                time,
+                hostname: "h".into(),
+                sources: sources
+                    .iter()
+                    .map(|(n, ok)| {
+                        let mut r = SourceRecord::new(n, SourceKind::Postgres);
+                        if *ok {
+                            r.status = SourceStatus::Ok;
+                            r.snapshot = Some(SnapshotId([minute as u8; 32]));
+                        }
+                        r
+                    })
+                    .collect(),
+                duration_ms: 0,
+                drctl_version: "x".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn plan_takes_the_newest_complete_backup_per_source_at_or_before_the_time() {
+        let points = vec![
+            point(0, &[("db", true), ("files", true)]),
+            point(15, &[("db", false), ("files", true)]),
+            point(30, &[("db", true)]),
+        ];
+        let names = vec!["db".to_string(), "files".to_string()];
+        let at = |m| Some(chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 20, 3, m, 0).unwrap());
+        let pick = |at| -> Vec<Option<u32>> {
+            plan(&points, &names, at)
+                .into_iter()
+                .map(|(_, f)| f.map(|(p, _)| chrono::Timelike::minute(&p.point.time)))
+                .collect()
+        };
+        assert_eq!(pick(at(20)), vec![Some(0), Some(15)]);
+        assert_eq!(pick(at(30)), vec![Some(30), Some(15)]);
+        assert_eq!(pick(None), vec![Some(30), Some(15)]);
+        assert_eq!(pick(at(14)), vec![Some(0), Some(0)]);
+        let before = Some(chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 20, 2, 0, 0).unwrap());
+        assert_eq!(pick(before), vec![None, None]);
+    }
+}
