@@ -11,16 +11,7 @@ use std::time::{Duration, Instant};
 use common::docker::{self, Container};
 use common::unique;
 
-fn skip() -> bool {
-    if std::env::var("DRCTL_TEST_NO_DOCKER").as_deref() == Ok("1") {
-        return true;
-    }
-    assert!(
-        docker::docker_available(),
-        "docker is not available (set DRCTL_TEST_NO_DOCKER=1 to skip the docker tests)"
-    );
-    false
-}
+use docker::skip;
 
 /// `docker stop` must be served by the container's own signal handling, not by the
 /// 10 s kill timeout.

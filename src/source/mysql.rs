@@ -240,10 +240,12 @@ pub fn check_target(
     let mut notes = Vec::new();
     for db in &rec.databases {
         match database_state(docker, &target.container, &tools.client, &user, &env, db)? {
-            Some(n) if n > 0 && !target.force => return Err(Error::Usage(format!(
+            Some(n) if n > 0 && !target.force => {
+                return Err(Error::Usage(format!(
                 "database {db} in container {} holds data ({n} tables); pass --force to replace it",
                 target.container
-            ))),
+            )))
+            }
             Some(n) if n > 0 => notes.push(format!("database {db} will be dropped and replaced")),
             Some(_) => notes.push(format!("empty database {db} will be replaced")),
             None => notes.push(format!("database {db} will be created")),

@@ -20,6 +20,19 @@ use super::text;
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// True when the Docker daemon answers.
+/// Whether to skip a Docker test: only when DRCTL_TEST_NO_DOCKER=1; a missing daemon
+/// otherwise fails the test.
+pub fn skip() -> bool {
+    if std::env::var("DRCTL_TEST_NO_DOCKER").as_deref() == Ok("1") {
+        return true;
+    }
+    assert!(
+        docker_available(),
+        "docker is not available (set DRCTL_TEST_NO_DOCKER=1 to skip the docker tests)"
+    );
+    false
+}
+
 pub fn docker_available() -> bool {
     Command::new("docker")
         .arg("info")
