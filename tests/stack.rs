@@ -291,6 +291,20 @@ fn volume_with_stop_is_held_only_while_read_and_released_after_a_kill() {
     assert!(text(&o.stderr).contains(&web.name), "{}", text(&o.stderr));
     assert_eq!(web.status(), "running");
 
+    // Ctrl-C while the container is stopped: exit 130, the container runs again, and
+    // no new recovery point.
+    let before = points(&env, "web").len();
+    let mut child = env.cmd().args(["backup", "web"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while web.status() != "exited" {
+        assert!(Instant::now() < deadline, "the container was never stopped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(web.status(), "running");
+    assert_eq!(points(&env, "web").len(), before);
+
     // Restore into the live path: refused while it holds data, then forced; the container
     // is stopped meanwhile and running after.
     std::fs::write(data.path().join("files/big.bin"), b"changed").unwrap();

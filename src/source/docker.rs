@@ -263,10 +263,10 @@ impl Docker {
     /// The exit code of a finished exec. The output stream can end a moment before Docker
     /// records the exit, so this waits a little for it.
     async fn exit_code(&self, exec_id: &str) -> Option<i64> {
-        for _ in 0..100 {
+        for _ in 0..500 {
             match self.client.inspect_exec(exec_id).await {
                 Ok(r) if r.running == Some(false) => return r.exit_code,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
                 Err(_) => return None,
             }
         }

@@ -98,24 +98,28 @@ fn psql_script(
     Ok(out.text())
 }
 
-/// Every database that can be connected to, templates aside.
-fn list_databases(
+/// Runs several statements in one psql (one exec); their outputs follow each other.
+fn psql_multi(
     docker: &Docker,
     container: &str,
     env: &[(String, String)],
-) -> Result<Vec<String>> {
-    let out = psql(
-        docker,
-        container,
-        env,
+    sqls: &[&str],
+) -> Result<String> {
+    let mut cmd = vec![
+        "psql",
+        "-X",
+        "-A",
+        "-t",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
         "postgres",
-        "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1",
-    )?;
-    Ok(out
-        .lines()
-        .map(str::to_string)
-        .filter(|l| !l.is_empty())
-        .collect())
+    ];
+    for s in sqls {
+        cmd.extend(["-c", s]);
+    }
+    docker.run_ok(container, &cmd, env)
 }
 
 /// Checks the server and plans one dump per database plus the globals.
@@ -126,18 +130,26 @@ pub fn backup(docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Resul
     rec.image = Some(info.image.clone());
     rec.image_digest = Some(info.image_digest.clone());
     let (_, env) = credentials(Some(def), &info)?;
-    rec.server_version = Some(psql(
-        docker,
-        container,
-        &env,
-        "postgres",
-        "SHOW server_version",
-    )?);
-    for tool in ["pg_dump", "pg_dumpall"] {
-        let v = docker.run_ok(container, &[tool, "--version"], &[])?;
-        rec.tool_versions.insert(tool.into(), v);
-    }
-    let present = list_databases(docker, container, &env)?;
+    // The probes run at once: each exec costs a few round trips to the daemon.
+    let (probe, version) = std::thread::scope(|s| {
+        let version = s.spawn(|| docker.run_ok(container, &["pg_dump", "--version"], &[]));
+        let probe = psql_multi(
+            docker,
+            container,
+            &env,
+            &[
+                "SHOW server_version",
+                "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1",
+            ],
+        );
+        (probe, version.join().expect("probe thread"))
+    });
+    let probe = probe?;
+    let mut lines = probe.lines().map(str::to_string).filter(|l| !l.is_empty());
+    rec.server_version = lines.next();
+    // pg_dumpall comes from the same package as pg_dump.
+    rec.tool_versions.insert("pg_dump".into(), version?);
+    let present: Vec<String> = lines.collect();
     let databases = if def.databases.is_empty() {
         present
     } else {
