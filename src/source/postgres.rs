@@ -17,6 +17,21 @@ const DUMP_MARKER: &str = "-- PostgreSQL database dump complete";
 /// The last line pg_dumpall writes.
 const DUMPALL_MARKER: &str = "-- PostgreSQL database cluster dump complete";
 
+/// psql for scripts: no psqlrc, unaligned tuples only, stop at the first error.
+fn psql_cmd(db: &str) -> Vec<&str> {
+    vec![
+        "psql",
+        "-X",
+        "-A",
+        "-t",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        db,
+    ]
+}
+
 /// Connection settings for the tools, passed through the exec environment.
 fn credentials(
     def: Option<&SourceDef>,
@@ -44,23 +59,9 @@ fn psql(
     db: &str,
     sql: &str,
 ) -> Result<String> {
-    docker.run_ok(
-        container,
-        &[
-            "psql",
-            "-X",
-            "-A",
-            "-t",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            db,
-            "-c",
-            sql,
-        ],
-        env,
-    )
+    let mut cmd = psql_cmd(db);
+    cmd.extend(["-c", sql]);
+    docker.run_ok(container, &cmd, env)
 }
 
 /// Runs a psql script given on stdin, where `:'name'` and `:"name"` quote variables.
@@ -72,17 +73,7 @@ fn psql_script(
     vars: &[(&str, &str)],
     script: &str,
 ) -> Result<String> {
-    let mut cmd = vec![
-        "psql",
-        "-X",
-        "-A",
-        "-t",
-        "-q",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-d",
-        db,
-    ];
+    let mut cmd = psql_cmd(db);
     let defs: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
     for d in &defs {
         cmd.extend(["-v", d.as_str()]);
@@ -105,17 +96,7 @@ fn psql_multi(
     env: &[(String, String)],
     sqls: &[&str],
 ) -> Result<String> {
-    let mut cmd = vec![
-        "psql",
-        "-X",
-        "-A",
-        "-t",
-        "-q",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-d",
-        "postgres",
-    ];
+    let mut cmd = psql_cmd("postgres");
     for s in sqls {
         cmd.extend(["-c", s]);
     }
