@@ -177,6 +177,27 @@ pub fn exec_stream(
     }
 }
 
+/// What a restore will do to one database, given how many objects (`unit`) it holds
+/// now (`None`: it does not exist); a database holding data is refused unless forced.
+pub fn plan_database(
+    db: &str,
+    state: Option<u64>,
+    unit: &str,
+    target: &Target<'_>,
+) -> Result<String> {
+    Ok(match state {
+        Some(n) if n > 0 && !target.force => {
+            return Err(Error::Usage(format!(
+                "database {db} in container {} holds data ({n} {unit}); pass --force to replace it",
+                target.container
+            )))
+        }
+        Some(n) if n > 0 => format!("database {db} will be dropped and replaced"),
+        Some(_) => format!("empty database {db} will be replaced"),
+        None => format!("database {db} will be created"),
+    })
+}
+
 /// The container a database source names; config check guarantees one.
 pub fn container_of(def: &SourceDef) -> Result<&str> {
     def.container

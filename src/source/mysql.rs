@@ -237,21 +237,17 @@ pub fn check_target(
     let info = docker.running_container(&target.container)?;
     let tools = tools(docker, &target.container)?;
     let (user, env) = credentials(target.def, &info)?;
-    let mut notes = Vec::new();
-    for db in &rec.databases {
-        match database_state(docker, &target.container, &tools.client, &user, &env, db)? {
-            Some(n) if n > 0 && !target.force => {
-                return Err(Error::Usage(format!(
-                "database {db} in container {} holds data ({n} tables); pass --force to replace it",
-                target.container
-            )))
-            }
-            Some(n) if n > 0 => notes.push(format!("database {db} will be dropped and replaced")),
-            Some(_) => notes.push(format!("empty database {db} will be replaced")),
-            None => notes.push(format!("database {db} will be created")),
-        }
-    }
-    Ok(notes)
+    rec.databases
+        .iter()
+        .map(|db| {
+            super::plan_database(
+                db,
+                database_state(docker, &target.container, &tools.client, &user, &env, db)?,
+                "tables",
+                target,
+            )
+        })
+        .collect()
 }
 
 /// Loads the accounts, then each database, into the target container.

@@ -216,21 +216,17 @@ pub fn check_target(
 ) -> Result<Vec<String>> {
     let info = docker.running_container(&target.container)?;
     let (_, env) = credentials(target.def, &info)?;
-    let mut notes = Vec::new();
-    for db in &rec.databases {
-        match database_state(docker, &target.container, &env, db)? {
-            Some(n) if n > 0 && !target.force => {
-                return Err(Error::Usage(format!(
-                    "database {db} in container {} holds data ({n} relations); pass --force to replace it",
-                    target.container
-                )))
-            }
-            Some(n) if n > 0 => notes.push(format!("database {db} will be dropped and replaced")),
-            Some(_) => notes.push(format!("empty database {db} will be replaced")),
-            None => notes.push(format!("database {db} will be created")),
-        }
-    }
-    Ok(notes)
+    rec.databases
+        .iter()
+        .map(|db| {
+            super::plan_database(
+                db,
+                database_state(docker, &target.container, &env, db)?,
+                "relations",
+                target,
+            )
+        })
+        .collect()
 }
 
 /// Loads roles, then each database, into the target container.
