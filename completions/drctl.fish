@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_drctl_global_optspecs
-    string join \n repo= key-file= catalog= config= endpoint= region= path-style= json q/quiet v/verbose h/help V/version
+    string join \n repo= key-file= catalog= config= endpoint= region= path-style= json q/quiet metrics-file= now= v/verbose h/help V/version
 end
 
 function __fish_drctl_needs_command
@@ -32,6 +32,8 @@ complete -c drctl -n "__fish_drctl_needs_command" -l endpoint -d 'S3 endpoint UR
 complete -c drctl -n "__fish_drctl_needs_command" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_needs_command" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
+complete -c drctl -n "__fish_drctl_needs_command" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_needs_command" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_needs_command" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_needs_command" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_needs_command" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
@@ -43,6 +45,12 @@ complete -c drctl -n "__fish_drctl_needs_command" -f -a "snapshots" -d 'List a s
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "ls" -d 'List the files of a snapshot'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "restore" -d 'Restore a stack from its recovery points, or a snapshot into a directory'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "dump" -d 'Write one file of a snapshot to stdout'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "run" -d 'Run a stack\'s backup now, or every job that is due (for cron and systemd timers)'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "daemon" -d 'Run due jobs as they come due, until SIGTERM or SIGINT'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "schedule" -d 'List or install schedules'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "status" -d 'Each stack\'s newest recovery point against its RPO, next run, repository size'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "forget" -d 'Remove recovery points and snapshots that the keep policy does not keep'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "prune" -d 'Delete data no snapshot references, safely while other hosts back up'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "check" -d 'Verify the repository\'s structure, and optionally its data'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "catalog" -d 'Manage the local catalog'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "config" -d 'Validate configuration'
@@ -57,6 +65,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand init" -l endpoint -d 'S3 end
 complete -c drctl -n "__fish_drctl_using_subcommand init" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_using_subcommand init" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand init" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand init" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand init" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand init" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand init" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
@@ -71,6 +81,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand backup" -l endpoint -d 'S3 e
 complete -c drctl -n "__fish_drctl_using_subcommand backup" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_using_subcommand backup" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand backup" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand backup" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand backup" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
@@ -83,6 +95,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l endpoint -d 'S
 complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
@@ -95,6 +109,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand ls" -l endpoint -d 'S3 endpo
 complete -c drctl -n "__fish_drctl_using_subcommand ls" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_using_subcommand ls" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand ls" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand ls" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand ls" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand ls" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand ls" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
@@ -112,6 +128,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand restore" -l endpoint -d 'S3 
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l dry-run -d 'Print the plan and change nothing'
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l force -d 'Replace databases and directories that hold data'
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l overwrite -d 'Restore a snapshot into a non-empty directory, replacing files that are in the way'
@@ -127,10 +145,144 @@ complete -c drctl -n "__fish_drctl_using_subcommand dump" -l endpoint -d 'S3 end
 complete -c drctl -n "__fish_drctl_using_subcommand dump" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_using_subcommand dump" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand dump" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand dump" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand dump" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand dump" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand dump" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
 complete -c drctl -n "__fish_drctl_using_subcommand dump" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand run" -l source -d 'Only this source of the stack (repeatable)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand run" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand run" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand run" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand run" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand run" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand run" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand run" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand run" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand run" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand run" -l due -d 'Run every job whose latest scheduled slot has no successful run, once each'
+complete -c drctl -n "__fish_drctl_using_subcommand run" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand run" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand run" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand run" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l jobs -d 'Most jobs running at once (each stack still runs one at a time)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -f -a "list" -d 'Each job, its expression, last success and next run'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -f -a "install" -d 'Install a systemd timer or a crontab entry that runs `drctl run --due` every minute'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l unit-dir -d 'Directory for the systemd units' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l crontab -d 'Crontab file to edit [default: the user\'s crontab, through `crontab`]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l systemd -d 'Write drctl.service and drctl.timer'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l cron -d 'Put a block into a crontab (replaced, not duplicated, by a second install)'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l dry-run -d 'Print what would be written and change nothing'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from help" -f -a "list" -d 'Each job, its expression, last success and next run'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from help" -f -a "install" -d 'Install a systemd timer or a crontab entry that runs `drctl run --due` every minute'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand status" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand status" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand status" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand status" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand status" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand status" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand status" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand status" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand status" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand status" -l check -d 'Exit 1 when any stack\'s newest recovery point is older than its RPO (or missing)'
+complete -c drctl -n "__fish_drctl_using_subcommand status" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand status" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand status" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand status" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -l dry-run -d 'Show what would be kept and removed, and why; remove nothing'
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l grace -d 'Unreferenced packs are deleted only once marked for this long (longer than any backup)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l repack-threshold -d 'Repack packs whose unreferenced share is at least PERCENT' -r
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l dry-run -d 'Show what would be marked, repacked and deleted; change nothing'
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l force -d 'Act even when the snapshot list is empty or shrank sharply since the last look'
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -s h -l help -d 'Print help'
 complete -c drctl -n "__fish_drctl_using_subcommand check" -l read-data -d 'Also download and verify data: all packs, or PERCENT of them chosen at random' -r
 complete -c drctl -n "__fish_drctl_using_subcommand check" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
 complete -c drctl -n "__fish_drctl_using_subcommand check" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
@@ -140,6 +292,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand check" -l endpoint -d 'S3 en
 complete -c drctl -n "__fish_drctl_using_subcommand check" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_using_subcommand check" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand check" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand check" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand check" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand check" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand check" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
@@ -152,6 +306,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
@@ -166,6 +322,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_sub
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
@@ -180,6 +338,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_
 complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
@@ -194,6 +354,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subc
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
@@ -208,6 +370,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_sub
 complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
@@ -222,6 +386,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcomm
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l region -d 'S3 region' -r
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l write-only -d 'Leave out the age identity: the copy can back up but never read'
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -s q -l quiet -d 'Print no progress and no summary'
@@ -229,17 +395,25 @@ complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcomm
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "export" -d 'Write a copy of the key file; --write-only leaves out the identity'
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "init" -d 'Create a repository and its key file'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "backup" -d 'Back up a configured stack (databases and volumes) into a recovery point, or paths'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "snapshots" -d 'List a stack\'s recovery points, or snapshots'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "ls" -d 'List the files of a snapshot'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "restore" -d 'Restore a stack from its recovery points, or a snapshot into a directory'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "dump" -d 'Write one file of a snapshot to stdout'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "check" -d 'Verify the repository\'s structure, and optionally its data'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "catalog" -d 'Manage the local catalog'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "config" -d 'Validate configuration'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "key" -d 'Manage key files'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump check catalog config key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "init" -d 'Create a repository and its key file'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "backup" -d 'Back up a configured stack (databases and volumes) into a recovery point, or paths'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "snapshots" -d 'List a stack\'s recovery points, or snapshots'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "ls" -d 'List the files of a snapshot'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "restore" -d 'Restore a stack from its recovery points, or a snapshot into a directory'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "dump" -d 'Write one file of a snapshot to stdout'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "run" -d 'Run a stack\'s backup now, or every job that is due (for cron and systemd timers)'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "daemon" -d 'Run due jobs as they come due, until SIGTERM or SIGINT'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "schedule" -d 'List or install schedules'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "status" -d 'Each stack\'s newest recovery point against its RPO, next run, repository size'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "forget" -d 'Remove recovery points and snapshots that the keep policy does not keep'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "prune" -d 'Delete data no snapshot references, safely while other hosts back up'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "check" -d 'Verify the repository\'s structure, and optionally its data'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "catalog" -d 'Manage the local catalog'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "config" -d 'Validate configuration'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "key" -d 'Manage key files'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune check catalog config key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from schedule" -f -a "list" -d 'Each job, its expression, last success and next run'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from schedule" -f -a "install" -d 'Install a systemd timer or a crontab entry that runs `drctl run --due` every minute'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from catalog" -f -a "rebuild" -d 'Recreate the catalog from the repository alone'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "check" -d 'Check drctl.toml and every stack file; errors name file:line:column'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "export" -d 'Write a copy of the key file; --write-only leaves out the identity'

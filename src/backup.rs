@@ -374,6 +374,11 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result
 /// index (their blobs were already deduplicated against), forget the rest.
 fn recover_unindexed(repo: &Repo, catalog: &mut Catalog) -> Result<()> {
     for p in catalog.unindexed_packs()? {
+        // A prune marked it (it stayed unreferenced too long): it will be deleted.
+        if catalog.is_doomed(&p.id)? {
+            catalog.forget_pack(&p.id)?;
+            continue;
+        }
         let key = crate::repo::pack::pack_key(p.kind, &p.id);
         match repo.block_on(repo.backend.stat(&key)) {
             Ok(info) if info.size == p.size => {}

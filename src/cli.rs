@@ -47,6 +47,18 @@ pub struct GlobalArgs {
     /// Print no progress and no summary
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Write Prometheus metrics to this file (atomically) after runs and on `status`
+    #[arg(long, global = true, env = "DRCTL_METRICS_FILE", value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+    /// Pretend the time is TIME (tests and rehearsals of schedules)
+    #[arg(
+        long,
+        global = true,
+        env = "DRCTL_NOW",
+        value_name = "TIME",
+        hide = true
+    )]
+    pub now: Option<String>,
     /// More log output (-v, -vv); DRCTL_LOG sets a filter too
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -67,6 +79,19 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Write one file of a snapshot to stdout
     Dump(DumpArgs),
+    /// Run a stack's backup now, or every job that is due (for cron and systemd timers)
+    Run(RunArgs),
+    /// Run due jobs as they come due, until SIGTERM or SIGINT
+    Daemon(DaemonArgs),
+    /// List or install schedules
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Each stack's newest recovery point against its RPO, next run, repository size
+    Status(StatusArgs),
+    /// Remove recovery points and snapshots that the keep policy does not keep
+    Forget(ForgetArgs),
+    /// Delete data no snapshot references, safely while other hosts back up
+    Prune(PruneArgs),
     /// Verify the repository's structure, and optionally its data
     Check(CheckArgs),
     /// Manage the local catalog
@@ -101,6 +126,94 @@ pub struct BackupArgs {
     /// A stack from the schedules directory; with --stack, the paths to back up
     #[arg(required = true, value_name = "STACK|PATH")]
     pub targets: Vec<PathBuf>,
+}
+
+/// `drctl run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run every job whose latest scheduled slot has no successful run, once each
+    #[arg(long, conflicts_with = "stack")]
+    pub due: bool,
+    /// The stack to run now
+    #[arg(required_unless_present = "due")]
+    pub stack: Option<String>,
+    /// Only this source of the stack (repeatable)
+    #[arg(long, value_name = "NAME", requires = "stack")]
+    pub source: Vec<String>,
+}
+
+/// `drctl daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Most jobs running at once (each stack still runs one at a time)
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+}
+
+/// `drctl schedule ...`.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Each job, its expression, last success and next run
+    List,
+    /// Install a systemd timer or a crontab entry that runs `drctl run --due` every minute
+    Install(InstallArgs),
+}
+
+/// `drctl schedule install`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Write drctl.service and drctl.timer
+    #[arg(long, required_unless_present = "cron", conflicts_with = "cron")]
+    pub systemd: bool,
+    /// Put a block into a crontab (replaced, not duplicated, by a second install)
+    #[arg(long)]
+    pub cron: bool,
+    /// Print what would be written and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Directory for the systemd units
+    #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+    pub unit_dir: PathBuf,
+    /// Crontab file to edit [default: the user's crontab, through `crontab`]
+    #[arg(long, value_name = "PATH")]
+    pub crontab: Option<PathBuf>,
+}
+
+/// `drctl status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Exit 1 when any stack's newest recovery point is older than its RPO (or missing)
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// `drctl forget`.
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Only this stack [default: every stack with a keep policy]
+    pub stack: Option<String>,
+    /// Show what would be kept and removed, and why; remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `drctl prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Show what would be marked, repacked and deleted; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Unreferenced packs are deleted only once marked for this long (longer than any backup)
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub grace: String,
+    /// Repack packs whose unreferenced share is at least PERCENT
+    #[arg(long, value_name = "PERCENT", default_value_t = 25,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub repack_threshold: u8,
+    /// Act even when the snapshot list is empty or shrank sharply since the last look
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `drctl snapshots`.

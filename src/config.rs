@@ -12,6 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{Error, Result};
+use crate::retention::KeepPolicy;
 use crate::settings::line_col;
 use crate::timespec::parse_duration;
 
@@ -81,6 +82,97 @@ pub struct StackDef {
     /// The sources backed up together as one recovery point.
     #[serde(default)]
     pub source: Vec<SourceDef>,
+    /// How much history `drctl forget` keeps.
+    pub keep: Option<KeepDef>,
+    /// Commands run before and after each scheduled or manual run.
+    #[serde(default)]
+    pub hook: Vec<HookDef>,
+    /// Who hears of each run's start and outcome.
+    pub notify: Option<NotifyDef>,
+}
+
+/// `[stack.NAME.keep]`: the retention policy of a stack's recovery points.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepDef {
+    /// The newest N, whatever their age.
+    pub last: Option<u32>,
+    /// The newest of each of the last N hours that have one.
+    pub hourly: Option<u32>,
+    /// The newest of each of the last N days that have one.
+    pub daily: Option<u32>,
+    /// The newest of each of the last N ISO weeks that have one.
+    pub weekly: Option<u32>,
+    /// The newest of each of the last N months that have one.
+    pub monthly: Option<u32>,
+    /// The newest of each of the last N years that have one.
+    pub yearly: Option<u32>,
+    /// Everything within this duration of the newest point (`7d`).
+    pub within: Option<Spanned<String>>,
+}
+
+impl KeepDef {
+    /// The policy, once `parse_stack_file` has checked the duration.
+    pub fn policy(&self) -> KeepPolicy {
+        KeepPolicy {
+            last: self.last,
+            hourly: self.hourly,
+            daily: self.daily,
+            weekly: self.weekly,
+            monthly: self.monthly,
+            yearly: self.yearly,
+            within: self
+                .within
+                .as_ref()
+                .and_then(|w| parse_duration(w.get_ref())),
+        }
+    }
+}
+
+/// When a hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HookWhen {
+    /// Before the sources are read; a failure can stop the run.
+    Pre,
+    /// After the run, whatever its outcome (in `DRCTL_STATUS`).
+    Post,
+}
+
+/// What a failing hook does to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// The run fails (a pre hook: before anything is read).
+    Abort,
+    /// A warning; the run goes on.
+    Continue,
+}
+
+/// `[[stack.NAME.hook]]`: a command run by `/bin/sh -c`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookDef {
+    /// `pre` or `post`.
+    pub when: HookWhen,
+    /// The shell command.
+    pub command: String,
+    /// Killed after this long (default 5m).
+    pub timeout: Option<Spanned<String>>,
+    /// Default: `abort` for pre hooks, `continue` for post hooks.
+    pub on_failure: Option<OnFailure>,
+}
+
+/// `[stack.NAME.notify]`: HTTP calls on start, success and failure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyDef {
+    /// A healthchecks.io-style ping URL: `URL/start`, `URL`, `URL/fail`.
+    pub healthchecks: Option<String>,
+    /// A URL that receives a JSON POST for each event.
+    pub webhook: Option<String>,
+    /// Per call (default 10s); a notifier that does not answer never holds up a backup.
+    pub timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,13 +281,41 @@ pub fn parse_stack_file(file: &Path, text: &str) -> Result<Vec<Stack>> {
                 .parse::<chrono_tz::Tz>()
                 .map_err(|_| err(&tz.span(), format!("unknown time zone {:?}", tz.get_ref())))?;
         }
-        for d in [&def.rpo, &def.rto].into_iter().flatten() {
+        let durations = [&def.rpo, &def.rto]
+            .into_iter()
+            .flatten()
+            .chain(def.keep.as_ref().and_then(|k| k.within.as_ref()))
+            .chain(def.hook.iter().filter_map(|h| h.timeout.as_ref()))
+            .chain(def.notify.as_ref().and_then(|n| n.timeout.as_ref()));
+        for d in durations {
             parse_duration(d.get_ref()).ok_or_else(|| {
                 err(
                     &d.span(),
                     format!("cannot read duration {:?} (use 15m, 1h, 2d)", d.get_ref()),
                 )
             })?;
+        }
+        if let Some(n) = &def.notify {
+            for url in n.healthchecks.iter().chain(n.webhook.iter()) {
+                if !url.starts_with("http://") && !url.starts_with("https://") {
+                    let offset = text.find(url.as_str()).unwrap_or(0);
+                    return Err(at(
+                        file,
+                        text,
+                        offset,
+                        "a notify URL starts with http:// or https://",
+                    ));
+                }
+            }
+        }
+        if def.keep.as_ref().is_some_and(|k| k.policy().is_empty()) {
+            let offset = text.find(&format!("[stack.{name}.keep]")).unwrap_or(0);
+            return Err(at(
+                file,
+                text,
+                offset,
+                "keep has no rule: set last, daily, ...",
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for s in &def.source {

@@ -59,6 +59,9 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// Another run holds the stack's lock; this one was skipped (exit 3).
+    #[error("{0}")]
+    Locked(String),
     /// SIGINT or SIGTERM arrived; cleanup is done (exit 130).
     #[error("interrupted")]
     Interrupted,
@@ -81,6 +84,7 @@ impl Error {
                 _ => 1,
             },
             Error::Damage(_) | Error::Failed(_) | Error::Io { .. } | Error::Catalog { .. } => 1,
+            Error::Locked(_) => 3,
             Error::Interrupted => 130,
         }
     }

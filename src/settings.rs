@@ -30,6 +30,8 @@ pub struct RepoSettings {
     pub data_dir: PathBuf,
     /// The directory of stack files: `schedules/` next to the configuration file.
     pub schedules_dir: PathBuf,
+    /// The configuration file, when one was named (`--config`, `DRCTL_CONFIG`).
+    pub config_path: Option<PathBuf>,
 }
 
 /// The `[repository]` table.
@@ -113,6 +115,7 @@ pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
             .parent()
             .unwrap_or(Path::new("/"))
             .join("schedules"),
+        config_path: explicit.then(|| config_path.clone()),
     })
 }
 

@@ -277,6 +277,13 @@ fn volume_with_stop_is_held_only_while_read_and_released_after_a_kill() {
     );
 
     // Killed while the container is stopped: the next drctl command starts it again.
+    // New contents, so this read takes as long as the first (the files cache would
+    // otherwise make it too short to be caught).
+    std::fs::write(
+        data.path().join("files/big.bin"),
+        common::random_bytes(96 << 20, 99),
+    )
+    .unwrap();
     let mut child = env.cmd().args(["backup", "web"]).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while web.status() != "exited" {

@@ -31,6 +31,18 @@ use point::{point_key, RecoveryPoint};
 use repo_config::{RepoConfig, VersionProbe, FORMAT_VERSION};
 use snapshot::{snapshot_key, Snapshot};
 
+/// Packs a prune found unreferenced and will delete once the mark is older than its
+/// grace period (judged by the store's clock). Plain JSON: pack names reveal nothing,
+/// and a forged mark can only make backups upload data again, since prune deletes only
+/// packs it finds unreferenced itself.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Mark {
+    /// The packs.
+    pub packs: Vec<PackId>,
+    /// Who marked them.
+    pub hostname: String,
+}
+
 /// Where a blob is: enough to fetch it with one range GET and open it.
 #[derive(Debug, Clone)]
 pub struct BlobLocation {
@@ -264,6 +276,27 @@ impl Repo {
         let hash = content_hash(&stored);
         self.block_on(self.backend.put(&key(&hash), Bytes::from(stored)))?;
         Ok(hash)
+    }
+
+    /// The prune marks in the store, with their store times.
+    pub fn list_marks(&self) -> Result<Vec<(String, Option<std::time::SystemTime>)>> {
+        let objs = self.block_on(self.backend.list("marks/"))?;
+        Ok(objs.into_iter().map(|o| (o.key, o.modified)).collect())
+    }
+
+    /// Reads one prune mark.
+    pub fn read_mark(&self, key: &str) -> Result<Mark> {
+        let raw = self.block_on(self.backend.get(key))?;
+        serde_json::from_slice(&raw)
+            .map_err(|e| Error::Damage(format!("prune mark {key} does not parse: {e}")))
+    }
+
+    /// Uploads a prune mark; returns its key.
+    pub fn write_mark(&self, mark: &Mark) -> Result<String> {
+        let bytes = serde_json::to_vec(mark).expect("marks serialize");
+        let key = format!("marks/{}", hex::encode(content_hash(&bytes)));
+        self.block_on(self.backend.put(&key, Bytes::from(bytes)))?;
+        Ok(key)
     }
 
     /// Names of all snapshot manifests.

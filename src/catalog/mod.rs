@@ -5,6 +5,10 @@
 //! index files and snapshots written by other hosts. WAL mode and a busy timeout let
 //! several drctl processes share it.
 
+mod runs;
+
+pub use runs::{RunRecord, RunStatus};
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +25,7 @@ use crate::repo::snapshot::{Snapshot, SnapshotEntry};
 use crate::repo::{BlobLocation, Repo};
 
 /// Bumped when the schema changes; an old catalog is dropped and rebuilt.
-const SCHEMA_VERSION: &str = "2";
+const SCHEMA_VERSION: &str = "3";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -69,6 +73,23 @@ CREATE TABLE IF NOT EXISTS held_containers(
     holder_pid INTEGER NOT NULL,
     since TEXT NOT NULL
 ) WITHOUT ROWID;
+-- packs a prune marked for deletion: backups must not deduplicate against them
+CREATE TABLE IF NOT EXISTS doomed_packs(pack_id BLOB PRIMARY KEY) WITHOUT ROWID;
+-- every run of a stack (source NULL) and of each of its sources: history, not cache
+CREATE TABLE IF NOT EXISTS runs(
+    run_id INTEGER PRIMARY KEY,
+    stack TEXT NOT NULL,
+    source TEXT,
+    started TEXT NOT NULL,
+    ended TEXT NOT NULL,
+    status TEXT NOT NULL,
+    bytes_read INTEGER NOT NULL,
+    bytes_added INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    error TEXT,
+    point_id BLOB
+);
+CREATE INDEX IF NOT EXISTS runs_by_stack ON runs(stack, source, started);
 CREATE TABLE IF NOT EXISTS files(
     path BLOB PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -300,11 +321,74 @@ impl Catalog {
             }
         }
         let _ = self.conn.pragma_update(None, "cache_size", -1024);
+        self.refresh_marks(repo)?;
         if repo.keys.identity.is_some() {
             stats.snapshots = self.refresh_snapshots(repo)?;
             stats.points = self.refresh_points(repo)?;
         }
         Ok(stats)
+    }
+
+    /// Loads the packs that prunes have marked for deletion (see `prune`).
+    fn refresh_marks(&mut self, repo: &Repo) -> Result<()> {
+        let mut doomed = Vec::new();
+        for (key, _) in repo.list_marks()? {
+            match repo.read_mark(&key) {
+                Ok(m) => doomed.extend(m.packs),
+                // Deleted between list and get: the prune that owned it is done with it.
+                Err(e) if crate::store::backend::is_not_found(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| Self::err_at(&self.path, e))?;
+        tx.execute("DELETE FROM doomed_packs", [])
+            .map_err(|e| Self::err_at(&self.path, e))?;
+        for p in &doomed {
+            tx.execute(
+                "INSERT OR IGNORE INTO doomed_packs(pack_id) VALUES (?1)",
+                [&p.0[..]],
+            )
+            .map_err(|e| Self::err_at(&self.path, e))?;
+        }
+        tx.commit().map_err(|e| Self::err_at(&self.path, e))
+    }
+
+    /// Whether a prune marked this pack for deletion.
+    pub fn is_doomed(&self, pack: &PackId) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM doomed_packs WHERE pack_id=?1",
+                [&pack.0[..]],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A value this host keeps about the repository (not a cache of the store).
+    pub fn state(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT value FROM meta WHERE key=?1",
+                [format!("state.{key}")],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets a value of `state`.
+    pub fn set_state(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+                params![format!("state.{key}"), value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
     }
 
     fn refresh_snapshots(&mut self, repo: &Repo) -> Result<usize> {
@@ -633,7 +717,10 @@ impl Catalog {
     pub fn has_blob(&self, id: &BlobId) -> Result<bool> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT 1 FROM blobs WHERE blob_id=?1")
+            .prepare_cached(
+                "SELECT 1 FROM blobs b JOIN packs p ON p.rowid=b.pack WHERE b.blob_id=?1
+                 AND NOT EXISTS (SELECT 1 FROM doomed_packs d WHERE d.pack_id=p.pack_id)",
+            )
             .map_err(|e| self.err(e))?;
         st.exists([&id.0[..]]).map_err(|e| self.err(e))
     }

@@ -1,5 +1,7 @@
 //! The commands: settings in, library calls, output for people or for `--json`.
 
+mod unattended;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -11,7 +13,7 @@ use serde_json::json;
 use crate::backup::{self, BackupRequest};
 use crate::catalog::Catalog;
 use crate::check;
-use crate::cli::{CatalogCommand, Cli, Command, ConfigCommand, KeyCommand};
+use crate::cli::{CatalogCommand, Cli, Command, ConfigCommand, KeyCommand, ScheduleCommand};
 use crate::config::{SourceKind, Stack};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -37,6 +39,7 @@ pub struct App {
     settings: RepoSettings,
     json: bool,
     quiet: bool,
+    metrics_file: Option<PathBuf>,
     now: DateTime<Utc>,
     interrupt: Arc<AtomicBool>,
     rt: Arc<tokio::runtime::Runtime>,
@@ -50,11 +53,16 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
+    let now = match &cli.global.now {
+        Some(t) => parse_time(t, Utc::now())?,
+        None => Utc::now(),
+    };
     let app = App {
         settings,
         json: cli.global.json,
         quiet: cli.global.quiet,
-        now: Utc::now(),
+        metrics_file: cli.global.metrics_file.clone(),
+        now,
         interrupt,
         rt: Arc::new(rt),
     };
@@ -73,6 +81,16 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
         Command::Ls(a) => app.ls(&a.snapshot, a.path.as_deref()),
         Command::Restore(a) => app.restore_any(a),
         Command::Dump(a) => app.dump(&a.snapshot, &a.path),
+        Command::Run(a) => match a.stack {
+            Some(stack) => app.backup_stack(&stack, &a.source),
+            None => app.run_due(),
+        },
+        Command::Daemon(a) => app.daemon(a.jobs as usize),
+        Command::Schedule(ScheduleCommand::List) => app.schedule_list(),
+        Command::Schedule(ScheduleCommand::Install(a)) => app.schedule_install(&a),
+        Command::Status(a) => app.status(a.check),
+        Command::Forget(a) => app.forget(a.stack.as_deref(), a.dry_run),
+        Command::Prune(a) => app.prune(&a),
         Command::Check(a) => app.check(a.read_data.as_deref()),
         Command::Catalog(CatalogCommand::Rebuild) => app.catalog_rebuild(),
         Command::Config(ConfigCommand::Check) => app.config_check(),
@@ -695,63 +713,93 @@ impl App {
 
     fn backup_stack(&self, name: &str, only: &[String]) -> Result<()> {
         let stacks = self.stacks()?;
-        let stack = stacks.iter().find(|s| s.name == name).ok_or_else(|| {
+        let stack = self.find_stack(&stacks, name)?;
+        let (repo, mut catalog) = self.open()?;
+        let outcome = self.run_job(&repo, &mut catalog, stack, only, self.now)?;
+        self.write_metrics_file(&catalog, &stacks);
+        self.report_run(outcome)
+    }
+
+    fn find_stack<'a>(&self, stacks: &'a [Stack], name: &str) -> Result<&'a Stack> {
+        stacks.iter().find(|s| s.name == name).ok_or_else(|| {
             Error::Usage(format!(
                 "no stack {name} in {}; to back up paths use --stack NAME PATH...",
                 self.settings.schedules_dir.display()
             ))
-        })?;
-        let sources = stack::select(stack, only)?;
-        let (repo, mut catalog) = self.open()?;
-        let outcome = stack::backup(
-            &repo,
-            &mut catalog,
+        })
+    }
+
+    /// One run of a stack through the runner (lock, hooks, notices, history).
+    fn run_job(
+        &self,
+        repo: &Repo,
+        catalog: &mut Catalog,
+        stack: &Stack,
+        only: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<crate::run::RunOutcome> {
+        let host = hostname();
+        let lock_dir = self.settings.data_dir.join("locks");
+        let progress = |label: &str| {
+            let p = self.progress("backing up");
+            p.set_message(label);
+            p
+        };
+        crate::run::run_stack(
+            repo,
+            catalog,
             stack,
-            &sources,
-            &hostname(),
-            self.now,
-            &self.interrupt,
-            &|label| {
-                let p = self.progress("backing up");
-                p.set_message(label);
-                p
+            only,
+            &crate::run::RunEnv {
+                lock_dir: &lock_dir,
+                hostname: &host,
+                now,
+                interrupt: &self.interrupt,
+                progress: &progress,
             },
-        )?;
+        )
+    }
+
+    /// Prints a run's point and warnings; its error, if any, becomes the command's.
+    fn report_run(&self, outcome: crate::run::RunOutcome) -> Result<()> {
         for w in &outcome.warnings {
             eprintln!("warning: {w}");
         }
-        let p = &outcome.point;
-        if self.json {
-            print_json(&json!({"point_id": outcome.id, "complete": p.complete(), "point": p}))?;
-        } else if !self.quiet {
-            let mut text = format!(
-                "recovery point {} of stack {} ({}): {}\n",
-                outcome.id.short(),
-                p.stack,
-                local_time(&p.time),
-                if p.complete() {
-                    "complete"
-                } else {
-                    "INCOMPLETE"
+        if let Some(b) = &outcome.backup {
+            let p = &b.point;
+            if self.json {
+                print_json(&json!({"point_id": b.id, "complete": p.complete(), "point": p}))?;
+            } else if !self.quiet {
+                let mut text = format!(
+                    "recovery point {} of stack {} ({}): {}\n",
+                    b.id.short(),
+                    p.stack,
+                    local_time(&p.time),
+                    if p.complete() {
+                        "complete"
+                    } else {
+                        "INCOMPLETE"
+                    }
+                );
+                for r in &p.sources {
+                    text.push_str(&source_line(r));
                 }
-            );
-            for r in &p.sources {
-                text.push_str(&source_line(r));
+                out(&text)?;
             }
-            out(&text)?;
-        }
-        let mut failures = outcome.failures;
-        if let Some(last) = failures.pop() {
+            let mut failures = b.failures.clone();
+            failures.pop();
             for f in failures {
                 eprintln!("error: {f}");
             }
-            return Err(Error::Failed(last));
         }
-        if !outcome.warnings.is_empty() {
+        if let Some(e) = outcome.error {
+            return Err(e);
+        }
+        let unreadable = outcome.backup.as_ref().map_or(0, |b| b.warnings.len());
+        if unreadable > 0 {
             return Err(Error::Failed(format!(
-                "recovery point {} saved, but {} item(s) could not be read (see warnings)",
-                outcome.id.short(),
-                outcome.warnings.len()
+                "recovery point {} saved, but {unreadable} item(s) could not be read (see warnings)",
+                outcome.backup.as_ref().map(|b| b.id.short()).unwrap_or_default()
             )));
         }
         Ok(())

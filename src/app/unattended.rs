@@ -1,0 +1,508 @@
+//! The commands of unattended operation: run, daemon, schedule, status, forget, prune.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::{human_bytes, local_time, out, print_json, App};
+use crate::catalog::{Catalog, RunStatus};
+use crate::cli::{InstallArgs, PruneArgs};
+use crate::config::Stack;
+use crate::error::{Error, IoContext, Result};
+use crate::repo::Repo;
+use crate::schedule::{self, install, Job};
+use crate::status;
+
+impl App {
+    fn jobs(&self, stacks: &[Stack]) -> Result<Vec<Job>> {
+        schedule::jobs(stacks).map_err(Error::Config)
+    }
+
+    /// `run --due`: every due job once, oldest slot first. Exit: 1 if any failed, else 3
+    /// if any was skipped, else 0.
+    pub(super) fn run_due(&self) -> Result<()> {
+        let stacks = self.stacks()?;
+        let jobs = self.jobs(&stacks)?;
+        let (repo, mut catalog) = self.open()?;
+        let due = self.due_now(&catalog, &stacks, &jobs)?;
+        let mut worst: Option<Error> = None;
+        for (job, slot) in due {
+            if self.interrupt.load(Ordering::SeqCst) {
+                return Err(Error::Interrupted);
+            }
+            let stack = self.find_stack(&stacks, &job.stack)?;
+            let only = schedule::job_sources(job, stack);
+            if !self.quiet && !self.json {
+                eprintln!("running {} (due since {})", job.name(), local_time(&slot));
+            }
+            let outcome = self.run_job(&repo, &mut catalog, stack, &only, self.now)?;
+            if let Err(e) = self.report_run(outcome) {
+                if matches!(e, Error::Interrupted) {
+                    self.write_metrics_file(&catalog, &stacks);
+                    return Err(e);
+                }
+                eprintln!("error: {e}");
+                let replace = match (&worst, &e) {
+                    (None, _) => true,
+                    (Some(Error::Locked(_)), f) => !matches!(f, Error::Locked(_)),
+                    _ => false,
+                };
+                if replace {
+                    worst = Some(e);
+                }
+            }
+        }
+        self.write_metrics_file(&catalog, &stacks);
+        match worst {
+            None => Ok(()),
+            Some(Error::Locked(m)) => Err(Error::Locked(format!("{m} (and possibly others)"))),
+            Some(_) => Err(Error::Failed(
+                "one or more due jobs failed (see above)".into(),
+            )),
+        }
+    }
+
+    fn due_now<'a>(
+        &self,
+        catalog: &Catalog,
+        stacks: &[Stack],
+        jobs: &'a [Job],
+    ) -> Result<Vec<(&'a Job, chrono::DateTime<Utc>)>> {
+        let mut histories = Vec::new();
+        for j in jobs {
+            let stack = self.find_stack(stacks, &j.stack)?;
+            let sources = schedule::job_sources(j, stack);
+            histories.push(catalog.job_history(&j.stack, j.source.as_deref(), &sources)?);
+        }
+        let history = |j: &Job| {
+            let i = jobs
+                .iter()
+                .position(|x| std::ptr::eq(x, j))
+                .expect("job of the list");
+            histories[i]
+        };
+        Ok(schedule::due_jobs(jobs, history, self.now))
+    }
+
+    /// `daemon`: runs jobs as they come due (at most `max` at once, one per stack), on
+    /// the real clock; SIGTERM or SIGINT aborts running jobs cleanly (their containers
+    /// restarted, no point recorded) and ends it.
+    pub(super) fn daemon(&self, max: usize) -> Result<()> {
+        let (repo, mut catalog) = self.open()?;
+        let mut stacks = self.stacks()?;
+        eprintln!(
+            "drctl daemon: {} stack(s), at most {max} job(s) at once",
+            stacks.len()
+        );
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<(String, RunStatus)>();
+        let mut aborted = false;
+        std::thread::scope(|scope| -> Result<()> {
+            let mut running: Vec<String> = Vec::new();
+            loop {
+                while let Ok((stack, status)) = done_rx.try_recv() {
+                    running.retain(|s| *s != stack);
+                    aborted |= status == RunStatus::Interrupted;
+                }
+                if self.interrupt.load(Ordering::SeqCst) {
+                    if running.is_empty() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                // Edits to the stack files apply without a restart; a broken edit keeps
+                // the last good configuration.
+                match self.stacks() {
+                    Ok(s) => stacks = s,
+                    Err(e) => eprintln!("warning: keeping the previous configuration: {e}"),
+                }
+                let now = Utc::now();
+                catalog.refresh(&repo)?;
+                let jobs = self.jobs(&stacks)?;
+                let mut app_now = self.with_now(now);
+                app_now.json = false;
+                for (job, _slot) in app_now.due_now(&catalog, &stacks, &jobs)? {
+                    if running.len() >= max || running.contains(&job.stack) {
+                        continue;
+                    }
+                    let stack = self.find_stack(&stacks, &job.stack)?.clone();
+                    let only = schedule::job_sources(job, &stack);
+                    running.push(stack.name.clone());
+                    let (repo, tx) = (&repo, done_tx.clone());
+                    let name = job.name();
+                    scope.spawn(move || {
+                        let status = self.daemon_job(repo, &stack, &only, now, &name);
+                        let _ = tx.send((stack.name.clone(), status));
+                    });
+                }
+                self.write_metrics_file(&catalog, &stacks);
+                // Wake at the next whole second: slots are at least a second apart.
+                for _ in 0..20 {
+                    if self.interrupt.load(Ordering::SeqCst) || !done_rx.is_empty() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            Ok(())
+        })?;
+        self.write_metrics_file(&catalog, &stacks);
+        eprintln!("drctl daemon: stopped");
+        if aborted {
+            return Err(Error::Interrupted);
+        }
+        Ok(())
+    }
+
+    fn daemon_job(
+        &self,
+        repo: &Repo,
+        stack: &Stack,
+        only: &[String],
+        now: chrono::DateTime<Utc>,
+        name: &str,
+    ) -> RunStatus {
+        let result =
+            Catalog::open(self.catalog_path(repo).as_path(), &repo.config.id).and_then(|mut c| {
+                c.refresh(repo)?;
+                self.run_job(repo, &mut c, stack, only, now)
+            });
+        match result {
+            Ok(o) => {
+                for w in &o.warnings {
+                    eprintln!("warning: {name}: {w}");
+                }
+                match &o.error {
+                    None => eprintln!("{name}: ok"),
+                    Some(e) => eprintln!("error: {name}: {e}"),
+                }
+                o.status
+            }
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                if matches!(e, Error::Interrupted) {
+                    RunStatus::Interrupted
+                } else {
+                    RunStatus::Failed
+                }
+            }
+        }
+    }
+
+    fn catalog_path(&self, repo: &Repo) -> std::path::PathBuf {
+        self.settings.catalog_path(&repo.config.id)
+    }
+
+    fn with_now(&self, now: chrono::DateTime<Utc>) -> App {
+        App {
+            settings: self.settings.clone(),
+            json: self.json,
+            quiet: self.quiet,
+            metrics_file: self.metrics_file.clone(),
+            now,
+            interrupt: self.interrupt.clone(),
+            rt: self.rt.clone(),
+        }
+    }
+
+    /// `schedule list`.
+    pub(super) fn schedule_list(&self) -> Result<()> {
+        let stacks = self.stacks()?;
+        let jobs = self.jobs(&stacks)?;
+        let (_repo, catalog) = self.open()?;
+        let mut rows = Vec::new();
+        for j in &jobs {
+            let stack = self.find_stack(&stacks, &j.stack)?;
+            let h = catalog.job_history(
+                &j.stack,
+                j.source.as_deref(),
+                &schedule::job_sources(j, stack),
+            )?;
+            rows.push((j, h, j.next_slot(self.now), j.due(h, self.now).is_some()));
+        }
+        if self.json {
+            let v: Vec<_> = rows
+                .iter()
+                .map(|(j, h, next, due)| {
+                    json!({"job": j.name(), "stack": j.stack, "source": j.source, "schedule": j.expr,
+                           "timezone": j.tz.name(), "last_success": h.last_success,
+                           "next_run": next, "due": due})
+                })
+                .collect();
+            return print_json(&serde_json::Value::Array(v));
+        }
+        let mut text = format!(
+            "{:<24} {:<16} {:<14} {:<19}  {:<19}\n",
+            "JOB", "SCHEDULE", "TIMEZONE", "LAST SUCCESS", "NEXT RUN"
+        );
+        for (j, h, next, due) in rows {
+            text.push_str(&format!(
+                "{:<24} {:<16} {:<14} {:<19}  {}{}\n",
+                j.name(),
+                j.expr,
+                j.tz.name(),
+                h.last_success.map_or("never".into(), |t| local_time(&t)),
+                next.map_or("-".into(), |t| local_time(&t)),
+                if due { "  (due now)" } else { "" }
+            ));
+        }
+        out(&text)
+    }
+
+    /// `schedule install --systemd|--cron [--dry-run]`.
+    pub(super) fn schedule_install(&self, a: &InstallArgs) -> Result<()> {
+        let exe = std::env::current_exe().ctx(|| "finding the drctl binary".into())?;
+        let mut args = Vec::new();
+        if let Some(c) = &self.settings.config_path {
+            args.extend(["--config".to_string(), c.display().to_string()]);
+        }
+        if let Some(m) = &self.metrics_file {
+            args.extend(["--metrics-file".to_string(), m.display().to_string()]);
+        }
+        let inv = install::Invocation {
+            exe: exe.display().to_string(),
+            args,
+        };
+        if a.systemd {
+            let files = [
+                (
+                    a.unit_dir.join("drctl.service"),
+                    install::systemd_service(&inv),
+                ),
+                (a.unit_dir.join("drctl.timer"), install::systemd_timer()),
+            ];
+            for (path, text) in &files {
+                if a.dry_run {
+                    out(&format!("# {}\n{text}\n", path.display()))?;
+                } else {
+                    std::fs::write(path, text).ctx(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+            }
+            if !a.dry_run {
+                eprintln!("now: systemctl daemon-reload && systemctl enable --now drctl.timer");
+            }
+            return Ok(());
+        }
+        let block = install::cron_block(&inv);
+        let current = match &a.crontab {
+            Some(p) => match std::fs::read_to_string(p) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(Error::io(format!("reading {}", p.display()), e)),
+            },
+            None => {
+                let o = std::process::Command::new("crontab")
+                    .arg("-l")
+                    .output()
+                    .ctx(|| "running crontab -l".into())?;
+                // crontab -l fails when the user has no crontab yet: start from nothing.
+                if o.status.success() {
+                    String::from_utf8_lossy(&o.stdout).into_owned()
+                } else {
+                    String::new()
+                }
+            }
+        };
+        let merged = install::merge_cron(&current, &block);
+        if a.dry_run {
+            return out(&merged);
+        }
+        match &a.crontab {
+            Some(p) => {
+                let tmp = p.with_extension("drctl-tmp");
+                std::fs::write(&tmp, &merged)
+                    .and_then(|_| std::fs::rename(&tmp, p))
+                    .ctx(|| format!("writing {}", p.display()))?;
+                eprintln!("updated {}", p.display());
+            }
+            None => {
+                use std::io::Write as _;
+                let mut child = std::process::Command::new("crontab")
+                    .arg("-")
+                    .stdin(std::process::Stdio::piped())
+                    .spawn()
+                    .ctx(|| "running crontab -".into())?;
+                child
+                    .stdin
+                    .take()
+                    .expect("piped")
+                    .write_all(merged.as_bytes())
+                    .ctx(|| "writing the crontab".into())?;
+                let st = child.wait().ctx(|| "running crontab -".into())?;
+                if !st.success() {
+                    return Err(Error::Failed(format!("crontab - exited {st}")));
+                }
+                eprintln!("updated the crontab");
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites the metrics file when one is configured; a failure is a warning, never a
+    /// failed backup.
+    pub(super) fn write_metrics_file(&self, catalog: &Catalog, stacks: &[Stack]) {
+        let Some(path) = &self.metrics_file else {
+            return;
+        };
+        let result = self
+            .jobs(stacks)
+            .and_then(|jobs| status::compute(catalog, stacks, &jobs, Utc::now().max(self.now)))
+            .and_then(|st| status::metrics(&st, catalog))
+            .and_then(|text| status::write_metrics(path, &text));
+        if let Err(e) = result {
+            eprintln!("warning: {e}");
+        }
+    }
+
+    /// `status [--check]`.
+    pub(super) fn status(&self, check: bool) -> Result<()> {
+        let stacks = self.stacks()?;
+        let jobs = self.jobs(&stacks)?;
+        let (_repo, catalog) = self.open()?;
+        let st = status::compute(&catalog, &stacks, &jobs, self.now)?;
+        if let Some(path) = &self.metrics_file {
+            status::write_metrics(path, &status::metrics(&st, &catalog)?)?;
+        }
+        if self.json {
+            print_json(&serde_json::to_value(&st).expect("json"))?;
+        } else if !self.quiet {
+            let mut text = format!(
+                "{:<20} {:<8} {:>10} {:>8}  {:<19}  {:<19}  {}\n",
+                "STACK", "STATE", "AGE", "RPO", "NEXT RUN", "LAST RUN", "ADDED 7D"
+            );
+            for s in &st.stacks {
+                text.push_str(&format!(
+                    "{:<20} {:<8} {:>10} {:>8}  {:<19}  {:<19}  {}\n",
+                    s.stack,
+                    s.health.as_str(),
+                    s.age_seconds.map_or("-".into(), age),
+                    s.rpo_seconds.map_or("-".into(), age),
+                    s.next_run.map_or("-".into(), |t| local_time(&t)),
+                    s.last_run.as_ref().map_or("-".into(), |r| format!(
+                        "{} {}",
+                        local_time(&r.started),
+                        r.status.as_str()
+                    )),
+                    human_bytes(s.added_last_7d)
+                ));
+            }
+            text.push_str(&format!(
+                "repository: {} in {} pack(s), {} added in the last 7 days\n",
+                human_bytes(st.repository_bytes),
+                st.repository_packs,
+                human_bytes(st.added_last_7d)
+            ));
+            out(&text)?;
+        }
+        let late = st.late();
+        if check && !late.is_empty() {
+            let names: Vec<String> = late
+                .iter()
+                .map(|s| format!("{} ({})", s.stack, s.health.as_str()))
+                .collect();
+            return Err(Error::Failed(format!(
+                "{} stack(s) past their RPO: {}",
+                late.len(),
+                names.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// `forget [STACK] [--dry-run]`.
+    pub(super) fn forget(&self, only: Option<&str>, dry_run: bool) -> Result<()> {
+        let stacks = self.stacks()?;
+        let chosen: Vec<&Stack> = match only {
+            Some(name) => {
+                let s = self.find_stack(&stacks, name)?;
+                if s.def.keep.is_none() {
+                    return Err(Error::Usage(format!(
+                        "stack {name} has no [stack.{name}.keep] policy; nothing to decide by"
+                    )));
+                }
+                vec![s]
+            }
+            None => stacks.iter().filter(|s| s.def.keep.is_some()).collect(),
+        };
+        let (repo, mut catalog) = self.open_for_reading()?;
+        let mut plans = Vec::new();
+        for s in chosen {
+            let policy = s.def.keep.as_ref().expect("filtered").policy();
+            plans.push(crate::forget::plan(&catalog, s, &policy)?);
+        }
+        if !self.json && !self.quiet {
+            let mut text = String::new();
+            for p in &plans {
+                text.push_str(&format!(
+                    "stack {}: keep {}, remove {}\n",
+                    p.stack,
+                    p.items.len() - p.removed(),
+                    p.removed()
+                ));
+                for i in &p.items {
+                    text.push_str(&format!(
+                        "  {} {:<8} {:<8} {}  {}\n",
+                        if i.keep { "keep  " } else { "remove" },
+                        i.kind,
+                        &i.id[..8],
+                        local_time(&i.time),
+                        i.reasons.join(", ")
+                    ));
+                }
+            }
+            out(&text)?;
+        }
+        let mut removed = 0;
+        if !dry_run {
+            for p in &plans {
+                removed += crate::forget::execute(&repo, &mut catalog, p)?;
+            }
+        }
+        if self.json {
+            print_json(&json!({"dry_run": dry_run, "stacks": plans, "removed": removed}))?;
+        } else if !self.quiet && !dry_run {
+            out(&format!(
+                "removed {removed} manifest(s); run `drctl prune` to reclaim their space\n"
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// `prune`.
+    pub(super) fn prune(&self, a: &PruneArgs) -> Result<()> {
+        let grace = crate::timespec::parse_duration(&a.grace)
+            .ok_or_else(|| Error::Usage(format!("cannot read --grace {:?}", a.grace)))?;
+        let (repo, mut catalog) = self.open_for_reading()?;
+        let report = crate::prune::run(
+            &repo,
+            &mut catalog,
+            &crate::prune::PruneOptions {
+                dry_run: a.dry_run,
+                grace,
+                repack_threshold: a.repack_threshold as f64 / 100.0,
+                force: a.force,
+                hostname: super::hostname(),
+            },
+        )?;
+        if self.json {
+            return print_json(&serde_json::to_value(&report).expect("json"));
+        }
+        if !self.quiet {
+            out(&report.describe())?;
+        }
+        Ok(())
+    }
+}
+
+/// `95s`, `15m`, `3h`, `2d` for an age in seconds.
+fn age(s: i64) -> String {
+    match s {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}

@@ -1,0 +1,161 @@
+//! `drctl forget`: apply each stack's keep policy to its recovery points (and to the plain
+//! snapshots of `backup --stack NAME PATHS`), plan first, then delete the manifests of
+//! what is not kept. Data goes later, with `prune`.
+//!
+//! The policy is applied per source: a point is kept when the policy keeps it for any of
+//! its sources that succeeded in it. A source that failed for a week therefore keeps its
+//! last good backups however many newer points the other sources made.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::config::Stack;
+use crate::error::Result;
+use crate::repo::point::{point_key, SourceStatus};
+use crate::repo::snapshot::snapshot_key;
+use crate::repo::Repo;
+use crate::retention::{self, KeepPolicy};
+
+/// One manifest and the verdict on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    /// `point` or `snapshot`.
+    pub kind: &'static str,
+    /// Its ID.
+    pub id: String,
+    /// Its time.
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// Kept or removed.
+    pub keep: bool,
+    /// Why it is kept (empty when removed).
+    pub reasons: Vec<String>,
+    /// The store keys removed with it: the point's manifest and its snapshots.
+    #[serde(skip)]
+    keys: Vec<String>,
+}
+
+/// The plan for one stack.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackPlan {
+    /// The stack.
+    pub stack: String,
+    /// Oldest first.
+    pub items: Vec<Item>,
+}
+
+impl StackPlan {
+    /// How many manifests it removes.
+    pub fn removed(&self) -> usize {
+        self.items.iter().filter(|i| !i.keep).count()
+    }
+}
+
+fn reasons_of(
+    policy: &KeepPolicy,
+    times: &[chrono::DateTime<chrono::Utc>],
+    tz: &Tz,
+) -> Vec<retention::Decision> {
+    retention::apply(policy, times, tz)
+}
+
+/// Plans the forget of one stack under its policy.
+pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<StackPlan> {
+    let tz: Tz = stack
+        .def
+        .timezone
+        .as_ref()
+        .and_then(|t| t.get_ref().parse().ok())
+        .unwrap_or(Tz::UTC);
+    let points = catalog.points(&stack.name)?;
+    // Per source, the policy over the points in which that source succeeded.
+    let mut kept: HashMap<usize, Vec<String>> = HashMap::new();
+    let mut by_source: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, e) in points.iter().enumerate() {
+        for r in &e.point.sources {
+            if r.status == SourceStatus::Ok {
+                by_source.entry(r.name.as_str()).or_default().push(i);
+            }
+        }
+    }
+    let several = by_source.len() > 1;
+    for (source, idx) in &by_source {
+        let times: Vec<_> = idx.iter().map(|&i| points[i].point.time).collect();
+        for (&i, d) in idx.iter().zip(reasons_of(policy, &times, &tz)) {
+            if d.keep {
+                let entry = kept.entry(i).or_default();
+                for r in d.reasons {
+                    entry.push(if several { format!("{source}: {r}") } else { r });
+                }
+            }
+        }
+    }
+    let mut items: Vec<Item> = points
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut keys = vec![point_key(&e.id)];
+            keys.extend(
+                e.point
+                    .sources
+                    .iter()
+                    .filter_map(|r| r.snapshot.map(|s| snapshot_key(&s))),
+            );
+            let reasons = kept.remove(&i).unwrap_or_default();
+            Item {
+                kind: "point",
+                id: e.id.to_string(),
+                time: e.point.time,
+                keep: !reasons.is_empty(),
+                reasons,
+                keys,
+            }
+        })
+        .collect();
+    // Plain snapshots of the stack's name (not part of any point), grouped by paths.
+    let in_points: std::collections::HashSet<_> = points
+        .iter()
+        .flat_map(|e| e.point.sources.iter().filter_map(|r| r.snapshot))
+        .collect();
+    let mut groups: BTreeMap<Vec<String>, Vec<_>> = BTreeMap::new();
+    for s in catalog.snapshots(Some(&stack.name))? {
+        if s.snapshot.source.is_none() && !in_points.contains(&s.id) {
+            groups.entry(s.snapshot.paths.clone()).or_default().push(s);
+        }
+    }
+    for snaps in groups.values() {
+        let times: Vec<_> = snaps.iter().map(|s| s.snapshot.time).collect();
+        for (s, d) in snaps.iter().zip(reasons_of(policy, &times, &tz)) {
+            items.push(Item {
+                kind: "snapshot",
+                id: s.id.to_string(),
+                time: s.snapshot.time,
+                keep: d.keep,
+                reasons: if d.keep { d.reasons } else { Vec::new() },
+                keys: vec![snapshot_key(&s.id)],
+            });
+        }
+    }
+    items.sort_by_key(|i| i.time);
+    Ok(StackPlan {
+        stack: stack.name.clone(),
+        items,
+    })
+}
+
+/// Deletes the manifests the plan does not keep: the point first, then its snapshots, so
+/// an interrupted forget never leaves a point that names a missing snapshot (at worst a
+/// snapshot no point names, which keeps its data until a later forget of it).
+pub fn execute(repo: &Repo, catalog: &mut Catalog, plan: &StackPlan) -> Result<usize> {
+    let mut removed = 0;
+    for item in plan.items.iter().filter(|i| !i.keep) {
+        for key in &item.keys {
+            repo.block_on(repo.backend.delete(key))?;
+        }
+        removed += 1;
+    }
+    catalog.refresh(repo)?;
+    Ok(removed)
+}

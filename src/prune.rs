@@ -1,0 +1,444 @@
+//! `drctl prune`: reclaim the space of data no snapshot references, without locking out
+//! backups (of this host or others) that run meanwhile.
+//!
+//! Two phases, judged by the store's own clock:
+//! 1. A pack that no snapshot needs is *marked* (`marks/<id>`). Backups load the marks and
+//!    never deduplicate against a marked pack, so from then on no new snapshot can come
+//!    to depend on it.
+//! 2. A later prune deletes a marked pack once the mark is older than the grace period
+//!    (longer than any backup) and the pack is still unneeded: any backup that could
+//!    have reused its blobs started before the mark and has committed (or died) by then.
+//!
+//! Packs with live and dead blobs are repacked when the dead share passes a threshold:
+//! live blobs are copied (sealed anew, not recompressed) into new packs, and the old pack
+//! is marked. Packs no index lists (left by interrupted backups, or being written right
+//! now) are marked only once the store says they are older than the grace period.
+//! Index files that list deleted packs are rewritten before the packs go, so an index
+//! never names a missing pack. Prunes exclude each other with a lock object in `locks/`.
+
+use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use chrono::Duration;
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::repo::id::{BlobId, IndexId, PackId};
+use crate::repo::index::IndexedPack;
+use crate::repo::pack::{self, BlobKind, PackWriter};
+use crate::repo::{Mark, Repo};
+use crate::restore::TreeReader;
+
+/// A prune lock older than this is taken to be left by a killed prune.
+const STALE_LOCK: Duration = Duration::hours(6);
+/// Repacked blobs go into packs of about this size.
+const REPACK_PACK_BYTES: usize = 16 << 20;
+/// The snapshot list may shrink to half of what this host last saw before prune
+/// suspects a wrong prefix or a damaged listing.
+const SHRINK_MARGIN: f64 = 0.5;
+
+/// How to prune.
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// Plan and report; change nothing.
+    pub dry_run: bool,
+    /// How old a mark (or an unindexed pack) must be before its packs are deleted.
+    pub grace: Duration,
+    /// Repack a pack when this share of its bytes is unreferenced.
+    pub repack_threshold: f64,
+    /// Act on an empty or sharply shrunk snapshot list.
+    pub force: bool,
+    /// Recorded in the lock and the marks.
+    pub hostname: String,
+}
+
+/// What a prune found and did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PruneReport {
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// Snapshots whose data is kept.
+    pub snapshots: usize,
+    /// Packs in the store.
+    pub packs: usize,
+    /// Packs newly marked for deletion (unreferenced, or emptied by repacking).
+    pub packs_marked: usize,
+    /// Packs repacked.
+    pub packs_repacked: usize,
+    /// Blobs copied by repacking.
+    pub blobs_repacked: usize,
+    /// Packs deleted (marked earlier, past the grace period, still unreferenced).
+    pub packs_deleted: usize,
+    /// Bytes deleted.
+    pub bytes_deleted: u64,
+    /// Marked packs still waiting for their grace period.
+    pub packs_waiting: usize,
+    /// Index files rewritten without deleted packs.
+    pub index_files_rewritten: usize,
+}
+
+impl PruneReport {
+    /// A summary for people.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}{} snapshot(s) kept, {} pack(s) in the store\n\
+             marked {} pack(s) for deletion, repacked {} pack(s) ({} blobs)\n\
+             deleted {} pack(s) ({}), rewrote {} index file(s); {} marked pack(s) wait for the grace period\n",
+            if self.dry_run { "dry run: " } else { "" },
+            self.snapshots,
+            self.packs,
+            self.packs_marked,
+            self.packs_repacked,
+            self.blobs_repacked,
+            self.packs_deleted,
+            crate::app::human_bytes(self.bytes_deleted),
+            self.index_files_rewritten,
+            self.packs_waiting,
+        )
+    }
+}
+
+/// One pack as the prune sees it.
+struct PackInfo {
+    kind: BlobKind,
+    size: u64,
+    modified: Option<SystemTime>,
+    /// From the index, when one lists it.
+    indexed: Option<IndexedPack>,
+    /// Index files that list it.
+    in_index: Vec<IndexId>,
+}
+
+/// Holds the prune lock; deletes it when dropped.
+struct PruneLock<'a> {
+    repo: &'a Repo,
+    key: String,
+    /// The store's clock, read from the lock object's own time.
+    store_now: SystemTime,
+}
+
+impl<'a> PruneLock<'a> {
+    fn take(repo: &'a Repo, hostname: &str) -> Result<Self> {
+        let body = format!(
+            "{{\"hostname\":{:?},\"pid\":{}}}",
+            hostname,
+            std::process::id()
+        );
+        let key = format!("locks/prune-{}", hex::encode(rand::random::<[u8; 8]>()));
+        repo.block_on(repo.backend.put(&key, Bytes::from(body)))?;
+        let mut lock = PruneLock {
+            repo,
+            store_now: SystemTime::now(),
+            key,
+        };
+        let mine = repo.block_on(repo.backend.stat(&lock.key))?;
+        let store_now = mine.modified.unwrap_or_else(SystemTime::now);
+        lock.store_now = store_now;
+        for other in repo.block_on(repo.backend.list("locks/"))? {
+            if other.key == lock.key || !other.key.starts_with("locks/prune-") {
+                continue;
+            }
+            let age = other
+                .modified
+                .and_then(|m| store_now.duration_since(m).ok())
+                .unwrap_or_default();
+            if age < STALE_LOCK.to_std().expect("positive") {
+                return Err(Error::Failed(format!(
+                    "another prune holds the repository's prune lock ({}, {}s old); try again later",
+                    other.key,
+                    age.as_secs()
+                )));
+            }
+        }
+        Ok(lock)
+    }
+}
+
+impl Drop for PruneLock<'_> {
+    fn drop(&mut self) {
+        let _ = self.repo.block_on(self.repo.backend.delete(&self.key));
+    }
+}
+
+/// Every blob the snapshots need: their trees and the contents the trees list.
+fn used_blobs(repo: &Repo, catalog: &Catalog) -> Result<HashSet<BlobId>> {
+    let mut used = HashSet::new();
+    let mut trees = TreeReader::new(repo, catalog);
+    let mut stack: Vec<BlobId> = catalog
+        .snapshots(None)?
+        .into_iter()
+        .map(|s| s.snapshot.tree)
+        .collect();
+    while let Some(t) = stack.pop() {
+        if !used.insert(t) {
+            continue;
+        }
+        for node in trees.tree(&t)?.nodes {
+            used.extend(node.content.iter().copied());
+            if let Some(sub) = node.subtree {
+                stack.push(sub);
+            }
+        }
+    }
+    Ok(used)
+}
+
+/// Runs a prune.
+pub fn run(repo: &Repo, catalog: &mut Catalog, opts: &PruneOptions) -> Result<PruneReport> {
+    let lock = PruneLock::take(repo, &opts.hostname)?;
+    let now = lock.store_now;
+    // Listed after the lock's time: every backup that finished before it is seen.
+    catalog.refresh(repo)?;
+    let snapshots = catalog.snapshots(None)?.len();
+    let seen: usize = catalog
+        .state("snapshots_seen")?
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if !opts.force {
+        if snapshots == 0 {
+            return Err(Error::Failed(
+                "refusing to prune: the repository lists no snapshots, so every pack would go; \
+                 check the repository URL, or use --force"
+                    .into(),
+            ));
+        }
+        if seen >= 4 && (snapshots as f64) < seen as f64 * SHRINK_MARGIN {
+            return Err(Error::Failed(format!(
+                "refusing to prune: the repository lists {snapshots} snapshot(s), but this host \
+                 saw {seen} at its last forget or prune; check the repository, or use --force"
+            )));
+        }
+    }
+    let used = used_blobs(repo, catalog)?;
+
+    // Everything the store and the index files say, read now.
+    let mut packs: HashMap<PackId, PackInfo> = HashMap::new();
+    for kind in [BlobKind::Data, BlobKind::Tree] {
+        for o in repo.block_on(repo.backend.list(&format!("{}/", kind.pack_dir())))? {
+            let Some(id) = o.key.rsplit('/').next().and_then(PackId::from_hex) else {
+                continue;
+            };
+            packs.insert(
+                id,
+                PackInfo {
+                    kind,
+                    size: o.size,
+                    modified: o.modified,
+                    indexed: None,
+                    in_index: Vec::new(),
+                },
+            );
+        }
+    }
+    let index_ids = repo.list_index()?;
+    let mut index_files: HashMap<IndexId, Vec<IndexedPack>> = HashMap::new();
+    for batch in index_ids.chunks(8) {
+        let loaded = repo.block_on(futures::future::try_join_all(
+            batch.iter().map(|id| repo.read_index(*id)),
+        ))?;
+        for (id, list) in batch.iter().zip(loaded) {
+            for p in &list {
+                if let Some(info) = packs.get_mut(&p.id) {
+                    info.in_index.push(*id);
+                    info.indexed.get_or_insert_with(|| p.clone());
+                }
+            }
+            index_files.insert(*id, list);
+        }
+    }
+    let marks = repo.list_marks()?;
+    let mut marked: HashMap<PackId, bool> = HashMap::new(); // pack -> in a ripe mark
+    let mut ripe_marks = Vec::new();
+    for (key, modified) in &marks {
+        let age = modified
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        let ripe = age >= opts.grace.to_std().unwrap_or_default();
+        let mark = repo.read_mark(key)?;
+        for p in mark.packs {
+            let e = marked.entry(p).or_insert(false);
+            *e |= ripe;
+        }
+        if ripe {
+            ripe_marks.push(key.clone());
+        }
+    }
+
+    // Each needed blob is served by one pack, unmarked packs first: a pack whose blobs
+    // all live elsewhere too (it was repacked) is then as dead as an unreferenced one.
+    let mut served: HashMap<PackId, (u64, usize)> = HashMap::new(); // live bytes, blobs
+    let mut assigned: HashSet<BlobId> = HashSet::new();
+    let mut order: Vec<(&PackId, &PackInfo)> =
+        packs.iter().filter(|(_, i)| i.indexed.is_some()).collect();
+    order.sort_by_key(|(id, _)| (marked.contains_key(*id), **id));
+    for (id, info) in &order {
+        for b in &info.indexed.as_ref().expect("filtered").blobs {
+            if used.contains(&b.id) && assigned.insert(b.id) {
+                let e = served.entry(**id).or_default();
+                e.0 += b.stored_len as u64;
+                e.1 += 1;
+            }
+        }
+    }
+    let grace = opts.grace.to_std().unwrap_or_default();
+    let old_enough = |i: &PackInfo| {
+        i.modified
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|a| a >= grace)
+    };
+    let mut report = PruneReport {
+        dry_run: opts.dry_run,
+        snapshots,
+        packs: packs.len(),
+        ..Default::default()
+    };
+    let mut dead: HashSet<PackId> = HashSet::new();
+    let mut repack: Vec<PackId> = Vec::new();
+    for (id, info) in &packs {
+        match (&info.indexed, served.get(id)) {
+            (Some(_), None) => {
+                dead.insert(*id);
+            }
+            // Unindexed: a backup may be writing it right now; only old ones are garbage.
+            (None, _) if old_enough(info) => {
+                dead.insert(*id);
+            }
+            (None, _) => {}
+            (Some(ix), Some((live, _))) => {
+                let total: u64 = ix.blobs.iter().map(|b| b.stored_len as u64).sum();
+                let dead_share = 1.0 - *live as f64 / total.max(1) as f64;
+                if dead_share >= opts.repack_threshold && !marked.contains_key(id) {
+                    repack.push(*id);
+                }
+            }
+        }
+    }
+    let deletable: Vec<PackId> = dead
+        .iter()
+        .filter(|id| marked.get(*id).copied().unwrap_or(false))
+        .copied()
+        .collect();
+    let mut to_mark: Vec<PackId> = dead
+        .iter()
+        .filter(|id| !marked.contains_key(*id))
+        .copied()
+        .collect();
+    report.packs_repacked = repack.len();
+    report.packs_deleted = deletable.len();
+    report.bytes_deleted = deletable.iter().map(|id| packs[id].size).sum();
+    report.packs_waiting = marked
+        .iter()
+        .filter(|(id, ripe)| !**ripe && dead.contains(*id))
+        .count();
+    if opts.dry_run {
+        report.packs_marked = to_mark.len() + repack.len();
+        return Ok(report);
+    }
+
+    // 1. Repack: live blobs into new packs, indexed, before the old packs are marked.
+    if !repack.is_empty() {
+        report.blobs_repacked = repack_packs(repo, &packs, &repack, &used)?;
+        to_mark.extend(repack.iter().copied());
+    }
+    // 2. Mark what is newly unneeded.
+    if !to_mark.is_empty() {
+        to_mark.sort();
+        report.packs_marked = to_mark.len();
+        repo.write_mark(&Mark {
+            packs: to_mark,
+            hostname: opts.hostname.clone(),
+        })?;
+    }
+    // 3. Delete: index files first (rewritten without the deleted packs), then packs.
+    let gone: HashSet<PackId> = deletable.iter().copied().collect();
+    let mut touched: HashSet<IndexId> = HashSet::new();
+    for id in &deletable {
+        touched.extend(packs[id].in_index.iter().copied());
+    }
+    for ix in &touched {
+        let keep: Vec<IndexedPack> = index_files[ix]
+            .iter()
+            .filter(|p| !gone.contains(&p.id))
+            .cloned()
+            .collect();
+        if !keep.is_empty() {
+            repo.write_index(&keep)?;
+        }
+        repo.block_on(repo.backend.delete(&format!("index/{}", ix.to_hex())))?;
+        report.index_files_rewritten += 1;
+    }
+    for id in &deletable {
+        repo.block_on(repo.backend.delete(&pack::pack_key(packs[id].kind, id)))?;
+    }
+    // A ripe mark is done with: its packs are deleted, or needed again and kept.
+    for key in &ripe_marks {
+        repo.block_on(repo.backend.delete(key))?;
+    }
+    drop(lock);
+    catalog.refresh(repo)?;
+    catalog.set_state("snapshots_seen", &snapshots.to_string())?;
+    Ok(report)
+}
+
+/// Copies the needed blobs of `ids` into new packs and indexes them; returns the count.
+fn repack_packs(
+    repo: &Repo,
+    packs: &HashMap<PackId, PackInfo>,
+    ids: &[PackId],
+    used: &HashSet<BlobId>,
+) -> Result<usize> {
+    let mut copied = 0;
+    let mut done: HashSet<BlobId> = HashSet::new();
+    let mut new_packs: Vec<IndexedPack> = Vec::new();
+    for kind in [BlobKind::Data, BlobKind::Tree] {
+        let mut writer: Option<PackWriter> = None;
+        let flush = |w: PackWriter, new_packs: &mut Vec<IndexedPack>| -> Result<()> {
+            let f = w.finish();
+            repo.block_on(repo.backend.put(&f.key(), f.bytes.clone()))?;
+            new_packs.push(IndexedPack {
+                id: f.id,
+                kind: f.kind,
+                size: f.bytes.len() as u64,
+                wrapped_key: f.wrapped_key,
+                blobs: f.entries,
+            });
+            Ok(())
+        };
+        for id in ids.iter().filter(|id| packs[*id].kind == kind) {
+            let ix = packs[id]
+                .indexed
+                .as_ref()
+                .expect("repacked packs are indexed");
+            let bytes = repo.block_on(repo.backend.get(&pack::pack_key(kind, id)))?;
+            let key = repo.pack_key(id, &ix.wrapped_key)?;
+            for b in &ix.blobs {
+                if !used.contains(&b.id) || !done.insert(b.id) {
+                    continue;
+                }
+                let sealed = bytes
+                    .get(b.offset as usize..(b.offset + b.stored_len as u64) as usize)
+                    .ok_or_else(|| Error::Damage(format!("pack {} is truncated", id.short())))?;
+                let payload = pack::open_blob(&key, b, sealed).map_err(|e| {
+                    Error::Damage(format!("pack {}: blob {}: {e}", id.short(), b.id.short()))
+                })?;
+                let w = writer.get_or_insert_with(|| {
+                    PackWriter::new(kind, &repo.keys.recipients, REPACK_PACK_BYTES + (1 << 20))
+                });
+                w.add(b.id, b.compression, b.raw_len as usize, &payload);
+                copied += 1;
+                if w.len() >= REPACK_PACK_BYTES {
+                    flush(writer.take().expect("just used"), &mut new_packs)?;
+                }
+            }
+        }
+        if let Some(w) = writer.take() {
+            flush(w, &mut new_packs)?;
+        }
+    }
+    if !new_packs.is_empty() {
+        repo.write_index(&new_packs)?;
+    }
+    Ok(copied)
+}

@@ -1,0 +1,252 @@
+//! One run of a job: take the stack's lock, tell the notifier, run the pre hooks, back up
+//! the sources into a recovery point, run the post hooks, record the outcome in the run
+//! history. `backup STACK`, `run`, `run --due` and the daemon all come through here.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use crate::catalog::{Catalog, RunRecord, RunStatus};
+use crate::config::{HookWhen, Stack};
+use crate::error::{Error, Result};
+use crate::hooks;
+use crate::lock::StackLock;
+use crate::notify::{Event, Notice, Notifier};
+use crate::progress::Progress;
+use crate::repo::Repo;
+use crate::stack::{self, StackOutcome};
+
+/// What a run needs from its surroundings.
+pub struct RunEnv<'a> {
+    /// Where the per-stack lock files live.
+    pub lock_dir: &'a Path,
+    /// This host's name, for the point and the notices.
+    pub hostname: &'a str,
+    /// The clock: the run's start time.
+    pub now: DateTime<Utc>,
+    /// Set by SIGINT/SIGTERM.
+    pub interrupt: &'a Arc<AtomicBool>,
+    /// A progress display per source.
+    pub progress: &'a dyn Fn(&str) -> Progress,
+}
+
+/// How a run ended: the point (when one was written), warnings, and the error that
+/// decides the exit code (`None`: success).
+pub struct RunOutcome {
+    /// The recovery point and per-source results, when the backup got that far.
+    pub backup: Option<StackOutcome>,
+    /// Unreadable files, failing notifiers, hooks that failed with `continue`.
+    pub warnings: Vec<String>,
+    /// The run's status as recorded.
+    pub status: RunStatus,
+    /// Why it did not succeed.
+    pub error: Option<Error>,
+}
+
+/// Runs the given sources of a stack (all when `only` is empty) as one recovery point.
+pub fn run_stack(
+    repo: &Repo,
+    catalog: &mut Catalog,
+    stack: &Stack,
+    only: &[String],
+    env: &RunEnv<'_>,
+) -> Result<RunOutcome> {
+    let sources = stack::select(stack, only)?;
+    let notifier = Notifier::new(stack.def.notify.as_ref());
+    let started = Instant::now();
+    let mut warnings = Vec::new();
+    let notice = |event: Event, status: &str, error: Option<String>| Notice {
+        event,
+        stack: stack.name.clone(),
+        hostname: env.hostname.to_string(),
+        started: env.now,
+        status: status.to_string(),
+        error,
+        point_id: None,
+        duration_ms: (event != Event::Start).then(|| started.elapsed().as_millis() as u64),
+        bytes_added: None,
+        drctl_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let send = |n: Notice, warnings: &mut Vec<String>| {
+        if let Some(nf) = &notifier {
+            warnings.extend(nf.send(&n));
+        }
+    };
+
+    let _lock = match StackLock::acquire(env.lock_dir, &stack.name, env.now) {
+        Ok(l) => l,
+        Err(e @ Error::Locked(_)) => {
+            record(
+                catalog,
+                stack,
+                None,
+                env.now,
+                started,
+                RunStatus::Skipped,
+                Some(&e),
+                None,
+            )?;
+            send(
+                notice(Event::Skipped, "skipped", Some(e.to_string())),
+                &mut warnings,
+            );
+            return Ok(RunOutcome {
+                backup: None,
+                warnings,
+                status: RunStatus::Skipped,
+                error: Some(e),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    send(notice(Event::Start, "running", None), &mut warnings);
+
+    let base_env = |status: &str, error: Option<&str>, point: Option<String>| {
+        vec![
+            ("DRCTL_STACK", stack.name.clone()),
+            ("DRCTL_STARTED", env.now.to_rfc3339()),
+            ("DRCTL_STATUS", status.to_string()),
+            ("DRCTL_ERROR", error.unwrap_or("").to_string()),
+            ("DRCTL_POINT_ID", point.unwrap_or_default()),
+        ]
+    };
+    let result = hooks::run(
+        &stack.name,
+        &stack.def.hook,
+        HookWhen::Pre,
+        &base_env("running", None, None),
+    )
+    .and_then(|w| {
+        warnings.extend(w);
+        stack::backup(
+            repo,
+            catalog,
+            stack,
+            &sources,
+            env.hostname,
+            env.now,
+            env.interrupt,
+            env.progress,
+        )
+    });
+    let (backup, mut error) = match result {
+        Ok(outcome) => {
+            let err = outcome.failures.last().cloned().map(Error::Failed);
+            (Some(outcome), err)
+        }
+        Err(e) => (None, Some(e)),
+    };
+    if let Some(b) = &backup {
+        warnings.extend(b.warnings.iter().cloned());
+    }
+    let status = match &error {
+        None => RunStatus::Ok,
+        Some(Error::Interrupted) => RunStatus::Interrupted,
+        Some(_) => RunStatus::Failed,
+    };
+    let point_id = backup.as_ref().map(|b| b.id.to_string());
+    let post_env = base_env(
+        status.as_str(),
+        error.as_ref().map(|e| e.to_string()).as_deref(),
+        point_id.clone(),
+    );
+    match hooks::run(&stack.name, &stack.def.hook, HookWhen::Post, &post_env) {
+        Ok(w) => warnings.extend(w),
+        Err(e) => {
+            if error.is_none() {
+                error = Some(e);
+            } else {
+                warnings.push(e.to_string());
+            }
+        }
+    }
+    let status = match &error {
+        None => RunStatus::Ok,
+        Some(Error::Interrupted) => RunStatus::Interrupted,
+        Some(_) => RunStatus::Failed,
+    };
+
+    if let Some(b) = &backup {
+        for r in &b.point.sources {
+            let st = match r.status {
+                crate::repo::point::SourceStatus::Ok => RunStatus::Ok,
+                crate::repo::point::SourceStatus::Failed => RunStatus::Failed,
+            };
+            catalog.add_run(&RunRecord {
+                stack: stack.name.clone(),
+                source: Some(r.name.clone()),
+                started: env.now,
+                ended: env.now + chrono::Duration::milliseconds(r.duration_ms as i64),
+                status: st,
+                bytes_read: r.bytes,
+                bytes_added: r.bytes_added,
+                duration_ms: r.duration_ms,
+                error: r.error.clone(),
+                point_id: Some(b.id),
+            })?;
+        }
+    }
+    record(
+        catalog,
+        stack,
+        backup.as_ref(),
+        env.now,
+        started,
+        status,
+        error.as_ref(),
+        None,
+    )?;
+    let mut n = notice(
+        if status == RunStatus::Ok {
+            Event::Success
+        } else {
+            Event::Failure
+        },
+        status.as_str(),
+        error.as_ref().map(|e| e.to_string()),
+    );
+    n.point_id = point_id;
+    n.bytes_added = backup
+        .as_ref()
+        .map(|b| b.point.sources.iter().map(|s| s.bytes_added).sum());
+    send(n, &mut warnings);
+    Ok(RunOutcome {
+        backup,
+        warnings,
+        status,
+        error,
+    })
+}
+
+/// Writes the stack's own row of the run history.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    catalog: &Catalog,
+    stack: &Stack,
+    backup: Option<&StackOutcome>,
+    now: DateTime<Utc>,
+    started: Instant,
+    status: RunStatus,
+    error: Option<&Error>,
+    source: Option<String>,
+) -> Result<()> {
+    let ms = started.elapsed().as_millis() as u64;
+    let sum = |f: fn(&crate::repo::point::SourceRecord) -> u64| {
+        backup.map_or(0, |b| b.point.sources.iter().map(f).sum())
+    };
+    catalog.add_run(&RunRecord {
+        stack: stack.name.clone(),
+        source,
+        started: now,
+        ended: now + chrono::Duration::milliseconds(ms as i64),
+        status,
+        bytes_read: sum(|s| s.bytes),
+        bytes_added: sum(|s| s.bytes_added),
+        duration_ms: ms,
+        error: error.map(|e| e.to_string()),
+        point_id: backup.map(|b| b.id),
+    })
+}

@@ -1,0 +1,358 @@
+//! Status: each stack's newest good backup against its RPO, its next run and last run,
+//! the repository's size; and the same as Prometheus text-format metrics for
+//! node_exporter's textfile collector. The clock is passed in.
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::catalog::{Catalog, RunRecord, RunStatus};
+use crate::config::Stack;
+use crate::error::{IoContext, Result};
+use crate::repo::point::SourceStatus;
+use crate::schedule::Job;
+use crate::timespec::parse_duration;
+
+/// A stack's state against its recovery point objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Health {
+    /// Every source has a backup within the RPO (or no RPO is set).
+    Ok,
+    /// Some source's newest backup is older than the RPO.
+    Late,
+    /// Some source has never been backed up successfully.
+    Missing,
+}
+
+impl Health {
+    /// As printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Ok => "OK",
+            Health::Late => "LATE",
+            Health::Missing => "MISSING",
+        }
+    }
+}
+
+/// One source's newest good backup.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceState {
+    /// The source.
+    pub source: String,
+    /// When its newest successful backup started.
+    pub last_success: Option<DateTime<Utc>>,
+    /// The point that holds it.
+    pub point_id: Option<String>,
+    /// Its age now, in seconds.
+    pub age_seconds: Option<i64>,
+}
+
+/// One stack's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackState {
+    /// The stack.
+    pub stack: String,
+    /// OK, LATE or MISSING.
+    pub health: Health,
+    /// The RPO target in seconds, if set.
+    pub rpo_seconds: Option<i64>,
+    /// The age of the stack's data: its oldest source's newest backup, in seconds.
+    pub age_seconds: Option<i64>,
+    /// The newest recovery point in which every source succeeded.
+    pub last_complete_point: Option<String>,
+    /// Per source.
+    pub sources: Vec<SourceState>,
+    /// The next scheduled run of any of its jobs.
+    pub next_run: Option<DateTime<Utc>>,
+    /// The newest run this host recorded.
+    pub last_run: Option<RunRecord>,
+    /// Bytes its backups added to the repository in the last 7 days.
+    pub added_last_7d: u64,
+}
+
+/// The whole status document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// The clock it was computed for.
+    pub now: DateTime<Utc>,
+    /// Per stack.
+    pub stacks: Vec<StackState>,
+    /// Stored bytes of indexed packs.
+    pub repository_bytes: u64,
+    /// Number of indexed packs.
+    pub repository_packs: u64,
+    /// Bytes added by every stack in the last 7 days.
+    pub added_last_7d: u64,
+}
+
+impl Status {
+    /// Stacks past their RPO or never backed up.
+    pub fn late(&self) -> Vec<&StackState> {
+        self.stacks
+            .iter()
+            .filter(|s| s.health != Health::Ok)
+            .collect()
+    }
+}
+
+/// Computes the status of `stacks` at `now`.
+pub fn compute(
+    catalog: &Catalog,
+    stacks: &[Stack],
+    jobs: &[Job],
+    now: DateTime<Utc>,
+) -> Result<Status> {
+    let week_ago = now - Duration::days(7);
+    let mut out = Vec::new();
+    let mut total_added = 0;
+    for stack in stacks {
+        let points = catalog.points(&stack.name)?;
+        let mut sources = Vec::new();
+        for def in &stack.def.source {
+            let name = def.name.get_ref();
+            let newest = points
+                .iter()
+                .filter(|e| {
+                    e.point
+                        .source(name)
+                        .is_some_and(|r| r.status == SourceStatus::Ok)
+                })
+                .max_by_key(|e| e.point.time);
+            sources.push(SourceState {
+                source: name.clone(),
+                last_success: newest.map(|e| e.point.time),
+                point_id: newest.map(|e| e.id.to_string()),
+                age_seconds: newest.map(|e| (now - e.point.time).num_seconds()),
+            });
+        }
+        let rpo = stack
+            .def
+            .rpo
+            .as_ref()
+            .and_then(|r| parse_duration(r.get_ref()));
+        let missing = sources.is_empty() || sources.iter().any(|s| s.last_success.is_none());
+        let age = if missing {
+            None
+        } else {
+            sources.iter().filter_map(|s| s.age_seconds).max()
+        };
+        let health = match (missing, age, rpo) {
+            (true, _, _) => Health::Missing,
+            (false, Some(a), Some(r)) if a > r.num_seconds() => Health::Late,
+            _ => Health::Ok,
+        };
+        let added: u64 = points
+            .iter()
+            .filter(|e| e.point.time >= week_ago)
+            .flat_map(|e| e.point.sources.iter().map(|s| s.bytes_added))
+            .sum();
+        total_added += added;
+        out.push(StackState {
+            stack: stack.name.clone(),
+            health,
+            rpo_seconds: rpo.map(|r| r.num_seconds()),
+            age_seconds: age,
+            last_complete_point: points
+                .iter()
+                .rev()
+                .find(|e| e.point.complete())
+                .map(|e| e.id.to_string()),
+            sources,
+            next_run: jobs
+                .iter()
+                .filter(|j| j.stack == stack.name)
+                .filter_map(|j| j.next_slot(now))
+                .min(),
+            last_run: catalog
+                .runs(&stack.name, 20)?
+                .into_iter()
+                .find(|r| r.source.is_none()),
+            added_last_7d: added,
+        });
+    }
+    let (bytes, packs) = catalog.repository_size()?;
+    Ok(Status {
+        now,
+        stacks: out,
+        repository_bytes: bytes,
+        repository_packs: packs,
+        added_last_7d: total_added,
+    })
+}
+
+/// A label value in the text format: backslash, double quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', r"\n")
+}
+
+/// One metric family being written.
+struct Family<'a> {
+    out: &'a mut String,
+    name: &'a str,
+}
+
+impl Family<'_> {
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
+        let name = self.name;
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
+            .collect();
+        if labels.is_empty() {
+            self.out.push_str(&format!("{name} {value}\n"));
+        } else {
+            self.out
+                .push_str(&format!("{name}{{{}}} {value}\n", labels.join(",")));
+        }
+    }
+}
+
+fn family<'a>(out: &'a mut String, name: &'a str, help: &str) -> Family<'a> {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+    Family { out, name }
+}
+
+/// The status as Prometheus text format (version 0.0.4).
+pub fn metrics(status: &Status, catalog: &Catalog) -> Result<String> {
+    let mut o = String::new();
+    let secs = |t: &DateTime<Utc>| t.timestamp_millis() as f64 / 1000.0;
+    let mut f = family(
+        &mut o,
+        "drctl_last_success_timestamp_seconds",
+        "Start of the newest successful backup of each source.",
+    );
+    for s in &status.stacks {
+        for src in &s.sources {
+            if let Some(t) = &src.last_success {
+                f.sample(&[("stack", &s.stack), ("source", &src.source)], secs(t));
+            }
+        }
+    }
+    let mut f = family(
+        &mut o,
+        "drctl_recovery_point_age_seconds",
+        "Age of each stack's data: its oldest source's newest successful backup.",
+    );
+    for s in &status.stacks {
+        if let Some(a) = s.age_seconds {
+            f.sample(&[("stack", &s.stack)], a as f64);
+        }
+    }
+    let mut f = family(
+        &mut o,
+        "drctl_rpo_seconds",
+        "Each stack's recovery point objective.",
+    );
+    for s in &status.stacks {
+        if let Some(r) = s.rpo_seconds {
+            f.sample(&[("stack", &s.stack)], r as f64);
+        }
+    }
+    let mut f = family(
+        &mut o,
+        "drctl_rpo_met",
+        "1 when every source of the stack has a backup within the RPO, else 0.",
+    );
+    for s in &status.stacks {
+        let v = if s.health == Health::Ok { 1.0 } else { 0.0 };
+        f.sample(&[("stack", &s.stack)], v);
+    }
+    // Per-source facts of each stack's newest runs on this host.
+    let mut last: Vec<(String, RunRecord)> = Vec::new();
+    for s in &status.stacks {
+        let mut seen = std::collections::HashSet::new();
+        for r in catalog.runs(&s.stack, 200)? {
+            if r.status == RunStatus::Skipped {
+                continue;
+            }
+            if seen.insert(r.source.clone()) {
+                last.push((s.stack.clone(), r));
+            }
+        }
+    }
+    type Get = fn(&RunRecord) -> f64;
+    let per_run: [(&str, &str, Get); 5] = [
+        (
+            "drctl_last_run_success",
+            "1 when the newest run succeeded, else 0.",
+            |r| {
+                if r.status == RunStatus::Ok {
+                    1.0
+                } else {
+                    0.0
+                }
+            },
+        ),
+        (
+            "drctl_last_run_timestamp_seconds",
+            "Start of the newest run.",
+            |r| r.started.timestamp_millis() as f64 / 1000.0,
+        ),
+        (
+            "drctl_last_run_duration_seconds",
+            "Wall time of the newest run.",
+            |r| r.duration_ms as f64 / 1000.0,
+        ),
+        (
+            "drctl_last_run_bytes_read",
+            "Bytes the newest run read.",
+            |r| r.bytes_read as f64,
+        ),
+        (
+            "drctl_last_run_bytes_added",
+            "Bytes the newest run added to the repository.",
+            |r| r.bytes_added as f64,
+        ),
+    ];
+    for (name, help, get) in per_run {
+        let mut f = family(&mut o, name, help);
+        for (stack, r) in &last {
+            let source = r.source.as_deref().unwrap_or("");
+            f.sample(&[("stack", stack), ("source", source)], get(r));
+        }
+    }
+    let mut f = family(
+        &mut o,
+        "drctl_repository_size_bytes",
+        "Stored bytes of all indexed packs.",
+    );
+    f.sample(&[], status.repository_bytes as f64);
+    let mut f = family(
+        &mut o,
+        "drctl_metrics_timestamp_seconds",
+        "When this file was written.",
+    );
+    f.sample(&[], secs(&status.now));
+    Ok(o)
+}
+
+/// Writes the metrics file atomically (temporary file, fsync, rename): the textfile
+/// collector never reads half a file.
+pub fn write_metrics(path: &Path, text: &str) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    let r = write().ctx(|| format!("writing metrics file {}", path.display()));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
