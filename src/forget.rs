@@ -53,14 +53,6 @@ impl StackPlan {
     }
 }
 
-fn reasons_of(
-    policy: &KeepPolicy,
-    times: &[chrono::DateTime<chrono::Utc>],
-    tz: &Tz,
-) -> Vec<retention::Decision> {
-    retention::apply(policy, times, tz)
-}
-
 /// Plans the forget of one stack under its policy.
 pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<StackPlan> {
     let tz: Tz = stack
@@ -83,7 +75,7 @@ pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<Sta
     let several = by_source.len() > 1;
     for (source, idx) in &by_source {
         let times: Vec<_> = idx.iter().map(|&i| points[i].point.time).collect();
-        for (&i, d) in idx.iter().zip(reasons_of(policy, &times, &tz)) {
+        for (&i, d) in idx.iter().zip(retention::apply(policy, &times, &tz)) {
             if d.keep {
                 let entry = kept.entry(i).or_default();
                 for r in d.reasons {
@@ -127,7 +119,7 @@ pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<Sta
     }
     for snaps in groups.values() {
         let times: Vec<_> = snaps.iter().map(|s| s.snapshot.time).collect();
-        for (s, d) in snaps.iter().zip(reasons_of(policy, &times, &tz)) {
+        for (s, d) in snaps.iter().zip(retention::apply(policy, &times, &tz)) {
             items.push(Item {
                 kind: "snapshot",
                 id: s.id.to_string(),

@@ -87,7 +87,6 @@ pub fn run_stack(
                 started,
                 RunStatus::Skipped,
                 Some(&e),
-                None,
             )?;
             send(
                 notice(Event::Skipped, "skipped", Some(e.to_string())),
@@ -142,11 +141,7 @@ pub fn run_stack(
     if let Some(b) = &backup {
         warnings.extend(b.warnings.iter().cloned());
     }
-    let status = match &error {
-        None => RunStatus::Ok,
-        Some(Error::Interrupted) => RunStatus::Interrupted,
-        Some(_) => RunStatus::Failed,
-    };
+    let status = status_of(error.as_ref());
     let point_id = backup.as_ref().map(|b| b.id.to_string());
     let post_env = base_env(
         status.as_str(),
@@ -163,11 +158,7 @@ pub fn run_stack(
             }
         }
     }
-    let status = match &error {
-        None => RunStatus::Ok,
-        Some(Error::Interrupted) => RunStatus::Interrupted,
-        Some(_) => RunStatus::Failed,
-    };
+    let status = status_of(error.as_ref());
 
     if let Some(b) = &backup {
         for r in &b.point.sources {
@@ -197,7 +188,6 @@ pub fn run_stack(
         started,
         status,
         error.as_ref(),
-        None,
     )?;
     let mut n = notice(
         if status == RunStatus::Ok {
@@ -221,6 +211,15 @@ pub fn run_stack(
     })
 }
 
+/// The recorded status of a run that ended with `error`.
+fn status_of(error: Option<&Error>) -> RunStatus {
+    match error {
+        None => RunStatus::Ok,
+        Some(Error::Interrupted) => RunStatus::Interrupted,
+        Some(_) => RunStatus::Failed,
+    }
+}
+
 /// Writes the stack's own row of the run history.
 #[allow(clippy::too_many_arguments)]
 fn record(
@@ -231,7 +230,6 @@ fn record(
     started: Instant,
     status: RunStatus,
     error: Option<&Error>,
-    source: Option<String>,
 ) -> Result<()> {
     let ms = started.elapsed().as_millis() as u64;
     let sum = |f: fn(&crate::repo::point::SourceRecord) -> u64| {
@@ -239,7 +237,7 @@ fn record(
     };
     catalog.add_run(&RunRecord {
         stack: stack.name.clone(),
-        source,
+        source: None,
         started: now,
         ended: now + chrono::Duration::milliseconds(ms as i64),
         status,

@@ -26,7 +26,7 @@ impl App {
         let stacks = self.stacks()?;
         let jobs = self.jobs(&stacks)?;
         let (repo, mut catalog) = self.open()?;
-        let due = self.due_now(&catalog, &stacks, &jobs)?;
+        let due = self.due_now(&catalog, &stacks, &jobs, self.now)?;
         let mut worst: Option<Error> = None;
         for (job, slot) in due {
             if self.interrupt.load(Ordering::SeqCst) {
@@ -69,6 +69,7 @@ impl App {
         catalog: &Catalog,
         stacks: &[Stack],
         jobs: &'a [Job],
+        now: chrono::DateTime<Utc>,
     ) -> Result<Vec<(&'a Job, chrono::DateTime<Utc>)>> {
         let mut histories = Vec::new();
         for j in jobs {
@@ -83,7 +84,7 @@ impl App {
                 .expect("job of the list");
             histories[i]
         };
-        Ok(schedule::due_jobs(jobs, history, self.now))
+        Ok(schedule::due_jobs(jobs, history, now))
     }
 
     /// `daemon`: runs jobs as they come due (at most `max` at once, one per stack), on
@@ -121,9 +122,7 @@ impl App {
                 let now = Utc::now();
                 catalog.refresh(&repo)?;
                 let jobs = self.jobs(&stacks)?;
-                let mut app_now = self.with_now(now);
-                app_now.json = false;
-                for (job, _slot) in app_now.due_now(&catalog, &stacks, &jobs)? {
+                for (job, _slot) in self.due_now(&catalog, &stacks, &jobs, now)? {
                     if running.len() >= max || running.contains(&job.stack) {
                         continue;
                     }
@@ -193,18 +192,6 @@ impl App {
 
     fn catalog_path(&self, repo: &Repo) -> std::path::PathBuf {
         self.settings.catalog_path(&repo.config.id)
-    }
-
-    fn with_now(&self, now: chrono::DateTime<Utc>) -> App {
-        App {
-            settings: self.settings.clone(),
-            json: self.json,
-            quiet: self.quiet,
-            metrics_file: self.metrics_file.clone(),
-            now,
-            interrupt: self.interrupt.clone(),
-            rt: self.rt.clone(),
-        }
     }
 
     /// `schedule list`.
