@@ -15,6 +15,11 @@
 //! now) are marked only once the store says they are older than the grace period.
 //! Index files that list deleted packs are rewritten before the packs go, so an index
 //! never names a missing pack. Prunes exclude each other with a lock object in `locks/`.
+//!
+//! Everything rests on the grace period outlasting every backup, so it is never shorter
+//! than twice the longest backup the snapshots record. And an unindexed pack marked while
+//! a backup was still writing it is spared if that backup indexes it before the mark
+//! ripens: it is judged again, with a fresh mark, once the backup has committed.
 
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
@@ -35,6 +40,8 @@ use crate::restore::TreeReader;
 const STALE_LOCK: Duration = Duration::hours(6);
 /// Repacked blobs go into packs of about this size.
 const REPACK_PACK_BYTES: usize = 16 << 20;
+/// The grace period is at least this many times the longest recorded backup.
+const GRACE_OVER_LONGEST_BACKUP: u32 = 2;
 /// The snapshot list may shrink to half of what this host last saw before prune
 /// suspects a wrong prefix or a damaged listing.
 const SHRINK_MARGIN: f64 = 0.5;
@@ -77,6 +84,11 @@ pub struct PruneReport {
     pub packs_waiting: usize,
     /// Index files rewritten without deleted packs.
     pub index_files_rewritten: usize,
+    /// The grace period applied, in seconds: the one asked for, or twice the longest
+    /// recorded backup when that is longer.
+    pub grace_secs: f64,
+    /// The longest backup the snapshots record, in seconds.
+    pub longest_backup_secs: f64,
 }
 
 impl PruneReport {
@@ -85,7 +97,7 @@ impl PruneReport {
         format!(
             "{}{} snapshot(s) kept, {} pack(s) in the store\n\
              marked {} pack(s) for deletion, repacked {} pack(s) ({} blobs)\n\
-             deleted {} pack(s) ({}), rewrote {} index file(s); {} marked pack(s) wait for the grace period\n",
+             deleted {} pack(s) ({}), rewrote {} index file(s); {} marked pack(s) wait for the grace period ({:.0}s)\n",
             if self.dry_run { "dry run: " } else { "" },
             self.snapshots,
             self.packs,
@@ -96,6 +108,7 @@ impl PruneReport {
             crate::app::human_bytes(self.bytes_deleted),
             self.index_files_rewritten,
             self.packs_waiting,
+            self.grace_secs,
         )
     }
 }
@@ -212,6 +225,16 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, opts: &PruneOptions) -> Result<Pr
         }
     }
     let used = used_blobs(repo, catalog)?;
+    // A backup that reused a blob of a pack marked after it started must commit before
+    // the mark ripens: the grace period must outlast every backup.
+    let longest_ms = catalog
+        .snapshots(None)?
+        .iter()
+        .map(|s| s.snapshot.summary.duration_ms)
+        .max()
+        .unwrap_or(0);
+    let floor = std::time::Duration::from_millis(longest_ms) * GRACE_OVER_LONGEST_BACKUP;
+    let grace = opts.grace.to_std().unwrap_or_default().max(floor);
 
     // Everything the store and the index files say, read now.
     let mut packs: HashMap<PackId, PackInfo> = HashMap::new();
@@ -255,9 +278,15 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, opts: &PruneOptions) -> Result<Pr
         let age = modified
             .and_then(|m| now.duration_since(m).ok())
             .unwrap_or_default();
-        let ripe = age >= opts.grace.to_std().unwrap_or_default();
+        let ripe = age >= grace;
         let mark = repo.read_mark(key)?;
         for p in mark.packs {
+            let claimed =
+                mark.unindexed.contains(&p) && packs.get(&p).is_some_and(|i| i.indexed.is_some());
+            if ripe && claimed {
+                // Left unmarked: if still unneeded, it is marked again below.
+                continue;
+            }
             let e = marked.entry(p).or_insert(false);
             *e |= ripe;
         }
@@ -282,7 +311,6 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, opts: &PruneOptions) -> Result<Pr
             }
         }
     }
-    let grace = opts.grace.to_std().unwrap_or_default();
     let old_enough = |i: &PackInfo| {
         i.modified
             .and_then(|m| now.duration_since(m).ok())
@@ -292,6 +320,8 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, opts: &PruneOptions) -> Result<Pr
         dry_run: opts.dry_run,
         snapshots,
         packs: packs.len(),
+        grace_secs: grace.as_secs_f64(),
+        longest_backup_secs: longest_ms as f64 / 1000.0,
         ..Default::default()
     };
     let mut dead: HashSet<PackId> = HashSet::new();
@@ -339,16 +369,35 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, opts: &PruneOptions) -> Result<Pr
 
     // 1. Repack: live blobs into new packs, indexed, before the old packs are marked.
     if !repack.is_empty() {
-        report.blobs_repacked = repack_packs(repo, &packs, &repack, &used)?;
+        // A needed blob that a pack staying in service also holds (two hosts uploaded it
+        // at once) is not copied: the copy would be a dead duplicate the next prune
+        // repacks again, and so on without end.
+        let repacking: HashSet<PackId> = repack.iter().copied().collect();
+        let mut kept: HashSet<BlobId> = HashSet::new();
+        for (id, info) in &order {
+            if marked.contains_key(*id) || repacking.contains(*id) || dead.contains(*id) {
+                continue;
+            }
+            let blobs = &info.indexed.as_ref().expect("filtered").blobs;
+            kept.extend(blobs.iter().map(|b| b.id).filter(|b| used.contains(b)));
+        }
+        let copy: HashSet<BlobId> = used.difference(&kept).copied().collect();
+        report.blobs_repacked = repack_packs(repo, &packs, &repack, &copy)?;
         to_mark.extend(repack.iter().copied());
     }
     // 2. Mark what is newly unneeded.
     if !to_mark.is_empty() {
         to_mark.sort();
         report.packs_marked = to_mark.len();
+        let unindexed = to_mark
+            .iter()
+            .filter(|id| packs.get(*id).is_some_and(|i| i.indexed.is_none()))
+            .copied()
+            .collect();
         repo.write_mark(&Mark {
             packs: to_mark,
             hostname: opts.hostname.clone(),
+            unindexed,
         })?;
     }
     // 3. Delete: index files first (rewritten without the deleted packs), then packs.
@@ -382,12 +431,13 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, opts: &PruneOptions) -> Result<Pr
     Ok(report)
 }
 
-/// Copies the needed blobs of `ids` into new packs and indexes them; returns the count.
+/// Copies the blobs of `ids` that are in `copy` into new packs and indexes them; returns
+/// the count.
 fn repack_packs(
     repo: &Repo,
     packs: &HashMap<PackId, PackInfo>,
     ids: &[PackId],
-    used: &HashSet<BlobId>,
+    copy: &HashSet<BlobId>,
 ) -> Result<usize> {
     let mut copied = 0;
     let mut done: HashSet<BlobId> = HashSet::new();
@@ -414,7 +464,7 @@ fn repack_packs(
             let bytes = repo.block_on(repo.backend.get(&pack::pack_key(kind, id)))?;
             let key = repo.pack_key(id, &ix.wrapped_key)?;
             for b in &ix.blobs {
-                if !used.contains(&b.id) || !done.insert(b.id) {
+                if !copy.contains(&b.id) || !done.insert(b.id) {
                     continue;
                 }
                 let sealed = bytes
@@ -441,4 +491,78 @@ fn repack_packs(
         repo.write_index(&new_packs)?;
     }
     Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::backend::{Backend, BackendOptions};
+    use crate::store::file::FileStore;
+    use std::sync::Arc;
+
+    /// Sets a store object's time (the local store's clock is the file's mtime).
+    fn age(root: &std::path::Path, key: &str, secs: u64) {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(root.join(key))
+            .unwrap();
+        f.set_modified(SystemTime::now() - std::time::Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    /// A backup's upload that a prune marked as unindexed garbage, then indexed by that
+    /// backup before the mark ripened, is not deleted with the mark: it is marked afresh.
+    #[test]
+    fn a_pack_indexed_after_its_mark_is_spared_and_marked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let store = FileStore::new(&root);
+        store.create_root().unwrap();
+        let rt = Arc::new(tokio::runtime::Runtime::new().unwrap());
+        let backend = Backend::new(Arc::new(store), BackendOptions::default());
+        let repo = Repo::init(backend, &dir.path().join("key"), rt, chrono::Utc::now(), 3).unwrap();
+        let mut catalog = Catalog::open(&dir.path().join("catalog.db"), &repo.config.id).unwrap();
+        let opts = PruneOptions {
+            dry_run: false,
+            grace: Duration::seconds(60),
+            repack_threshold: 0.25,
+            force: true,
+            hostname: "test".into(),
+        };
+
+        // A backup in flight has uploaded a pack and not yet indexed it.
+        let mut w = PackWriter::new(BlobKind::Data, &repo.keys.recipients, 1 << 10);
+        w.add(BlobId([7; 32]), pack::Compression::None, 5, b"hello");
+        let f = w.finish();
+        repo.block_on(repo.backend.put(&f.key(), f.bytes.clone()))
+            .unwrap();
+        age(&root, &f.key(), 3600);
+        let r = run(&repo, &mut catalog, &opts).unwrap();
+        assert_eq!((r.packs_marked, r.packs_deleted), (1, 0));
+        let marks = repo.list_marks().unwrap();
+        assert_eq!(repo.read_mark(&marks[0].0).unwrap().unindexed, vec![f.id]);
+
+        // The backup indexes it; by the next prune the mark is ripe.
+        repo.write_index(&[IndexedPack {
+            id: f.id,
+            kind: f.kind,
+            size: f.bytes.len() as u64,
+            wrapped_key: f.wrapped_key.clone(),
+            blobs: f.entries.clone(),
+        }])
+        .unwrap();
+        age(&root, &marks[0].0, 3600);
+        let r = run(&repo, &mut catalog, &opts).unwrap();
+        assert_eq!((r.packs_deleted, r.packs_marked), (0, 1), "{r:?}");
+        assert!(repo.block_on(repo.backend.stat(&f.key())).is_ok());
+        let marks = repo.list_marks().unwrap();
+        assert_eq!(marks.len(), 1, "the ripe mark is gone, a fresh one made");
+        assert!(repo.read_mark(&marks[0].0).unwrap().unindexed.is_empty());
+
+        // Still unneeded once that mark ripens: deleted, index first.
+        age(&root, &marks[0].0, 3600);
+        let r = run(&repo, &mut catalog, &opts).unwrap();
+        assert_eq!((r.packs_deleted, r.index_files_rewritten), (1, 1), "{r:?}");
+        assert!(repo.block_on(repo.backend.stat(&f.key())).is_err());
+    }
 }

@@ -292,6 +292,13 @@ impl Catalog {
     /// and forgets those that disappeared.
     pub fn refresh(&mut self, repo: &Repo) -> Result<RefreshStats> {
         let mut stats = RefreshStats::default();
+        // Manifests before the index: a backup writes its index files, then its snapshot,
+        // then its recovery point, so listing them in the reverse order never finds a
+        // manifest whose data no index listed yet.
+        if repo.keys.identity.is_some() {
+            stats.points = self.refresh_points(repo)?;
+            stats.snapshots = self.refresh_snapshots(repo)?;
+        }
         let in_store: HashSet<IndexId> = repo.list_index()?.into_iter().collect();
         let known: HashSet<IndexId> = self.index_ids()?;
         if !known.is_subset(&in_store) {
@@ -322,10 +329,6 @@ impl Catalog {
         }
         let _ = self.conn.pragma_update(None, "cache_size", -1024);
         self.refresh_marks(repo)?;
-        if repo.keys.identity.is_some() {
-            stats.snapshots = self.refresh_snapshots(repo)?;
-            stats.points = self.refresh_points(repo)?;
-        }
         Ok(stats)
     }
 
@@ -392,41 +395,40 @@ impl Catalog {
     }
 
     fn refresh_snapshots(&mut self, repo: &Repo) -> Result<usize> {
-        let in_store: HashSet<SnapshotId> = repo.list_snapshot_ids()?.into_iter().collect();
-        let known: HashSet<SnapshotId> = self
-            .sync_manifest_ids("snapshots", "snapshot_id", in_store.iter().map(|i| i.0))?
-            .into_iter()
-            .map(SnapshotId)
-            .collect();
-        let new: Vec<SnapshotId> = in_store.difference(&known).copied().collect();
-        for batch in new.chunks(64) {
-            let loaded = repo.block_on(futures::future::try_join_all(
-                batch.iter().map(|id| repo.read_snapshot(*id)),
-            ))?;
-            for (id, snap) in batch.iter().zip(loaded) {
-                self.add_snapshot(*id, &snap)?;
-            }
+        let listed = repo.list_snapshot_ids()?;
+        let new = self.new_manifests("snapshots", "snapshot_id", &listed, |i| i.0)?;
+        let loaded = load_manifests(repo, &new, |id| repo.read_snapshot(id))?;
+        for (id, snap) in &loaded {
+            self.add_snapshot(*id, snap)?;
         }
-        Ok(new.len())
+        Ok(loaded.len())
     }
 
     fn refresh_points(&mut self, repo: &Repo) -> Result<usize> {
-        let in_store: HashSet<PointId> = repo.list_point_ids()?.into_iter().collect();
-        let known: HashSet<PointId> = self
-            .sync_manifest_ids("points", "point_id", in_store.iter().map(|i| i.0))?
-            .into_iter()
-            .map(PointId)
-            .collect();
-        let new: Vec<PointId> = in_store.difference(&known).copied().collect();
-        for batch in new.chunks(64) {
-            let loaded = repo.block_on(futures::future::try_join_all(
-                batch.iter().map(|id| repo.read_point(*id)),
-            ))?;
-            for (id, point) in batch.iter().zip(loaded) {
-                self.add_point(*id, &point)?;
-            }
+        let listed = repo.list_point_ids()?;
+        let new = self.new_manifests("points", "point_id", &listed, |i| i.0)?;
+        let loaded = load_manifests(repo, &new, |id| repo.read_point(id))?;
+        for (id, point) in &loaded {
+            self.add_point(*id, point)?;
         }
-        Ok(new.len())
+        Ok(loaded.len())
+    }
+
+    /// Of the manifests listed in the store, those the catalog does not hold yet; forgets
+    /// those no longer listed.
+    fn new_manifests<I: Copy>(
+        &self,
+        table: &str,
+        column: &str,
+        listed: &[I],
+        raw: impl Fn(&I) -> [u8; 32],
+    ) -> Result<Vec<I>> {
+        let known = self.sync_manifest_ids(table, column, listed.iter().map(&raw))?;
+        Ok(listed
+            .iter()
+            .filter(|i| !known.contains(&raw(i)))
+            .copied()
+            .collect())
     }
 
     /// Forgets the manifests of `table` that are no longer in the store; returns the IDs
@@ -937,4 +939,28 @@ fn insert_pack(tx: &Connection, p: &IndexedPack, index: Option<&IndexId>) -> rus
         ])?;
     }
     Ok(())
+}
+
+/// Reads manifests in parallel batches (the backend bounds the requests in flight). One
+/// deleted between the listing and the read (a concurrent forget) is skipped.
+fn load_manifests<I: Copy, T, F>(
+    repo: &Repo,
+    ids: &[I],
+    read: impl Fn(I) -> F,
+) -> Result<Vec<(I, T)>>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    let mut out = Vec::with_capacity(ids.len());
+    for batch in ids.chunks(64) {
+        let loaded = repo.block_on(futures::future::join_all(batch.iter().map(|id| read(*id))));
+        for (id, r) in batch.iter().zip(loaded) {
+            match r {
+                Ok(m) => out.push((*id, m)),
+                Err(e) if crate::store::backend::is_not_found(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(out)
 }

@@ -41,6 +41,11 @@ pub struct Mark {
     pub packs: Vec<PackId>,
     /// Who marked them.
     pub hostname: String,
+    /// Those of `packs` that no index listed when marked. One that an index lists by the
+    /// time the mark is ripe was claimed by a backup after the mark (its own upload, not
+    /// yet committed), so this mark no longer dooms it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unindexed: Vec<PackId>,
 }
 
 /// Where a blob is: enough to fetch it with one range GET and open it.
