@@ -92,6 +92,9 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Delete data no snapshot references, safely while other hosts back up
     Prune(PruneArgs),
+    /// Restore a stack into scratch containers and directories, check it, and time it
+    /// against its RPO and RTO
+    Drill(DrillArgs),
     /// Verify the repository's structure, and optionally its data
     Check(CheckArgs),
     /// Manage the local catalog
@@ -196,6 +199,30 @@ pub struct ForgetArgs {
     /// Show what would be kept and removed, and why; remove nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `drctl drill`.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The drill to run (a `[drill.NAME]` of the restore-drills directory)
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub name: Option<String>,
+    /// Run every configured drill
+    #[arg(long)]
+    pub all: bool,
+    /// Restore the newest recovery point at or before this time instead of the newest
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Leave the scratch containers, network and directories in place
+    #[arg(long)]
+    pub keep: bool,
+    /// Write the results as JUnit XML to this file
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `drctl prune`.

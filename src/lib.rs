@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod docs;
+pub mod drill;
 pub mod error;
 pub mod forget;
 pub mod fsmeta;

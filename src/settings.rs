@@ -30,6 +30,9 @@ pub struct RepoSettings {
     pub data_dir: PathBuf,
     /// The directory of stack files: `schedules/` next to the configuration file.
     pub schedules_dir: PathBuf,
+    /// The directory of drill files: `restore-drills/` next to the configuration file,
+    /// or `drills_dir` in it.
+    pub drills_dir: PathBuf,
     /// The configuration file, when one was named (`--config`, `DRCTL_CONFIG`).
     pub config_path: Option<PathBuf>,
 }
@@ -50,6 +53,8 @@ pub struct RepositoryTable {
 struct ConfigFile {
     #[serde(default)]
     repository: RepositoryTable,
+    /// Where drill definitions are; default `restore-drills/` next to the file.
+    drills_dir: Option<PathBuf>,
 }
 
 /// The user's data directory for drctl: `$XDG_DATA_HOME/drctl` or `~/.local/share/drctl`.
@@ -71,11 +76,11 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-fn read_config(path: &Path, explicit: bool) -> Result<RepositoryTable> {
+fn read_config(path: &Path, explicit: bool) -> Result<ConfigFile> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-            return Ok(RepositoryTable::default())
+            return Ok(ConfigFile::default())
         }
         Err(e) => return Err(Error::Config(format!("{}: {e}", path.display()))),
     };
@@ -83,7 +88,7 @@ fn read_config(path: &Path, explicit: bool) -> Result<RepositoryTable> {
         let (line, col) = e.span().map_or((1, 1), |s| line_col(&text, s.start));
         Error::Config(format!("{}:{line}:{col}: {}", path.display(), e.message()))
     })?;
-    Ok(file.repository)
+    Ok(file)
 }
 
 /// Resolves the settings. Flags and environment are already merged by clap (flags win).
@@ -92,7 +97,11 @@ pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
         Some(p) => (p.clone(), true),
         None => (PathBuf::from(DEFAULT_CONFIG), false),
     };
-    let file = read_config(&config_path, explicit)?;
+    let ConfigFile {
+        repository: file,
+        drills_dir,
+    } = read_config(&config_path, explicit)?;
+    let beside = |name: &str| config_path.parent().unwrap_or(Path::new("/")).join(name);
     let data_dir = data_dir();
     let url = g
         .repo
@@ -111,10 +120,8 @@ pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
             .unwrap_or_else(|| data_dir.join("drctl.key")),
         catalog: g.catalog.clone().or(file.catalog),
         data_dir,
-        schedules_dir: config_path
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .join("schedules"),
+        schedules_dir: beside("schedules"),
+        drills_dir: drills_dir.unwrap_or_else(|| beside("restore-drills")),
         config_path: explicit.then(|| config_path.clone()),
     })
 }

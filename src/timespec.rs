@@ -62,9 +62,41 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(Duration::seconds(n.checked_mul(secs)?))
 }
 
+/// Writes a duration the way `parse_duration` reads it, in its largest whole unit
+/// (`15m`, `2h`, `1d`), or in seconds with a fraction below a minute (`4.2s`).
+pub fn format_duration(d: &Duration) -> String {
+    let ms = d.num_milliseconds();
+    if ms.abs() < 60_000 {
+        if ms % 1000 == 0 {
+            return format!("{}s", ms / 1000);
+        }
+        return format!("{:.1}s", ms as f64 / 1000.0);
+    }
+    let secs = d.num_seconds();
+    for (unit, n) in [("d", 86400), ("h", 3600), ("m", 60)] {
+        if secs % n == 0 {
+            return format!("{}{unit}", secs / n);
+        }
+    }
+    if secs >= 3600 {
+        return format!("{}h{}m", secs / 3600, secs % 3600 / 60);
+    }
+    format!("{}m{}s", secs / 60, secs % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_print_as_they_parse() {
+        for s in ["15m", "2h", "1d", "30s", "0s"] {
+            assert_eq!(format_duration(&parse_duration(s).unwrap()), s);
+        }
+        assert_eq!(format_duration(&Duration::milliseconds(4200)), "4.2s");
+        assert_eq!(format_duration(&Duration::seconds(3725)), "1h2m");
+        assert_eq!(format_duration(&Duration::seconds(125)), "2m5s");
+    }
 
     #[test]
     fn forms() {

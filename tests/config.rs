@@ -51,10 +51,17 @@ fn every_shipped_stack_file_parses() {
     )
     .unwrap();
     std::os::unix::fs::symlink(&dir, etc.path().join("schedules")).unwrap();
+    let drills_dir = dir.with_file_name("restore-drills");
+    let drills = drctl::drill::config::load_drills(&drills_dir, &stacks).unwrap();
+    assert!(drills
+        .iter()
+        .any(|d| d.name == "seller1-prod" && d.checks.len() >= 4));
+    std::os::unix::fs::symlink(&drills_dir, etc.path().join("restore-drills")).unwrap();
     let o = run_with_config(etc.path());
     assert_ok(&o);
     assert!(
-        text(&o.stdout).contains(&format!("{} stack(s)", stacks.len())),
+        text(&o.stdout).contains(&format!("{} stack(s)", stacks.len()))
+            && text(&o.stdout).contains(&format!("{} drill(s)", drills.len())),
         "{}",
         text(&o.stdout)
     );

@@ -1,5 +1,6 @@
 //! The commands: settings in, library calls, output for people or for `--json`.
 
+mod drill;
 mod unattended;
 
 use std::io::Write;
@@ -66,6 +67,11 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
         interrupt,
         rt: Arc::new(rt),
     };
+    // Scratch resources of a drill that a killed drctl left behind go first.
+    let rt = app.rt.clone();
+    for r in crate::drill::scratch::sweep(&app.settings.data_dir, || Docker::connect(rt).ok()) {
+        eprintln!("note: removed {r}, left by a killed drill");
+    }
     match cli.command {
         Command::Init(a) => app.init(a.compression),
         Command::Backup(a) => match a.stack {
@@ -91,6 +97,7 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
         Command::Status(a) => app.status(a.check),
         Command::Forget(a) => app.forget(a.stack.as_deref(), a.dry_run),
         Command::Prune(a) => app.prune(&a),
+        Command::Drill(a) => app.drill(&a),
         Command::Check(a) => app.check(a.read_data.as_deref()),
         Command::Catalog(CatalogCommand::Rebuild) => app.catalog_rebuild(),
         Command::Config(ConfigCommand::Check) => app.config_check(),
@@ -511,6 +518,7 @@ impl App {
         } else {
             Vec::new()
         };
+        let drills = crate::drill::config::load_drills(&self.settings.drills_dir, &stacks)?;
         if self.json {
             let v: Vec<_> = stacks
                 .iter()
@@ -519,9 +527,23 @@ impl App {
                            "schedule": s.def.schedule.as_ref().map(|x| x.get_ref())})
                 })
                 .collect();
-            return print_json(&json!({"schedules_dir": dir, "stacks": v}));
+            let d: Vec<_> = drills
+                .iter()
+                .map(|d| json!({"drill": d.name, "stack": d.stack, "checks": d.checks.len(), "file": d.file}))
+                .collect();
+            return print_json(&json!({"schedules_dir": dir, "stacks": v,
+                                      "drills_dir": self.settings.drills_dir, "drills": d}));
         }
         let mut text = String::new();
+        for d in &drills {
+            text.push_str(&format!(
+                "drill {:<14} {:>2} check(s)   {:<16} {}\n",
+                d.name,
+                d.checks.len(),
+                d.stack,
+                d.file.display()
+            ));
+        }
         for s in &stacks {
             text.push_str(&format!(
                 "{:<20} {:>2} source(s)  {:<16} {}\n",
@@ -535,9 +557,11 @@ impl App {
             ));
         }
         text.push_str(&format!(
-            "configuration is valid: {} stack(s) in {}\n",
+            "configuration is valid: {} stack(s) in {}, {} drill(s) in {}\n",
             stacks.len(),
-            dir.display()
+            dir.display(),
+            drills.len(),
+            self.settings.drills_dir.display()
         ));
         out(&text)
     }

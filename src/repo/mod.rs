@@ -329,6 +329,27 @@ impl Repo {
             .map(SnapshotId)
     }
 
+    /// Stores a drill's result under `drills/`, encrypted like every manifest.
+    pub fn write_drill(&self, result: &crate::drill::DrillResult) -> Result<[u8; 32]> {
+        self.write_manifest(|h| format!("drills/{}", hex::encode(h)), result)
+    }
+
+    /// Every drill result in the store, oldest first.
+    pub fn drills(&self) -> Result<Vec<crate::drill::DrillResult>> {
+        let ids = self.list_manifests("drills/")?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let key = format!("drills/{}", hex::encode(id));
+            out.push(self.block_on(self.read_manifest(
+                &key,
+                &id,
+                format!("drill result {}", &key[7..15]),
+            ))?);
+        }
+        out.sort_by_key(|r: &crate::drill::DrillResult| r.started);
+        Ok(out)
+    }
+
     /// Names of all recovery point manifests.
     pub fn list_point_ids(&self) -> Result<Vec<PointId>> {
         Ok(self

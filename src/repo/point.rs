@@ -76,6 +76,13 @@ pub struct SourceRecord {
     /// The image's digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
+    /// The container's entrypoint and command at backup time, so that a drill starts
+    /// its scratch server the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entrypoint: Vec<String>,
+    /// See `entrypoint`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
     /// The server's version as it reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_version: Option<String>,
@@ -117,6 +124,8 @@ impl SourceRecord {
             container: None,
             image: None,
             image_digest: None,
+            entrypoint: Vec::new(),
+            command: Vec::new(),
             server_version: None,
             tool_versions: BTreeMap::new(),
             databases: Vec::new(),

@@ -49,6 +49,10 @@ pub struct ContainerInfo {
     pub image_digest: String,
     /// The container's environment.
     pub env: BTreeMap<String, String>,
+    /// Its entrypoint and command as configured (the image's defaults unless overridden).
+    pub entrypoint: Vec<String>,
+    /// See `entrypoint`.
+    pub cmd: Vec<String>,
 }
 
 impl ContainerInfo {
@@ -116,7 +120,7 @@ impl Tail {
     }
 }
 
-fn api_error(what: &str, e: bollard::errors::Error) -> Error {
+pub(crate) fn api_error(what: &str, e: bollard::errors::Error) -> Error {
     Error::Failed(format!("{what}: {}", docker_message(&e)))
 }
 
@@ -128,7 +132,7 @@ fn docker_message(e: &bollard::errors::Error) -> String {
     }
 }
 
-fn is_not_found(e: &bollard::errors::Error) -> bool {
+pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
         bollard::errors::Error::DockerResponseServerError {
@@ -205,6 +209,8 @@ impl Docker {
             image,
             image_digest,
             env,
+            entrypoint: config.entrypoint.unwrap_or_default(),
+            cmd: config.cmd.unwrap_or_default(),
         })
     }
 
@@ -518,6 +524,12 @@ impl Docker {
     }
 
     /// The runtime, for callers that bridge their own streams.
+    /// The API client, for the calls this module does not wrap.
+    pub fn client(&self) -> &bollard::Docker {
+        &self.client
+    }
+
+    /// The tokio runtime its calls run on.
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.rt
     }

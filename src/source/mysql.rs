@@ -91,6 +91,43 @@ fn query(
     docker.run_ok(container, &[client, "-u", user, "-N", "-B", "-e", sql], env)
 }
 
+/// The first column of the first row of `sql` in `db`, as root with the container's
+/// own credentials (a drill's scratch server); the server's error text when it fails.
+pub fn scalar(docker: &Docker, container: &str, db: &str, sql: &str) -> Result<String> {
+    let info = docker.running_container(container)?;
+    let (user, env) = credentials(None, &info)?;
+    let tools = tools(docker, container)?;
+    let out = docker.run_ok(
+        container,
+        &[&tools.client, "-u", &user, "-N", "-B", "-D", db, "-e", sql],
+        &env,
+    )?;
+    Ok(out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split('\t')
+        .next()
+        .unwrap_or("")
+        .to_string())
+}
+
+/// Whether the server answers on TCP (an image's init phase runs without networking).
+pub fn ready(docker: &Docker, container: &str) -> bool {
+    let Ok(info) = docker.running_container(container) else {
+        return false;
+    };
+    let Ok((user, env)) = credentials(None, &info) else {
+        return false;
+    };
+    let probe = format!(
+        "for t in mariadb-admin mysqladmin; do command -v $t >/dev/null && exec $t ping -h 127.0.0.1 -u '{user}' --silent; done; exit 1"
+    );
+    docker
+        .run(container, &["sh", "-c", &probe], &env, None)
+        .is_ok_and(|o| o.exit_code == Some(0))
+}
+
 /// `'text'` as an SQL string literal.
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
@@ -108,6 +145,8 @@ pub fn backup(docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Resul
     rec.container = Some(info.name.clone());
     rec.image = Some(info.image.clone());
     rec.image_digest = Some(info.image_digest.clone());
+    rec.entrypoint = info.entrypoint.clone();
+    rec.command = info.cmd.clone();
     let tools = tools(docker, container)?;
     let (user, env) = credentials(Some(def), &info)?;
     rec.server_version = Some(query(
@@ -264,16 +303,31 @@ pub fn restore(
     let mut warnings = Vec::new();
     if files.files.contains_key(USERS_FILE) {
         // Accounts that exist are kept as they are (`CREATE USER IF NOT EXISTS`); `--force`
-        // lets the rest load when one grant names something missing.
-        let out = files.feed(
-            docker,
+        // lets the rest load when one grant names something missing. The statements for
+        // the account this restore connects as are left out: their `GRANT ... IDENTIFIED
+        // BY PASSWORD` would set the target's password to the source's and lock the rest
+        // of the restore (and a drill's checks) out. The file is small: grants only.
+        let mut sql = Vec::new();
+        files.stream(USERS_FILE, |b| {
+            sql.extend_from_slice(b);
+            Ok(())
+        })?;
+        let own = format!("`{user}`@");
+        let kept: String = String::from_utf8_lossy(&sql)
+            .lines()
+            .filter(|l| !l.contains(&own))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let out = docker.run(
             container,
-            USERS_FILE,
             &[&tools.client, "-u", &user, "--force"],
             &env,
+            Some(kept.as_bytes()),
         );
-        if let Err(e) = out {
-            warnings.push(format!("accounts: {e}"));
+        match out {
+            Ok(o) if o.exit_code == Some(0) => {}
+            Ok(o) => warnings.push(format!("accounts: {}", o.stderr.trim())),
+            Err(e) => warnings.push(format!("accounts: {e}")),
         }
     }
     for db in &rec.databases {

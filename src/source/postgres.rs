@@ -103,6 +103,35 @@ fn psql_multi(
     docker.run_ok(container, &cmd, env)
 }
 
+/// The first column of the first row of `sql` in `db`, with the container's own
+/// credentials (a drill's scratch server); the server's error text when it fails.
+pub fn scalar(docker: &Docker, container: &str, db: &str, sql: &str) -> Result<String> {
+    let info = docker.running_container(container)?;
+    let (_, env) = credentials(None, &info)?;
+    let out = psql(docker, container, &env, db, sql)?;
+    Ok(out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split('|')
+        .next()
+        .unwrap_or("")
+        .to_string())
+}
+
+/// Whether the server accepts TCP connections (an image's init phase listens on its
+/// socket only, so this waits for the real server).
+pub fn ready(docker: &Docker, container: &str) -> bool {
+    docker
+        .run(
+            container,
+            &["pg_isready", "-q", "-h", "127.0.0.1"],
+            &[],
+            None,
+        )
+        .is_ok_and(|o| o.exit_code == Some(0))
+}
+
 /// Checks the server and plans one dump per database plus the globals.
 pub fn backup(docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
     let container = container_of(def)?;
@@ -110,6 +139,8 @@ pub fn backup(docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Resul
     rec.container = Some(info.name.clone());
     rec.image = Some(info.image.clone());
     rec.image_digest = Some(info.image_digest.clone());
+    rec.entrypoint = info.entrypoint.clone();
+    rec.command = info.cmd.clone();
     let (_, env) = credentials(Some(def), &info)?;
     // The probes run at once: each exec costs a few round trips to the daemon.
     let (probe, version) = std::thread::scope(|s| {

@@ -91,6 +91,34 @@ fn config_get(
         .ok_or_else(|| Error::Failed(format!("redis-cli CONFIG GET {key}: {}", out.trim())))
 }
 
+/// Keys in all databases, with the container's own credentials (a drill's scratch
+/// server).
+pub fn key_count(docker: &Docker, container: &str) -> Result<u64> {
+    let cinfo = docker.running_container(container)?;
+    let env = credentials(None, &cinfo)?;
+    Ok(info(docker, container, None, &env, "keyspace")?
+        .values()
+        .filter_map(|v| {
+            v.split(',')
+                .next()?
+                .strip_prefix("keys=")?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum())
+}
+
+/// Whether the server answers PING (and has loaded its data).
+pub fn ready(docker: &Docker, container: &str) -> bool {
+    let Ok(cinfo) = docker.running_container(container) else {
+        return false;
+    };
+    let Ok(env) = credentials(None, &cinfo) else {
+        return false;
+    };
+    cli(docker, container, None, &env, &["PING"]).is_ok_and(|o| o.contains("PONG"))
+}
+
 /// Saves a fresh RDB and plans to stream it.
 pub fn backup(docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
     let container = container_of(def)?;
@@ -98,6 +126,8 @@ pub fn backup(docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Resul
     rec.container = Some(cinfo.name.clone());
     rec.image = Some(cinfo.image.clone());
     rec.image_digest = Some(cinfo.image_digest.clone());
+    rec.entrypoint = cinfo.entrypoint.clone();
+    rec.command = cinfo.cmd.clone();
     let env = credentials(Some(def), &cinfo)?;
     let user = def.user.as_deref();
     let server = info(docker, container, user, &env, "server")?;

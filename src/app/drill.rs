@@ -1,0 +1,176 @@
+//! `drctl drill`: runs drills, prints their phases, checks and verdicts, stores the
+//! results in the repository and writes JUnit XML.
+
+use serde_json::json;
+
+use super::{hostname, out, print_json, App};
+use crate::cli::DrillArgs;
+use crate::drill::{self, config::Drill, DrillRequest, DrillResult, Verdict};
+use crate::error::{Error, Result};
+use crate::source::docker::Docker;
+use crate::timespec::parse_time;
+
+impl App {
+    fn drills(&self) -> Result<(Vec<crate::config::Stack>, Vec<Drill>)> {
+        let stacks = self.stacks()?;
+        let drills = drill::config::load_drills(&self.settings.drills_dir, &stacks)?;
+        Ok((stacks, drills))
+    }
+
+    /// `drill NAME|--all`.
+    pub(super) fn drill(&self, a: &DrillArgs) -> Result<()> {
+        let (stacks, drills) = self.drills()?;
+        let chosen: Vec<&Drill> = match &a.name {
+            Some(n) => vec![drills.iter().find(|d| &d.name == n).ok_or_else(|| {
+                Error::Usage(format!(
+                    "no drill {n:?} in {}",
+                    self.settings.drills_dir.display()
+                ))
+            })?],
+            None => drills.iter().collect(),
+        };
+        if chosen.is_empty() {
+            return Err(Error::Usage(format!(
+                "no drills are defined in {}",
+                self.settings.drills_dir.display()
+            )));
+        }
+        let at =
+            a.at.as_deref()
+                .map(|t| parse_time(t, self.now))
+                .transpose()?;
+        let (repo, mut catalog) = self.open()?;
+        catalog.refresh(&repo)?;
+        let needs_docker = chosen.iter().any(|d| {
+            stacks.iter().any(|s| {
+                s.name == d.stack
+                    && s.def
+                        .source
+                        .iter()
+                        .any(|x| x.kind != crate::config::SourceKind::Volume)
+            })
+        });
+        let docker = if needs_docker {
+            Some(Docker::connect(self.rt.clone())?)
+        } else {
+            None
+        };
+        let progress = |verb: &'static str| self.progress(verb);
+        let mut results: Vec<DrillResult> = Vec::new();
+        for d in chosen {
+            let stack = self.find_stack(&stacks, &d.stack)?;
+            if !self.quiet && !self.json {
+                eprintln!(
+                    "drill {}: restoring stack {} into scratch resources",
+                    d.name, d.stack
+                );
+            }
+            let r = drill::run(
+                &repo,
+                &catalog,
+                docker.clone(),
+                &DrillRequest {
+                    drill: d,
+                    stack,
+                    at,
+                    now: self.now,
+                    hostname: hostname(),
+                    data_dir: &self.settings.data_dir,
+                    keep: a.keep,
+                    interrupt: self.interrupt.clone(),
+                    progress: &progress,
+                },
+            )?;
+            if let Err(e) = repo.write_drill(&r) {
+                eprintln!(
+                    "warning: drill {}: the result could not be stored: {e}",
+                    d.name
+                );
+            }
+            if !self.json {
+                out(&describe(&r))?;
+            }
+            results.push(r);
+        }
+        if let Some(path) = &a.junit {
+            std::fs::write(path, drill::junit::render(&results))
+                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        }
+        if self.json {
+            print_json(&json!(results))?;
+        }
+        let failed: Vec<&str> = results
+            .iter()
+            .filter(|r| r.verdict == Verdict::Fail)
+            .map(|r| r.drill.as_str())
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Failed(format!("drill FAIL: {}", failed.join(", "))))
+        }
+    }
+}
+
+/// The summary table of one drill.
+fn describe(r: &DrillResult) -> String {
+    let mut t = format!(
+        "\ndrill {} (stack {}): {}\n",
+        r.drill,
+        r.stack,
+        if r.verdict == Verdict::Pass {
+            "PASS"
+        } else {
+            "FAIL"
+        }
+    );
+    if let Some(pt) = r.point_time {
+        t.push_str(&format!(
+            "  recovery point   {} ({} old)\n",
+            pt.format("%Y-%m-%d %H:%M:%S UTC"),
+            r.point_age_secs
+                .map_or("-".into(), |a| crate::timespec::format_duration(
+                    &chrono::Duration::milliseconds((a * 1000.0) as i64)
+                ))
+        ));
+    }
+    for p in &r.phases {
+        t.push_str(&format!("  {:<24} {:>8.1}s\n", p.name, p.seconds));
+    }
+    for s in &r.sources {
+        t.push_str(&format!(
+            "  source {:<17} {:>8.1}s  {}{}\n",
+            s.name,
+            s.seconds,
+            super::human_bytes(s.bytes),
+            s.error
+                .as_ref()
+                .map_or(String::new(), |e| format!("  FAILED: {e}"))
+        ));
+    }
+    for c in &r.checks {
+        t.push_str(&format!(
+            "  [{}] {}{}\n",
+            if c.passed { "pass" } else { "FAIL" },
+            c.name,
+            match (&c.value, &c.error) {
+                (_, Some(e)) => format!(": {e}"),
+                (Some(v), None) => format!(": {v}"),
+                (None, None) => String::new(),
+            }
+        ));
+    }
+    let target = |t: Option<f64>| t.map_or("no target".into(), |s| format!("target {s:.0}s"));
+    t.push_str(&format!(
+        "  RTO measured {:.1}s ({})\n",
+        r.rto_secs,
+        target(r.rto_target_secs)
+    ));
+    for reason in &r.reasons {
+        t.push_str(&format!("  reason: {reason}\n"));
+    }
+    for w in &r.warnings {
+        t.push_str(&format!("  warning: {w}\n"));
+    }
+    t
+}

@@ -1,0 +1,550 @@
+//! Restore drills: the newest (or a chosen) recovery point of a stack restored into
+//! scratch resources, checked, and timed against the stack's RPO and RTO.
+//!
+//! A drill never touches the stack's own containers, networks, volumes or paths: database
+//! sources load into throwaway servers ([`scratch`]) and volumes into scratch directories,
+//! and the containers a volume source stops at backup time are left alone. The result
+//! (phases, checks, verdict) is stored in the repository under `drills/`, encrypted like
+//! everything else, so the history survives the host.
+
+pub mod config;
+pub mod junit;
+pub mod scratch;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::config::{SourceKind, Stack};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::repo::Repo;
+use crate::source::docker::Docker;
+use crate::source::{mysql, postgres, redis, Target};
+use crate::stack::{self, Step};
+use crate::timespec::format_duration;
+use config::{Check, CheckKind, Drill};
+use scratch::Scratch;
+
+/// PASS or FAIL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    /// Every check passed and both targets were met.
+    Pass,
+    /// Something did not hold; `reasons` says what.
+    Fail,
+}
+
+/// A timed phase.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Phase {
+    /// `start scratch servers`, `database load`, `volume write`, `checks`.
+    pub name: String,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// One source as the drill restored it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceResult {
+    /// Source name.
+    pub name: String,
+    /// Its kind.
+    pub kind: SourceKind,
+    /// The recovery point it came from and that point's time.
+    pub point: Option<String>,
+    /// See `point`.
+    pub point_time: Option<DateTime<Utc>>,
+    /// The scratch server's image, for databases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Bytes loaded or written.
+    pub bytes: u64,
+    /// Seconds its restore took.
+    pub seconds: f64,
+    /// Why it could not be restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// The check as written (`db: SELECT count(*) FROM t >= 1000`).
+    pub name: String,
+    /// The source it looks at.
+    pub source: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// What was found (a query's value, a file count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Why it failed, in the database's own words when it errored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+/// Everything a drill found; stored in the repository under `drills/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillResult {
+    /// The drill's name.
+    pub drill: String,
+    /// The stack drilled.
+    pub stack: String,
+    /// When it started (the clock drctl was given).
+    pub started: DateTime<Utc>,
+    /// The host that ran it.
+    pub hostname: String,
+    /// The oldest of the restored sources' points: what the stack would be back to.
+    pub point_time: Option<DateTime<Utc>>,
+    /// Per source.
+    pub sources: Vec<SourceResult>,
+    /// Timed phases, in order.
+    pub phases: Vec<Phase>,
+    /// Checks, in the order written.
+    pub checks: Vec<CheckResult>,
+    /// Measured RTO: start to all checks done.
+    pub rto_secs: f64,
+    /// The RTO target, if any.
+    pub rto_target_secs: Option<f64>,
+    /// Age of the restored point at the drill's start (or at `--at`).
+    pub point_age_secs: Option<f64>,
+    /// The RPO target, if any.
+    pub rpo_target_secs: Option<f64>,
+    /// PASS or FAIL.
+    pub verdict: Verdict,
+    /// Each reason for a FAIL.
+    pub reasons: Vec<String>,
+    /// Things the operator should know.
+    pub warnings: Vec<String>,
+    /// The drctl that ran it.
+    pub drctl_version: String,
+}
+
+/// What a drill needs besides the repository.
+pub struct DrillRequest<'a> {
+    /// The drill.
+    pub drill: &'a Drill,
+    /// Its stack's configuration.
+    pub stack: &'a Stack,
+    /// Restore the newest point at or before this time instead of the newest.
+    pub at: Option<DateTime<Utc>>,
+    /// The clock.
+    pub now: DateTime<Utc>,
+    /// This host's name.
+    pub hostname: String,
+    /// Where scratch directories go.
+    pub data_dir: &'a Path,
+    /// Leave the scratch resources in place.
+    pub keep: bool,
+    /// Set by SIGINT/SIGTERM.
+    pub interrupt: Arc<AtomicBool>,
+    /// Progress displays on a terminal.
+    pub progress: &'a dyn Fn(&'static str) -> Progress,
+}
+
+/// Runs a drill. An error means the drill could not run at all (no point, no Docker,
+/// interrupted); a restore or check that fails is a FAIL in the result.
+pub fn run(
+    repo: &Repo,
+    catalog: &Catalog,
+    docker: Option<Docker>,
+    req: &DrillRequest<'_>,
+) -> Result<DrillResult> {
+    let t0 = Instant::now();
+    let drill = req.drill;
+    let stack_def = &req.stack.def;
+    let rto_target = drill.rto.or_else(|| {
+        stack_def
+            .rto
+            .as_ref()
+            .and_then(|d| crate::timespec::parse_duration(d.get_ref()))
+    });
+    let rpo_target = drill.rpo.or_else(|| {
+        stack_def
+            .rpo
+            .as_ref()
+            .and_then(|d| crate::timespec::parse_duration(d.get_ref()))
+    });
+    let points = catalog.points(&drill.stack)?;
+    let names = stack::known_sources(&points, Some(req.stack));
+    let picked = stack::plan(&points, &names, req.at);
+    if picked.iter().all(|(_, f)| f.is_none()) {
+        return Err(Error::Failed(format!(
+            "stack {} has no complete backup{} to drill",
+            drill.stack,
+            req.at
+                .map_or(String::new(), |t| format!(" at or before {t}"))
+        )));
+    }
+    let run_id = format!(
+        "{}-{}",
+        req.now.format("%Y%m%dT%H%M%S"),
+        hex::encode(rand::random::<[u8; 3]>())
+    );
+    let mut scratch = Scratch::new(req.data_dir, &run_id, docker.clone())?;
+    scratch.keep = req.keep;
+    let mut result = DrillResult {
+        drill: drill.name.clone(),
+        stack: drill.stack.clone(),
+        started: req.now,
+        hostname: req.hostname.clone(),
+        point_time: None,
+        sources: Vec::new(),
+        phases: Vec::new(),
+        checks: Vec::new(),
+        rto_secs: 0.0,
+        rto_target_secs: rto_target.map(|d| d.num_milliseconds() as f64 / 1000.0),
+        point_age_secs: None,
+        rpo_target_secs: rpo_target.map(|d| d.num_milliseconds() as f64 / 1000.0),
+        verdict: Verdict::Fail,
+        reasons: Vec::new(),
+        warnings: Vec::new(),
+        drctl_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let interrupted = || req.interrupt.load(Ordering::SeqCst);
+    let snapshots = catalog.snapshots(Some(&drill.stack))?;
+
+    // Databases first: start every scratch server, then load them.
+    let mut servers: BTreeMap<String, scratch::ScratchServer> = BTreeMap::new();
+    let t = Instant::now();
+    for (name, found) in &picked {
+        let Some((_, rec)) = found else { continue };
+        if rec.kind == SourceKind::Volume {
+            continue;
+        }
+        match scratch.server(rec) {
+            Ok(mut s) => {
+                result.warnings.append(&mut s.warnings);
+                servers.insert(name.clone(), s);
+            }
+            Err(e) => result.reasons.push(format!("{name}: {e}")),
+        }
+        if interrupted() {
+            return Err(Error::Interrupted);
+        }
+    }
+    result.phases.push(Phase {
+        name: "start scratch servers".into(),
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    for (phase, volumes) in [("database load", false), ("volume write", true)] {
+        let t = Instant::now();
+        for (name, found) in &picked {
+            let Some((point, rec)) = found else {
+                if volumes {
+                    result
+                        .reasons
+                        .push(format!("{name}: no complete backup to restore"));
+                }
+                continue;
+            };
+            if (rec.kind == SourceKind::Volume) != volumes {
+                continue;
+            }
+            let mut src = SourceResult {
+                name: name.clone(),
+                kind: rec.kind,
+                point: Some(point.id.to_hex()),
+                point_time: Some(point.point.time),
+                image: None,
+                bytes: 0,
+                seconds: 0.0,
+                error: None,
+            };
+            let target = if volumes {
+                scratch.directory(name).map(Some)
+            } else {
+                Ok(None)
+            };
+            let restored = target.and_then(|dir| {
+                let container = match &dir {
+                    Some(_) => String::new(),
+                    None => {
+                        let s = servers.get(name).ok_or_else(|| {
+                            Error::Failed("its scratch server did not start".into())
+                        })?;
+                        src.image = Some(s.image.clone());
+                        s.name.clone()
+                    }
+                };
+                let snap_id = rec.snapshot.expect("ok records have a snapshot");
+                let snapshot = snapshots
+                    .iter()
+                    .find(|s| s.id == snap_id)
+                    .cloned()
+                    .ok_or_else(|| {
+                        Error::Damage(format!("snapshot {} is missing", snap_id.short()))
+                    })?;
+                // The stack's own containers are never stopped or paused by a drill.
+                let mut rec = rec.clone();
+                rec.stop.clear();
+                rec.pause.clear();
+                let step = Step {
+                    rec,
+                    point: point.clone(),
+                    snapshot,
+                    target: Target {
+                        container,
+                        dir,
+                        force: false,
+                        def: None,
+                    },
+                };
+                let progress = (req.progress)("restoring");
+                stack::restore_step(
+                    repo,
+                    catalog,
+                    docker.as_ref(),
+                    &step,
+                    &req.interrupt,
+                    &progress,
+                )
+            });
+            if interrupted() {
+                return Err(Error::Interrupted);
+            }
+            match restored {
+                Ok(r) => {
+                    src.bytes = r.bytes;
+                    src.seconds = r.seconds;
+                    result.warnings.extend(r.warnings);
+                }
+                Err(e) => {
+                    result.reasons.push(format!("{name}: restore failed: {e}"));
+                    src.error = Some(e.to_string());
+                }
+            }
+            result.point_time = match result.point_time {
+                Some(t) if t <= point.point.time => Some(t),
+                _ => Some(point.point.time),
+            };
+            result.sources.push(src);
+        }
+        result.phases.push(Phase {
+            name: phase.into(),
+            seconds: t.elapsed().as_secs_f64(),
+        });
+    }
+
+    let t = Instant::now();
+    for check in &drill.checks {
+        let c0 = Instant::now();
+        let src = result.sources.iter().find(|s| s.name == check.source);
+        let outcome = match src {
+            Some(s) if s.error.is_none() => evaluate(
+                check,
+                s.kind,
+                docker.as_ref(),
+                servers.get(&check.source).map(|s| &s.name),
+                &scratch,
+                s.point_time,
+                picked
+                    .iter()
+                    .find(|(n, _)| *n == check.source)
+                    .and_then(|(_, f)| f.as_ref())
+                    .and_then(|(_, r)| r.databases.first().cloned()),
+            ),
+            _ => Err(format!("source {} was not restored", check.source)),
+        };
+        let (passed, value, error) = match outcome {
+            Ok((true, v)) => (true, Some(v), None),
+            Ok((false, v)) => (false, Some(v.clone()), Some(format!("found {v}"))),
+            Err(e) => (false, None, Some(e)),
+        };
+        if !passed {
+            result.reasons.push(format!(
+                "check failed: {}: {}",
+                check.name(),
+                error.clone().unwrap_or_default()
+            ));
+        }
+        result.checks.push(CheckResult {
+            name: check.name(),
+            source: check.source.clone(),
+            passed,
+            value,
+            error,
+            seconds: c0.elapsed().as_secs_f64(),
+        });
+        if interrupted() {
+            return Err(Error::Interrupted);
+        }
+    }
+    result.phases.push(Phase {
+        name: "checks".into(),
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    let rto = chrono::Duration::milliseconds(t0.elapsed().as_millis() as i64);
+    result.rto_secs = rto.num_milliseconds() as f64 / 1000.0;
+    if let Some(target) = rto_target {
+        if rto > target {
+            result.reasons.push(format!(
+                "RTO missed: the restore took {}, the target is {}",
+                format_duration(&rto),
+                format_duration(&target)
+            ));
+        }
+    }
+    if let Some(pt) = result.point_time {
+        let age = req.at.unwrap_or(req.now) - pt;
+        result.point_age_secs = Some(age.num_milliseconds() as f64 / 1000.0);
+        if let Some(target) = rpo_target {
+            if age > target {
+                result.reasons.push(format!(
+                    "RPO missed: the newest recovery point ({}) was {} old, the target is {}",
+                    pt.format("%Y-%m-%d %H:%M:%S UTC"),
+                    format_duration(&age),
+                    format_duration(&target)
+                ));
+            }
+        }
+    }
+    result.verdict = if result.reasons.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    for e in scratch.remove() {
+        result.warnings.push(format!("cleanup: {e}"));
+    }
+    Ok(result)
+}
+
+/// Runs one check; `Ok((passed, value))`, or the error that kept it from running.
+fn evaluate(
+    check: &Check,
+    kind: SourceKind,
+    docker: Option<&Docker>,
+    container: Option<&String>,
+    scratch: &Scratch,
+    point_time: Option<DateTime<Utc>>,
+    first_db: Option<String>,
+) -> std::result::Result<(bool, String), String> {
+    let server = || -> std::result::Result<(&Docker, &String), String> {
+        Ok((
+            docker.ok_or("the Docker daemon is needed")?,
+            container.ok_or("no scratch server")?,
+        ))
+    };
+    let query = |sql: &str, database: &Option<String>| -> std::result::Result<String, String> {
+        let (d, c) = server()?;
+        let db = database
+            .clone()
+            .or_else(|| first_db.clone())
+            .ok_or("the source recorded no database; set database")?;
+        let out = match kind {
+            SourceKind::Postgres => postgres::scalar(d, c, &db, sql),
+            _ => mysql::scalar(d, c, &db, sql),
+        };
+        out.map_err(|e| e.to_string())
+    };
+    match &check.kind {
+        CheckKind::Sql {
+            sql,
+            database,
+            expect,
+        } => {
+            let v = query(sql, database)?;
+            Ok((expect.holds(&v), v.trim().to_string()))
+        }
+        CheckKind::Fresh {
+            sql,
+            database,
+            within,
+        } => {
+            let v = query(sql, database)?;
+            let newest = parse_timestamp(&v).ok_or_else(|| format!("{v:?} is not a timestamp"))?;
+            let at = point_time.ok_or("no recovery point time")?;
+            let age = at - newest;
+            Ok((
+                age <= *within,
+                format!("{} ({} before the point)", v.trim(), format_duration(&age)),
+            ))
+        }
+        CheckKind::Path { path, min_files } => {
+            let dir = scratch.dir.join("volumes").join(&check.source).join(path);
+            if !dir.exists() {
+                return Err(format!("{path} is not in the restored volume"));
+            }
+            let n = count_files(&dir);
+            Ok((n >= *min_files, format!("{n} file(s)")))
+        }
+        CheckKind::RedisKeys { expect } => {
+            let (d, c) = server()?;
+            let n = redis::key_count(d, c).map_err(|e| e.to_string())?;
+            Ok((expect.holds(&n.to_string()), n.to_string()))
+        }
+    }
+}
+
+/// Reads the timestamps databases print: `2026-11-20 03:15:00[.123][+00[:00]]`, or with
+/// a `T`; without a zone it is UTC.
+fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(&s.replace(' ', "T")) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, f) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc());
+        }
+        if let Ok(d) = chrono::NaiveDate::parse_from_str(s, f) {
+            return Some(d.and_hms_opt(0, 0, 0)?.and_utc());
+        }
+    }
+    None
+}
+
+/// Regular files under a directory, recursively (symlinks not followed).
+fn count_files(dir: &Path) -> u64 {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => n += 1,
+                _ => {}
+            }
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_timestamps_parse() {
+        let want = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 20, 3, 15, 0).unwrap();
+        for s in [
+            "2026-11-20 03:15:00",
+            "2026-11-20 03:15:00+00",
+            "2026-11-20 06:15:00+03",
+            "2026-11-20 03:15:00.000000",
+            "2026-11-20T03:15:00Z",
+        ] {
+            assert_eq!(parse_timestamp(s), Some(want), "{s}");
+        }
+        assert_eq!(parse_timestamp("soon"), None);
+    }
+}

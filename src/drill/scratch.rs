@@ -1,0 +1,373 @@
+//! A drill's scratch resources: one Docker network with no route out, throwaway database
+//! servers on it (no published ports, throwaway credentials), and directories.
+//!
+//! Every container and network carries the label [`LABEL`] with the drill's run ID, and
+//! every directory lives under `<data dir>/drill-scratch/<run ID>/`. That directory is
+//! made first and records the owning process, so a drctl killed mid-drill leaves a trace
+//! that the next drctl command finds cheaply ([`sweep`]) before it asks Docker for what
+//! carries the label.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
+    StartContainerOptions,
+};
+
+use crate::config::SourceKind;
+use crate::error::{Error, Result};
+use crate::repo::point::SourceRecord;
+use crate::source::docker::{api_error, is_not_found, Docker};
+use crate::source::{mysql, postgres, redis};
+
+/// The label on every scratch container and network; its value is the run ID.
+pub const LABEL: &str = "io.drctl.drill";
+/// How long a scratch server may take to accept connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+/// The file in a run's scratch directory naming the process that owns it.
+const OWNER_FILE: &str = "owner";
+
+/// The scratch directory root of a data directory.
+pub fn root(data_dir: &Path) -> PathBuf {
+    data_dir.join("drill-scratch")
+}
+
+/// A started scratch database server.
+pub struct ScratchServer {
+    /// Container name.
+    pub name: String,
+    /// Image reference it runs.
+    pub image: String,
+    /// Things the operator should know (an image found only by its tag).
+    pub warnings: Vec<String>,
+}
+
+/// The scratch resources of one drill run; removed on drop unless kept.
+pub struct Scratch {
+    docker: Option<Docker>,
+    /// The run's ID (the label's value).
+    pub run_id: String,
+    /// `<data dir>/drill-scratch/<run ID>`.
+    pub dir: PathBuf,
+    network: Option<String>,
+    containers: Vec<String>,
+    /// Leave everything in place (`--keep`).
+    pub keep: bool,
+}
+
+impl Scratch {
+    /// Claims a run directory (recording this process) before anything else is made.
+    pub fn new(data_dir: &Path, run_id: &str, docker: Option<Docker>) -> Result<Scratch> {
+        let dir = root(data_dir).join(run_id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        std::fs::write(dir.join(OWNER_FILE), std::process::id().to_string())
+            .map_err(|e| Error::io(format!("writing {}", dir.display()), e))?;
+        Ok(Scratch {
+            docker,
+            run_id: run_id.to_string(),
+            dir,
+            network: None,
+            containers: Vec::new(),
+            keep: false,
+        })
+    }
+
+    fn docker(&self) -> Result<&Docker> {
+        self.docker
+            .as_ref()
+            .ok_or_else(|| Error::Environment("the Docker daemon is needed".into()))
+    }
+
+    fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([(LABEL.to_string(), self.run_id.clone())])
+    }
+
+    /// A directory for a volume source.
+    pub fn directory(&self, source: &str) -> Result<PathBuf> {
+        let d = self.dir.join("volumes").join(source);
+        std::fs::create_dir_all(&d)
+            .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+        Ok(d)
+    }
+
+    /// The run's network: internal, so its containers reach nothing and nothing them.
+    fn network(&mut self) -> Result<String> {
+        if let Some(n) = &self.network {
+            return Ok(n.clone());
+        }
+        let name = format!("drctl-drill-{}", self.run_id);
+        let docker = self.docker()?.clone();
+        docker
+            .runtime()
+            .block_on(docker.client().create_network(NetworkCreateRequest {
+                name: name.clone(),
+                internal: Some(true),
+                labels: Some(self.labels()),
+                ..Default::default()
+            }))
+            .map_err(|e| api_error(&format!("creating network {name}"), e))?;
+        self.network = Some(name.clone());
+        Ok(name)
+    }
+
+    /// Starts a server like the one a source was backed up from: the same image (by
+    /// digest when the store still has it), entrypoint and command, with throwaway
+    /// credentials, and waits until it accepts connections.
+    pub fn server(&mut self, rec: &SourceRecord) -> Result<ScratchServer> {
+        let network = self.network()?;
+        let docker = self.docker()?.clone();
+        let (image, warnings) = resolve_image(&docker, rec)?;
+        let name = format!("drctl-drill-{}-{}", self.run_id, rec.name);
+        let password = hex::encode(rand::random::<[u8; 16]>());
+        let env: Vec<String> = match rec.kind {
+            SourceKind::Postgres => vec![format!("POSTGRES_PASSWORD={password}")],
+            SourceKind::Mysql => vec![
+                format!("MARIADB_ROOT_PASSWORD={password}"),
+                format!("MYSQL_ROOT_PASSWORD={password}"),
+            ],
+            SourceKind::Redis => vec![format!("REDIS_PASSWORD={password}")],
+            SourceKind::Volume => unreachable!("volumes restore into directories"),
+        };
+        let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        let body = ContainerCreateBody {
+            image: Some(image.clone()),
+            env: Some(env),
+            entrypoint: non_empty(&rec.entrypoint),
+            cmd: non_empty(&rec.command),
+            labels: Some(self.labels()),
+            host_config: Some(HostConfig {
+                network_mode: Some(network),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let rt = docker.runtime().clone();
+        rt.block_on(docker.client().create_container(
+            Some(CreateContainerOptions {
+                name: Some(name.clone()),
+                ..Default::default()
+            }),
+            body,
+        ))
+        .map_err(|e| api_error(&format!("creating scratch container {name}"), e))?;
+        self.containers.push(name.clone());
+        rt.block_on(
+            docker
+                .client()
+                .start_container(&name, None::<StartContainerOptions>),
+        )
+        .map_err(|e| api_error(&format!("starting scratch container {name}"), e))?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let ready = match rec.kind {
+                SourceKind::Postgres => postgres::ready(&docker, &name),
+                SourceKind::Mysql => mysql::ready(&docker, &name),
+                SourceKind::Redis => redis::ready(&docker, &name),
+                SourceKind::Volume => true,
+            };
+            if ready {
+                break;
+            }
+            let info = docker.container(&name)?;
+            if info.status != "running" || Instant::now() > deadline {
+                return Err(Error::Failed(format!(
+                    "scratch server {name} ({image}) did not start: {}",
+                    if info.status == "running" {
+                        format!("not ready after {}s", READY_TIMEOUT.as_secs())
+                    } else {
+                        format!("it is {}", info.status)
+                    }
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Ok(ScratchServer {
+            name,
+            image,
+            warnings,
+        })
+    }
+
+    /// Removes everything now (unless kept); errors are collected, not fatal.
+    pub fn remove(&mut self) -> Vec<String> {
+        if self.keep {
+            return Vec::new();
+        }
+        let mut errors = Vec::new();
+        if let Some(docker) = &self.docker {
+            for c in self.containers.drain(..) {
+                if let Err(e) = remove_container(docker, &c) {
+                    errors.push(e.to_string());
+                }
+            }
+            if let Some(n) = self.network.take() {
+                if let Err(e) = remove_network(docker, &n) {
+                    errors.push(e.to_string());
+                }
+            }
+        }
+        if self.dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+                errors.push(format!("removing {}: {e}", self.dir.display()));
+            }
+        }
+        errors
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for e in self.remove() {
+            eprintln!("warning: drill cleanup: {e}");
+        }
+    }
+}
+
+/// The image to start: the recorded digest when the daemon has it, else the recorded
+/// name (with a warning when its digest has changed since the backup).
+fn resolve_image(docker: &Docker, rec: &SourceRecord) -> Result<(String, Vec<String>)> {
+    let name = rec.image.clone().unwrap_or_default();
+    let digest = rec.image_digest.clone().unwrap_or_default();
+    let repo = name
+        .rsplit_once(':')
+        .filter(|(_, tag)| !tag.contains('/'))
+        .map_or(name.as_str(), |(r, _)| r);
+    let mut candidates = Vec::new();
+    if !digest.is_empty() {
+        candidates.push(digest.clone());
+        if !repo.is_empty() {
+            candidates.push(format!("{repo}@{digest}"));
+        }
+    }
+    for c in &candidates {
+        if image_exists(docker, c) {
+            return Ok((c.clone(), Vec::new()));
+        }
+    }
+    if !name.is_empty() && image_exists(docker, &name) {
+        let warning = (!digest.is_empty()).then(|| {
+            format!(
+                "{}: image {digest} recorded at backup time is gone; using {name} as it is now",
+                rec.name
+            )
+        });
+        return Ok((name, warning.into_iter().collect()));
+    }
+    Err(Error::Failed(format!(
+        "{}: neither the recorded image {digest} nor {name} is on this Docker host; pull it first",
+        rec.name
+    )))
+}
+
+fn image_exists(docker: &Docker, reference: &str) -> bool {
+    docker
+        .runtime()
+        .block_on(docker.client().inspect_image(reference))
+        .is_ok()
+}
+
+fn remove_container(docker: &Docker, name: &str) -> Result<()> {
+    match docker.runtime().block_on(docker.client().remove_container(
+        name,
+        Some(RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        }),
+    )) {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(api_error(&format!("removing scratch container {name}"), e)),
+    }
+}
+
+fn remove_network(docker: &Docker, name: &str) -> Result<()> {
+    match docker
+        .runtime()
+        .block_on(docker.client().remove_network(name))
+    {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(api_error(&format!("removing scratch network {name}"), e)),
+    }
+}
+
+/// Whether a process is alive.
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+}
+
+/// Removes what killed drills left: run directories whose owner is dead, and the
+/// containers and networks labelled with their run IDs. Cheap when nothing is left:
+/// Docker is asked only when such a directory exists. Returns what it removed.
+pub fn sweep(data_dir: &Path, docker: impl FnOnce() -> Option<Docker>) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(root(data_dir)) else {
+        return Vec::new();
+    };
+    let mut dead = Vec::new();
+    for e in entries.flatten() {
+        let owner = std::fs::read_to_string(e.path().join(OWNER_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        if !owner.is_some_and(alive) {
+            dead.push((e.file_name().to_string_lossy().into_owned(), e.path()));
+        }
+    }
+    if dead.is_empty() {
+        return Vec::new();
+    }
+    let mut removed = Vec::new();
+    let docker = docker();
+    for (run_id, path) in dead {
+        if let Some(d) = &docker {
+            let filter = || {
+                Some(HashMap::from([(
+                    "label".to_string(),
+                    vec![format!("{LABEL}={run_id}")],
+                )]))
+            };
+            let containers = d
+                .runtime()
+                .block_on(d.client().list_containers(Some(ListContainersOptions {
+                    all: true,
+                    filters: filter(),
+                    ..Default::default()
+                })))
+                .unwrap_or_default();
+            for c in containers {
+                if let Some(name) = c.names.and_then(|n| n.into_iter().next()) {
+                    let name = name.trim_start_matches('/').to_string();
+                    if remove_container(d, &name).is_ok() {
+                        removed.push(format!("container {name}"));
+                    }
+                }
+            }
+            let networks = d
+                .runtime()
+                .block_on(
+                    d.client()
+                        .list_networks(Some(ListNetworksOptions { filters: filter() })),
+                )
+                .unwrap_or_default();
+            for n in networks {
+                if let Some(name) = n.name {
+                    if remove_network(d, &name).is_ok() {
+                        removed.push(format!("network {name}"));
+                    }
+                }
+            }
+        } else {
+            // Without Docker the directory stays, so that a later command retries.
+            continue;
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
+            removed.push(format!("directory {}", path.display()));
+        }
+    }
+    removed
+}

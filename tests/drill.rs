@@ -1,0 +1,263 @@
+//! Restore drills through the real binary against real containers: a full stack drilled
+//! to PASS without touching the stack, then the same backup failing on RTO, on checks
+//! that cannot hold or do not run, and a JUnit file a parser reads.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use common::docker::{self, skip, Container};
+use common::{assert_fails, assert_ok, text, unique, Env, Kind};
+
+/// Everything that identifies a container's life: ID and start time.
+fn identity(c: &Container) -> String {
+    let o = Command::new("docker")
+        .args(["inspect", "-f", "{{.Id}} {{.State.StartedAt}}", &c.name])
+        .output()
+        .unwrap();
+    text(&o.stdout).trim().to_string()
+}
+
+/// What carries the drill label: containers and networks.
+fn labelled() -> String {
+    let mut out = String::new();
+    for what in [
+        &["ps", "-a", "-q", "--filter", "label=io.drctl.drill"][..],
+        &["network", "ls", "-q", "--filter", "label=io.drctl.drill"][..],
+    ] {
+        let o = Command::new("docker").args(what).output().unwrap();
+        out.push_str(text(&o.stdout).trim());
+    }
+    out
+}
+
+fn tree_sums(dir: &Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                let data = std::fs::read(e.path()).unwrap();
+                let sum = data
+                    .iter()
+                    .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(*b as u64));
+                out.insert(e.path().display().to_string(), sum);
+            }
+        }
+    }
+    out
+}
+
+/// The stack's own state, which a drill must leave exactly as it was.
+fn stack_state(pg: &Container, maria: &Container, cache: &Container, files: &Path) -> String {
+    format!(
+        "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{:?}",
+        identity(pg),
+        identity(maria),
+        identity(cache),
+        pg.psql(
+            "pg-pw",
+            "shop",
+            "SELECT count(*) || ' ' || sum(abalance) || ' ' || sum(hashtext(filler)::bigint) FROM pgbench_accounts"
+        ),
+        maria.mariadb_sql("maria-pw", "CHECKSUM TABLE crm.contacts"),
+        cache.redis_cli("redis-pw", &["DBSIZE"]),
+        cache.redis_cli("redis-pw", &["GET", "session:1"]),
+        tree_sums(files)
+    )
+}
+
+#[test]
+fn a_full_stack_drill_passes_untouched_then_fails_on_rto_and_bad_checks() {
+    if skip() {
+        return;
+    }
+    // The stack: PostgreSQL with a million rows, MariaDB, Redis and a volume.
+    let pg = docker::postgres(&unique("drctl-t-dpg"), "pg-pw");
+    pg.psql("pg-pw", "postgres", "CREATE DATABASE shop");
+    pg.exec_ok(
+        &[("PGPASSWORD", "pg-pw")],
+        &[
+            "/usr/lib/postgresql/15/bin/pgbench",
+            "-q",
+            "-i",
+            "-s",
+            "10",
+            "-U",
+            "postgres",
+            "-h",
+            "/var/run/postgresql",
+            "shop",
+        ],
+    );
+    let maria = docker::mariadb(&unique("drctl-t-dmaria"), "maria-pw");
+    maria.mariadb_sql(
+        "maria-pw",
+        "CREATE DATABASE crm; CREATE TABLE crm.contacts (id INT PRIMARY KEY, name TEXT); \
+         INSERT INTO crm.contacts VALUES (1, 'ann'), (2, 'bob'), (3, 'cy')",
+    );
+    let cache = docker::redis(&unique("drctl-t-dredis"), "redis-pw");
+    cache.redis_cli("redis-pw", &["SET", "session:1", "alive"]);
+    let env = Env::init(Kind::Local).unwrap();
+    let files = env.path("files");
+    std::fs::create_dir_all(files.join("uploads")).unwrap();
+    for i in 0..12 {
+        std::fs::write(files.join(format!("uploads/{i}.jpg")), format!("image {i}")).unwrap();
+    }
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(
+        env.path("schedules/shop.toml"),
+        format!(
+            "[stack.shop]\nrpo = \"1h\"\nrto = \"30m\"\n\
+             [[stack.shop.source]]\nname = \"db\"\nkind = \"postgres\"\ncontainer = \"{}\"\ndatabases = [\"shop\"]\n\
+             [[stack.shop.source]]\nname = \"crm\"\nkind = \"mysql\"\ncontainer = \"{}\"\ndatabases = [\"crm\"]\n\
+             [[stack.shop.source]]\nname = \"cache\"\nkind = \"redis\"\ncontainer = \"{}\"\n\
+             [[stack.shop.source]]\nname = \"files\"\nkind = \"volume\"\npath = \"{}\"\nstop = [\"{}\"]\n",
+            pg.name,
+            maria.name,
+            cache.name,
+            files.display(),
+            cache.name
+        ),
+    )
+    .unwrap();
+    assert_ok(&env.run(&["backup", "shop"]));
+
+    let checks = "\
+        [[drill.shop.check]]\nsource = \"db\"\nsql = \"SELECT count(*) FROM pgbench_accounts\"\nexpect = \">= 1000000\"\n\
+        [[drill.shop.check]]\nsource = \"crm\"\nsql = \"SELECT name FROM contacts WHERE id = 2\"\nexpect = \"bob\"\n\
+        [[drill.shop.check]]\nsource = \"cache\"\nredis_keys = \">= 1\"\n\
+        [[drill.shop.check]]\nsource = \"files\"\npath = \"uploads\"\nmin_files = 12\n";
+    let drills = env.path("restore-drills");
+    std::fs::create_dir_all(&drills).unwrap();
+    std::fs::write(
+        drills.join("shop.toml"),
+        format!("[drill.shop]\nstack = \"shop\"\n{checks}"),
+    )
+    .unwrap();
+    assert_ok(&env.run(&["config", "check"]));
+
+    // 1. PASS, every phase timed and every check evaluated, the stack untouched, nothing left.
+    let before = stack_state(&pg, &maria, &cache, &files);
+    let junit = env.path("drill.xml");
+    let o = env.run(&[
+        "--json",
+        "drill",
+        "shop",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &r[0];
+    assert_eq!(r["verdict"], "PASS", "{r:#}");
+    let phases: Vec<&str> = r["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "start scratch servers",
+            "database load",
+            "volume write",
+            "checks"
+        ]
+    );
+    assert!(r["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["seconds"].as_f64().unwrap() > 0.0));
+    let checks_out = r["checks"].as_array().unwrap();
+    assert_eq!(checks_out.len(), 4);
+    assert!(checks_out.iter().all(|c| c["passed"] == true), "{r:#}");
+    assert_eq!(checks_out[0]["value"], "1000000");
+    assert_eq!(checks_out[3]["value"], "12 file(s)");
+    let rto = r["rto_secs"].as_f64().unwrap();
+    assert!(rto > 0.0 && rto <= 1800.0, "{rto}");
+    assert_eq!(stack_state(&pg, &maria, &cache, &files), before);
+    assert_eq!(labelled(), "", "scratch containers or networks left");
+    let scratch = env.path("xdg/drctl/drill-scratch");
+    assert!(
+        !scratch.exists() || std::fs::read_dir(&scratch).unwrap().next().is_none(),
+        "scratch directories left"
+    );
+    let parsed = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); \
+             print(r.get('tests'), r.get('failures'), len(r.findall('.//testcase')))",
+            junit.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&parsed.stdout).trim(),
+        "6 0 6",
+        "{}",
+        text(&parsed.stderr)
+    );
+
+    // 2. The same drill with an RTO below the measured time: FAIL, exit 1, the RTO named.
+    std::fs::write(
+        drills.join("shop.toml"),
+        format!("[drill.shop]\nstack = \"shop\"\nrto = \"1s\"\n{checks}"),
+    )
+    .unwrap();
+    let o = env.run(&["drill", "shop"]);
+    assert_fails(&o, 1, "drill FAIL: shop");
+    assert!(
+        text(&o.stdout).contains("RTO missed"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    // 3. A check that cannot hold and one whose SQL errors: FAIL, naming each, with the
+    // database's own error.
+    std::fs::write(
+        drills.join("shop.toml"),
+        "[drill.shop]\nstack = \"shop\"\n\
+         [[drill.shop.check]]\nsource = \"db\"\nsql = \"SELECT count(*) FROM pgbench_accounts\"\nexpect = \">= 10000000\"\n\
+         [[drill.shop.check]]\nsource = \"db\"\nsql = \"SELECT count(*) FROM no_such_table\"\nexpect = \">= 1\"\n",
+    )
+    .unwrap();
+    let junit = env.path("fail.xml");
+    let o = env.run(&["drill", "shop", "--junit", junit.to_str().unwrap()]);
+    assert_fails(&o, 1, "drill FAIL: shop");
+    let out = text(&o.stdout);
+    assert!(
+        out.contains(
+            "check failed: db: SELECT count(*) FROM pgbench_accounts >= 10000000: found 1000000"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("check failed: db: SELECT count(*) FROM no_such_table >= 1")
+            && out.contains("relation \"no_such_table\" does not exist"),
+        "{out}"
+    );
+    let parsed = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); \
+             print(r.get('tests'), r.get('failures'), [c.get('name') for c in r.iter('testcase') if c.find('failure') is not None])",
+            junit.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&parsed.stdout).trim(),
+        "4 2 ['db: SELECT count(*) FROM pgbench_accounts >= 10000000', 'db: SELECT count(*) FROM no_such_table >= 1']",
+        "{}",
+        text(&parsed.stderr)
+    );
+    assert_eq!(stack_state(&pg, &maria, &cache, &files), before);
+    assert_eq!(labelled(), "", "scratch containers or networks left");
+}
