@@ -261,3 +261,133 @@ fn a_full_stack_drill_passes_untouched_then_fails_on_rto_and_bad_checks() {
     assert_eq!(stack_state(&pg, &maria, &cache, &files), before);
     assert_eq!(labelled(), "", "scratch containers or networks left");
 }
+
+/// Interrupted and killed drills leave nothing behind; a damaged pack and a stale point
+/// fail the drill with the cause named.
+#[test]
+fn killed_damaged_and_stale_drills_fail_cleanly() {
+    if skip() {
+        return;
+    }
+    let pg = docker::postgres(&unique("drctl-t-dpg2"), "pg-pw");
+    pg.psql(
+        "pg-pw",
+        "postgres",
+        "CREATE TABLE orders AS SELECT g AS id, now() AS created FROM generate_series(1, 1000) g",
+    );
+    let env = Env::init(Kind::Local).unwrap();
+    let files = env.path("files");
+    std::fs::create_dir_all(&files).unwrap();
+    // Large enough that the drill is still writing it when killed.
+    std::fs::write(files.join("big.bin"), common::random_bytes(200 << 20, 5)).unwrap();
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(
+        env.path("schedules/shop.toml"),
+        format!(
+            "[stack.shop]\nrpo = \"1h\"\n\
+             [[stack.shop.source]]\nname = \"db\"\nkind = \"postgres\"\ncontainer = \"{}\"\ndatabases = [\"postgres\"]\n\
+             [[stack.shop.source]]\nname = \"files\"\nkind = \"volume\"\npath = \"{}\"\n",
+            pg.name,
+            files.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(env.path("restore-drills")).unwrap();
+    std::fs::write(
+        env.path("restore-drills/shop.toml"),
+        "[drill.shop]\nstack = \"shop\"\n\
+         [[drill.shop.check]]\nsource = \"db\"\nsql = \"SELECT max(created) FROM orders\"\nfresher_than = \"1h\"\n\
+         [[drill.shop.check]]\nsource = \"files\"\npath = \"big.bin\"\n",
+    )
+    .unwrap();
+    assert_ok(&env.run(&["backup", "shop"]));
+    let scratch = env.path("xdg/drctl/drill-scratch");
+    let scratch_empty =
+        || !scratch.exists() || std::fs::read_dir(&scratch).unwrap().next().is_none();
+
+    // 6. SIGKILL mid-drill (a scratch server exists), then any command: all of it is gone.
+    // SIGINT mid-drill: exit 130, and the drill itself cleans up.
+    for (signal, code) in [(libc::SIGKILL, None), (libc::SIGINT, Some(130))] {
+        let mut child = env.cmd().args(["drill", "shop"]).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while labelled().is_empty() || scratch_empty() {
+            assert!(child.try_wait().unwrap().is_none(), "the drill ended first");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no scratch resource seen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), code, "after signal {signal}");
+        if signal == libc::SIGKILL {
+            assert!(!labelled().is_empty(), "a killed drill cannot clean up");
+            let o = env.run(&["snapshots"]);
+            assert_ok(&o);
+            assert!(
+                text(&o.stderr).contains("left by a killed drill"),
+                "{}",
+                text(&o.stderr)
+            );
+        }
+        assert_eq!(labelled(), "", "after signal {signal}");
+        assert!(scratch_empty(), "after signal {signal}");
+    }
+
+    // 5. Backups stopped for longer than the RPO: the restore works, the drill fails on RPO.
+    let later = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let o = env
+        .cmd()
+        .env("DRCTL_NOW", &later)
+        .args(["--json", "drill", "shop"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &r[0];
+    assert!(
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["passed"] == true),
+        "{r:#}"
+    );
+    assert!(
+        r["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["error"].is_null()),
+        "{r:#}"
+    );
+    let reasons = r["reasons"].to_string();
+    assert!(
+        reasons.contains("RPO missed") && r["reasons"].as_array().unwrap().len() == 1,
+        "{reasons}"
+    );
+    assert!(r["point_age_secs"].as_f64().unwrap() > 7000.0, "{r:#}");
+
+    // 4. A damaged pack: FAIL, naming the pack and the source; nothing left behind.
+    let packs: Vec<(String, u64)> = env
+        .objects()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("data/"))
+        .collect();
+    let (key, _) = packs.iter().max_by_key(|(_, s)| *s).unwrap().clone();
+    let pack_short = key.rsplit('/').next().unwrap()[..8].to_string();
+    let mut bytes = env.get(&key);
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    env.put(&key, bytes);
+    let o = env.run(&["drill", "shop"]);
+    assert_fails(&o, 1, "drill FAIL: shop");
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("reason: files: restore failed") && out.contains(&pack_short),
+        "{out}"
+    );
+    assert_eq!(labelled(), "");
+    assert!(scratch_empty());
+}
