@@ -284,24 +284,59 @@ complete -c drctl -n "__fish_drctl_using_subcommand prune" -l json -d 'Print one
 complete -c drctl -n "__fish_drctl_using_subcommand prune" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand prune" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
 complete -c drctl -n "__fish_drctl_using_subcommand prune" -s h -l help -d 'Print help'
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -l at -d 'Restore the newest recovery point at or before this time instead of the newest' -r
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -l junit -d 'Write the results as JUnit XML to this file' -r -F
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l at -d 'Restore the newest recovery point at or before this time instead of the newest' -r
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l junit -d 'Write the results as JUnit XML to this file' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
 false\t''"
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -l all -d 'Run every configured drill'
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -l keep -d 'Leave the scratch containers, network and directories in place'
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -l json -d 'Print one JSON document on stdout instead of text'
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -s q -l quiet -d 'Print no progress and no summary'
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
-complete -c drctl -n "__fish_drctl_using_subcommand drill" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l all -d 'Run every configured drill'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l keep -d 'Leave the scratch containers, network and directories in place'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -a "history" -d 'Past drills with their measured RTO against the target'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -a "report" -d 'An HTML page of each stack\'s measured RTO over time and its verdicts'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l html -d 'Write the page here instead of to stdout' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l region -d 'S3 region' -r
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+false\t''"
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -s q -l quiet -d 'Print no progress and no summary'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from help" -f -a "history" -d 'Past drills with their measured RTO against the target'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from help" -f -a "report" -d 'An HTML page of each stack\'s measured RTO over time and its verdicts'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c drctl -n "__fish_drctl_using_subcommand check" -l read-data -d 'Also download and verify data: all packs, or PERCENT of them chosen at random' -r
 complete -c drctl -n "__fish_drctl_using_subcommand check" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
 complete -c drctl -n "__fish_drctl_using_subcommand check" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
@@ -434,6 +469,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_su
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run daemon schedule status forget prune drill check catalog config key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from schedule" -f -a "list" -d 'Each job, its expression, last success and next run'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from schedule" -f -a "install" -d 'Install a systemd timer or a crontab entry that runs `drctl run --due` every minute'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from drill" -f -a "history" -d 'Past drills with their measured RTO against the target'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from drill" -f -a "report" -d 'An HTML page of each stack\'s measured RTO over time and its verdicts'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from catalog" -f -a "rebuild" -d 'Recreate the catalog from the repository alone'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "check" -d 'Check drctl.toml and every stack file; errors name file:line:column'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "export" -d 'Write a copy of the key file; --write-only leaves out the identity'

@@ -203,7 +203,11 @@ pub struct ForgetArgs {
 
 /// `drctl drill`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct DrillArgs {
+    /// Past results instead of a new drill
+    #[command(subcommand)]
+    pub command: Option<DrillCommand>,
     /// The drill to run (a `[drill.NAME]` of the restore-drills directory)
     #[arg(
         value_name = "NAME",
@@ -223,6 +227,22 @@ pub struct DrillArgs {
     /// Write the results as JUnit XML to this file
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+}
+
+/// `drctl drill history|report`.
+#[derive(Debug, Subcommand)]
+pub enum DrillCommand {
+    /// Past drills with their measured RTO against the target
+    History {
+        /// Only this drill
+        name: Option<String>,
+    },
+    /// An HTML page of each stack's measured RTO over time and its verdicts
+    Report {
+        /// Write the page here instead of to stdout
+        #[arg(long, value_name = "PATH")]
+        html: Option<PathBuf>,
+    },
 }
 
 /// `drctl prune`.

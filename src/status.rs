@@ -72,6 +72,23 @@ pub struct StackState {
     pub last_run: Option<RunRecord>,
     /// Bytes its backups added to the repository in the last 7 days.
     pub added_last_7d: u64,
+    /// Its newest restore drill, from any host.
+    pub last_drill: Option<DrillSummary>,
+}
+
+/// The facts of a drill that status and metrics show.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillSummary {
+    /// The drill's name.
+    pub drill: String,
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// PASS or FAIL.
+    pub verdict: crate::drill::Verdict,
+    /// Measured RTO in seconds.
+    pub rto_secs: f64,
+    /// The RTO target, if any.
+    pub rto_target_secs: Option<f64>,
 }
 
 /// The whole status document.
@@ -107,6 +124,7 @@ pub fn compute(
     now: DateTime<Utc>,
 ) -> Result<Status> {
     let week_ago = now - Duration::days(7);
+    let drills = catalog.drills(None)?;
     let mut out = Vec::new();
     let mut total_added = 0;
     for stack in stacks {
@@ -172,6 +190,17 @@ pub fn compute(
                 .into_iter()
                 .find(|r| r.source.is_none()),
             added_last_7d: added,
+            last_drill: drills
+                .iter()
+                .rev()
+                .find(|d| d.stack == stack.name)
+                .map(|d| DrillSummary {
+                    drill: d.drill.clone(),
+                    started: d.started,
+                    verdict: d.verdict,
+                    rto_secs: d.rto_secs,
+                    rto_target_secs: d.rto_target_secs,
+                }),
         });
     }
     let (bytes, packs) = catalog.repository_size()?;
@@ -315,6 +344,38 @@ pub fn metrics(status: &Status, catalog: &Catalog) -> Result<String> {
         for (stack, r) in &last {
             let source = r.source.as_deref().unwrap_or("");
             f.sample(&[("stack", stack), ("source", source)], get(r));
+        }
+    }
+    type DrillGet = fn(&DrillSummary) -> f64;
+    let per_drill: [(&str, &str, DrillGet); 3] = [
+        (
+            "drctl_drill_last_timestamp_seconds",
+            "Start of each stack's newest restore drill.",
+            |d| d.started.timestamp_millis() as f64 / 1000.0,
+        ),
+        (
+            "drctl_drill_last_pass",
+            "1 when each stack's newest restore drill passed, else 0.",
+            |d| {
+                if d.verdict == crate::drill::Verdict::Pass {
+                    1.0
+                } else {
+                    0.0
+                }
+            },
+        ),
+        (
+            "drctl_drill_last_rto_seconds",
+            "Measured RTO of each stack's newest restore drill.",
+            |d| d.rto_secs,
+        ),
+    ];
+    for (name, help, get) in per_drill {
+        let mut f = family(&mut o, name, help);
+        for s in &status.stacks {
+            if let Some(d) = &s.last_drill {
+                f.sample(&[("stack", &s.stack), ("drill", &d.drill)], get(d));
+            }
         }
     }
     let mut f = family(

@@ -260,6 +260,75 @@ fn a_full_stack_drill_passes_untouched_then_fails_on_rto_and_bad_checks() {
     );
     assert_eq!(stack_state(&pg, &maria, &cache, &files), before);
     assert_eq!(labelled(), "", "scratch containers or networks left");
+
+    // History, status and metrics show the drills, from the repository even with the
+    // catalog gone (the host lost).
+    std::fs::remove_file(env.path("catalog.db")).unwrap();
+    let h = env.json(&["drill", "history"]);
+    let verdicts: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["PASS", "FAIL", "FAIL"]);
+    assert_eq!(h[1]["rto_target_secs"], 1.0);
+    let metrics = env.path("drctl.prom");
+    let st = env.json(&["--metrics-file", metrics.to_str().unwrap(), "status"]);
+    assert_eq!(st["stacks"][0]["last_drill"]["verdict"], "FAIL", "{st:#}");
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        prom.contains("drctl_drill_last_pass{stack=\"shop\",drill=\"shop\"} 0"),
+        "{prom}"
+    );
+
+    // The HTML report is self-contained and its chart renders in a real browser.
+    let html = env.path("report.html");
+    assert_ok(&env.run(&["drill", "report", "--html", html.to_str().unwrap()]));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("RTO target"));
+    assert!(
+        !page.contains("http://") && !page.contains("https://") && !page.contains("src="),
+        "the page loads nothing from elsewhere"
+    );
+    let shot = env.path("report.png");
+    let o = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1000,900",
+            &format!("--screenshot={}", shot.display()),
+            &format!("file://{}", html.display()),
+        ])
+        .output()
+        .expect("chromium (Debian package chromium) is installed");
+    assert!(shot.exists(), "no screenshot: {}", text(&o.stderr));
+    let (rto, target) = (
+        color_pixels(&shot, drctl::drill::report::RTO_LINE),
+        color_pixels(&shot, drctl::drill::report::TARGET_LINE),
+    );
+    assert!(
+        rto > 300 && target > 300,
+        "the chart's lines are not in the screenshot: {rto} RTO-line and {target} target-line pixels"
+    );
+}
+
+/// Pixels of a PNG within a small distance of a `#rrggbb` colour.
+fn color_pixels(png_path: &Path, hex: &str) -> usize {
+    let want: Vec<i32> = (0..3)
+        .map(|i| i32::from_str_radix(&hex[1 + 2 * i..3 + 2 * i], 16).unwrap())
+        .collect();
+    let decoder = png::Decoder::new(std::fs::File::open(png_path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let step = info.color_type.samples();
+    buf[..info.buffer_size()]
+        .chunks(step)
+        .filter(|p| (0..3).all(|i| (p[i] as i32 - want[i]).abs() <= 24))
+        .count()
 }
 
 /// Interrupted and killed drills leave nothing behind; a damaged pack and a stale point

@@ -99,6 +99,93 @@ fn run_due_from_repeated_invocations_runs_exactly_the_expected_jobs() {
     assert_eq!(shop["due"], false);
 }
 
+#[test]
+fn run_due_runs_scheduled_drills_once_per_slot_after_due_backups() {
+    let env = Env::init(Kind::Local).unwrap();
+    volume_stack(&env, "shop", "schedule = \"0 0 * * *\"\nrpo = \"2d\"");
+    std::fs::create_dir_all(env.path("restore-drills")).unwrap();
+    // Sundays 04:00 in Moscow: 01:00 UTC.
+    std::fs::write(
+        env.path("restore-drills/shop.toml"),
+        "[drill.weekly]\nstack = \"shop\"\nschedule = \"0 4 * * 0\"\ntimezone = \"Europe/Moscow\"\n\
+         [[drill.weekly.check]]\nsource = \"files\"\npath = \"a.txt\"\n",
+    )
+    .unwrap();
+    assert_ok(&at(&env, "2026-11-21T23:00:00Z", &["backup", "shop"]));
+    // Saturday 23:30 (the drill is new: it runs at once), Sunday 00:30 (the backup only),
+    // 01:05 (the drill's slot), 01:10 (nothing), and a week later at 02:00, when both are
+    // due: the backup (older slot) first, so the drill restores the new point.
+    for t in [
+        "2026-11-21T23:30",
+        "2026-11-22T00:30",
+        "2026-11-22T01:05",
+        "2026-11-22T01:10",
+        "2026-11-29T02:00",
+    ] {
+        assert_ok(&at(&env, &format!("{t}:00Z"), &["run", "--due"]));
+    }
+    let o = at(
+        &env,
+        "2026-11-29T02:01:00Z",
+        &["--json", "drill", "history"],
+    );
+    assert_ok(&o);
+    let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let runs: Vec<(String, String, String)> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["started"].as_str().unwrap()[..16].to_string(),
+                r["point_time"].as_str().unwrap()[..16].to_string(),
+                r["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("2026-11-21T23:30", "2026-11-21T23:00", "PASS"),
+        ("2026-11-22T01:05", "2026-11-22T00:30", "PASS"),
+        ("2026-11-29T02:00", "2026-11-29T02:00", "PASS"),
+    ];
+    let want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(runs, want);
+    assert_eq!(
+        point_minutes(&env, "shop"),
+        ["23:00", "00:30", "02:00"],
+        "backups ran at their own slots"
+    );
+    let o = at(
+        &env,
+        "2026-11-29T02:01:00Z",
+        &["--json", "schedule", "list"],
+    );
+    assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let drill = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == "drill weekly")
+        .unwrap_or_else(|| panic!("no drill job in {v:#}"));
+    assert_eq!(drill["last_success"], "2026-11-29T02:00:00Z");
+    assert_eq!(drill["next_run"], "2026-12-06T01:00:00Z");
+
+    // A drill that fails makes the invocation fail (exit 1), and is not retried every
+    // minute: its result is the answer for its slot.
+    std::fs::remove_file(env.path("data-shop/a.txt")).unwrap();
+    std::fs::write(env.path("data-shop/b.txt"), "b").unwrap();
+    assert_ok(&at(&env, "2026-12-06T00:30:00Z", &["run", "--due"]));
+    let o = at(&env, "2026-12-06T01:02:00Z", &["run", "--due"]);
+    assert_fails(&o, 1, "drill FAIL: weekly");
+    assert_ok(&at(&env, "2026-12-06T01:03:00Z", &["run", "--due"]));
+    let h = env.json(&["drill", "history", "weekly"]);
+    assert_eq!(h.as_array().unwrap().len(), 4);
+}
+
 /// A one-shot HTTP listener that records the bodies it receives.
 fn listener() -> (String, std::sync::mpsc::Receiver<String>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

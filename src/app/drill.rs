@@ -1,24 +1,33 @@
 //! `drctl drill`: runs drills, prints their phases, checks and verdicts, stores the
 //! results in the repository and writes JUnit XML.
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{hostname, out, print_json, App};
-use crate::cli::DrillArgs;
+use crate::catalog::Catalog;
+use crate::cli::{DrillArgs, DrillCommand};
+use crate::config::Stack;
 use crate::drill::{self, config::Drill, DrillRequest, DrillResult, Verdict};
 use crate::error::{Error, Result};
+use crate::repo::Repo;
 use crate::source::docker::Docker;
 use crate::timespec::parse_time;
 
 impl App {
-    fn drills(&self) -> Result<(Vec<crate::config::Stack>, Vec<Drill>)> {
+    pub(super) fn drills(&self) -> Result<(Vec<Stack>, Vec<Drill>)> {
         let stacks = self.stacks()?;
         let drills = drill::config::load_drills(&self.settings.drills_dir, &stacks)?;
         Ok((stacks, drills))
     }
 
-    /// `drill NAME|--all`.
+    /// `drill NAME|--all`, `drill history`, `drill report`.
     pub(super) fn drill(&self, a: &DrillArgs) -> Result<()> {
+        match &a.command {
+            Some(DrillCommand::History { name }) => return self.drill_history(name.as_deref()),
+            Some(DrillCommand::Report { html }) => return self.drill_report(html.as_deref()),
+            None => {}
+        }
         let (stacks, drills) = self.drills()?;
         let chosen: Vec<&Drill> = match &a.name {
             Some(n) => vec![drills.iter().find(|d| &d.name == n).ok_or_else(|| {
@@ -39,8 +48,31 @@ impl App {
             a.at.as_deref()
                 .map(|t| parse_time(t, self.now))
                 .transpose()?;
-        let (repo, mut catalog) = self.open()?;
-        catalog.refresh(&repo)?;
+        let (repo, catalog) = self.open()?;
+        let results = self.run_drills(&repo, &catalog, &stacks, &chosen, at, a.keep, self.now)?;
+        if let Some(path) = &a.junit {
+            std::fs::write(path, drill::junit::render(&results))
+                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        }
+        if self.json {
+            print_json(&json!(results))?;
+        }
+        verdicts(&results)
+    }
+
+    /// Runs drills one after the other, storing each result in the repository and the
+    /// catalog (so that `run --due` sees it at once) and printing its summary.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run_drills(
+        &self,
+        repo: &Repo,
+        catalog: &Catalog,
+        stacks: &[Stack],
+        chosen: &[&Drill],
+        at: Option<DateTime<Utc>>,
+        keep: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DrillResult>> {
         let needs_docker = chosen.iter().any(|d| {
             stacks.iter().any(|s| {
                 s.name == d.stack
@@ -58,7 +90,7 @@ impl App {
         let progress = |verb: &'static str| self.progress(verb);
         let mut results: Vec<DrillResult> = Vec::new();
         for d in chosen {
-            let stack = self.find_stack(&stacks, &d.stack)?;
+            let stack = self.find_stack(stacks, &d.stack)?;
             if !self.quiet && !self.json {
                 eprintln!(
                     "drill {}: restoring stack {} into scratch resources",
@@ -66,72 +98,111 @@ impl App {
                 );
             }
             let r = drill::run(
-                &repo,
-                &catalog,
+                repo,
+                catalog,
                 docker.clone(),
                 &DrillRequest {
                     drill: d,
                     stack,
                     at,
-                    now: self.now,
+                    now,
                     hostname: hostname(),
                     data_dir: &self.settings.data_dir,
-                    keep: a.keep,
+                    keep,
                     interrupt: self.interrupt.clone(),
                     progress: &progress,
                 },
             )?;
-            if let Err(e) = repo.write_drill(&r) {
-                eprintln!(
+            match repo.write_drill(&r) {
+                Ok(id) => catalog.add_drill(&id, &r)?,
+                Err(e) => eprintln!(
                     "warning: drill {}: the result could not be stored: {e}",
                     d.name
-                );
+                ),
             }
             if !self.json {
                 out(&describe(&r))?;
             }
             results.push(r);
         }
-        if let Some(path) = &a.junit {
-            std::fs::write(path, drill::junit::render(&results))
-                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-        }
+        Ok(results)
+    }
+}
+
+/// Exit status of a set of drills: an error naming each that failed.
+pub(super) fn verdicts(results: &[DrillResult]) -> Result<()> {
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Fail)
+        .map(|r| r.drill.as_str())
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!("drill FAIL: {}", failed.join(", "))))
+    }
+}
+
+impl App {
+    fn drill_history(&self, name: Option<&str>) -> Result<()> {
+        let (_repo, catalog) = self.open()?;
+        let results = catalog.drills(name)?;
         if self.json {
-            print_json(&json!(results))?;
+            return print_json(&json!(results));
         }
-        let failed: Vec<&str> = results
-            .iter()
-            .filter(|r| r.verdict == Verdict::Fail)
-            .map(|r| r.drill.as_str())
-            .collect();
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Failed(format!("drill FAIL: {}", failed.join(", "))))
+        if results.is_empty() {
+            return out("no drill has run yet\n");
+        }
+        let mut t = format!(
+            "{:<19}  {:<16} {:<16} {:<7} {:>9} {:>9}  {}\n",
+            "STARTED", "DRILL", "STACK", "VERDICT", "RTO", "TARGET", "POINT AGE"
+        );
+        for r in &results {
+            t.push_str(&format!(
+                "{:<19}  {:<16} {:<16} {:<7} {:>8.1}s {:>9}  {}\n",
+                r.started.format("%Y-%m-%d %H:%M:%S"),
+                r.drill,
+                r.stack,
+                verdict(r),
+                r.rto_secs,
+                r.rto_target_secs.map_or("-".into(), |s| format!("{s:.0}s")),
+                r.point_age_secs.map_or("-".into(), age),
+            ));
+        }
+        out(&t)
+    }
+
+    fn drill_report(&self, html: Option<&std::path::Path>) -> Result<()> {
+        let (_repo, catalog) = self.open()?;
+        let page = drill::report::render(&catalog.drills(None)?, self.now);
+        match html {
+            Some(p) => std::fs::write(p, page)
+                .map_err(|e| Error::io(format!("writing {}", p.display()), e)),
+            None => out(&page),
         }
     }
 }
 
+fn verdict(r: &DrillResult) -> &'static str {
+    if r.verdict == Verdict::Pass {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn age(secs: f64) -> String {
+    crate::timespec::format_duration(&chrono::Duration::milliseconds((secs * 1000.0) as i64))
+}
+
 /// The summary table of one drill.
 fn describe(r: &DrillResult) -> String {
-    let mut t = format!(
-        "\ndrill {} (stack {}): {}\n",
-        r.drill,
-        r.stack,
-        if r.verdict == Verdict::Pass {
-            "PASS"
-        } else {
-            "FAIL"
-        }
-    );
+    let mut t = format!("\ndrill {} (stack {}): {}\n", r.drill, r.stack, verdict(r));
     if let Some(pt) = r.point_time {
         t.push_str(&format!(
             "  recovery point   {} ({} old)\n",
             pt.format("%Y-%m-%d %H:%M:%S UTC"),
-            r.point_age_secs
-                .map_or("-".into(), |a| crate::timespec::format_duration(
-                    &chrono::Duration::milliseconds((a * 1000.0) as i64)
-                ))
+            r.point_age_secs.map_or("-".into(), age)
         ));
     }
     for p in &r.phases {

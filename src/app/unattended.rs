@@ -6,25 +6,74 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::json;
 
+use super::drill::verdicts;
 use super::{human_bytes, local_time, out, print_json, App};
 use crate::catalog::{Catalog, RunStatus};
 use crate::cli::{InstallArgs, PruneArgs};
 use crate::config::Stack;
+use crate::drill::config::Drill;
 use crate::error::{Error, IoContext, Result};
 use crate::repo::Repo;
-use crate::schedule::{self, install, Job};
+use crate::schedule::{self, install, History, Job};
 use crate::status;
 
 impl App {
-    fn jobs(&self, stacks: &[Stack]) -> Result<Vec<Job>> {
+    /// The backup jobs of the stacks (what status judges against the RPO).
+    fn backup_jobs(&self, stacks: &[Stack]) -> Result<Vec<Job>> {
         schedule::jobs(stacks).map_err(Error::Config)
+    }
+
+    /// Every backup and drill job of the configuration.
+    fn jobs(&self, stacks: &[Stack], drills: &[Drill]) -> Result<Vec<Job>> {
+        let mut jobs = self.backup_jobs(stacks)?;
+        jobs.extend(schedule::drill_jobs(drills).map_err(Error::Config)?);
+        Ok(jobs)
+    }
+
+    /// What is known of a job's past runs.
+    fn job_history(&self, catalog: &Catalog, stacks: &[Stack], job: &Job) -> Result<History> {
+        if let Some(d) = &job.drill {
+            return catalog.drill_history(d);
+        }
+        let stack = self.find_stack(stacks, &job.stack)?;
+        catalog.job_history(
+            &job.stack,
+            job.source.as_deref(),
+            &schedule::job_sources(job, stack),
+        )
+    }
+
+    /// Runs one job: a backup (recorded in the run history) or a drill (its result
+    /// stored). Errors of the job itself come back in the inner result.
+    fn run_one(
+        &self,
+        repo: &Repo,
+        catalog: &mut Catalog,
+        stacks: &[Stack],
+        drills: &[Drill],
+        job: &Job,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Result<()>> {
+        if let Some(name) = &job.drill {
+            let drill = drills
+                .iter()
+                .find(|d| &d.name == name)
+                .expect("drill jobs come from these drills");
+            return Ok(self
+                .run_drills(repo, catalog, stacks, &[drill], None, false, now)
+                .and_then(|r| verdicts(&r)));
+        }
+        let stack = self.find_stack(stacks, &job.stack)?;
+        let only = schedule::job_sources(job, stack);
+        let outcome = self.run_job(repo, catalog, stack, &only, now)?;
+        Ok(self.report_run(outcome))
     }
 
     /// `run --due`: every due job once, oldest slot first. Exit: 1 if any failed, else 3
     /// if any was skipped, else 0.
     pub(super) fn run_due(&self) -> Result<()> {
-        let stacks = self.stacks()?;
-        let jobs = self.jobs(&stacks)?;
+        let (stacks, drills) = self.drills()?;
+        let jobs = self.jobs(&stacks, &drills)?;
         let (repo, mut catalog) = self.open()?;
         let due = self.due_now(&catalog, &stacks, &jobs, self.now)?;
         let mut worst: Option<Error> = None;
@@ -32,13 +81,11 @@ impl App {
             if self.interrupt.load(Ordering::SeqCst) {
                 return Err(Error::Interrupted);
             }
-            let stack = self.find_stack(&stacks, &job.stack)?;
-            let only = schedule::job_sources(job, stack);
             if !self.quiet && !self.json {
                 eprintln!("running {} (due since {})", job.name(), local_time(&slot));
             }
-            let outcome = self.run_job(&repo, &mut catalog, stack, &only, self.now)?;
-            if let Err(e) = self.report_run(outcome) {
+            let result = self.run_one(&repo, &mut catalog, &stacks, &drills, job, self.now)?;
+            if let Err(e) = result {
                 if matches!(e, Error::Interrupted) {
                     self.write_metrics_file(&catalog, &stacks);
                     return Err(e);
@@ -73,9 +120,7 @@ impl App {
     ) -> Result<Vec<(&'a Job, chrono::DateTime<Utc>)>> {
         let mut histories = Vec::new();
         for j in jobs {
-            let stack = self.find_stack(stacks, &j.stack)?;
-            let sources = schedule::job_sources(j, stack);
-            histories.push(catalog.job_history(&j.stack, j.source.as_deref(), &sources)?);
+            histories.push(self.job_history(catalog, stacks, j)?);
         }
         let history = |j: &Job| {
             let i = jobs
@@ -92,7 +137,7 @@ impl App {
     /// restarted, no point recorded) and ends it.
     pub(super) fn daemon(&self, max: usize) -> Result<()> {
         let (repo, mut catalog) = self.open()?;
-        let mut stacks = self.stacks()?;
+        let (mut stacks, mut drills) = self.drills()?;
         eprintln!(
             "drctl daemon: {} stack(s), at most {max} job(s) at once",
             stacks.len()
@@ -115,25 +160,23 @@ impl App {
                 }
                 // Edits to the stack files apply without a restart; a broken edit keeps
                 // the last good configuration.
-                match self.stacks() {
-                    Ok(s) => stacks = s,
+                match self.drills() {
+                    Ok((s, d)) => (stacks, drills) = (s, d),
                     Err(e) => eprintln!("warning: keeping the previous configuration: {e}"),
                 }
                 let now = Utc::now();
                 catalog.refresh(&repo)?;
-                let jobs = self.jobs(&stacks)?;
+                let jobs = self.jobs(&stacks, &drills)?;
                 for (job, _slot) in self.due_now(&catalog, &stacks, &jobs, now)? {
                     if running.len() >= max || running.contains(&job.stack) {
                         continue;
                     }
-                    let stack = self.find_stack(&stacks, &job.stack)?.clone();
-                    let only = schedule::job_sources(job, &stack);
-                    running.push(stack.name.clone());
-                    let (repo, tx) = (&repo, done_tx.clone());
-                    let name = job.name();
+                    running.push(job.stack.clone());
+                    let (repo, tx, job) = (&repo, done_tx.clone(), job.clone());
+                    let (stacks, drills) = (stacks.clone(), drills.clone());
                     scope.spawn(move || {
-                        let status = self.daemon_job(repo, &stack, &only, now, &name);
-                        let _ = tx.send((stack.name.clone(), status));
+                        let status = self.daemon_job(repo, &stacks, &drills, &job, now);
+                        let _ = tx.send((job.stack.clone(), status));
                     });
                 }
                 self.write_metrics_file(&catalog, &stacks);
@@ -158,33 +201,28 @@ impl App {
     fn daemon_job(
         &self,
         repo: &Repo,
-        stack: &Stack,
-        only: &[String],
+        stacks: &[Stack],
+        drills: &[Drill],
+        job: &Job,
         now: chrono::DateTime<Utc>,
-        name: &str,
     ) -> RunStatus {
+        let name = job.name();
         let result =
             Catalog::open(self.catalog_path(repo).as_path(), &repo.config.id).and_then(|mut c| {
                 c.refresh(repo)?;
-                self.run_job(repo, &mut c, stack, only, now)
+                self.run_one(repo, &mut c, stacks, drills, job, now)?
             });
         match result {
-            Ok(o) => {
-                for w in &o.warnings {
-                    eprintln!("warning: {name}: {w}");
-                }
-                match &o.error {
-                    None => eprintln!("{name}: ok"),
-                    Some(e) => eprintln!("error: {name}: {e}"),
-                }
-                o.status
+            Ok(()) => {
+                eprintln!("{name}: ok");
+                RunStatus::Ok
             }
             Err(e) => {
                 eprintln!("error: {name}: {e}");
-                if matches!(e, Error::Interrupted) {
-                    RunStatus::Interrupted
-                } else {
-                    RunStatus::Failed
+                match e {
+                    Error::Interrupted => RunStatus::Interrupted,
+                    Error::Locked(_) => RunStatus::Skipped,
+                    _ => RunStatus::Failed,
                 }
             }
         }
@@ -196,24 +234,19 @@ impl App {
 
     /// `schedule list`.
     pub(super) fn schedule_list(&self) -> Result<()> {
-        let stacks = self.stacks()?;
-        let jobs = self.jobs(&stacks)?;
+        let (stacks, drills) = self.drills()?;
+        let jobs = self.jobs(&stacks, &drills)?;
         let (_repo, catalog) = self.open()?;
         let mut rows = Vec::new();
         for j in &jobs {
-            let stack = self.find_stack(&stacks, &j.stack)?;
-            let h = catalog.job_history(
-                &j.stack,
-                j.source.as_deref(),
-                &schedule::job_sources(j, stack),
-            )?;
+            let h = self.job_history(&catalog, &stacks, j)?;
             rows.push((j, h, j.next_slot(self.now), j.due(h, self.now).is_some()));
         }
         if self.json {
             let v: Vec<_> = rows
                 .iter()
                 .map(|(j, h, next, due)| {
-                    json!({"job": j.name(), "stack": j.stack, "source": j.source, "schedule": j.expr,
+                    json!({"job": j.name(), "stack": j.stack, "source": j.source, "drill": j.drill, "schedule": j.expr,
                            "timezone": j.tz.name(), "last_success": h.last_success,
                            "next_run": next, "due": due})
                 })
@@ -335,7 +368,7 @@ impl App {
             return;
         };
         let result = self
-            .jobs(stacks)
+            .backup_jobs(stacks)
             .and_then(|jobs| status::compute(catalog, stacks, &jobs, Utc::now().max(self.now)))
             .and_then(|st| status::metrics(&st, catalog))
             .and_then(|text| status::write_metrics(path, &text));
@@ -347,7 +380,7 @@ impl App {
     /// `status [--check]`.
     pub(super) fn status(&self, check: bool) -> Result<()> {
         let stacks = self.stacks()?;
-        let jobs = self.jobs(&stacks)?;
+        let jobs = self.backup_jobs(&stacks)?;
         let (_repo, catalog) = self.open()?;
         let st = status::compute(&catalog, &stacks, &jobs, self.now)?;
         if let Some(path) = &self.metrics_file {
@@ -357,12 +390,12 @@ impl App {
             print_json(&serde_json::to_value(&st).expect("json"))?;
         } else if !self.quiet {
             let mut text = format!(
-                "{:<20} {:<8} {:>10} {:>8}  {:<19}  {:<19}  {}\n",
-                "STACK", "STATE", "AGE", "RPO", "NEXT RUN", "LAST RUN", "ADDED 7D"
+                "{:<20} {:<8} {:>10} {:>8}  {:<19}  {:<19}  {:<10}  {}\n",
+                "STACK", "STATE", "AGE", "RPO", "NEXT RUN", "LAST RUN", "ADDED 7D", "LAST DRILL"
             );
             for s in &st.stacks {
                 text.push_str(&format!(
-                    "{:<20} {:<8} {:>10} {:>8}  {:<19}  {:<19}  {}\n",
+                    "{:<20} {:<8} {:>10} {:>8}  {:<19}  {:<19}  {:<10}  {}\n",
                     s.stack,
                     s.health.as_str(),
                     s.age_seconds.map_or("-".into(), age),
@@ -373,7 +406,17 @@ impl App {
                         local_time(&r.started),
                         r.status.as_str()
                     )),
-                    human_bytes(s.added_last_7d)
+                    human_bytes(s.added_last_7d),
+                    s.last_drill.as_ref().map_or("-".into(), |d| format!(
+                        "{} {} ({:.0}s)",
+                        local_time(&d.started),
+                        if d.verdict == crate::drill::Verdict::Pass {
+                            "PASS"
+                        } else {
+                            "FAIL"
+                        },
+                        d.rto_secs
+                    ))
                 ));
             }
             text.push_str(&format!(

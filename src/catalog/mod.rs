@@ -75,6 +75,14 @@ CREATE TABLE IF NOT EXISTS held_containers(
 ) WITHOUT ROWID;
 -- packs a prune marked for deletion: backups must not deduplicate against them
 CREATE TABLE IF NOT EXISTS doomed_packs(pack_id BLOB PRIMARY KEY) WITHOUT ROWID;
+-- drill results, a cache of the store's drills/
+CREATE TABLE IF NOT EXISTS drills(
+    drill_id BLOB PRIMARY KEY,
+    drill TEXT NOT NULL,
+    stack TEXT NOT NULL,
+    started TEXT NOT NULL,
+    manifest TEXT NOT NULL
+);
 -- every run of a stack (source NULL) and of each of its sources: history, not cache
 CREATE TABLE IF NOT EXISTS runs(
     run_id INTEGER PRIMARY KEY,
@@ -298,6 +306,7 @@ impl Catalog {
         if repo.keys.identity.is_some() {
             stats.points = self.refresh_points(repo)?;
             stats.snapshots = self.refresh_snapshots(repo)?;
+            self.refresh_drills(repo)?;
         }
         let in_store: HashSet<IndexId> = repo.list_index()?.into_iter().collect();
         let known: HashSet<IndexId> = self.index_ids()?;
@@ -412,6 +421,54 @@ impl Catalog {
             self.add_point(*id, point)?;
         }
         Ok(loaded.len())
+    }
+
+    fn refresh_drills(&mut self, repo: &Repo) -> Result<usize> {
+        let listed = repo.list_drill_ids()?;
+        let new = self.new_manifests("drills", "drill_id", &listed, |i| *i)?;
+        let loaded = load_manifests(repo, &new, |id| repo.read_drill(id))?;
+        for (id, r) in &loaded {
+            self.add_drill(id, r)?;
+        }
+        Ok(loaded.len())
+    }
+
+    /// Records a drill result under its manifest name.
+    pub fn add_drill(&self, id: &[u8; 32], r: &crate::drill::DrillResult) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO drills(drill_id, drill, stack, started, manifest) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    &id[..],
+                    r.drill,
+                    r.stack,
+                    r.started.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                    serde_json::to_string(r).expect("drill results serialize")
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Drill results, oldest first, optionally of one drill.
+    pub fn drills(&self, drill: Option<&str>) -> Result<Vec<crate::drill::DrillResult>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT manifest FROM drills WHERE ?1 IS NULL OR drill=?1 ORDER BY started, drill_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([drill], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for m in rows {
+            let m = m.map_err(|e| self.err(e))?;
+            out.push(serde_json::from_str(&m).map_err(|e| {
+                Error::Damage(format!("catalog holds an unreadable drill result: {e}"))
+            })?);
+        }
+        Ok(out)
     }
 
     /// Of the manifests listed in the store, those the catalog does not hold yet; forgets
@@ -887,7 +944,7 @@ fn process_alive(run: &str) -> bool {
 /// Statements that empty the cache (and the files cache, if asked).
 fn clear_sql(with_files_cache: bool) -> String {
     let mut sql = String::from(
-        "DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_files; DELETE FROM snapshots; DELETE FROM points;",
+        "DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_files; DELETE FROM snapshots; DELETE FROM points; DELETE FROM drills;",
     );
     if with_files_cache {
         sql.push_str("DELETE FROM files; DELETE FROM files_staged;");

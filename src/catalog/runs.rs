@@ -183,6 +183,22 @@ impl Catalog {
             last_failure: self.newest_run(stack, source, RunStatus::Failed)?,
         })
     }
+
+    /// A drill job's past: the start of its newest stored result, whatever its verdict.
+    pub fn drill_history(&self, drill: &str) -> Result<History> {
+        let last = self
+            .conn
+            .query_row(
+                "SELECT max(started) FROM drills WHERE drill=?1",
+                [drill],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(History {
+            last_success: last.map(time),
+            last_failure: None,
+        })
+    }
 }
 
 impl Catalog {

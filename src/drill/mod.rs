@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod junit;
+pub mod report;
 pub mod scratch;
 
 use std::collections::BTreeMap;

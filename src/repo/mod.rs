@@ -334,20 +334,16 @@ impl Repo {
         self.write_manifest(|h| format!("drills/{}", hex::encode(h)), result)
     }
 
-    /// Every drill result in the store, oldest first.
-    pub fn drills(&self) -> Result<Vec<crate::drill::DrillResult>> {
-        let ids = self.list_manifests("drills/")?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let key = format!("drills/{}", hex::encode(id));
-            out.push(self.block_on(self.read_manifest(
-                &key,
-                &id,
-                format!("drill result {}", &key[7..15]),
-            ))?);
-        }
-        out.sort_by_key(|r: &crate::drill::DrillResult| r.started);
-        Ok(out)
+    /// Names of all drill results.
+    pub fn list_drill_ids(&self) -> Result<Vec<[u8; 32]>> {
+        self.list_manifests("drills/")
+    }
+
+    /// Reads one drill result.
+    pub async fn read_drill(&self, id: [u8; 32]) -> Result<crate::drill::DrillResult> {
+        let key = format!("drills/{}", hex::encode(id));
+        self.read_manifest(&key, &id, format!("drill result {}", &key[7..15]))
+            .await
     }
 
     /// Names of all recovery point manifests.

@@ -8,18 +8,22 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{parse_cron, Stack};
+use crate::drill::config::Drill;
 
 /// A failed attempt is not retried before this long after it started, so that a stack
 /// whose database is down is not hammered (and its alerts not repeated) every minute.
 pub const RETRY_AFTER: Duration = Duration::minutes(10);
 
-/// One scheduled job: a whole stack, or one source with a schedule of its own.
+/// One scheduled job: a whole stack's backup, one source with a schedule of its own, or a
+/// restore drill of a stack.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// The stack.
+    /// The stack (a drill's: the stack it restores).
     pub stack: String,
     /// The source, when it is scheduled on its own; `None`: the stack's other sources.
     pub source: Option<String>,
+    /// The drill, when the job is a restore drill rather than a backup.
+    pub drill: Option<String>,
     /// The cron expression as written.
     pub expr: String,
     schedule: cron::Schedule,
@@ -42,17 +46,19 @@ impl Job {
         Ok(Job {
             stack: stack.to_string(),
             source: source.map(str::to_string),
+            drill: None,
             expr: expr.to_string(),
             schedule: parse_cron(expr)?,
             tz,
         })
     }
 
-    /// `stack` or `stack/source`, for messages and lists.
+    /// `stack`, `stack/source` or `drill NAME`, for messages and lists.
     pub fn name(&self) -> String {
-        match &self.source {
-            Some(s) => format!("{}/{s}", self.stack),
-            None => self.stack.clone(),
+        match (&self.drill, &self.source) {
+            (Some(d), _) => format!("drill {d}"),
+            (None, Some(s)) => format!("{}/{s}", self.stack),
+            (None, None) => self.stack.clone(),
         }
     }
 
@@ -127,6 +133,21 @@ pub fn jobs(stacks: &[Stack]) -> Result<Vec<Job>, String> {
         }
     }
     Ok(out)
+}
+
+/// A job per drill with a schedule. A drill's history is its stored results: one that
+/// ran, whatever its verdict, is done for its slot (a FAIL is an answer, not a reason to
+/// run again every minute).
+pub fn drill_jobs(drills: &[Drill]) -> Result<Vec<Job>, String> {
+    drills
+        .iter()
+        .filter_map(|d| d.schedule.as_ref().map(|expr| (d, expr)))
+        .map(|(d, expr)| {
+            let mut job = Job::new(&d.stack, None, expr, d.timezone)?;
+            job.drill = Some(d.name.clone());
+            Ok(job)
+        })
+        .collect()
 }
 
 /// The sources a job runs: its own source, or the stack's sources without a schedule of
