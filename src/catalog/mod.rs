@@ -17,7 +17,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
-use crate::repo::id::{BlobId, IndexId, PackId, PointId, SnapshotId};
+use crate::repo::id::{BlobId, DrillId, IndexId, PackId, PointId, SnapshotId};
 use crate::repo::index::IndexedPack;
 use crate::repo::pack::{decode_entries, encode_entries, BlobEntry, BlobKind, Compression};
 use crate::repo::point::{PointEntry, RecoveryPoint};
@@ -425,7 +425,7 @@ impl Catalog {
 
     fn refresh_drills(&mut self, repo: &Repo) -> Result<usize> {
         let listed = repo.list_drill_ids()?;
-        let new = self.new_manifests("drills", "drill_id", &listed, |i| *i)?;
+        let new = self.new_manifests("drills", "drill_id", &listed, |i| i.0)?;
         let loaded = load_manifests(repo, &new, |id| repo.read_drill(id))?;
         for (id, r) in &loaded {
             self.add_drill(id, r)?;
@@ -434,12 +434,12 @@ impl Catalog {
     }
 
     /// Records a drill result under its manifest name.
-    pub fn add_drill(&self, id: &[u8; 32], r: &crate::drill::DrillResult) -> Result<()> {
+    pub fn add_drill(&self, id: &DrillId, r: &crate::drill::DrillResult) -> Result<()> {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO drills(drill_id, drill, stack, started, manifest) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
-                    &id[..],
+                    &id.0[..],
                     r.drill,
                     r.stack,
                     r.started.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),

@@ -81,6 +81,11 @@ id_type!(
     PointId
 );
 
+id_type!(
+    /// A drill result object: BLAKE3 of its stored bytes.
+    DrillId
+);
+
 /// Plain BLAKE3 of stored bytes, which names packs, index files and snapshots.
 pub fn content_hash(data: &[u8]) -> [u8; 32] {
     *blake3::hash(data).as_bytes()

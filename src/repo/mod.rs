@@ -23,7 +23,7 @@ use crate::store::backend::is_not_found;
 use crate::store::Backend;
 use chunker::Chunker;
 use crypto::Key;
-use id::{content_hash, IndexId, PackId, PointId, SnapshotId};
+use id::{content_hash, DrillId, IndexId, PackId, PointId, SnapshotId};
 use index::IndexedPack;
 use keys::Keys;
 use pack::{BlobEntry, Compression};
@@ -330,20 +330,28 @@ impl Repo {
     }
 
     /// Stores a drill's result under `drills/`, encrypted like every manifest.
-    pub fn write_drill(&self, result: &crate::drill::DrillResult) -> Result<[u8; 32]> {
-        self.write_manifest(|h| format!("drills/{}", hex::encode(h)), result)
+    pub fn write_drill(&self, result: &crate::drill::DrillResult) -> Result<DrillId> {
+        self.write_manifest(|h| drill_key(&DrillId(*h)), result)
+            .map(DrillId)
     }
 
     /// Names of all drill results.
-    pub fn list_drill_ids(&self) -> Result<Vec<[u8; 32]>> {
-        self.list_manifests("drills/")
+    pub fn list_drill_ids(&self) -> Result<Vec<DrillId>> {
+        Ok(self
+            .list_manifests("drills/")?
+            .into_iter()
+            .map(DrillId)
+            .collect())
     }
 
     /// Reads one drill result.
-    pub async fn read_drill(&self, id: [u8; 32]) -> Result<crate::drill::DrillResult> {
-        let key = format!("drills/{}", hex::encode(id));
-        self.read_manifest(&key, &id, format!("drill result {}", &key[7..15]))
-            .await
+    pub async fn read_drill(&self, id: DrillId) -> Result<crate::drill::DrillResult> {
+        self.read_manifest(
+            &drill_key(&id),
+            &id.0,
+            format!("drill result {}", id.short()),
+        )
+        .await
     }
 
     /// Names of all recovery point manifests.
@@ -444,4 +452,9 @@ fn decompress(payload: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
 
 fn short(id: &str) -> &str {
     &id[..id.len().min(8)]
+}
+
+/// The object key of a drill result.
+fn drill_key(id: &DrillId) -> String {
+    format!("drills/{}", id.to_hex())
 }
