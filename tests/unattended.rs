@@ -186,6 +186,52 @@ fn run_due_runs_scheduled_drills_once_per_slot_after_due_backups() {
     assert_eq!(h.as_array().unwrap().len(), 4);
 }
 
+#[test]
+fn the_daemon_runs_a_due_drill_and_stores_its_result() {
+    let env = Env::init(Kind::Local).unwrap();
+    volume_stack(&env, "shop", "");
+    std::fs::create_dir_all(env.path("restore-drills")).unwrap();
+    std::fs::write(
+        env.path("restore-drills/shop.toml"),
+        "[drill.often]\nstack = \"shop\"\nschedule = \"0 0 1 1 *\"\n\
+         [[drill.often.check]]\nsource = \"files\"\npath = \"a.txt\"\n",
+    )
+    .unwrap();
+    assert_ok(&env.run(&["backup", "shop"]));
+    // The drill has never run, so it is due at once; the stack has no backup schedule.
+    let mut daemon = env
+        .cmd()
+        .args(["daemon"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let history = loop {
+        let h = env.json(&["drill", "history"]);
+        if !h.as_array().unwrap().is_empty() {
+            break h;
+        }
+        assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
+        assert!(Instant::now() < deadline, "the daemon never ran the drill");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Once, not again every second: its result answers its slot.
+    std::thread::sleep(Duration::from_secs(2));
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let status = daemon.wait().unwrap();
+    let mut stderr = String::new();
+    daemon
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("drill often: ok"), "{stderr}");
+    assert_eq!(history[0]["verdict"], "PASS", "{history:#}");
+    assert_eq!(env.json(&["drill", "history"]).as_array().unwrap().len(), 1);
+}
+
 /// A one-shot HTTP listener that records the bodies it receives.
 fn listener() -> (String, std::sync::mpsc::Receiver<String>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
