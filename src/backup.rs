@@ -447,7 +447,7 @@ fn walk(
     jobs: &Sender<FileJob>,
 ) -> Result<()> {
     let catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
-    catalog.pin_snapshot()?;
+    let _pin = catalog.pin_snapshot()?;
     let send = |e: Event| events.send(e).map_err(|_| Error::Interrupted);
     // Streams are files at the root, in name order like every tree.
     streams.sort_by(|a, b| a.name.cmp(&b.name));
@@ -679,7 +679,7 @@ fn build_excludes(
 /// Reads, chunks and hashes files; sends new chunks on, returns each file's chunk list.
 fn read_files(sh: &Shared<'_>, jobs: Receiver<FileJob>, blobs: Sender<NewBlob>) -> Result<()> {
     let catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
-    catalog.pin_snapshot()?;
+    let _pin = catalog.pin_snapshot()?;
     let chunker = &sh.repo.chunker;
     for job in jobs {
         if sh.stopped() {

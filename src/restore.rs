@@ -166,7 +166,7 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
             target.display()
         )));
     }
-    catalog.pin_snapshot()?;
+    let _pin = catalog.pin_snapshot()?;
     let mut trees = TreeReader::new(repo, catalog);
     let root = req.snapshot.snapshot.tree;
     let mut plan = Planner {

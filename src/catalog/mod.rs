@@ -144,6 +144,19 @@ pub struct RefreshStats {
     pub rebuilt: bool,
 }
 
+/// A read snapshot held on a catalog connection; dropping it ends the read transaction.
+#[must_use = "the snapshot is released as soon as the guard is dropped"]
+pub struct SnapshotPin<'a> {
+    conn: &'a Connection,
+}
+
+impl Drop for SnapshotPin<'_> {
+    fn drop(&mut self) {
+        // Nothing was written, so ending the transaction cannot lose anything.
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+}
+
 /// The catalog of one repository.
 pub struct Catalog {
     conn: Connection,
@@ -170,8 +183,12 @@ fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 fn try_open_conn(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
+    let mut conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(120))?;
+    // Every transaction takes the write lock up front, where the busy timeout applies: a
+    // deferred one that reads first and writes later fails at once ("database is
+    // locked") when another connection has committed in between.
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     // A small page cache per connection: a backup holds several, and memory must not
@@ -266,15 +283,19 @@ impl Catalog {
         Self::err_at(&self.path, source)
     }
 
-    /// Pins this connection to one read snapshot until it is dropped.
+    /// Pins this connection to one read snapshot until the returned guard is dropped.
     ///
     /// Every autocommit query takes and releases WAL locks (two fcntl calls); a backup's
     /// readers look up tens of thousands of blobs and need no newer state than the one
-    /// they started with (blobs of the running backup are tracked in memory).
-    pub fn pin_snapshot(&self) -> Result<()> {
+    /// they started with (blobs of the running backup are tracked in memory). The pin must
+    /// end before this connection writes: a write from a read transaction that another
+    /// connection has written past fails at once with "database is locked", whatever the
+    /// busy timeout.
+    pub fn pin_snapshot(&self) -> Result<SnapshotPin<'_>> {
         self.conn
             .execute_batch("BEGIN; SELECT count(*) FROM meta;")
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        Ok(SnapshotPin { conn: &self.conn })
     }
 
     /// The database file.
@@ -282,10 +303,17 @@ impl Catalog {
         &self.path
     }
 
-    fn clear(&self, with_files_cache: bool) -> Result<()> {
-        self.conn
-            .execute_batch(&format!("BEGIN; {} COMMIT;", clear_sql(with_files_cache)))
+    /// Runs `sql` as one transaction, rolled back on any error so that the connection is
+    /// never left inside a half-done write.
+    fn write_batch(&self, sql: &str) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        tx.execute_batch(sql)
+            .and_then(|_| tx.commit())
             .map_err(|e| self.err(e))
+    }
+
+    fn clear(&self, with_files_cache: bool) -> Result<()> {
+        self.write_batch(&clear_sql(with_files_cache))
     }
 
     /// Drops everything and reloads it from the store (`drctl catalog rebuild`).
@@ -312,12 +340,10 @@ impl Catalog {
         let known: HashSet<IndexId> = self.index_ids()?;
         if !known.is_subset(&in_store) {
             // An index file was removed (by prune): what it listed may be gone. Reload.
-            self.conn
-                .execute_batch(
-                    "BEGIN; DELETE FROM blobs WHERE pack IN (SELECT rowid FROM packs WHERE index_id IS NOT NULL);
-                     DELETE FROM packs WHERE index_id IS NOT NULL; DELETE FROM index_files; COMMIT;",
-                )
-                .map_err(|e| self.err(e))?;
+            self.write_batch(
+                "DELETE FROM blobs WHERE pack IN (SELECT rowid FROM packs WHERE index_id IS NOT NULL);
+                 DELETE FROM packs WHERE index_id IS NOT NULL; DELETE FROM index_files;",
+            )?;
             stats.rebuilt = true;
         }
         let known = self.index_ids()?;
@@ -609,21 +635,15 @@ impl Catalog {
 
     /// Forgets unindexed packs that turned out to be gone from the store.
     pub fn forget_pack(&self, id: &PackId) -> Result<()> {
-        self.conn
-            .execute_batch("BEGIN")
-            .and_then(|_| {
-                self.conn.execute(
-                    "DELETE FROM blobs WHERE pack=(SELECT rowid FROM packs WHERE pack_id=?1)",
-                    [&id.0[..]],
-                )
-            })
-            .and_then(|_| {
-                self.conn
-                    .execute("DELETE FROM packs WHERE pack_id=?1", [&id.0[..]])
-            })
-            .and_then(|_| self.conn.execute_batch("COMMIT"))
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        // Rolled back when dropped on an error, so the connection is never left mid-write.
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        tx.execute(
+            "DELETE FROM blobs WHERE pack=(SELECT rowid FROM packs WHERE pack_id=?1)",
+            [&id.0[..]],
+        )
+        .and_then(|_| tx.execute("DELETE FROM packs WHERE pack_id=?1", [&id.0[..]]))
+        .and_then(|_| tx.commit())
+        .map_err(|e| self.err(e))
     }
 
     /// Marks packs as listed in an index file this host just wrote.
@@ -896,16 +916,12 @@ impl Catalog {
 
     /// Makes a committed run's staged files cache entries current; drops abandoned runs'.
     pub fn commit_files(&mut self, run: &str) -> Result<()> {
-        self.conn
-            .execute_batch(&format!(
-                "BEGIN;
-                 INSERT OR REPLACE INTO files(path, size, mtime_ns, ctime_ns, inode, content)
-                    SELECT path, size, mtime_ns, ctime_ns, inode, content FROM files_staged WHERE run='{r}';
-                 DELETE FROM files_staged WHERE run='{r}';
-                 COMMIT;",
-                r = run.replace('\'', "")
-            ))
-            .map_err(|e| self.err(e))
+        self.write_batch(&format!(
+            "INSERT OR REPLACE INTO files(path, size, mtime_ns, ctime_ns, inode, content)
+                SELECT path, size, mtime_ns, ctime_ns, inode, content FROM files_staged WHERE run='{r}';
+             DELETE FROM files_staged WHERE run='{r}';",
+            r = run.replace('\'', "")
+        ))
     }
 
     /// Drops staged entries of runs whose process is gone (killed before committing).
@@ -1020,4 +1036,32 @@ where
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection that pinned a snapshot for a restore writes again once the pin is
+    /// released, even after another connection (the daemon's run history) has written.
+    #[test]
+    fn a_released_pin_lets_the_connection_write_after_another_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let reader = Catalog::open(&path, "repo").unwrap();
+        let other = Catalog::open(&path, "repo").unwrap();
+        let pin = reader.pin_snapshot().unwrap();
+        other.set_state("k", "from the other connection").unwrap();
+        // Still pinned: the reader sees its old snapshot, and a write would fail.
+        assert_eq!(reader.state("k").unwrap(), None);
+        drop(pin);
+        reader.set_state("k", "after the pin").unwrap();
+        assert_eq!(
+            other.state("k").unwrap().as_deref(),
+            Some("after the pin"),
+            "the write was committed, not left in an open transaction"
+        );
+        // A second pin on the same connection (a stack restore of two volumes) works too.
+        let _again = reader.pin_snapshot().unwrap();
+    }
 }
