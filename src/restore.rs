@@ -557,10 +557,15 @@ fn restore_pack(
             end = end.max(e.offset + e.stored_len as u64);
             j += 1;
         }
+        let busy = repo.fetching.start();
         let span = repo.block_on(repo.backend.get_range(&key, start, end - start))?;
+        drop(busy);
         for (loc, uses) in &w.blobs[i..j] {
             let at = (loc.entry.offset - start) as usize;
-            let raw = repo.decode_blob(loc, &span[at..at + loc.entry.stored_len as usize])?;
+            let raw = {
+                let _busy = repo.fetching.start();
+                repo.decode_blob(loc, &span[at..at + loc.entry.stored_len as usize])?
+            };
             for u in uses {
                 let f = &files[u.file];
                 let file = create_file(&f.path)?;

@@ -206,7 +206,16 @@ fn describe(r: &DrillResult) -> String {
         ));
     }
     for p in &r.phases {
-        t.push_str(&format!("  {:<24} {:>8.1}s\n", p.name, p.seconds));
+        t.push_str(&format!(
+            "  {:<24} {:>8.1}s{}\n",
+            p.name,
+            p.seconds,
+            if p.concurrent {
+                "  (during the load and write)"
+            } else {
+                ""
+            }
+        ));
     }
     for s in &r.sources {
         t.push_str(&format!(

@@ -50,6 +50,10 @@ pub struct Phase {
     pub name: String,
     /// Wall time.
     pub seconds: f64,
+    /// It ran alongside the database load and volume write (fetching and decrypting
+    /// streams into them), so it adds nothing to the RTO of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub concurrent: bool,
 }
 
 /// One source as the drill restored it.
@@ -153,6 +157,46 @@ pub struct DrillRequest<'a> {
     pub progress: &'a dyn Fn(&'static str) -> Progress,
 }
 
+/// The restored source whose recovery point lags its schedule most.
+#[derive(Debug, PartialEq)]
+struct PointLag {
+    source: String,
+    point_time: DateTime<Utc>,
+    /// The newest slot its schedule had reached, if it has a schedule.
+    slot: Option<DateTime<Utc>>,
+    age: chrono::Duration,
+}
+
+/// How old each restored source's point was at the newest slot at which its schedule
+/// wanted a backup, as of `reference` (without a schedule: at `reference` itself); the
+/// worst source. Judged per source, since a source may have a schedule of its own. A
+/// backup that silently stopped shows up, and a drill that starts while the slot's own
+/// backup is still running is not blamed for it.
+fn point_lag(
+    stack: &Stack,
+    sources: &[SourceResult],
+    reference: DateTime<Utc>,
+) -> Option<PointLag> {
+    let jobs = crate::schedule::jobs(std::slice::from_ref(stack)).unwrap_or_default();
+    sources
+        .iter()
+        .filter_map(|s| {
+            let point_time = s.point_time?;
+            let slot = jobs
+                .iter()
+                .find(|j| crate::schedule::job_sources(j, stack).contains(&s.name))
+                .and_then(|j| j.latest_slot(reference));
+            let age = (slot.unwrap_or(reference) - point_time).max(chrono::Duration::zero());
+            Some(PointLag {
+                source: s.name.clone(),
+                point_time,
+                slot,
+                age,
+            })
+        })
+        .max_by_key(|l| l.age)
+}
+
 /// Runs a drill. An error means the drill could not run at all (no point, no Docker,
 /// interrupted); a restore or check that fails is a FAIL in the result.
 pub fn run(
@@ -237,7 +281,9 @@ pub fn run(
     result.phases.push(Phase {
         name: "start scratch servers".into(),
         seconds: t.elapsed().as_secs_f64(),
+        concurrent: false,
     });
+    let fetching_before = repo.fetching.total();
     for (phase, volumes) in [("database load", false), ("volume write", true)] {
         let t = Instant::now();
         for (name, found) in &picked {
@@ -334,8 +380,17 @@ pub fn run(
         result.phases.push(Phase {
             name: phase.into(),
             seconds: t.elapsed().as_secs_f64(),
+            concurrent: false,
         });
     }
+    result.phases.insert(
+        1,
+        Phase {
+            name: "fetch and decrypt".into(),
+            seconds: (repo.fetching.total() - fetching_before).as_secs_f64(),
+            concurrent: true,
+        },
+    );
 
     let t = Instant::now();
     for check in &drill.checks {
@@ -384,6 +439,7 @@ pub fn run(
     result.phases.push(Phase {
         name: "checks".into(),
         seconds: t.elapsed().as_secs_f64(),
+        concurrent: false,
     });
     let rto = chrono::Duration::milliseconds(t0.elapsed().as_millis() as i64);
     result.rto_secs = rto.num_milliseconds() as f64 / 1000.0;
@@ -396,15 +452,19 @@ pub fn run(
             ));
         }
     }
-    if let Some(pt) = result.point_time {
-        let age = req.at.unwrap_or(req.now) - pt;
-        result.point_age_secs = Some(age.num_milliseconds() as f64 / 1000.0);
+    if let Some(lag) = point_lag(req.stack, &result.sources, req.at.unwrap_or(req.now)) {
+        result.point_age_secs = Some(lag.age.num_milliseconds() as f64 / 1000.0);
         if let Some(target) = rpo_target {
-            if age > target {
+            if lag.age > target {
                 result.reasons.push(format!(
-                    "RPO missed: the newest recovery point ({}) was {} old, the target is {}",
-                    pt.format("%Y-%m-%d %H:%M:%S UTC"),
-                    format_duration(&age),
+                    "RPO missed: the recovery point of source {} ({}) was {} old {}, the target is {}",
+                    lag.source,
+                    lag.point_time.format("%Y-%m-%d %H:%M:%S UTC"),
+                    format_duration(&lag.age),
+                    lag.slot.map_or("at the drill's start".into(), |t| format!(
+                        "at its newest scheduled backup ({})",
+                        t.format("%Y-%m-%d %H:%M:%S UTC")
+                    )),
                     format_duration(&target)
                 ));
             }
@@ -547,5 +607,69 @@ mod tests {
             assert_eq!(parse_timestamp(s), Some(want), "{s}");
         }
         assert_eq!(parse_timestamp("soon"), None);
+    }
+
+    fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 20, h, m, s).unwrap()
+    }
+
+    fn restored(name: &str, point_time: DateTime<Utc>) -> SourceResult {
+        SourceResult {
+            name: name.into(),
+            kind: SourceKind::Volume,
+            point: None,
+            point_time: Some(point_time),
+            image: None,
+            bytes: 0,
+            seconds: 0.0,
+            error: None,
+        }
+    }
+
+    fn stack(toml: &str) -> Stack {
+        crate::config::parse_stack_file(Path::new("s.toml"), toml)
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn point_age_is_judged_against_each_sources_newest_scheduled_slot() {
+        let s = stack(
+            "[stack.shop]\nschedule = \"*/15 * * * *\"\n\
+             [[stack.shop.source]]\nname = \"db\"\nkind = \"volume\"\npath = \"/d\"\n\
+             [[stack.shop.source]]\nname = \"files\"\nkind = \"volume\"\npath = \"/f\"\nschedule = \"0 3 * * *\"\n",
+        );
+        let minutes = |l: PointLag| (l.source, l.age.num_seconds());
+        // The 10:00 backups finished at 10:00:20; a drill at 10:15:30, while the 10:15 backup
+        // still runs, is 14m40s behind its schedule, not 15m10s.
+        let sources = [restored("db", at(10, 0, 20)), restored("files", at(3, 0, 5))];
+        assert_eq!(
+            point_lag(&s, &sources, at(10, 15, 30)).map(minutes),
+            Some(("db".into(), 14 * 60 + 40))
+        );
+        // Backups of db stopped after 10:00: by 12:07 the 12:00 slot shows it; the daily
+        // files source is on time, and judged against its own 03:00 slot.
+        let lag = point_lag(&s, &sources, at(12, 7, 0)).unwrap();
+        assert_eq!(lag.slot, Some(at(12, 0, 0)));
+        assert_eq!(minutes(lag), ("db".into(), 2 * 3600 - 20));
+        // The daily source's point missing a day shows on its own.
+        let sources = [
+            restored("db", at(12, 0, 10)),
+            restored("files", at(3, 0, 5) - chrono::Duration::days(1)),
+        ];
+        assert_eq!(
+            point_lag(&s, &sources, at(12, 7, 0)).map(minutes),
+            Some(("files".into(), 86400 - 5))
+        );
+        // A point newer than the slot (a manual backup) is not negative.
+        let sources = [restored("db", at(10, 5, 0))];
+        assert_eq!(point_lag(&s, &sources, at(10, 7, 0)).map(minutes), Some(("db".into(), 0)));
+        // No schedule: the age at the reference time.
+        let s = stack("[stack.shop]\n[[stack.shop.source]]\nname = \"db\"\nkind = \"volume\"\npath = \"/d\"\n");
+        let sources = [restored("db", at(10, 0, 20))];
+        assert_eq!(
+            point_lag(&s, &sources, at(10, 15, 30)).map(minutes),
+            Some(("db".into(), 15 * 60 + 10))
+        );
     }
 }

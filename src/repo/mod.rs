@@ -1,5 +1,6 @@
 //! The repository: format, keys and the typed operations on objects in a store.
 
+pub mod busy;
 pub mod chunker;
 pub mod crypto;
 pub mod id;
@@ -80,6 +81,8 @@ pub struct Repo {
     pub chunker: Chunker,
     rt: Arc<tokio::runtime::Runtime>,
     pack_keys: Mutex<HashMap<PackId, Key>>,
+    /// Time in which data blobs were being fetched and decrypted (a drill's fetch phase).
+    pub fetching: busy::BusyClock,
 }
 
 impl Repo {
@@ -188,6 +191,7 @@ impl Repo {
             key_file: key_path.display().to_string(),
             rt,
             pack_keys: Mutex::new(HashMap::new()),
+            fetching: busy::BusyClock::default(),
         }
     }
 
@@ -420,6 +424,7 @@ impl Repo {
 
     /// Fetches one blob with a range GET and verifies it.
     pub async fn read_blob(&self, loc: &BlobLocation) -> Result<Vec<u8>> {
+        let _busy = self.fetching.start();
         let sealed = self
             .backend
             .get_range(

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Database backup and drill benchmark against the plain tools, on a pgbench database in a
+# container of the local test image (scripts/test-images.sh). Not part of the test suite.
+#
+#   scripts/bench-db.sh [SCALE] [RUNS]     # default: scale 20 (2 million rows), 3 runs
+#
+# Each run, in alternating order so that drift hits both sides alike:
+#   backup: `drctl backup` of the stack   vs  `docker exec … pg_dump --create DB > /dev/null`
+#   drill:  `drctl drill` (scratch server start + load + one count check)
+#           vs  fresh container start + `psql < dump.sql` streamed from a local file
+#           + the same count query
+# It prints wall times, ratios and drctl's peak RSS (GNU time). Uses target/release/drctl;
+# build it first with `cargo build --release`.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scale=${1:-20}
+runs=${2:-3}
+drctl=$PWD/target/release/drctl
+[[ -x $drctl ]] || { echo "error: $drctl missing; run cargo build --release" >&2; exit 2; }
+[[ -x /usr/bin/time ]] || { echo "error: GNU time missing (apt-get install time)" >&2; exit 2; }
+
+image=$(scripts/test-images.sh)
+work=$(mktemp -d /tmp/drctl-bench.XXXXXX)
+src=drctl-bench-src
+ref=drctl-bench-ref
+pw=bench-pw
+export POSTGRES_PASSWORD=$pw
+cleanup() {
+    docker rm -f -v "$src" "$ref" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+
+start_pg() { # NAME -> waits until it answers
+    docker rm -f -v "$1" >/dev/null 2>&1 || true
+    docker run -d --name "$1" --stop-signal SIGINT -e POSTGRES_PASSWORD "$image" drctl-postgres >/dev/null
+    until docker exec -e PGPASSWORD="$pw" "$1" psql -qAt -U postgres -h 127.0.0.1 -c 'SELECT 1' >/dev/null 2>&1; do
+        sleep 0.1
+    done
+}
+psql_in() { # NAME DB SQL
+    docker exec -e PGPASSWORD="$pw" "$1" psql -qAt -U postgres -h 127.0.0.1 -d "$2" -c "$3"
+}
+
+echo "== pgbench scale $scale into $src" >&2
+start_pg "$src"
+psql_in "$src" postgres "CREATE DATABASE b2m" >/dev/null
+docker exec -e PGPASSWORD="$pw" "$src" /usr/lib/postgresql/15/bin/pgbench -q -i -s "$scale" \
+    -U postgres -h 127.0.0.1 b2m 2>&1 | tail -n 1 >&2
+rows=$(psql_in "$src" b2m "SELECT count(*) FROM pgbench_accounts")
+docker exec -e PGUSER=postgres -e PGPASSWORD="$pw" "$src" pg_dump --create --dbname b2m >"$work/b2m.sql"
+echo "== $rows rows; plain dump $(stat -c %s "$work/b2m.sql") bytes" >&2
+
+mkdir -p "$work/etc/schedules" "$work/etc/restore-drills"
+cat >"$work/etc/drctl.toml" <<EOF
+[repository]
+url = "file://$work/repo"
+key_file = "$work/drctl.key"
+catalog = "$work/catalog.db"
+EOF
+cat >"$work/etc/schedules/bench.toml" <<EOF
+[stack.p2m]
+rpo = "1d"
+rto = "1h"
+[[stack.p2m.source]]
+name = "db"
+kind = "postgres"
+container = "$src"
+databases = ["b2m"]
+EOF
+cat >"$work/etc/restore-drills/bench.toml" <<EOF
+[drill.p2m]
+stack = "p2m"
+[[drill.p2m.check]]
+source = "db"
+sql = "SELECT count(*) FROM pgbench_accounts"
+expect = "= $rows"
+EOF
+export DRCTL_CONFIG=$work/etc/drctl.toml
+"$drctl" --quiet init >/dev/null
+# Warm the server's cache and drctl's repository once, untimed.
+"$drctl" --quiet backup p2m >/dev/null
+
+rss() { awk -F': ' '/Maximum resident/ {printf "%.0f", $2 / 1024}' "$1"; }
+
+for i in $(seq 1 "$runs"); do
+    # Backup: the plain dump, then drctl (order swapped on even runs).
+    order=(plain drctl)
+    ((i % 2 == 0)) && order=(drctl plain)
+    for who in "${order[@]}"; do
+        t0=$(now)
+        if [[ $who == plain ]]; then
+            docker exec -e PGUSER=postgres -e PGPASSWORD="$pw" "$src" pg_dump --create --dbname b2m >/dev/null
+            b_plain=$(secs "$t0" "$(now)")
+        else
+            /usr/bin/time -v -o "$work/time.b" "$drctl" --quiet backup p2m >/dev/null
+            b_drctl=$(secs "$t0" "$(now)")
+        fi
+    done
+    # Drill against a fresh container fed from a local file.
+    for who in "${order[@]}"; do
+        if [[ $who == plain ]]; then
+            t0=$(now)
+            start_pg "$ref"
+            t1=$(now)
+            docker exec -i -e PGUSER=postgres -e PGPASSWORD="$pw" "$ref" \
+                psql -q -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -d postgres <"$work/b2m.sql" >/dev/null
+            t2=$(now)
+            got=$(psql_in "$ref" b2m "SELECT count(*) FROM pgbench_accounts")
+            t3=$(now)
+            [[ $got == "$rows" ]] || { echo "error: reference load has $got rows" >&2; exit 1; }
+            d_plain=$(secs "$t0" "$t3")
+            l_plain=$(secs "$t1" "$t2")
+            docker rm -f -v "$ref" >/dev/null
+        else
+            /usr/bin/time -v -o "$work/time.d" "$drctl" --quiet drill p2m --json >"$work/drill.json"
+            read -r d_drctl l_drctl < <(python3 -c "
+import json, sys
+r = json.load(open('$work/drill.json'))
+r = r[0] if isinstance(r, list) else r.get('drills', [r])[0]
+assert r['verdict'] == 'PASS', r
+load = sum(p['seconds'] for p in r['phases'] if p['name'] == 'database load')
+print(f\"{r['rto_secs']:.2f} {load:.2f}\")")
+        fi
+    done
+    printf 'run %d  backup: drctl %s s (peak RSS %s MB) / pg_dump %s s = %s\n' "$i" \
+        "$b_drctl" "$(rss "$work/time.b")" "$b_plain" "$(ratio "$b_drctl" "$b_plain")"
+    printf 'run %d  drill load: drctl %s s / psql %s s = %s\n' "$i" \
+        "$l_drctl" "$l_plain" "$(ratio "$l_drctl" "$l_plain")"
+    printf 'run %d  drill RTO: drctl %s s (peak RSS %s MB) / start + psql + check %s s = %s\n' "$i" \
+        "$d_drctl" "$(rss "$work/time.d")" "$d_plain" "$(ratio "$d_drctl" "$d_plain")"
+done
