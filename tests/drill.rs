@@ -440,7 +440,10 @@ fn killed_damaged_and_stale_drills_fail_cleanly() {
         "{reasons}"
     );
     // Judged against the newest */5 slot two hours on: at least 1h55m behind it.
-    assert!(r["point_age_secs"].as_f64().unwrap() > 6900.0 - 60.0, "{r:#}");
+    assert!(
+        r["point_age_secs"].as_f64().unwrap() > 6900.0 - 60.0,
+        "{r:#}"
+    );
 
     // 4. A damaged pack: FAIL, naming the pack and the source; nothing left behind.
     let packs: Vec<(String, u64)> = env

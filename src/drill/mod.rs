@@ -642,7 +642,10 @@ mod tests {
         let minutes = |l: PointLag| (l.source, l.age.num_seconds());
         // The 10:00 backups finished at 10:00:20; a drill at 10:15:30, while the 10:15 backup
         // still runs, is 14m40s behind its schedule, not 15m10s.
-        let sources = [restored("db", at(10, 0, 20)), restored("files", at(3, 0, 5))];
+        let sources = [
+            restored("db", at(10, 0, 20)),
+            restored("files", at(3, 0, 5)),
+        ];
         assert_eq!(
             point_lag(&s, &sources, at(10, 15, 30)).map(minutes),
             Some(("db".into(), 14 * 60 + 40))
@@ -663,7 +666,10 @@ mod tests {
         );
         // A point newer than the slot (a manual backup) is not negative.
         let sources = [restored("db", at(10, 5, 0))];
-        assert_eq!(point_lag(&s, &sources, at(10, 7, 0)).map(minutes), Some(("db".into(), 0)));
+        assert_eq!(
+            point_lag(&s, &sources, at(10, 7, 0)).map(minutes),
+            Some(("db".into(), 0))
+        );
         // No schedule: the age at the reference time.
         let s = stack("[stack.shop]\n[[stack.shop.source]]\nname = \"db\"\nkind = \"volume\"\npath = \"/d\"\n");
         let sources = [restored("db", at(10, 0, 20))];

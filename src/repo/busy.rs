@@ -39,7 +39,10 @@ impl BusyClock {
     /// Busy time so far, including the running stretch.
     pub fn total(&self) -> Duration {
         let s = self.state.lock().expect("busy clock poisoned");
-        s.total + s.since.filter(|_| s.active > 0).map_or(Duration::ZERO, |t| t.elapsed())
+        s.total
+            + s.since
+                .filter(|_| s.active > 0)
+                .map_or(Duration::ZERO, |t| t.elapsed())
     }
 }
 
