@@ -9,8 +9,8 @@
 #   drill:  `drctl drill` (scratch server start + load + one count check)
 #           vs  fresh container start + `psql < dump.sql` streamed from a local file
 #           + the same count query
-# It prints wall times, ratios and drctl's peak RSS (GNU time). Uses target/release/drctl;
-# build it first with `cargo build --release`.
+# It prints wall times, ratios and drctl's peak RSS (GNU time) per run, then the median
+# of each ratio. Uses target/release/drctl; build it first with `cargo build --release`.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -35,6 +35,7 @@ trap cleanup EXIT
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+rss() { awk -F': ' '/Maximum resident/ {printf "%.0f", $2 / 1024}' "$1"; }
 
 start_pg() { # NAME -> waits until it answers
     docker rm -f -v "$1" >/dev/null 2>&1 || true
@@ -83,10 +84,14 @@ expect = "= $rows"
 EOF
 export DRCTL_CONFIG=$work/etc/drctl.toml
 "$drctl" --quiet init >/dev/null
-# Warm the server's cache and drctl's repository once, untimed.
-"$drctl" --quiet backup p2m >/dev/null
+# The first backup stores everything (the runs below add only what changed); it also
+# warms the server's cache.
+t0=$(now)
+/usr/bin/time -v -o "$work/time.first" "$drctl" --quiet backup p2m >/dev/null
+printf 'first backup: drctl %s s (peak RSS %s MB), repository %s\n' "$(secs "$t0" "$(now)")" \
+    "$(rss "$work/time.first")" "$(du -sh "$work/repo" | cut -f1)"
 
-rss() { awk -F': ' '/Maximum resident/ {printf "%.0f", $2 / 1024}' "$1"; }
+ratios=()
 
 for i in $(seq 1 "$runs"); do
     # Backup: the plain dump, then drctl (order swapped on even runs).
@@ -128,6 +133,7 @@ load = sum(p['seconds'] for p in r['phases'] if p['name'] == 'database load')
 print(f\"{r['rto_secs']:.2f} {load:.2f}\")")
         fi
     done
+    ratios+=("$(ratio "$b_drctl" "$b_plain") $(ratio "$l_drctl" "$l_plain") $(ratio "$d_drctl" "$d_plain")")
     printf 'run %d  backup: drctl %s s (peak RSS %s MB) / pg_dump %s s = %s\n' "$i" \
         "$b_drctl" "$(rss "$work/time.b")" "$b_plain" "$(ratio "$b_drctl" "$b_plain")"
     printf 'run %d  drill load: drctl %s s / psql %s s = %s\n' "$i" \
@@ -135,3 +141,10 @@ print(f\"{r['rto_secs']:.2f} {load:.2f}\")")
     printf 'run %d  drill RTO: drctl %s s (peak RSS %s MB) / start + psql + check %s s = %s\n' "$i" \
         "$d_drctl" "$(rss "$work/time.d")" "$d_plain" "$(ratio "$d_drctl" "$d_plain")"
 done
+((runs > 0)) || exit 0
+printf '%s\n' "${ratios[@]}" | python3 -c "
+import statistics, sys
+rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
+cols = list(zip(*rows))
+print('median ratios over %d runs: backup %.2f, drill load %.2f, drill RTO %.2f'
+      % (len(rows), *(statistics.median(c) for c in cols)))"

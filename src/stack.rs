@@ -192,6 +192,12 @@ fn backup_source(
     if let Some(h) = holds {
         h.release()?;
     }
+    if let Some(checks) = prepared.checks {
+        let record = checks
+            .join()
+            .map_err(|_| Error::Failed("the server probe panicked".into()))??;
+        record(rec);
+    }
     outcome
 }
 

@@ -20,13 +20,19 @@ use crate::catalog::Catalog;
 use crate::config::SourceDef;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::repo::point::SourceRecord;
 use crate::repo::tree::Node;
 use crate::repo::Repo;
 use docker::{Docker, ExecReader};
 
+/// Checks that run alongside a source's dumps; on success, what they found for its record.
+pub type PendingChecks = std::thread::JoinHandle<Result<Box<dyn FnOnce(&mut SourceRecord) + Send>>>;
+
 /// What a source's backup stores: streams (dumps) or host paths.
 #[derive(Default)]
 pub struct Prepared {
+    /// Checks still running; judged before the backup's own outcome.
+    pub checks: Option<PendingChecks>,
     /// Dumps, stored as files at the snapshot's root.
     pub streams: Vec<StreamFile>,
     /// Host directories.
