@@ -36,6 +36,16 @@ impl Progress {
         }
     }
 
+    /// Turns the bar into a spinner with the elapsed time, for a step that moves no
+    /// bytes (starting servers, running checks).
+    pub fn as_step(&self) {
+        if let Some(b) = &self.bar {
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
+            );
+        }
+    }
+
     /// Whether anything is drawn.
     pub fn is_visible(&self) -> bool {
         self.bar.is_some()

@@ -262,11 +262,17 @@ pub fn run(
     // Databases first: start every scratch server, then load them.
     let mut servers: BTreeMap<String, scratch::ScratchServer> = BTreeMap::new();
     let t = Instant::now();
+    let step = (req.progress)("drill");
+    step.as_step();
     for (name, found) in &picked {
         let Some((_, rec)) = found else { continue };
         if rec.kind == SourceKind::Volume {
             continue;
         }
+        step.set_message(&format!(
+            "{}: starting a scratch server for {name}",
+            drill.name
+        ));
         match scratch.server(rec) {
             Ok(mut s) => {
                 result.warnings.append(&mut s.warnings);
@@ -278,6 +284,7 @@ pub fn run(
             return Err(Error::Interrupted);
         }
     }
+    step.finish();
     result.phases.push(Phase {
         name: "start scratch servers".into(),
         seconds: t.elapsed().as_secs_f64(),
@@ -348,6 +355,7 @@ pub fn run(
                     },
                 };
                 let progress = (req.progress)("restoring");
+                progress.set_message(&format!("{name} ({phase})"));
                 stack::restore_step(
                     repo,
                     catalog,
@@ -393,7 +401,16 @@ pub fn run(
     );
 
     let t = Instant::now();
-    for check in &drill.checks {
+    let step = (req.progress)("drill");
+    step.as_step();
+    for (i, check) in drill.checks.iter().enumerate() {
+        step.set_message(&format!(
+            "{}: check {}/{}: {}",
+            drill.name,
+            i + 1,
+            drill.checks.len(),
+            check.name()
+        ));
         let c0 = Instant::now();
         let src = result.sources.iter().find(|s| s.name == check.source);
         let outcome = match src {
@@ -436,6 +453,7 @@ pub fn run(
             return Err(Error::Interrupted);
         }
     }
+    step.finish();
     result.phases.push(Phase {
         name: "checks".into(),
         seconds: t.elapsed().as_secs_f64(),
