@@ -10,6 +10,7 @@ mod runs;
 pub use runs::{RunRecord, RunStatus};
 
 use std::collections::HashSet;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -233,8 +234,28 @@ impl Catalog {
     /// Opens (creating if needed) the catalog for the repository `repo_id`.
     pub fn open(path: &Path, repo_id: &str) -> Result<Catalog> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            // The catalog names every file backed up and the containers' records: only its
+            // owner may read it (directories drctl creates are 0700, the files 0600).
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::PermissionsExt;
+            // A catalog made by an older drctl (0644): tighten it.
+            if meta.permissions().mode() & 0o077 != 0 {
+                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+            }
+        } else {
+            // Created empty with the right mode before SQLite opens it (and its -wal and
+            // -shm files, which SQLite creates with the database's mode).
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
         }
         match Self::open_checked(path, repo_id) {
             Err(Error::Catalog { source, .. }) if is_damage(&source) => {

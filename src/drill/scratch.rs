@@ -21,7 +21,7 @@ use crate::config::SourceKind;
 use crate::error::{Error, Result};
 use crate::repo::point::SourceRecord;
 use crate::source::docker::{api_error, is_not_found, Docker};
-use crate::source::{mysql, postgres, redis};
+use crate::source::{mysql, postgres, redis, secrets};
 
 /// The label on every scratch container and network; its value is the run ID.
 pub const LABEL: &str = "io.drctl.drill";
@@ -123,7 +123,7 @@ impl Scratch {
         let (image, warnings) = resolve_image(&docker, rec)?;
         let name = format!("drctl-drill-{}-{}", self.run_id, rec.name);
         let password = hex::encode(rand::random::<[u8; 16]>());
-        let env: Vec<String> = match rec.kind {
+        let credentials: Vec<String> = match rec.kind {
             SourceKind::Postgres => vec![format!("POSTGRES_PASSWORD={password}")],
             SourceKind::Mysql => vec![
                 format!("MARIADB_ROOT_PASSWORD={password}"),
@@ -132,12 +132,29 @@ impl Scratch {
             SourceKind::Redis => vec![format!("REDIS_PASSWORD={password}")],
             SourceKind::Volume => unreachable!("volumes restore into directories"),
         };
+        // The original's configuration (PGDATA, POSTGRES_DB, MYSQL_DATABASE, ...), with
+        // throwaway credentials instead of its own (which were never recorded); a
+        // credential redacted from its command line becomes the throwaway one too, so
+        // that drctl can log in to the server it started.
+        let ours: Vec<&str> = credentials
+            .iter()
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
+            .collect();
+        let mut env: Vec<String> = rec
+            .environment
+            .iter()
+            .filter(|kv| kv.split_once('=').is_none_or(|(k, _)| !ours.contains(&k)))
+            .cloned()
+            .collect();
+        env.extend(credentials.iter().cloned());
+        let entrypoint = secrets::with_password(&rec.entrypoint, &password);
+        let cmd = secrets::with_password(&rec.command, &password);
         let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
         let body = ContainerCreateBody {
             image: Some(image.clone()),
             env: Some(env),
-            entrypoint: non_empty(&rec.entrypoint),
-            cmd: non_empty(&rec.command),
+            entrypoint: non_empty(&entrypoint),
+            cmd: non_empty(&cmd),
             labels: Some(self.labels()),
             host_config: Some(HostConfig {
                 network_mode: Some(network),
@@ -174,12 +191,18 @@ impl Scratch {
             }
             let info = docker.container(&name)?;
             if info.status != "running" || Instant::now() > deadline {
+                let logs = docker.last_logs(&name, 10);
                 return Err(Error::Failed(format!(
-                    "scratch server {name} ({image}) did not start: {}",
+                    "scratch server {name} ({image}) did not start: {}{}",
                     if info.status == "running" {
                         format!("not ready after {}s", READY_TIMEOUT.as_secs())
                     } else {
                         format!("it is {}", info.status)
+                    },
+                    if logs.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; its last log lines:\n{logs}")
                     }
                 )));
             }

@@ -110,6 +110,7 @@ impl Keys {
             reason,
         };
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        warn_if_exposed(path);
         let raw: KeyFileToml =
             toml::from_str(&text).map_err(|_| bad("not a drctl key file".into()))?;
         if raw.format != KEY_FILE_FORMAT {
@@ -197,6 +198,24 @@ impl Keys {
         f.write_all(text.as_bytes())
             .and_then(|_| f.sync_all())
             .map_err(|e| Error::io(format!("writing key file {}", path.display()), e))
+    }
+}
+
+/// Warns (once per process) when a key file can be read by its group or by others.
+fn warn_if_exposed(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "key file {} is readable by others (mode {mode:03o}); `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                )
+            });
+        }
     }
 }
 

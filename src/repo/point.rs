@@ -80,9 +80,13 @@ pub struct SourceRecord {
     /// its scratch server the same way.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entrypoint: Vec<String>,
-    /// See `entrypoint`.
+    /// See `entrypoint`; credentials in it are redacted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+    /// The container's environment without its credentials (`KEY=VALUE`), so that a
+    /// drill's scratch server is configured like the original (`PGDATA`, `POSTGRES_DB`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment: Vec<String>,
     /// The server's version as it reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_version: Option<String>,
@@ -126,6 +130,7 @@ impl SourceRecord {
             image_digest: None,
             entrypoint: Vec::new(),
             command: Vec::new(),
+            environment: Vec::new(),
             server_version: None,
             tool_versions: BTreeMap::new(),
             databases: Vec::new(),

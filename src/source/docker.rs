@@ -542,6 +542,25 @@ impl Docker {
     }
 
     /// The runtime, for callers that bridge their own streams.
+    /// The last `lines` lines a container wrote (stdout and stderr), for a message
+    /// about why it did not start; empty when they cannot be read.
+    pub fn last_logs(&self, name: &str, lines: usize) -> String {
+        let opts = bollard::query_parameters::LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        };
+        let mut out = String::new();
+        self.rt.block_on(async {
+            let mut logs = self.client.logs(name, Some(opts));
+            while let Some(Ok(chunk)) = logs.next().await {
+                out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        });
+        out.trim_end().to_string()
+    }
+
     /// The API client, for the calls this module does not wrap.
     pub fn client(&self) -> &bollard::Docker {
         &self.client

@@ -10,6 +10,7 @@ pub mod hold;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
+pub mod secrets;
 pub mod volume;
 
 use std::collections::HashMap;
@@ -210,6 +211,17 @@ pub fn container_of(def: &SourceDef) -> Result<&str> {
         .as_ref()
         .map(|c| c.get_ref().as_str())
         .ok_or_else(|| Error::Config(format!("source {} names no container", def.name.get_ref())))
+}
+
+/// Records the database container a source was backed up from, with its command line
+/// and environment stripped of credentials (see `secrets`).
+pub fn record_container(rec: &mut SourceRecord, info: &docker::ContainerInfo) {
+    rec.container = Some(info.name.clone());
+    rec.image = Some(info.image.clone());
+    rec.image_digest = Some(info.image_digest.clone());
+    rec.entrypoint = secrets::redact_command(&info.entrypoint);
+    rec.command = secrets::redact_command(&info.cmd);
+    rec.environment = secrets::public_environment(&info.env);
 }
 
 #[cfg(test)]

@@ -142,11 +142,7 @@ fn ident(s: &str) -> String {
 pub fn backup(docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
     let container = container_of(def)?;
     let info = docker.running_container(container)?;
-    rec.container = Some(info.name.clone());
-    rec.image = Some(info.image.clone());
-    rec.image_digest = Some(info.image_digest.clone());
-    rec.entrypoint = info.entrypoint.clone();
-    rec.command = info.cmd.clone();
+    super::record_container(rec, &info);
     let tools = tools(docker, container)?;
     let (user, env) = credentials(Some(def), &info)?;
     rec.server_version = Some(query(

@@ -136,11 +136,7 @@ pub fn ready(docker: &Docker, container: &str) -> bool {
 pub fn backup(docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
     let container = container_of(def)?;
     let info = docker.running_container(container)?;
-    rec.container = Some(info.name.clone());
-    rec.image = Some(info.image.clone());
-    rec.image_digest = Some(info.image_digest.clone());
-    rec.entrypoint = info.entrypoint.clone();
-    rec.command = info.cmd.clone();
+    super::record_container(rec, &info);
     let (_, env) = credentials(Some(def), &info)?;
     let run_probe = {
         let (docker, container, env) = (docker.clone(), container.to_string(), env.clone());

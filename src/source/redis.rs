@@ -20,7 +20,13 @@ const SAVE_TIMEOUT: Duration = Duration::from_secs(3600);
 fn credentials(def: Option<&SourceDef>, info: &ContainerInfo) -> Result<Vec<(String, String)>> {
     let password = match password_from_file(def)? {
         Some(p) => Some(p),
-        None => info.env_var("REDIS_PASSWORD").map(str::to_string),
+        // The official image has no password variable: compose files pass
+        // `--requirepass` on the command line instead.
+        None => info
+            .env_var("REDIS_PASSWORD")
+            .map(str::to_string)
+            .or_else(|| super::secrets::requirepass(&info.cmd))
+            .or_else(|| super::secrets::requirepass(&info.entrypoint)),
     };
     Ok(password
         .map(|p| vec![("REDISCLI_AUTH".to_string(), p)])
@@ -123,11 +129,7 @@ pub fn ready(docker: &Docker, container: &str) -> bool {
 pub fn backup(docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
     let container = container_of(def)?;
     let cinfo = docker.running_container(container)?;
-    rec.container = Some(cinfo.name.clone());
-    rec.image = Some(cinfo.image.clone());
-    rec.image_digest = Some(cinfo.image_digest.clone());
-    rec.entrypoint = cinfo.entrypoint.clone();
-    rec.command = cinfo.cmd.clone();
+    super::record_container(rec, &cinfo);
     let env = credentials(Some(def), &cinfo)?;
     let user = def.user.as_deref();
     let server = info(docker, container, user, &env, "server")?;

@@ -168,6 +168,28 @@ pub fn redis_with(name: &str, password: &str, extra_args: &[&str]) -> Container 
     )
 }
 
+/// Redis with its password on the command line (`redis-server --requirepass PW`), the way
+/// many compose files run the official image: no password in the environment.
+pub fn redis_requirepass(name: &str, password: &str) -> Container {
+    run(
+        name,
+        &[],
+        &[],
+        &[
+            "redis-server",
+            "--requirepass",
+            password,
+            "--dir",
+            "/tmp",
+            "--bind",
+            "0.0.0.0",
+            "--protected-mode",
+            "no",
+        ],
+        Ready::Redis(password.into()),
+    )
+}
+
 /// A container that only sleeps (for stop/pause tests); it exits at once on TERM.
 pub fn sleeper(name: &str) -> Container {
     sleeper_with(name, &[])

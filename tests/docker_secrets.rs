@@ -1,0 +1,87 @@
+//! Credentials on containers' command lines: found where drctl needs them, recorded
+//! nowhere, and replaced by throwaway ones in drill scratch servers.
+
+mod common;
+
+use common::docker::{self, skip};
+use common::{assert_ok, text, unique, Env, Kind};
+
+/// A Redis container started with `--requirepass` on its command line backs up, drills
+/// PASS, and its password appears in no output, no catalog and no manifest.
+#[test]
+fn a_redis_password_on_the_command_line_is_used_and_never_recorded() {
+    if skip() {
+        return;
+    }
+    let pw = format!("cmdline-{}", unique("pw"));
+    let c = docker::redis_requirepass(&unique("drctl-t-rpass"), &pw);
+    c.redis_cli(&pw, &["SET", "session:1", "alive"]);
+    let env = Env::init(Kind::Local).unwrap();
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(
+        env.path("schedules/cache.toml"),
+        format!(
+            "[stack.cache]\nrpo = \"1h\"\nrto = \"30m\"\n\
+             [[stack.cache.source]]\nname = \"cache\"\nkind = \"redis\"\ncontainer = \"{}\"\n",
+            c.name
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(env.path("restore-drills")).unwrap();
+    std::fs::write(
+        env.path("restore-drills/cache.toml"),
+        "[drill.cache]\nstack = \"cache\"\n\
+         [[drill.cache.check]]\nsource = \"cache\"\nredis_keys = \">= 1\"\n",
+    )
+    .unwrap();
+    let mut outputs = String::new();
+    let o = env.run(&["--json", "backup", "cache"]);
+    assert_ok(&o);
+    outputs += &text(&o.stdout);
+    outputs += &text(&o.stderr);
+    let o = env.run(&["--json", "drill", "cache"]);
+    assert_ok(&o);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r[0]["verdict"], "PASS", "{r:#}");
+    outputs += &text(&o.stdout);
+    outputs += &text(&o.stderr);
+    for args in [
+        &["--json", "snapshots", "cache"][..],
+        &["--json", "snapshots"][..],
+        &["status"][..],
+    ] {
+        let o = env.run(args);
+        assert_ok(&o);
+        outputs += &text(&o.stdout);
+        outputs += &text(&o.stderr);
+    }
+    assert!(
+        !outputs.contains(&pw),
+        "the password was printed: {outputs}"
+    );
+    assert!(
+        outputs.contains("<redacted>"),
+        "the command is recorded, redacted"
+    );
+    let catalog = std::fs::read(&env.catalog).unwrap();
+    assert!(
+        !catalog.windows(pw.len()).any(|w| w == pw.as_bytes()),
+        "the password is in the catalog"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&env.catalog)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "catalog mode {mode:o}");
+    for (k, _) in env.objects() {
+        let body = env.get(&k);
+        assert!(
+            !body.windows(pw.len()).any(|w| w == pw.as_bytes()),
+            "the password is in {k}"
+        );
+    }
+    // The production server was never touched, and still needs its password.
+    assert_eq!(c.redis_cli(&pw, &["GET", "session:1"]), "alive");
+}
