@@ -211,11 +211,27 @@ fn blob_to_ids(b: &[u8]) -> Option<Vec<BlobId>> {
 impl Catalog {
     /// Opens (creating if needed) the catalog for the repository `repo_id`.
     pub fn open(path: &Path, repo_id: &str) -> Result<Catalog> {
+        let unusable = |reason: String| Error::CatalogPath {
+            path: path.display().to_string(),
+            reason,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+                .map_err(|e| unusable(format!("creating {}: {e}", dir.display())))?;
         }
-        let conn = open_conn(path).map_err(|e| Self::err_at(path, e))?;
+        if path.is_dir() {
+            return Err(unusable("it is a directory".into()));
+        }
+        // Where the file cannot be opened at all, the settings are at fault (exit 2); a
+        // catalog that opens but then fails is the catalog's own error.
+        let conn = open_conn(path).map_err(|e| match e.sqlite_error_code() {
+            Some(
+                rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::PermissionDenied
+                | rusqlite::ErrorCode::ReadOnly,
+            ) => unusable(e.to_string()),
+            _ => Self::err_at(path, e),
+        })?;
         let cat = Catalog {
             conn,
             path: path.to_path_buf(),
