@@ -103,6 +103,12 @@ impl Error {
                 ..
             } => Some("check the endpoint URL and that the server is running"),
             Error::Store {
+                store,
+                source: StoreError::Denied { .. },
+            } if store.starts_with("file://") => {
+                Some("check the permissions of the repository directory for this user")
+            }
+            Error::Store {
                 source: StoreError::Denied { .. },
                 ..
             } => Some("check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the AWS profile"),

@@ -194,6 +194,21 @@ fn at(file: &Path, text: &str, offset: usize, msg: impl std::fmt::Display) -> Er
     config_error(file, text, offset, msg)
 }
 
+/// Reads an expectation that can hold: `>=` and `<=` need a number, and no comparison
+/// with NaN or infinity ever means what was meant.
+fn check_expect(s: &str) -> std::result::Result<Expect, String> {
+    let e = Expect::parse(s);
+    match &e {
+        Expect::Eq(n) | Expect::Ge(n) | Expect::Le(n) if !n.is_finite() => {
+            Err(format!("expect {s:?}: the number is not finite"))
+        }
+        Expect::Text(t) if t.starts_with(">=") || t.starts_with("<=") => Err(format!(
+            "expect {s:?}: >= and <= compare with a number (>= 1000)"
+        )),
+        _ => Ok(e),
+    }
+}
+
 /// A check path names something inside the restored volume: relative, and never
 /// climbing out of it with `..` (the drill also refuses links that lead out).
 fn check_volume_path(path: &str) -> std::result::Result<String, String> {
@@ -272,7 +287,7 @@ pub fn parse_drill_file(file: &Path, text: &str, stacks: &[Stack]) -> Result<Vec
                         (Some(e), None) => CheckKind::Sql {
                             sql: sql.clone(),
                             database: c.database.clone(),
-                            expect: Expect::parse(e.get_ref()),
+                            expect: check_expect(e.get_ref()).map_err(|m| err(e.span(), m))?,
                         },
                         (None, Some(f)) => CheckKind::Fresh {
                             sql: sql.clone(),
@@ -296,7 +311,7 @@ pub fn parse_drill_file(file: &Path, text: &str, stacks: &[Stack]) -> Result<Vec
                         return Err(bad("redis_keys is for redis sources"));
                     }
                     CheckKind::RedisKeys {
-                        expect: Expect::parse(e.get_ref()),
+                        expect: check_expect(e.get_ref()).map_err(|m| err(e.span(), m))?,
                     }
                 }
                 _ => return Err(bad("give exactly one of sql, path or redis_keys")),
@@ -434,6 +449,16 @@ mod tests {
             ))
             .unwrap_err();
             assert!(e.contains("d.toml:5:8") && e.contains(why), "{e}");
+        }
+        for bad in [">= many", "<= ", "= nan", ">= inf", "<= 1e400"] {
+            let e = check(&format!(
+                "[drill.x]\nstack = \"shop\"\n[[drill.x.check]]\nsource = \"cache\"\nredis_keys = \"{bad}\"\n"
+            ))
+            .unwrap_err();
+            assert!(
+                e.contains("d.toml:5:14") && e.contains("expect"),
+                "{bad}: {e}"
+            );
         }
         let e = check("[drill.x]\nstack = \"shop\"\nrto = \"0s\"\n").unwrap_err();
         assert!(
