@@ -438,7 +438,18 @@ fn a_read_only_repository_is_rc_2_before_anything_is_held() {
         return;
     };
     std::fs::write(env.path("data/b.txt"), b"b").unwrap();
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(
+        env.path("schedules/s.toml"),
+        format!(
+            "[stack.files]\nschedule = \"* * * * *\"\n[[stack.files.source]]\nname = \"data\"\nkind = \"volume\"\npath = \"{}\"\n",
+            env.path("data").display()
+        ),
+    )
+    .unwrap();
     for args in [
+        vec!["backup", "files"],
+        vec!["run", "--due"],
         vec![
             "backup",
             "--stack",

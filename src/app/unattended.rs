@@ -76,6 +76,9 @@ impl App {
         let jobs = self.jobs(&stacks, &drills)?;
         let (repo, mut catalog) = self.open()?;
         let due = self.due_now(&catalog, &stacks, &jobs, self.now)?;
+        if !due.is_empty() {
+            self.writable(&repo)?;
+        }
         let mut worst: Option<Error> = None;
         for (job, slot) in due {
             if self.interrupt.load(Ordering::SeqCst) {
@@ -137,6 +140,7 @@ impl App {
     /// restarted, no point recorded) and ends it.
     pub(super) fn daemon(&self, max: usize) -> Result<()> {
         let (repo, mut catalog) = self.open()?;
+        self.writable(&repo)?;
         let (mut stacks, mut drills) = self.drills()?;
         eprintln!(
             "drctl daemon: {} stack(s), at most {max} job(s) at once",
