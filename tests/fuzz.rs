@@ -601,8 +601,9 @@ fn mutated_command_lines_never_panic() {
         let mut args: Vec<OsString> = base.iter().map(OsString::from).collect();
         for _ in 0..1 + rng.below(3) {
             let n = args.len();
-            match rng.below(7) {
-                0 | 1 => {
+            // Mostly values, so that most command lines get past the parser into drctl.
+            match rng.below(10) {
+                0..=4 => {
                     // A value after a flag that takes one.
                     let takes_value: Vec<usize> = (1..n)
                         .filter(|i| {
@@ -624,28 +625,28 @@ fn mutated_command_lines_never_panic() {
                         };
                         args[i] = v.into();
                     } else {
-                        args.push("--at".into());
-                        args.push((*rng.pick(HOSTILE_TIMES)).into());
+                        args.insert(0, "--now".into());
+                        args.insert(1, (*rng.pick(HOSTILE_TIMES)).into());
                     }
                 }
-                2 => {
+                5 | 6 => {
                     let i = rng.below(n + 1);
                     let ins = rng.pick(GLOBAL_INSERTS);
                     for (k, a) in ins.iter().enumerate() {
                         args.insert(i + k, a.into());
                     }
                 }
-                3 if n > 1 => {
+                7 if n > 1 => {
                     args.remove(rng.below(n));
                 }
-                4 => {
-                    let i = rng.below(n);
-                    let a = args[i].clone();
-                    args.insert(i, a);
-                }
-                5 if n > 1 => {
+                8 if n > 1 => {
                     let i = rng.below(n - 1);
-                    args.swap(i, i + 1);
+                    if rng.below(2) == 0 {
+                        args.swap(i, i + 1);
+                    } else {
+                        let a = args[i].clone();
+                        args.insert(i, a);
+                    }
                 }
                 _ => {
                     // An argument that is not UTF-8.
@@ -683,6 +684,9 @@ fn mutated_command_lines_never_panic() {
                 "rc 2 without an error: line: {}",
                 report()
             );
+        }
+        if std::env::var_os("DRCTL_FUZZ_VERBOSE").is_some() {
+            eprintln!("{code} {args:?}: {}", err.lines().next().unwrap_or(""));
         }
         *codes.entry(code).or_insert(0) += 1;
         if took > slowest.0 {
