@@ -148,15 +148,14 @@ pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
         .clone()
         .or(file.url)
         .unwrap_or_else(|| format!("file://{}", data_dir.join("repo").display()));
-    if let Some(e) = &g.endpoint {
+    // An empty DRCTL_ENDPOINT means unset, as an exported but empty variable does.
+    let endpoint = g.endpoint.clone().filter(|e| !e.is_empty());
+    if let Some(e) = &endpoint {
         check_endpoint(e).map_err(|m| Error::Usage(format!("--endpoint (DRCTL_ENDPOINT): {m}")))?;
     }
     Ok(RepoSettings {
         url,
-        endpoint: g
-            .endpoint
-            .clone()
-            .or(file.endpoint.map(Spanned::into_inner)),
+        endpoint: endpoint.or(file.endpoint.map(Spanned::into_inner)),
         region: g.region.clone().or(file.region),
         path_style: g.path_style.or(file.path_style).unwrap_or(false),
         key_file: g

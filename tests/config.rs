@@ -387,6 +387,14 @@ fn path_style_does_not_swallow_the_command() {
             .output()
             .unwrap(),
     );
+    // An exported but empty endpoint is no endpoint.
+    assert_ok(
+        &env.cmd()
+            .env("DRCTL_ENDPOINT", "")
+            .arg("snapshots")
+            .output()
+            .unwrap(),
+    );
     let o = env.run(&["--path-style=maybe", "snapshots"]);
     assert_fails(&o, 2, "maybe");
 }
