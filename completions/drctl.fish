@@ -30,7 +30,7 @@ complete -c drctl -n "__fish_drctl_needs_command" -l catalog -d 'Local catalog d
 complete -c drctl -n "__fish_drctl_needs_command" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_needs_command" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_needs_command" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_needs_command" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_needs_command" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_needs_command" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_needs_command" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -65,7 +65,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand init" -l catalog -d 'Local c
 complete -c drctl -n "__fish_drctl_using_subcommand init" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand init" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand init" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand init" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand init" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand init" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand init" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -81,7 +81,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand backup" -l catalog -d 'Local
 complete -c drctl -n "__fish_drctl_using_subcommand backup" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand backup" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand backup" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand backup" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand backup" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand backup" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand backup" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -95,7 +95,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l catalog -d 'Lo
 complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand snapshots" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -109,7 +109,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand ls" -l catalog -d 'Local cat
 complete -c drctl -n "__fish_drctl_using_subcommand ls" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand ls" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand ls" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand ls" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand ls" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand ls" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand ls" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -128,7 +128,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand restore" -l catalog -d 'Loca
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand restore" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand restore" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand restore" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -145,7 +145,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand dump" -l catalog -d 'Local c
 complete -c drctl -n "__fish_drctl_using_subcommand dump" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand dump" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand dump" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand dump" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand dump" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand dump" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand dump" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -160,7 +160,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand run" -l catalog -d 'Local ca
 complete -c drctl -n "__fish_drctl_using_subcommand run" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand run" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand run" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand run" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand run" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand run" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand run" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -176,7 +176,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l catalog -d 'Local
 complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand daemon" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -190,7 +190,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_see
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -207,7 +207,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_su
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -223,7 +223,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_su
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -243,7 +243,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand status" -l catalog -d 'Local
 complete -c drctl -n "__fish_drctl_using_subcommand status" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand status" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand status" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand status" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand status" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand status" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand status" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -258,7 +258,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand forget" -l catalog -d 'Local
 complete -c drctl -n "__fish_drctl_using_subcommand forget" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand forget" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand forget" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand forget" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand forget" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand forget" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand forget" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -275,7 +275,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand prune" -l catalog -d 'Local 
 complete -c drctl -n "__fish_drctl_using_subcommand prune" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand prune" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand prune" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand prune" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand prune" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand prune" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand prune" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -293,7 +293,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_s
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -312,7 +312,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subco
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -327,7 +327,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subco
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -345,7 +345,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand check" -l catalog -d 'Local 
 complete -c drctl -n "__fish_drctl_using_subcommand check" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand check" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand check" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand check" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand check" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand check" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand check" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -359,7 +359,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and not __fish_seen_subcommand_from rebuild help" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -375,7 +375,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_sub
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand catalog; and __fish_seen_subcommand_from rebuild" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -391,7 +391,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand repair; and not __fish_seen_
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and not __fish_seen_subcommand_from index config help" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and not __fish_seen_subcommand_from index config help" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and not __fish_seen_subcommand_from index config help" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand repair; and not __fish_seen_subcommand_from index config help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand repair; and not __fish_seen_subcommand_from index config help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and not __fish_seen_subcommand_from index config help" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and not __fish_seen_subcommand_from index config help" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -408,7 +408,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subc
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subcommand_from index" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subcommand_from index" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subcommand_from index" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subcommand_from index" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subcommand_from index" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subcommand_from index" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subcommand_from index" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -422,7 +422,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subc
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subcommand_from config" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subcommand_from config" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subcommand_from config" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subcommand_from config" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subcommand_from config" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subcommand_from config" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand repair; and __fish_seen_subcommand_from config" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -439,7 +439,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_
 complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand config; and not __fish_seen_subcommand_from check help" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -455,7 +455,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subc
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -471,7 +471,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_sub
 complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand key; and not __fish_seen_subcommand_from export help" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
@@ -487,7 +487,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcomm
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l config -d 'Configuration file [default: /etc/drctl/drctl.toml]' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l endpoint -d 'S3 endpoint URL (MinIO, Garage, ...); AWS when unset' -r
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l region -d 'S3 region' -r
-complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key)' -r -f -a "true\t''
+complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l path-style -d 'Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off' -r -f -a "true\t''
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand key; and __fish_seen_subcommand_from export" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r

@@ -677,18 +677,8 @@ fn build_excludes(
     let mut set = globset::GlobSetBuilder::new();
     for (_, abs) in roots {
         let base = globset::escape(&abs.to_string_lossy());
-        let base = base.trim_end_matches('/');
         for p in patterns {
-            let full = if p.contains('/') {
-                format!("{base}/{}", p.trim_start_matches('/'))
-            } else {
-                format!("{base}/**/{p}")
-            };
-            let glob = globset::GlobBuilder::new(&full)
-                .literal_separator(true)
-                .build()
-                .map_err(|e| Error::Config(format!("exclude pattern {p:?}: {e}")))?;
-            set.add(glob);
+            set.add(crate::config::exclude_glob(&base, p).map_err(Error::Config)?);
         }
     }
     set.build()

@@ -37,9 +37,10 @@ pub struct GlobalArgs {
     /// S3 region
     #[arg(long, global = true, env = "DRCTL_REGION", value_name = "REGION")]
     pub region: Option<String>,
-    /// Use path-style S3 addressing (http://host/bucket/key)
+    /// Use path-style S3 addressing (http://host/bucket/key); --path-style=false turns it off
+    // A value only after `=`: `--path-style init` must not take `init` as its value.
     #[arg(long, global = true, env = "DRCTL_PATH_STYLE", value_name = "BOOL", num_args = 0..=1,
-          default_missing_value = "true")]
+          default_missing_value = "true", require_equals = true)]
     pub path_style: Option<bool>,
     /// Print one JSON document on stdout instead of text
     #[arg(long, global = true)]

@@ -2,18 +2,20 @@
 //! when, and against which recovery targets.
 //!
 //! Every error names the file, line and column, whether TOML rejected the syntax or drctl
-//! rejected a value (an unknown kind, a bad cron expression, a duration it cannot read).
+//! rejected a value (an unknown kind or key, a cron expression that never fires, a
+//! duration it cannot read or that is out of range, a glob that does not compile).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use chrono::{TimeZone, Utc};
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{Error, Result};
 use crate::retention::KeepPolicy;
-use crate::settings::line_col;
+use crate::settings::{config_error, line_col, read_config_text};
 use crate::timespec::parse_duration;
 
 /// The directory of stack files when drctl.toml does not name one.
@@ -62,7 +64,7 @@ pub struct SourceDef {
     pub pause: Vec<String>,
     /// Glob patterns left out of a volume source.
     #[serde(default)]
-    pub exclude: Vec<String>,
+    pub exclude: Vec<Spanned<String>>,
     /// A schedule for this source alone (cron expression).
     pub schedule: Option<Spanned<String>>,
 }
@@ -83,7 +85,7 @@ pub struct StackDef {
     #[serde(default)]
     pub source: Vec<SourceDef>,
     /// How much history `drctl forget` keeps.
-    pub keep: Option<KeepDef>,
+    pub keep: Option<Spanned<KeepDef>>,
     /// Commands run before and after each scheduled or manual run.
     #[serde(default)]
     pub hook: Vec<HookDef>,
@@ -124,7 +126,7 @@ impl KeepDef {
             within: self
                 .within
                 .as_ref()
-                .and_then(|w| parse_duration(w.get_ref())),
+                .and_then(|w| parse_duration(w.get_ref()).ok()),
         }
     }
 }
@@ -168,9 +170,9 @@ pub struct HookDef {
 #[serde(deny_unknown_fields)]
 pub struct NotifyDef {
     /// A healthchecks.io-style ping URL: `URL/start`, `URL`, `URL/fail`.
-    pub healthchecks: Option<String>,
+    pub healthchecks: Option<Spanned<String>>,
     /// A URL that receives a JSON POST for each event.
-    pub webhook: Option<String>,
+    pub webhook: Option<Spanned<String>>,
     /// Per call (default 10s); a notifier that does not answer never holds up a backup.
     pub timeout: Option<Spanned<String>>,
 }
@@ -179,7 +181,7 @@ pub struct NotifyDef {
 #[serde(deny_unknown_fields)]
 struct StackFile {
     #[serde(default)]
-    stack: BTreeMap<String, StackDef>,
+    stack: BTreeMap<Spanned<String>, StackDef>,
 }
 
 /// A stack with the file it came from.
@@ -191,6 +193,8 @@ pub struct Stack {
     pub def: StackDef,
     /// The file that defines it.
     pub file: PathBuf,
+    /// Where its name is written: `FILE:LINE:COLUMN`.
+    pub place: String,
 }
 
 /// Parses a 5-field (minute first) or 6-field (seconds first) cron expression.
@@ -205,7 +209,64 @@ pub fn parse_cron(expr: &str) -> std::result::Result<cron::Schedule, String> {
         6 | 7 => expr.to_string(),
         n => return Err(format!("a cron expression has 5 fields, this one has {n}")),
     };
-    cron::Schedule::from_str(&full).map_err(|e| e.to_string())
+    let schedule = cron::Schedule::from_str(&full).map_err(|e| e.to_string())?;
+    check_fires(&schedule)?;
+    Ok(schedule)
+}
+
+/// An expression can be valid and still name no real time (`0 0 30 2 *`). It must fire
+/// within 28 years of a fixed date: the Gregorian cycle of weekdays and leap years, so
+/// that every combination of day, month and weekday comes round, and the verdict does
+/// not depend on the day of the check.
+fn check_fires(schedule: &cron::Schedule) -> std::result::Result<(), String> {
+    const FROM_YEAR: i32 = 2025;
+    const YEARS: i32 = 28;
+    let from = Utc
+        .with_ymd_and_hms(FROM_YEAR, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid date");
+    let until = Utc
+        .with_ymd_and_hms(FROM_YEAR + YEARS, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid date");
+    match schedule.after(&from).next() {
+        Some(t) if t < until => Ok(()),
+        _ => Err(format!(
+            "never fires: no time from {FROM_YEAR} to {} matches it",
+            FROM_YEAR + YEARS
+        )),
+    }
+}
+
+/// The glob an exclude pattern becomes under a backed-up path `base` (escaped): with a
+/// `/` it matches from the path's top (`cache/**`), without one a name at any depth.
+pub fn exclude_glob(base: &str, pattern: &str) -> std::result::Result<globset::Glob, String> {
+    let base = base.trim_end_matches('/');
+    let full = if pattern.contains('/') {
+        format!("{base}/{}", pattern.trim_start_matches('/'))
+    } else {
+        format!("{base}/**/{pattern}")
+    };
+    globset::GlobBuilder::new(&full)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| format!("exclude pattern {pattern:?}: {}", e.kind()))
+}
+
+/// A name that becomes a directory or a file name (a stack's, a source's, a drill's):
+/// not empty, no `/`, not `.` or `..`, no spaces or control characters.
+pub fn check_name(what: &str, name: &str) -> std::result::Result<(), String> {
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains(['/', ' '])
+        || name.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "invalid {what} name {name:?}: a name is not empty, has no '/', space or control character, and is not . or .."
+        ));
+    }
+    Ok(())
 }
 
 /// Unix cron counts weekdays 0-7 from Sunday (0 and 7 both Sunday); the cron crate counts
@@ -248,8 +309,35 @@ fn unix_weekdays(field: &str) -> std::result::Result<String, String> {
 }
 
 fn at(file: &Path, text: &str, offset: usize, msg: impl std::fmt::Display) -> Error {
+    config_error(file, text, offset, msg)
+}
+
+/// `FILE:LINE:COLUMN` of a byte offset.
+pub(crate) fn place(file: &Path, text: &str, offset: usize) -> String {
     let (line, col) = line_col(text, offset);
-    Error::Config(format!("{}:{line}:{col}: {msg}", file.display()))
+    format!("{}:{line}:{col}", file.display())
+}
+
+/// Reads a duration of a configuration file; `positive`: zero cannot work there.
+pub(crate) fn check_duration(
+    d: &Spanned<String>,
+    positive: bool,
+) -> std::result::Result<chrono::Duration, String> {
+    let v = parse_duration(d.get_ref())?;
+    if positive && v <= chrono::Duration::zero() {
+        return Err(format!("duration {:?} must be longer than 0s", d.get_ref()));
+    }
+    Ok(v)
+}
+
+/// Checks a notify URL: http:// or https:// with a host.
+fn check_http_url(url: &str) -> std::result::Result<(), String> {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
+        _ => Err(format!(
+            "notify URL {url:?} is not an http:// or https:// URL with a host"
+        )),
+    }
 }
 
 /// Parses and validates one stack file.
@@ -259,15 +347,9 @@ pub fn parse_stack_file(file: &Path, text: &str) -> Result<Vec<Stack>> {
     let mut out = Vec::new();
     for (name, def) in parsed.stack {
         let err = |s: &std::ops::Range<usize>, msg: String| at(file, text, s.start, msg);
-        if name.is_empty() || name.contains(['/', ' ']) {
-            let offset = text.find(&format!("[stack.{name}")).unwrap_or(0);
-            return Err(at(
-                file,
-                text,
-                offset,
-                format!("invalid stack name {name:?}"),
-            ));
-        }
+        let name_span = name.span();
+        let name = name.into_inner();
+        check_name("stack", &name).map_err(|m| err(&name_span, m))?;
         for expr in def
             .schedule
             .iter()
@@ -281,44 +363,37 @@ pub fn parse_stack_file(file: &Path, text: &str) -> Result<Vec<Stack>> {
                 .parse::<chrono_tz::Tz>()
                 .map_err(|_| err(&tz.span(), format!("unknown time zone {:?}", tz.get_ref())))?;
         }
-        let durations = [&def.rpo, &def.rto]
+        // Zero cannot work as a target or a timeout; `within` may keep just the newest.
+        let positive = [&def.rpo, &def.rto]
             .into_iter()
             .flatten()
-            .chain(def.keep.as_ref().and_then(|k| k.within.as_ref()))
             .chain(def.hook.iter().filter_map(|h| h.timeout.as_ref()))
-            .chain(def.notify.as_ref().and_then(|n| n.timeout.as_ref()));
-        for d in durations {
-            parse_duration(d.get_ref()).ok_or_else(|| {
-                err(
-                    &d.span(),
-                    format!("cannot read duration {:?} (use 15m, 1h, 2d)", d.get_ref()),
-                )
-            })?;
+            .chain(def.notify.as_ref().and_then(|n| n.timeout.as_ref()))
+            .map(|d| (d, true));
+        let within = def
+            .keep
+            .as_ref()
+            .and_then(|k| k.get_ref().within.as_ref())
+            .map(|d| (d, false));
+        for (d, positive) in positive.chain(within) {
+            check_duration(d, positive).map_err(|m| err(&d.span(), m))?;
         }
         if let Some(n) = &def.notify {
             for url in n.healthchecks.iter().chain(n.webhook.iter()) {
-                if !url.starts_with("http://") && !url.starts_with("https://") {
-                    let offset = text.find(url.as_str()).unwrap_or(0);
-                    return Err(at(
-                        file,
-                        text,
-                        offset,
-                        "a notify URL starts with http:// or https://",
-                    ));
-                }
+                check_http_url(url.get_ref()).map_err(|m| err(&url.span(), m))?;
             }
         }
-        if def.keep.as_ref().is_some_and(|k| k.policy().is_empty()) {
-            let offset = text.find(&format!("[stack.{name}.keep]")).unwrap_or(0);
-            return Err(at(
-                file,
-                text,
-                offset,
-                "keep has no rule: set last, daily, ...",
-            ));
+        if let Some(k) = &def.keep {
+            if k.get_ref().policy().is_empty() {
+                return Err(err(
+                    &k.span(),
+                    "keep has no rule: set last, daily, ...".into(),
+                ));
+            }
         }
         let mut names = std::collections::HashSet::new();
         for s in &def.source {
+            check_name("source", s.name.get_ref()).map_err(|m| err(&s.name.span(), m))?;
             if !names.insert(s.name.get_ref().clone()) {
                 return Err(err(
                     &s.name.span(),
@@ -327,6 +402,9 @@ pub fn parse_stack_file(file: &Path, text: &str) -> Result<Vec<Stack>> {
             }
             match s.kind {
                 SourceKind::Postgres | SourceKind::Mysql | SourceKind::Redis => {
+                    if let Some(x) = s.exclude.first() {
+                        return Err(err(&x.span(), "exclude is for volume sources".to_string()));
+                    }
                     if s.container.is_none() {
                         return Err(err(
                             &s.name.span(),
@@ -365,6 +443,9 @@ pub fn parse_stack_file(file: &Path, text: &str) -> Result<Vec<Stack>> {
                     _ => {}
                 },
             }
+            for x in &s.exclude {
+                exclude_glob("/", x.get_ref()).map_err(|m| err(&x.span(), m))?;
+            }
             if !s.stop.is_empty() && !s.pause.is_empty() {
                 return Err(err(
                     &s.name.span(),
@@ -376,6 +457,7 @@ pub fn parse_stack_file(file: &Path, text: &str) -> Result<Vec<Stack>> {
             name,
             def,
             file: file.to_path_buf(),
+            place: place(file, text, name_span.start),
         });
     }
     Ok(out)
@@ -391,15 +473,12 @@ pub fn load_stacks(dir: &Path) -> Result<Vec<Stack>> {
     files.sort();
     let mut stacks: Vec<Stack> = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f)
-            .map_err(|e| Error::Config(format!("{}: {e}", f.display())))?;
+        let text = read_config_text(&f)?;
         for s in parse_stack_file(&f, &text)? {
             if let Some(prev) = stacks.iter().find(|p| p.name == s.name) {
                 return Err(Error::Config(format!(
-                    "{}: stack {} is already defined in {}",
-                    f.display(),
-                    s.name,
-                    prev.file.display()
+                    "{}: stack {} is already defined at {}",
+                    s.place, s.name, prev.place
                 )));
             }
             stacks.push(s);

@@ -59,6 +59,10 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// The catalog cannot be created or opened where the settings put it: a directory
+    /// that cannot be made, a path that is a directory, no permission (exit 2).
+    #[error("catalog {path} cannot be opened: {reason}")]
+    CatalogPath { path: String, reason: String },
     /// Another run holds the stack's lock; this one was skipped (exit 3).
     #[error("{0}")]
     Locked(String),
@@ -76,11 +80,13 @@ impl Error {
             | Error::Key { .. }
             | Error::Repository { .. }
             | Error::UnsupportedVersion { .. }
+            | Error::CatalogPath { .. }
             | Error::Environment(_) => 2,
             Error::Store { source, .. } => match source {
                 StoreError::Missing(_)
                 | StoreError::Unreachable { .. }
-                | StoreError::Denied { .. } => 2,
+                | StoreError::Denied { .. }
+                | StoreError::ReadOnly { .. } => 2,
                 _ => 1,
             },
             Error::Damage(_) | Error::Failed(_) | Error::Io { .. } | Error::Catalog { .. } => 1,
@@ -97,6 +103,12 @@ impl Error {
                 ..
             } => Some("check the endpoint URL and that the server is running"),
             Error::Store {
+                store,
+                source: StoreError::Denied { .. },
+            } if store.starts_with("file://") => {
+                Some("check the permissions of the repository directory for this user")
+            }
+            Error::Store {
                 source: StoreError::Denied { .. },
                 ..
             } => Some("check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the AWS profile"),
@@ -104,6 +116,13 @@ impl Error {
                 source: StoreError::Missing(_),
                 ..
             } => Some("create the bucket first, or fix the repository URL"),
+            Error::Store {
+                source: StoreError::ReadOnly { .. },
+                ..
+            } => Some("this command writes to the repository: mount it read-write, or use a command that only reads"),
+            Error::CatalogPath { .. } => Some(
+                "the catalog is a cache: point --catalog (DRCTL_CATALOG, `catalog` in drctl.toml) at a writable file, or unset it",
+            ),
             Error::UnsupportedVersion { .. } => Some("upgrade drctl to read this repository"),
             _ => None,
         }

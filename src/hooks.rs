@@ -26,7 +26,7 @@ pub fn run(
         let timeout = h
             .timeout
             .as_ref()
-            .and_then(|t| parse_duration(t.get_ref()))
+            .and_then(|t| parse_duration(t.get_ref()).ok())
             .and_then(|d| d.to_std().ok())
             .unwrap_or(DEFAULT_TIMEOUT);
         let policy = h.on_failure.unwrap_or(match when {

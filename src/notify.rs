@@ -73,12 +73,12 @@ impl Notifier {
         let timeout = def
             .timeout
             .as_ref()
-            .and_then(|t| parse_duration(t.get_ref()))
+            .and_then(|t| parse_duration(t.get_ref()).ok())
             .and_then(|d| d.to_std().ok())
             .unwrap_or(DEFAULT_TIMEOUT);
         Some(Notifier {
-            healthchecks: def.healthchecks.clone(),
-            webhook: def.webhook.clone(),
+            healthchecks: def.healthchecks.as_ref().map(|u| u.get_ref().clone()),
+            webhook: def.webhook.as_ref().map(|u| u.get_ref().clone()),
             timeout,
         })
     }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use toml::Spanned;
 
 use crate::cli::GlobalArgs;
 use crate::error::{Error, Result};
@@ -42,7 +43,7 @@ pub struct RepoSettings {
 #[serde(deny_unknown_fields)]
 pub struct RepositoryTable {
     url: Option<String>,
-    endpoint: Option<String>,
+    endpoint: Option<Spanned<String>>,
     region: Option<String>,
     path_style: Option<bool>,
     key_file: Option<PathBuf>,
@@ -50,6 +51,7 @@ pub struct RepositoryTable {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ConfigFile {
     #[serde(default)]
     repository: RepositoryTable,
@@ -68,26 +70,64 @@ pub fn data_dir() -> PathBuf {
     home.join(".local/share/drctl")
 }
 
-/// Line and column (1-based) of a byte offset.
+/// Line and column (1-based, the column in characters) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+        .chars()
+        .count()
+        + 1;
     (line, col)
 }
 
+/// `FILE:LINE:COLUMN: msg` as a configuration error, for a byte offset into `text`.
+pub fn config_error(file: &Path, text: &str, offset: usize, msg: impl std::fmt::Display) -> Error {
+    let (line, col) = line_col(text, offset);
+    Error::Config(format!("{}:{line}:{col}: {msg}", file.display()))
+}
+
+/// Reads a configuration file as UTF-8; invalid UTF-8 is an error at its line and column.
+pub fn read_config_text(path: &Path) -> Result<String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let prefix = std::str::from_utf8(&e.as_bytes()[..valid]).expect("valid up to here");
+        config_error(path, prefix, valid, "invalid UTF-8")
+    })
+}
+
+/// Checks an S3 endpoint: an http:// or https:// URL with a host.
+pub fn check_endpoint(endpoint: &str) -> std::result::Result<(), String> {
+    let hint = "use http://HOST:PORT or https://HOST";
+    let url = url::Url::parse(endpoint)
+        .map_err(|e| format!("endpoint {endpoint:?} is not a URL ({e}): {hint}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "endpoint {endpoint:?} is not an http or https URL: {hint}"
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("endpoint {endpoint:?} has no host: {hint}"));
+    }
+    Ok(())
+}
+
 fn read_config(path: &Path, explicit: bool) -> Result<ConfigFile> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-            return Ok(ConfigFile::default())
-        }
-        Err(e) => return Err(Error::Config(format!("{}: {e}", path.display()))),
-    };
-    let file: ConfigFile = toml::from_str(&text).map_err(|e| {
-        let (line, col) = e.span().map_or((1, 1), |s| line_col(&text, s.start));
-        Error::Config(format!("{}:{line}:{col}: {}", path.display(), e.message()))
-    })?;
+    if !explicit && !path.exists() {
+        return Ok(ConfigFile::default());
+    }
+    let text = read_config_text(path)?;
+    let file: ConfigFile = toml::from_str(&text)
+        .map_err(|e| config_error(path, &text, e.span().map_or(0, |s| s.start), e.message()))?;
+    if let Some(e) = &file.repository.endpoint {
+        check_endpoint(e.get_ref()).map_err(|m| config_error(path, &text, e.span().start, m))?;
+    }
     Ok(file)
 }
 
@@ -108,9 +148,14 @@ pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
         .clone()
         .or(file.url)
         .unwrap_or_else(|| format!("file://{}", data_dir.join("repo").display()));
+    // An empty DRCTL_ENDPOINT means unset, as an exported but empty variable does.
+    let endpoint = g.endpoint.clone().filter(|e| !e.is_empty());
+    if let Some(e) = &endpoint {
+        check_endpoint(e).map_err(|m| Error::Usage(format!("--endpoint (DRCTL_ENDPOINT): {m}")))?;
+    }
     Ok(RepoSettings {
         url,
-        endpoint: g.endpoint.clone().or(file.endpoint),
+        endpoint: endpoint.or(file.endpoint.map(Spanned::into_inner)),
         region: g.region.clone().or(file.region),
         path_style: g.path_style.or(file.path_style).unwrap_or(false),
         key_file: g
@@ -167,5 +212,21 @@ mod tests {
 
         g.config = Some(dir.path().join("missing.toml"));
         assert_eq!(resolve(&g).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn columns_count_characters() {
+        assert_eq!(line_col("a = \"é\"\nb", 7), (1, 7));
+        assert_eq!(line_col("a\nbc", 4), (2, 3));
+        assert_eq!(line_col("é", 1), (1, 1));
+    }
+
+    #[test]
+    fn endpoints_are_urls_with_a_host() {
+        assert!(check_endpoint("http://127.0.0.1:3900").is_ok());
+        assert!(check_endpoint("https://s3.example.com").is_ok());
+        for bad in ["not a url", "127.0.0.1:3900", "ftp://h", "http://", ""] {
+            assert!(check_endpoint(bad).is_err(), "{bad}");
+        }
     }
 }

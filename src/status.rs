@@ -151,7 +151,7 @@ pub fn compute(
             .def
             .rpo
             .as_ref()
-            .and_then(|r| parse_duration(r.get_ref()));
+            .and_then(|r| parse_duration(r.get_ref()).ok());
         let missing = sources.is_empty() || sources.iter().any(|s| s.last_success.is_none());
         let age = if missing {
             None

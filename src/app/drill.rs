@@ -49,6 +49,7 @@ impl App {
                 .map(|t| parse_time(t, self.now))
                 .transpose()?;
         let (repo, catalog) = self.open()?;
+        self.writable(&repo)?;
         let results = self.run_drills(&repo, &catalog, &stacks, &chosen, at, a.keep, self.now)?;
         if let Some(path) = &a.junit {
             std::fs::write(path, drill::junit::render(&results))

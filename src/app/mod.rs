@@ -214,6 +214,12 @@ impl App {
         Ok((repo, catalog))
     }
 
+    /// Fails before anything is read, held or written when the repository cannot be
+    /// written (a read-only mount): an environment error, not a failed run.
+    fn writable(&self, repo: &Repo) -> Result<()> {
+        self.rt.block_on(repo.backend.check_writable())
+    }
+
     fn progress(&self, verb: &'static str) -> Progress {
         Progress::new(!self.json && !self.quiet, verb)
     }
@@ -248,10 +254,10 @@ impl App {
     }
 
     fn backup(&self, stack: &str, paths: Vec<PathBuf>) -> Result<()> {
-        if stack.is_empty() || stack.contains(['/', '\n']) {
-            return Err(Error::Usage(format!("invalid stack name {stack:?}")));
-        }
+        // The same rule as for stacks in files: the name becomes part of paths.
+        crate::config::check_name("stack", stack).map_err(Error::Usage)?;
         let (repo, mut catalog) = self.open()?;
+        self.writable(&repo)?;
         let progress = self.progress("backing up");
         let outcome = backup::run(
             &repo,
@@ -791,6 +797,7 @@ impl App {
         let stacks = self.stacks()?;
         let stack = self.find_stack(&stacks, name)?;
         let (repo, mut catalog) = self.open()?;
+        self.writable(&repo)?;
         let outcome = self.run_job(&repo, &mut catalog, stack, only, self.now)?;
         self.write_metrics_file(&catalog, &stacks);
         self.report_run(outcome)

@@ -76,6 +76,9 @@ impl App {
         let jobs = self.jobs(&stacks, &drills)?;
         let (repo, mut catalog) = self.open()?;
         let due = self.due_now(&catalog, &stacks, &jobs, self.now)?;
+        if !due.is_empty() {
+            self.writable(&repo)?;
+        }
         let mut worst: Option<Error> = None;
         for (job, slot) in due {
             if self.interrupt.load(Ordering::SeqCst) {
@@ -137,6 +140,7 @@ impl App {
     /// restarted, no point recorded) and ends it.
     pub(super) fn daemon(&self, max: usize) -> Result<()> {
         let (repo, mut catalog) = self.open()?;
+        self.writable(&repo)?;
         let (mut stacks, mut drills) = self.drills()?;
         eprintln!(
             "drctl daemon: {} stack(s), at most {max} job(s) at once",
@@ -458,9 +462,12 @@ impl App {
             None => stacks.iter().filter(|s| s.def.keep.is_some()).collect(),
         };
         let (repo, mut catalog) = self.open_for_reading()?;
+        if !dry_run {
+            self.writable(&repo)?;
+        }
         let mut plans = Vec::new();
         for s in chosen {
-            let policy = s.def.keep.as_ref().expect("filtered").policy();
+            let policy = s.def.keep.as_ref().expect("filtered").get_ref().policy();
             plans.push(crate::forget::plan(&catalog, s, &policy)?);
         }
         if !self.json && !self.quiet {
@@ -504,8 +511,11 @@ impl App {
     /// `prune`.
     pub(super) fn prune(&self, a: &PruneArgs) -> Result<()> {
         let grace = crate::timespec::parse_duration(&a.grace)
-            .ok_or_else(|| Error::Usage(format!("cannot read --grace {:?}", a.grace)))?;
+            .map_err(|e| Error::Usage(format!("--grace: {e}")))?;
         let (repo, mut catalog) = self.open_for_reading()?;
+        if !a.dry_run {
+            self.writable(&repo)?;
+        }
         let report = crate::prune::run(
             &repo,
             &mut catalog,

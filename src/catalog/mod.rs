@@ -233,6 +233,10 @@ fn blob_to_ids(b: &[u8]) -> Option<Vec<BlobId>> {
 impl Catalog {
     /// Opens (creating if needed) the catalog for the repository `repo_id`.
     pub fn open(path: &Path, repo_id: &str) -> Result<Catalog> {
+        let unusable = |reason: String| Error::CatalogPath {
+            path: path.display().to_string(),
+            reason,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             // The catalog names every file backed up and the containers' records: only its
             // owner may read it (directories drctl creates are 0700, the files 0600).
@@ -240,7 +244,10 @@ impl Catalog {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+                .map_err(|e| unusable(format!("creating {}: {e}", dir.display())))?;
+        }
+        if path.is_dir() {
+            return Err(unusable("it is a directory".into()));
         }
         if let Ok(meta) = std::fs::metadata(path) {
             use std::os::unix::fs::PermissionsExt;
@@ -284,7 +291,20 @@ impl Catalog {
     }
 
     fn open_checked(path: &Path, repo_id: &str) -> Result<Catalog> {
-        let conn = open_conn(path).map_err(|e| Self::err_at(path, e))?;
+        let unusable = |reason: String| Error::CatalogPath {
+            path: path.display().to_string(),
+            reason,
+        };
+        // Where the file cannot be opened at all, the settings are at fault (exit 2); a
+        // catalog that opens but then fails is the catalog's own error.
+        let conn = open_conn(path).map_err(|e| match e.sqlite_error_code() {
+            Some(
+                rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::PermissionDenied
+                | rusqlite::ErrorCode::ReadOnly,
+            ) => unusable(e.to_string()),
+            _ => Self::err_at(path, e),
+        })?;
         let cat = Catalog {
             conn,
             path: path.to_path_buf(),

@@ -10,10 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{parse_cron, SourceKind, Stack};
+use crate::config::{check_duration, check_name, parse_cron, place, SourceKind, Stack};
 use crate::error::{Error, Result};
-use crate::settings::line_col;
-use crate::timespec::parse_duration;
+use crate::settings::{config_error, read_config_text};
 
 /// The directory of drill files when drctl.toml does not name one.
 pub const DEFAULT_DRILLS_DIR: &str = "/etc/drctl/restore-drills";
@@ -51,8 +50,8 @@ pub struct CheckDef {
     pub expect: Option<Spanned<String>>,
     /// The query returns a timestamp at most this old at the recovery point.
     pub fresher_than: Option<Spanned<String>>,
-    /// A path inside a volume source that must exist.
-    pub path: Option<String>,
+    /// A path inside a volume source that must exist (relative to the volume's top).
+    pub path: Option<Spanned<String>>,
     /// At least this many files under `path`.
     pub min_files: Option<u64>,
     /// The key count of a Redis source, as `expect` reads it.
@@ -180,18 +179,51 @@ pub struct Drill {
     pub checks: Vec<Check>,
     /// The file that defines it.
     pub file: PathBuf,
+    /// Where its name is written: `FILE:LINE:COLUMN`.
+    pub place: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DrillFile {
     #[serde(default)]
-    drill: BTreeMap<String, DrillDef>,
+    drill: BTreeMap<Spanned<String>, DrillDef>,
 }
 
 fn at(file: &Path, text: &str, offset: usize, msg: impl std::fmt::Display) -> Error {
-    let (line, col) = line_col(text, offset);
-    Error::Config(format!("{}:{line}:{col}: {msg}", file.display()))
+    config_error(file, text, offset, msg)
+}
+
+/// Reads an expectation that can hold: `>=` and `<=` need a number, and no comparison
+/// with NaN or infinity ever means what was meant.
+fn check_expect(s: &str) -> std::result::Result<Expect, String> {
+    let e = Expect::parse(s);
+    match &e {
+        Expect::Eq(n) | Expect::Ge(n) | Expect::Le(n) if !n.is_finite() => {
+            Err(format!("expect {s:?}: the number is not finite"))
+        }
+        Expect::Text(t) if t.starts_with(">=") || t.starts_with("<=") => Err(format!(
+            "expect {s:?}: >= and <= compare with a number (>= 1000)"
+        )),
+        _ => Ok(e),
+    }
+}
+
+/// A check path names something inside the restored volume: relative, and never
+/// climbing out of it with `..` (the drill also refuses links that lead out).
+fn check_volume_path(path: &str) -> std::result::Result<String, String> {
+    if path.starts_with('/') {
+        return Err(format!(
+            "path {path:?} is absolute; a check path is relative to the volume's top"
+        ));
+    }
+    if path.split('/').any(|c| c == "..") {
+        return Err(format!("path {path:?} climbs out of the volume with '..'"));
+    }
+    if path.chars().any(char::is_control) {
+        return Err(format!("path {path:?} has a control character"));
+    }
+    Ok(path.trim_end_matches('/').to_string())
 }
 
 /// Parses and validates one drill file against the configured stacks.
@@ -201,6 +233,9 @@ pub fn parse_drill_file(file: &Path, text: &str, stacks: &[Stack]) -> Result<Vec
     let mut out = Vec::new();
     for (name, def) in parsed.drill {
         let err = |s: std::ops::Range<usize>, msg: String| at(file, text, s.start, msg);
+        let name_span = name.span();
+        let name = name.into_inner();
+        check_name("drill", &name).map_err(|m| err(name_span.clone(), m))?;
         let stack = stacks
             .iter()
             .find(|s| s.name == *def.stack.get_ref())
@@ -224,14 +259,7 @@ pub fn parse_drill_file(file: &Path, text: &str, stacks: &[Stack]) -> Result<Vec
                 .map_err(|_| err(tz.span(), format!("unknown time zone {:?}", tz.get_ref())))?,
             None => chrono_tz::UTC,
         };
-        let duration = |d: &Spanned<String>| {
-            parse_duration(d.get_ref()).ok_or_else(|| {
-                err(
-                    d.span(),
-                    format!("cannot read duration {:?} (use 15m, 1h, 2d)", d.get_ref()),
-                )
-            })
-        };
+        let duration = |d: &Spanned<String>| check_duration(d, true).map_err(|m| err(d.span(), m));
         let rto = def.rto.as_ref().map(duration).transpose()?;
         let rpo = def.rpo.as_ref().map(duration).transpose()?;
         let mut checks = Vec::new();
@@ -259,7 +287,7 @@ pub fn parse_drill_file(file: &Path, text: &str, stacks: &[Stack]) -> Result<Vec
                         (Some(e), None) => CheckKind::Sql {
                             sql: sql.clone(),
                             database: c.database.clone(),
-                            expect: Expect::parse(e.get_ref()),
+                            expect: check_expect(e.get_ref()).map_err(|m| err(e.span(), m))?,
                         },
                         (None, Some(f)) => CheckKind::Fresh {
                             sql: sql.clone(),
@@ -273,11 +301,8 @@ pub fn parse_drill_file(file: &Path, text: &str, stacks: &[Stack]) -> Result<Vec
                     if kind != SourceKind::Volume {
                         return Err(bad("path is for volume sources"));
                     }
-                    if path.split('/').any(|c| c == "..") {
-                        return Err(bad("path may not contain '..'"));
-                    }
                     CheckKind::Path {
-                        path: path.trim_matches('/').to_string(),
+                        path: check_volume_path(path.get_ref()).map_err(|m| err(path.span(), m))?,
                         min_files: c.min_files.unwrap_or(0),
                     }
                 }
@@ -286,7 +311,7 @@ pub fn parse_drill_file(file: &Path, text: &str, stacks: &[Stack]) -> Result<Vec
                         return Err(bad("redis_keys is for redis sources"));
                     }
                     CheckKind::RedisKeys {
-                        expect: Expect::parse(e.get_ref()),
+                        expect: check_expect(e.get_ref()).map_err(|m| err(e.span(), m))?,
                     }
                 }
                 _ => return Err(bad("give exactly one of sql, path or redis_keys")),
@@ -313,6 +338,7 @@ pub fn parse_drill_file(file: &Path, text: &str, stacks: &[Stack]) -> Result<Vec
             rpo,
             checks,
             file: file.to_path_buf(),
+            place: place(file, text, name_span.start),
         });
     }
     Ok(out)
@@ -332,15 +358,12 @@ pub fn load_drills(dir: &Path, stacks: &[Stack]) -> Result<Vec<Drill>> {
     files.sort();
     let mut drills: Vec<Drill> = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f)
-            .map_err(|e| Error::Config(format!("{}: {e}", f.display())))?;
+        let text = read_config_text(&f)?;
         for d in parse_drill_file(&f, &text, stacks)? {
             if let Some(prev) = drills.iter().find(|p| p.name == d.name) {
                 return Err(Error::Config(format!(
-                    "{}: drill {} is already defined in {}",
-                    f.display(),
-                    d.name,
-                    prev.file.display()
+                    "{}: drill {} is already defined at {}",
+                    d.place, d.name, prev.place
                 )));
             }
             drills.push(d);
@@ -416,6 +439,32 @@ mod tests {
         assert!(e.contains("expect or fresher_than"), "{e}");
         let e = check("[drill.x]\nstack = \"shop\"\nrto = \"soon\"\n").unwrap_err();
         assert!(e.contains("d.toml:3:7"), "{e}");
+        for (path, why) in [
+            ("/etc/shadow", "absolute"),
+            ("../../etc", "climbs out"),
+            ("a/../../b", "climbs out"),
+        ] {
+            let e = check(&format!(
+                "[drill.x]\nstack = \"shop\"\n[[drill.x.check]]\nsource = \"files\"\npath = \"{path}\"\n"
+            ))
+            .unwrap_err();
+            assert!(e.contains("d.toml:5:8") && e.contains(why), "{e}");
+        }
+        for bad in [">= many", "<= ", "= nan", ">= inf", "<= 1e400"] {
+            let e = check(&format!(
+                "[drill.x]\nstack = \"shop\"\n[[drill.x.check]]\nsource = \"cache\"\nredis_keys = \"{bad}\"\n"
+            ))
+            .unwrap_err();
+            assert!(
+                e.contains("d.toml:5:14") && e.contains("expect"),
+                "{bad}: {e}"
+            );
+        }
+        let e = check("[drill.x]\nstack = \"shop\"\nrto = \"0s\"\n").unwrap_err();
+        assert!(
+            e.contains("d.toml:3:7") && e.contains("longer than 0s"),
+            "{e}"
+        );
         let e = check("[drill.x]\nstack = \"shop\"\ncolour = 1\n").unwrap_err();
         assert!(
             e.contains("d.toml:3:1") && e.contains("unknown field"),

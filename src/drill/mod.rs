@@ -212,13 +212,13 @@ pub fn run(
         stack_def
             .rto
             .as_ref()
-            .and_then(|d| crate::timespec::parse_duration(d.get_ref()))
+            .and_then(|d| crate::timespec::parse_duration(d.get_ref()).ok())
     });
     let rpo_target = drill.rpo.or_else(|| {
         stack_def
             .rpo
             .as_ref()
-            .and_then(|d| crate::timespec::parse_duration(d.get_ref()))
+            .and_then(|d| crate::timespec::parse_duration(d.get_ref()).ok())
     });
     let points = catalog.points(&drill.stack)?;
     let names = stack::known_sources(&points, Some(req.stack));
@@ -551,11 +551,9 @@ fn evaluate(
             ))
         }
         CheckKind::Path { path, min_files } => {
-            let dir = scratch.dir.join("volumes").join(&check.source).join(path);
-            if !dir.exists() {
-                return Err(format!("{path} is not in the restored volume"));
-            }
-            let n = count_files(&dir);
+            let root = scratch.dir.join("volumes").join(&check.source);
+            let found = resolve_beneath(&root, path)?;
+            let n = count_files(&found);
             Ok((n >= *min_files, format!("{n} file(s)")))
         }
         CheckKind::RedisKeys { expect } => {
@@ -589,6 +587,73 @@ fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     None
 }
 
+/// Most symbolic links followed while resolving one check path (as Linux's MAXSYMLINKS).
+const MAX_LINKS: usize = 40;
+
+/// Finds `rel` inside the restored tree `root` without ever leaving it. Symbolic links are
+/// followed only while they stay inside: one with an absolute target (which meant the
+/// container's file system, not this host's) or one that climbs above `root` is refused,
+/// so a link planted in a volume (`data -> /etc`) cannot make a check read the host.
+fn resolve_beneath(root: &Path, rel: &str) -> std::result::Result<std::path::PathBuf, String> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::path::Component;
+    let parts = |p: &Path| -> std::result::Result<Vec<OsString>, ()> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(Ok(n.to_os_string())),
+                Component::ParentDir => Some(Ok(OsString::from(".."))),
+                Component::CurDir => None,
+                Component::RootDir | Component::Prefix(_) => Some(Err(())),
+            })
+            .collect()
+    };
+    let outside = || format!("{rel} leads out of the restored volume");
+    let mut todo: VecDeque<OsString> = parts(Path::new(rel)).map_err(|_| outside())?.into();
+    let mut at: Vec<OsString> = Vec::new();
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            at.pop().ok_or_else(outside)?;
+            continue;
+        }
+        let mut p = root.to_path_buf();
+        p.extend(&at);
+        p.push(&name);
+        let meta = match std::fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(format!("{rel} is not in the restored volume"))
+            }
+            Err(e) => return Err(format!("{rel}: {e}")),
+        };
+        if meta.file_type().is_symlink() {
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(format!("{rel}: too many levels of symbolic links"));
+            }
+            let target = std::fs::read_link(&p).map_err(|e| format!("{rel}: {e}"))?;
+            let target_parts = parts(&target).map_err(|_| {
+                format!(
+                    "{rel} leads through a symbolic link to {} outside the restored volume",
+                    target.display()
+                )
+            })?;
+            for t in target_parts.into_iter().rev() {
+                todo.push_front(t);
+            }
+            continue;
+        }
+        if !todo.is_empty() && !meta.is_dir() {
+            return Err(format!("{rel} is not in the restored volume"));
+        }
+        at.push(name);
+    }
+    let mut p = root.to_path_buf();
+    p.extend(&at);
+    Ok(p)
+}
+
 /// Regular files under a directory, recursively (symlinks not followed).
 fn count_files(dir: &Path) -> u64 {
     let mut n = 0;
@@ -611,6 +676,45 @@ fn count_files(dir: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_paths_never_leave_the_restored_tree() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("vol");
+        std::fs::create_dir_all(root.join("releases/v2")).unwrap();
+        std::fs::write(root.join("releases/v2/a"), "a").unwrap();
+        let host = d.path().join("host");
+        std::fs::create_dir(&host).unwrap();
+        std::fs::write(host.join("secret"), "s").unwrap();
+        let link =
+            |target: &str, name: &str| std::os::unix::fs::symlink(target, root.join(name)).unwrap();
+        link("releases/v2", "current");
+        link(host.to_str().unwrap(), "abs");
+        link("../host", "up");
+        link("loop", "loop");
+        link("releases/../current", "again");
+        assert_eq!(
+            resolve_beneath(&root, "current").unwrap(),
+            root.join("releases/v2")
+        );
+        assert_eq!(
+            resolve_beneath(&root, "again/a").unwrap(),
+            root.join("releases/v2/a")
+        );
+        assert_eq!(resolve_beneath(&root, "").unwrap(), root);
+        for (rel, why) in [
+            ("abs", "outside the restored volume"),
+            ("abs/secret", "outside the restored volume"),
+            ("up", "leads out"),
+            ("up/secret", "leads out"),
+            ("loop", "too many levels"),
+            ("nosuch", "not in the restored volume"),
+            ("releases/v2/a/b", "not in the restored volume"),
+        ] {
+            let e = resolve_beneath(&root, rel).unwrap_err();
+            assert!(e.contains(why), "{rel}: {e}");
+        }
+    }
 
     #[test]
     fn database_timestamps_parse() {

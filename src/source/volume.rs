@@ -49,7 +49,7 @@ pub fn backup(
     rec.pause = def.pause.clone();
     Ok(Prepared {
         paths: vec![dir],
-        exclude: def.exclude.clone(),
+        exclude: def.exclude.iter().map(|p| p.get_ref().clone()).collect(),
         ..Default::default()
     })
 }

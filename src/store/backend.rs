@@ -88,6 +88,11 @@ impl Backend {
         with_retries!(self, self.inner.check_access())
     }
 
+    /// See [`Store::check_writable`].
+    pub async fn check_writable(&self) -> Result<(), Error> {
+        self.inner.check_writable().await.map_err(|e| self.error(e))
+    }
+
     /// See [`Store::put`].
     pub async fn put(&self, key: &str, data: Bytes) -> Result<(), Error> {
         with_retries!(self, self.inner.put(key, data.clone()))

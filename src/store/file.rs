@@ -55,10 +55,19 @@ impl FileStore {
 }
 
 fn io_err(key: &str, e: std::io::Error) -> StoreError {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        StoreError::NotFound(key.to_string())
-    } else {
-        StoreError::Other(format!("{key}: {e}"))
+    match e.kind() {
+        std::io::ErrorKind::NotFound => StoreError::NotFound(key.to_string()),
+        // The directory's permissions or its mount, not the operation, are at fault: an
+        // environment error like a bucket policy that refuses the write.
+        std::io::ErrorKind::ReadOnlyFilesystem => StoreError::ReadOnly {
+            what: key.to_string(),
+            detail: e.to_string(),
+        },
+        std::io::ErrorKind::PermissionDenied => StoreError::Denied {
+            endpoint: key.to_string(),
+            detail: e.to_string(),
+        },
+        _ => StoreError::Other(format!("{key}: {e}")),
     }
 }
 
@@ -130,6 +139,25 @@ impl Store for FileStore {
 
     async fn check_access(&self) -> Result<(), StoreError> {
         self.root_exists()
+    }
+
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        use std::os::unix::ffi::OsStrExt;
+        self.root_exists()?;
+        let c = std::ffi::CString::new(self.root.as_os_str().as_bytes())
+            .map_err(|e| StoreError::Other(format!("{}: {e}", self.root.display())))?;
+        // access(2) answers for this process (root passes permission bits) and reports a
+        // read-only mount, without writing anything.
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        Err(match io_err(&self.root.display().to_string(), e) {
+            StoreError::NotFound(_) => {
+                StoreError::Missing(format!("directory {}", self.root.display()))
+            }
+            other => other,
+        })
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {

@@ -41,6 +41,9 @@ pub enum StoreError {
     /// Credentials were refused or lack permission.
     #[error("access denied by {endpoint}: {detail}")]
     Denied { endpoint: String, detail: String },
+    /// The store can be read but not written (a read-only file system).
+    #[error("{what} is read-only: {detail}")]
+    ReadOnly { what: String, detail: String },
     /// A failure worth retrying (throttling, 5xx, reset connection, short read).
     #[error("transient error on {key}: {detail}")]
     Transient { key: String, detail: String },
@@ -70,6 +73,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Verifies that the root (bucket or directory) exists and is reachable.
     async fn check_access(&self) -> Result<(), StoreError>;
+
+    /// Verifies, without writing, that objects can be written, where the store can tell
+    /// (a local directory on a read-only file system); stores that cannot tell say yes
+    /// and report a refused write when it happens.
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Saves an object, replacing nothing: callers only ever write new names.
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError>;
