@@ -371,13 +371,42 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
         .ctx(|| format!("linking {}", shown.display()))?;
         summary.files += 1;
     }
+    // Deepest first (the reverse of the walk order), each directory opened once, from its
+    // parent's handle: `chain` holds the handles from the target down to the last one
+    // finished, and every directory still to finish hangs off one of them.
+    let mut chain: Vec<(PathBuf, Dir)> = Vec::new();
     for d in dirs.iter().rev() {
         let shown = target.join(&d.rel);
-        let dir = root_dir
-            .open_dir_beneath(&d.rel)
-            .ctx(|| format!("opening {}", shown.display()))?;
+        while chain.last().is_some_and(|(r, _)| !d.rel.starts_with(r)) {
+            chain.pop();
+        }
+        let far: Dir;
+        let dir = if chain.len() >= CHAIN_MAX {
+            // Deeper than the open-files limit allows to hold: opened from the target.
+            far = root_dir
+                .open_dir_beneath(&d.rel)
+                .ctx(|| format!("opening {}", shown.display()))?;
+            &far
+        } else {
+            let base = chain.last().map(|(r, _)| r.clone()).unwrap_or_default();
+            let rest = d.rel.strip_prefix(&base).unwrap_or(&d.rel).to_path_buf();
+            for c in rest.components() {
+                let (rel, next) = {
+                    let (rel, parent) = chain
+                        .last()
+                        .map_or((Path::new(""), &root_dir), |(r, d)| (r.as_path(), d));
+                    let rel = rel.join(c);
+                    let next = parent
+                        .open_dir(c.as_os_str())
+                        .ctx(|| format!("opening {}", target.join(&rel).display()))?;
+                    (rel, next)
+                };
+                chain.push((rel, next));
+            }
+            chain.last().map_or(&root_dir, |(_, d)| d)
+        };
         if d.created {
-            topdir_hint(&dir, false);
+            topdir_hint(dir, false);
         }
         safe_fs::set_meta_fd(
             dir.as_fd(),
@@ -397,6 +426,9 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
     }
     Ok(summary)
 }
+
+/// Directory handles held at once while directories are finished.
+const CHAIN_MAX: usize = 4096;
 
 /// The directory holding `rel` (opened without following links) and its last name.
 fn parent_of<'p>(root: &Dir, rel: &'p Path) -> std::io::Result<(Dir, &'p OsStr)> {
