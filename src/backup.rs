@@ -14,7 +14,6 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -37,6 +36,7 @@ use crate::repo::pack::{BlobKind, Compression, FinishedPack, PackWriter};
 use crate::repo::snapshot::{Snapshot, Summary};
 use crate::repo::tree::{Node, NodeKind, Tree};
 use crate::repo::Repo;
+use crate::safe_fs::Dir;
 
 /// Index files list at most this many blobs, so none has to be huge.
 const INDEX_FILE_BLOBS: usize = 100_000;
@@ -98,7 +98,8 @@ struct NewBlob {
 
 /// Where a file's contents come from.
 enum Input {
-    Path(PathBuf),
+    /// A file in a directory, opened through the directory's handle.
+    At(Arc<Dir>, OsString),
     Stream(StreamOpener),
 }
 
@@ -447,24 +448,42 @@ pub fn write_indexes(repo: &Repo, catalog: &mut Catalog) -> Result<Vec<IndexId>>
 
 /// Sums file sizes for the progress bar's total; stops early if the backup does.
 fn scan_size(roots: &[PathBuf], abort: &AtomicBool) -> u64 {
-    fn go(p: &Path, abort: &AtomicBool) -> u64 {
-        if abort.load(Ordering::Relaxed) {
-            return 0;
-        }
-        let Ok(m) = std::fs::symlink_metadata(p) else {
-            return 0;
+    // Directory handles, not paths: a deep tree has paths longer than the kernel takes.
+    let mut total = 0;
+    for r in roots {
+        let Ok(m) = std::fs::symlink_metadata(r) else {
+            continue;
         };
-        if m.is_dir() {
-            std::fs::read_dir(p)
-                .map(|rd| rd.flatten().map(|e| go(&e.path(), abort)).sum())
-                .unwrap_or(0)
-        } else if m.is_file() {
-            m.len()
-        } else {
-            0
+        if !m.is_dir() {
+            total += if m.is_file() { m.len() } else { 0 };
+            continue;
+        }
+        let Ok(top) = Dir::open(r) else { continue };
+        // Depth first: one handle per level (deep trees fail to open past the open-files
+        // limit, which only makes the total smaller).
+        let names = top.entries().unwrap_or_default().into_iter();
+        let mut stack = vec![(top, names)];
+        while let Some((d, names)) = stack.last_mut() {
+            if abort.load(Ordering::Relaxed) {
+                return total;
+            }
+            let Some((name, _)) = names.next() else {
+                stack.pop();
+                continue;
+            };
+            match d.stat(&name) {
+                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
+                    if let Ok(sub) = d.open_dir(&name) {
+                        let names = sub.entries().unwrap_or_default().into_iter();
+                        stack.push((sub, names));
+                    }
+                }
+                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => total += st.st_size as u64,
+                _ => {}
+            }
         }
     }
-    roots.iter().map(|r| go(r, abort)).sum()
+    total
 }
 
 /// Walks the given paths in a stable order and emits events for the tree builder.
@@ -537,9 +556,34 @@ fn walk(
             open.push(c.clone());
         }
         match last {
-            Some(name) => walk_entry(sh, &catalog, abs, name.clone(), &send, jobs)?,
+            Some(name) => {
+                // The given path is stat'ed in its parent, like every entry below it.
+                let parent = abs.parent().unwrap_or(Path::new("/"));
+                match Dir::open_path(parent) {
+                    Ok(d) => {
+                        if let Some((sub, names)) =
+                            visit(sh, &catalog, &Arc::new(d), abs, name.clone(), &send, jobs)?
+                        {
+                            descend(sh, &catalog, sub, abs, names, true, &send, jobs)?;
+                        }
+                    }
+                    Err(e) => send(Event::Warning(format!(
+                        "cannot read {}: {e}",
+                        abs.display()
+                    )))?,
+                }
+            }
             // `.` or `/`: its entries go straight into the root tree.
-            None => walk_dir_entries(sh, &catalog, abs, &send, jobs)?,
+            None => match Dir::open(abs) {
+                Ok(d) => {
+                    let names = list(&d, abs, &send)?;
+                    descend(sh, &catalog, Some(d), abs, names, false, &send, jobs)?;
+                }
+                Err(e) => send(Event::Warning(format!(
+                    "cannot list {}: {e}",
+                    abs.display()
+                )))?,
+            },
         }
     }
     for _ in open {
@@ -548,70 +592,171 @@ fn walk(
     Ok(())
 }
 
-fn walk_dir_entries(
+/// Directories deeper than this below the one being listed give their handles back (and
+/// are opened again if they have entries left): a tree of any depth is walked within the
+/// open-files limit.
+const OPEN_DIRS: usize = 256;
+
+/// A directory being listed.
+struct Level {
+    /// Its handle, unless given back.
+    dir: Option<Arc<Dir>>,
+    /// Its path as recorded (messages, excludes, the files cache).
+    path: PathBuf,
+    /// Its path below the top of this descent, to open it again.
+    rel: PathBuf,
+    /// Entries left, in name order.
+    names: std::vec::IntoIter<OsString>,
+}
+
+/// The names in a directory, sorted; a directory that cannot be listed is a warning.
+fn list(dir: &Dir, path: &Path, send: &dyn Fn(Event) -> Result<()>) -> Result<Vec<OsString>> {
+    match dir.entries() {
+        Ok(e) => {
+            let mut names: Vec<OsString> = e.into_iter().map(|(n, _)| n).collect();
+            names.sort();
+            Ok(names)
+        }
+        Err(e) => {
+            send(Event::Warning(format!(
+                "cannot list {}: {e}",
+                path.display()
+            )))?;
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// Walks below an open directory, depth first in name order, with a stack of its own
+/// rather than the call stack: trees may be thousands of levels deep, deeper than any
+/// path the kernel resolves at once, so every entry is reached through its parent's
+/// handle. `entered`: the top was entered, so leaving it ends a tree.
+#[allow(clippy::too_many_arguments)]
+fn descend(
     sh: &Shared<'_>,
     catalog: &Catalog,
-    dir: &Path,
+    top: Option<Dir>,
+    path: &Path,
+    names: Vec<OsString>,
+    entered: bool,
     send: &dyn Fn(Event) -> Result<()>,
     jobs: &Sender<FileJob>,
 ) -> Result<()> {
-    let mut names: Vec<OsString> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
-        Err(e) => {
-            return send(Event::Warning(format!(
-                "cannot list {}: {e}",
-                dir.display()
-            )));
-        }
-    };
-    names.sort();
-    for name in names {
+    let top = top.map(Arc::new);
+    let mut stack = vec![Level {
+        dir: top.clone(),
+        path: path.to_path_buf(),
+        rel: PathBuf::new(),
+        names: names.into_iter(),
+    }];
+    while let Some(level) = stack.last_mut() {
         if sh.stopped() {
             return Ok(());
         }
-        walk_entry(sh, catalog, &dir.join(&name), name, send, jobs)?;
+        let Some(name) = level.names.next() else {
+            stack.pop();
+            if !stack.is_empty() || entered {
+                send(Event::Leave)?;
+            }
+            continue;
+        };
+        if level.dir.is_none() {
+            match top.as_ref().map(|t| t.open_dir_beneath(&level.rel)) {
+                Some(Ok(d)) => level.dir = Some(Arc::new(d)),
+                Some(Err(e)) => {
+                    send(Event::Warning(format!(
+                        "cannot list {}: {e}",
+                        level.path.display()
+                    )))?;
+                    level.names = Vec::new().into_iter();
+                    continue;
+                }
+                None => {
+                    level.names = Vec::new().into_iter();
+                    continue;
+                }
+            }
+        }
+        let dir = level.dir.clone().expect("just opened");
+        let path = level.path.join(&name);
+        let rel = level.rel.join(&name);
+        if let Some((sub, names)) = visit(sh, catalog, &dir, &path, name, send, jobs)? {
+            if stack.len() >= OPEN_DIRS {
+                let far = stack.len() - OPEN_DIRS;
+                if far > 0 {
+                    stack[far].dir = None;
+                }
+            }
+            stack.push(Level {
+                dir: sub.map(Arc::new),
+                path,
+                rel,
+                names: names.into_iter(),
+            });
+        }
     }
     Ok(())
 }
 
-fn walk_entry(
+/// Records one entry of `dir`; a directory is entered and returned (its handle, if it
+/// opened, and its names) for the caller to walk.
+#[allow(clippy::type_complexity)]
+fn visit(
     sh: &Shared<'_>,
     catalog: &Catalog,
+    dir: &Arc<Dir>,
     path: &Path,
     name: OsString,
     send: &dyn Fn(Event) -> Result<()>,
     jobs: &Sender<FileJob>,
-) -> Result<()> {
-    let meta = match std::fs::symlink_metadata(path) {
+) -> Result<Option<(Option<Dir>, Vec<OsString>)>> {
+    let meta = match dir.stat(&name) {
         Ok(m) => m,
+        // Deleted since it was listed.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
         Err(e) => {
-            return send(Event::Warning(format!(
+            send(Event::Warning(format!(
                 "cannot read {}: {e}",
                 path.display()
-            )))
+            )))?;
+            return Ok(None);
         }
     };
     if sh.exclude.as_ref().is_some_and(|x| x.is_match(path)) {
-        return Ok(());
+        return Ok(None);
     }
     let mut node = node_from_meta(&name, &meta);
     match node.kind {
         NodeKind::Dir => {
             send(Event::Enter(node))?;
-            walk_dir_entries(sh, catalog, path, send, jobs)?;
-            send(Event::Leave)
-        }
-        NodeKind::Symlink => {
-            match std::fs::read_link(path) {
-                Ok(t) => node.set_target(t.as_os_str()),
+            // Opened without following a link: a directory swapped for one is not entered.
+            match dir.open_dir(&name) {
+                Ok(d) => {
+                    let names = list(&d, path, send)?;
+                    Ok(Some((Some(d), names)))
+                }
                 Err(e) => {
-                    return send(Event::Warning(format!(
-                        "cannot read link {}: {e}",
+                    send(Event::Warning(format!(
+                        "cannot list {}: {e}",
                         path.display()
-                    )))
+                    )))?;
+                    Ok(Some((None, Vec::new())))
                 }
             }
-            send(Event::Leaf(node))
+        }
+        NodeKind::Symlink => {
+            match dir.read_link(&name) {
+                Ok(t) => node.set_target(&t),
+                Err(e) => {
+                    send(Event::Warning(format!(
+                        "cannot read link {}: {e}",
+                        path.display()
+                    )))?;
+                    return Ok(None);
+                }
+            }
+            send(Event::Leaf(node))?;
+            Ok(None)
         }
         NodeKind::File => {
             let st = stamp(&meta);
@@ -628,7 +773,7 @@ fn walk_entry(
                 None => {
                     let (tx, rx) = bounded(1);
                     jobs.send(FileJob {
-                        input: Input::Path(path.to_path_buf()),
+                        input: Input::At(dir.clone(), name),
                         size: st.size,
                         done: tx,
                     })
@@ -641,9 +786,13 @@ fn walk_entry(
                 cache_key,
                 stamp: st,
                 content,
-            })
+            })?;
+            Ok(None)
         }
-        _ => send(Event::Leaf(node)),
+        _ => {
+            send(Event::Leaf(node))?;
+            Ok(None)
+        }
     }
 }
 
@@ -698,7 +847,7 @@ fn read_files(sh: &Shared<'_>, jobs: Receiver<FileJob>, blobs: Sender<NewBlob>) 
         let is_stream = matches!(job.input, Input::Stream(_));
         let result = (|| -> ReadResult {
             let mut f: Box<dyn ReadSeek> = match job.input {
-                Input::Path(path) => Box::new(File::open(&path).map_err(|e| {
+                Input::At(dir, name) => Box::new(dir.open_file(&name).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::NotFound {
                         ReadError::Vanished
                     } else {

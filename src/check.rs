@@ -302,29 +302,48 @@ fn affected(
     bad: &HashSet<BlobId>,
 ) -> Vec<String> {
     let mut memo: HashMap<BlobId, bool> = HashMap::new();
-    fn uses(
-        t: BlobId,
-        trees: &mut TreeReader<'_>,
-        bad: &HashSet<BlobId>,
-        memo: &mut HashMap<BlobId, bool>,
-    ) -> bool {
-        if let Some(&v) = memo.get(&t) {
-            return v;
+    // Post-order with a stack of its own (trees may be thousands of levels deep): a tree
+    // is decided once its subtrees are.
+    let mut uses = |root: BlobId, trees: &mut TreeReader<'_>| -> bool {
+        let mut stack: Vec<(BlobId, Option<Vec<BlobId>>)> = vec![(root, None)];
+        while let Some((t, subs)) = stack.pop() {
+            if memo.contains_key(&t) {
+                continue;
+            }
+            match subs {
+                Some(subs) => {
+                    let v = subs.iter().any(|s| memo.get(s) == Some(&true));
+                    memo.insert(t, v);
+                }
+                None if bad.contains(&t) => {
+                    memo.insert(t, true);
+                }
+                None => match trees.tree(&t) {
+                    Err(_) => {
+                        memo.insert(t, true);
+                    }
+                    Ok(tree) => {
+                        if tree
+                            .nodes
+                            .iter()
+                            .any(|n| n.content.iter().any(|b| bad.contains(b)))
+                        {
+                            memo.insert(t, true);
+                            continue;
+                        }
+                        let subs: Vec<BlobId> =
+                            tree.nodes.iter().filter_map(|n| n.subtree).collect();
+                        stack.push((t, Some(subs.clone())));
+                        stack.extend(subs.into_iter().map(|s| (s, None)));
+                    }
+                },
+            }
         }
-        let v = bad.contains(&t)
-            || match trees.tree(&t) {
-                Err(_) => true,
-                Ok(tree) => tree.nodes.iter().any(|n| {
-                    n.content.iter().any(|b| bad.contains(b))
-                        || n.subtree.is_some_and(|s| uses(s, trees, bad, memo))
-                }),
-            };
-        memo.insert(t, v);
-        v
-    }
+        memo[&root]
+    };
     snapshots
         .iter()
-        .filter(|s| uses(s.snapshot.tree, trees, bad, &mut memo))
+        .filter(|s| uses(s.snapshot.tree, trees))
         .map(|s| s.id.short())
         .collect()
 }

@@ -26,6 +26,7 @@ pub mod repo;
 pub mod restore;
 pub mod retention;
 pub mod run;
+pub mod safe_fs;
 pub mod schedule;
 pub mod settings;
 pub mod source;

@@ -4,12 +4,16 @@
 //! chunks lives), create the skeleton, then fetch pack by pack with range GETs — each
 //! needed span once — and write every chunk to every file that holds it. Metadata comes
 //! last, directories deepest first, so permissions never block a write.
+//!
+//! Nothing below the target is reached through a symbolic link: every entry is created
+//! relative to its directory's handle (see [`crate::safe_fs`]), and a link standing where
+//! the snapshot has a file or directory is replaced, never followed.
 
 use std::collections::HashMap;
-use std::ffi::{CString, OsString};
-use std::fs::{File, OpenOptions};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,6 +26,7 @@ use crate::repo::pack::BlobKind;
 use crate::repo::snapshot::SnapshotEntry;
 use crate::repo::tree::{Node, NodeKind, Tree};
 use crate::repo::{BlobLocation, Repo};
+use crate::safe_fs::{self, Dir};
 
 /// Spans read with one range GET are at most this long.
 const MAX_SPAN: u64 = 8 << 20;
@@ -134,10 +139,18 @@ impl<'a> TreeReader<'a> {
 }
 
 struct FilePlan {
-    path: PathBuf,
+    /// Relative to the target.
+    rel: PathBuf,
     node: Node,
     remaining: AtomicUsize,
     failed: AtomicBool,
+}
+
+/// A directory to finish last, and whether this restore created it.
+struct DirPlan {
+    rel: PathBuf,
+    node: Node,
+    created: bool,
 }
 
 struct Use {
@@ -148,6 +161,14 @@ struct Use {
 struct PackWork {
     pack: PackId,
     blobs: Vec<(BlobLocation, Vec<Use>)>,
+}
+
+/// What the request names, found before anything is created.
+enum Start {
+    /// A tree whose entries go into the target.
+    Tree(BlobId, Option<Node>),
+    /// One node, below its parents' names.
+    Node(Vec<OsString>, Node),
 }
 
 /// Restores a snapshot into `req.target`.
@@ -169,22 +190,11 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
     let _pin = catalog.pin_snapshot()?;
     let mut trees = TreeReader::new(repo, catalog);
     let root = req.snapshot.snapshot.tree;
-    let mut plan = Planner {
-        trees: &mut trees,
-        dirs: Vec::new(),
-        files: Vec::new(),
-        links: Vec::new(),
-        inodes: HashMap::new(),
-        summary: RestoreSummary::default(),
-        overwrite: req.overwrite,
-        as_root: unsafe { libc::geteuid() } == 0,
-        interrupt: &req.interrupt,
-    };
-    std::fs::create_dir_all(target).ctx(|| format!("creating {}", target.display()))?;
-    match &req.subpath {
-        None => plan.dir(&root, target)?,
+    // Find what is asked for first: a path that is not there changes nothing on disk.
+    let start = match &req.subpath {
+        None => Start::Tree(root, None),
         Some(sub) => {
-            let (comps, node) = plan.trees.find(&root, sub)?.ok_or_else(|| {
+            let (comps, node) = trees.find(&root, sub)?.ok_or_else(|| {
                 Error::Usage(format!(
                     "path {} is not in snapshot {}",
                     sub.display(),
@@ -195,18 +205,60 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
                 let tree = node
                     .subtree
                     .ok_or_else(|| Error::Usage(format!("{} is not a directory", sub.display())))?;
-                plan.dir(&tree, target)?;
-                plan.dirs.push((target.clone(), node, false));
+                Start::Tree(tree, Some(node))
             } else {
-                // Keep the path's place in the tree, as restic does: DIR/a/b for `--path a/b`.
-                let mut parent = target.clone();
-                for c in &comps[..comps.len() - 1] {
-                    parent.push(c);
-                }
-                std::fs::create_dir_all(&parent)
-                    .ctx(|| format!("creating {}", parent.display()))?;
-                plan.node(&node, &parent)?;
+                Start::Node(comps, node)
             }
+        }
+    };
+    std::fs::create_dir_all(target).ctx(|| format!("creating {}", target.display()))?;
+    // The target itself is the user's choice and may be reached through links; nothing
+    // below it is.
+    let root_dir = Dir::open(target).ctx(|| format!("opening {}", target.display()))?;
+    let mut plan = Planner {
+        trees: &mut trees,
+        root: &root_dir,
+        target,
+        dirs: Vec::new(),
+        files: Vec::new(),
+        links: Vec::new(),
+        inodes: HashMap::new(),
+        summary: RestoreSummary::default(),
+        overwrite: req.overwrite,
+        as_root: unsafe { libc::geteuid() } == 0,
+        interrupt: &req.interrupt,
+    };
+    let here = || {
+        root_dir
+            .try_clone()
+            .ctx(|| format!("opening {}", target.display()))
+    };
+    match start {
+        Start::Tree(tree, top) => {
+            if let Some(node) = top {
+                plan.dirs.push(DirPlan {
+                    rel: PathBuf::new(),
+                    node,
+                    created: false,
+                });
+            }
+            let nodes = plan.trees.tree(&tree)?.nodes;
+            plan.walk(here()?, PathBuf::new(), nodes)?;
+        }
+        Start::Node(comps, node) => {
+            // Keep the path's place in the tree, as restic does: DIR/a/b for `--path a/b`.
+            let mut dir = here()?;
+            let mut rel = PathBuf::new();
+            for c in &comps[..comps.len() - 1] {
+                rel.push(c);
+                let shown = target.join(&rel);
+                dir.mkdir(c, 0o777, req.overwrite)
+                    .ctx(|| format!("creating {}", shown.display()))?;
+                dir = dir
+                    .open_dir(c)
+                    .ctx(|| format!("opening {}", shown.display()))?;
+            }
+            plan.walk(dir, rel, vec![node])?;
         }
     }
     let Planner {
@@ -229,7 +281,7 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
                 Error::Damage(format!(
                     "blob {} of {} is missing from the index",
                     id.short(),
-                    f.path.display()
+                    target.join(&f.rel).display()
                 ))
             })?;
             let raw = loc.entry.raw_len as u64;
@@ -259,6 +311,14 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
         .map_or(2, |n| n.get())
         .clamp(2, 4)
         + 1;
+    let out = Output {
+        root: &root_dir,
+        target,
+        files: &files,
+        as_root,
+        written: &written,
+        progress: req.progress,
+    };
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
@@ -267,7 +327,7 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(w) = work.get(i) else { return };
-                if let Err(e) = restore_pack(repo, w, &files, as_root, &written, req.progress) {
+                if let Err(e) = restore_pack(repo, w, &out) {
                     errors.lock().unwrap().push(e.to_string());
                     for (_, uses) in &w.blobs {
                         for u in uses {
@@ -284,33 +344,77 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
     }
     // Never leave a file with bad or missing contents looking restored.
     let mut failed_files = Vec::new();
+    let mut failed_rels = std::collections::HashSet::new();
     for f in &files {
         if f.failed.load(Ordering::SeqCst) {
-            let _ = std::fs::remove_file(&f.path);
-            failed_files.push(f.path.display().to_string());
+            let _ = parent_of(&root_dir, &f.rel).and_then(|(d, name)| d.remove(name));
+            failed_files.push(target.join(&f.rel).display().to_string());
+            failed_rels.insert(f.rel.as_path());
         } else if f.node.size > 0 {
             summary.files += 1;
         }
     }
     summary.bytes = written.load(Ordering::Relaxed);
-    for (path, first) in &links {
-        if files
-            .iter()
-            .any(|f| &f.path == first && f.failed.load(Ordering::SeqCst))
-        {
+    for (rel, first) in &links {
+        if failed_rels.contains(first.as_path()) {
             continue;
         }
-        if req.overwrite {
-            let _ = std::fs::remove_file(path);
-        }
-        std::fs::hard_link(first, path).ctx(|| format!("linking {}", path.display()))?;
+        let shown = target.join(rel);
+        (|| -> std::io::Result<()> {
+            let (to, name) = parent_of(&root_dir, rel)?;
+            if req.overwrite {
+                to.remove(name)?;
+            }
+            let (from, first_name) = parent_of(&root_dir, first)?;
+            from.hard_link(first_name, &to, name)
+        })()
+        .ctx(|| format!("linking {}", shown.display()))?;
         summary.files += 1;
     }
-    for (path, node, created) in dirs.iter().rev() {
-        if *created {
-            topdir_hint(path, false);
+    // Deepest first (the reverse of the walk order), each directory opened once, from its
+    // parent's handle: `chain` holds the handles from the target down to the last one
+    // finished, and every directory still to finish hangs off one of them.
+    let mut chain: Vec<(PathBuf, Dir)> = Vec::new();
+    for d in dirs.iter().rev() {
+        let shown = target.join(&d.rel);
+        while chain.last().is_some_and(|(r, _)| !d.rel.starts_with(r)) {
+            chain.pop();
         }
-        apply_meta(path, node, as_root, false)?;
+        let far: Dir;
+        let dir = if chain.len() >= CHAIN_MAX {
+            // Deeper than the open-files limit allows to hold: opened from the target.
+            far = root_dir
+                .open_dir_beneath(&d.rel)
+                .ctx(|| format!("opening {}", shown.display()))?;
+            &far
+        } else {
+            let base = chain.last().map(|(r, _)| r.clone()).unwrap_or_default();
+            let rest = d.rel.strip_prefix(&base).unwrap_or(&d.rel).to_path_buf();
+            for c in rest.components() {
+                let (rel, next) = {
+                    let (rel, parent) = chain
+                        .last()
+                        .map_or((Path::new(""), &root_dir), |(r, d)| (r.as_path(), d));
+                    let rel = rel.join(c);
+                    let next = parent
+                        .open_dir(c.as_os_str())
+                        .ctx(|| format!("opening {}", target.join(&rel).display()))?;
+                    (rel, next)
+                };
+                chain.push((rel, next));
+            }
+            chain.last().map_or(&root_dir, |(_, d)| d)
+        };
+        if d.created {
+            topdir_hint(dir, false);
+        }
+        safe_fs::set_meta_fd(
+            dir.as_fd(),
+            as_root.then_some((d.node.uid, d.node.gid)),
+            d.node.mode,
+            d.node.mtime_ns,
+        )
+        .ctx(|| format!("setting owner, mode and times of {}", shown.display()))?;
     }
     let errors = errors.into_inner().unwrap();
     if !errors.is_empty() {
@@ -323,10 +427,36 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
     Ok(summary)
 }
 
+/// Directory handles held at once while directories are finished.
+const CHAIN_MAX: usize = 4096;
+
+/// The directory holding `rel` (opened without following links) and its last name.
+fn parent_of<'p>(root: &Dir, rel: &'p Path) -> std::io::Result<(Dir, &'p OsStr)> {
+    let name = rel
+        .file_name()
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    Ok((root.open_dir_beneath(parent)?, name))
+}
+
+/// Directories deeper than this below the one being filled give their descriptors back
+/// and are opened again if they still have entries to create: a tree of any depth
+/// restores within the open-files limit.
+const OPEN_DIRS: usize = 256;
+
+/// One directory being filled: its handle (if still open), where it is, what is left.
+struct Frame {
+    dir: Option<Dir>,
+    rel: PathBuf,
+    nodes: std::vec::IntoIter<Node>,
+}
+
 struct Planner<'a, 'b> {
     trees: &'a mut TreeReader<'b>,
-    /// Directories to finish last, and whether this restore created them.
-    dirs: Vec<(PathBuf, Node, bool)>,
+    root: &'a Dir,
+    target: &'a Path,
+    /// Directories in walk order (parents first), to finish last.
+    dirs: Vec<DirPlan>,
     files: Vec<FilePlan>,
     links: Vec<(PathBuf, PathBuf)>,
     inodes: HashMap<(u64, u64), PathBuf>,
@@ -337,62 +467,101 @@ struct Planner<'a, 'b> {
 }
 
 impl Planner<'_, '_> {
-    fn dir(&mut self, tree: &BlobId, path: &Path) -> Result<()> {
-        if self.interrupt.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted);
-        }
-        let tree = self.trees.tree(tree)?;
-        for node in &tree.nodes {
-            self.node(node, path)?;
+    /// Creates `nodes` in `dir` and everything below them, depth first, with a stack of
+    /// its own rather than the call stack: trees may be thousands of levels deep.
+    fn walk(&mut self, dir: Dir, rel: PathBuf, nodes: Vec<Node>) -> Result<()> {
+        let mut stack = vec![Frame {
+            dir: Some(dir),
+            rel,
+            nodes: nodes.into_iter(),
+        }];
+        while let Some(top) = stack.last_mut() {
+            if self.interrupt.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted);
+            }
+            let Some(node) = top.nodes.next() else {
+                stack.pop();
+                continue;
+            };
+            if top.dir.is_none() {
+                let shown = self.target.join(&top.rel);
+                top.dir = Some(
+                    self.root
+                        .open_dir_beneath(&top.rel)
+                        .ctx(|| format!("opening {}", shown.display()))?,
+                );
+            }
+            let dir = top.dir.as_ref().expect("just opened");
+            let rel = top.rel.join(node.os_name());
+            if let Some((sub, tree)) = self.node(&node, dir, &rel)? {
+                let nodes = self.trees.tree(&tree)?.nodes.into_iter();
+                if stack.len() >= OPEN_DIRS {
+                    let far = stack.len() - OPEN_DIRS;
+                    stack[far].dir = None;
+                }
+                stack.push(Frame {
+                    dir: Some(sub),
+                    rel,
+                    nodes,
+                });
+            }
         }
         Ok(())
     }
 
-    fn node(&mut self, node: &Node, parent: &Path) -> Result<()> {
+    /// Creates one entry in `dir`; for a directory with entries, returns its handle and
+    /// tree to fill.
+    fn node(&mut self, node: &Node, dir: &Dir, rel: &Path) -> Result<Option<(Dir, BlobId)>> {
         let name = node.os_name();
-        if name.is_empty() || name == "." || name == ".." || name.as_bytes().contains(&b'/') {
+        if !safe_fs::is_plain_name(&name) {
             return Err(Error::Damage(format!(
                 "a tree holds an unsafe name {:?}",
                 name
             )));
         }
-        let path = parent.join(&name);
+        let target = self.target;
+        let shown = || target.join(rel).display().to_string();
+        let owner = self.as_root.then_some((node.uid, node.gid));
         if self.overwrite && node.kind != NodeKind::Dir {
-            remove_existing(&path)?;
+            // Whatever stands there goes, a link included, and is never followed.
+            dir.remove(&name).ctx(|| format!("replacing {}", shown()))?;
         }
         match node.kind {
             NodeKind::Dir => {
-                let created = match std::fs::create_dir(&path) {
-                    Ok(()) => true,
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {
-                        false
-                    }
-                    Err(e) => return Err(Error::io(format!("creating {}", path.display()), e)),
-                };
+                let created = dir
+                    .mkdir(&name, 0o777, self.overwrite)
+                    .ctx(|| format!("creating {}", shown()))?;
+                let sub = dir.open_dir(&name).ctx(|| format!("opening {}", shown()))?;
                 self.summary.dirs += 1;
                 if created {
-                    topdir_hint(&path, true);
+                    topdir_hint(&sub, true);
                 }
-                self.dirs.push((path.clone(), node.clone(), created));
-                if let Some(sub) = &node.subtree {
-                    self.dir(sub, &path)?;
-                }
+                self.dirs.push(DirPlan {
+                    rel: rel.to_path_buf(),
+                    node: node.clone(),
+                    created,
+                });
+                return Ok(node.subtree.map(|t| (sub, t)));
             }
             NodeKind::File => {
                 if node.links > 1 {
                     if let Some(first) = self.inodes.get(&(node.dev, node.inode)) {
-                        self.links.push((path, first.clone()));
-                        return Ok(());
+                        self.links.push((rel.to_path_buf(), first.clone()));
+                        return Ok(None);
                     }
-                    self.inodes.insert((node.dev, node.inode), path.clone());
+                    self.inodes
+                        .insert((node.dev, node.inode), rel.to_path_buf());
                 }
                 if node.content.is_empty() {
-                    let f = create_file(&path)?;
-                    finish_file(&f, &path, node, self.as_root)?;
+                    let f = dir
+                        .create_file(&name, false)
+                        .ctx(|| format!("creating {}", shown()))?;
+                    finish_file(&f, node, self.as_root)
+                        .ctx(|| format!("setting owner, mode and times of {}", shown()))?;
                     self.summary.files += 1;
                 } else {
                     self.files.push(FilePlan {
-                        path,
+                        rel: rel.to_path_buf(),
                         node: node.clone(),
                         remaining: AtomicUsize::new(node.content.len()),
                         failed: AtomicBool::new(false),
@@ -401,9 +570,10 @@ impl Planner<'_, '_> {
             }
             NodeKind::Symlink => {
                 let target = node.os_target().unwrap_or_default();
-                std::os::unix::fs::symlink(&target, &path)
-                    .ctx(|| format!("creating symlink {}", path.display()))?;
-                apply_meta(&path, node, self.as_root, true)?;
+                dir.symlink(&target, &name)
+                    .ctx(|| format!("creating symlink {}", shown()))?;
+                dir.set_meta_at(&name, owner, None, node.mtime_ns)
+                    .ctx(|| format!("setting owner and times of {}", shown()))?;
                 self.summary.others += 1;
             }
             NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
@@ -412,23 +582,20 @@ impl Planner<'_, '_> {
                     NodeKind::CharDevice => libc::S_IFCHR,
                     _ => libc::S_IFBLK,
                 };
-                let c = cpath(&path)?;
-                if unsafe { libc::mknod(c.as_ptr(), kind | node.mode, node.rdev as libc::dev_t) }
-                    != 0
-                {
-                    let e = std::io::Error::last_os_error();
+                if let Err(e) = dir.mknod(&name, kind | node.mode, node.rdev as libc::dev_t) {
                     // Devices need root; skip them quietly otherwise, as tar does.
                     if node.kind == NodeKind::Fifo || self.as_root {
-                        return Err(Error::io(format!("creating {}", path.display()), e));
+                        return Err(Error::io(format!("creating {}", shown()), e));
                     }
-                    return Ok(());
+                    return Ok(None);
                 }
-                apply_meta(&path, node, self.as_root, false)?;
+                dir.set_meta_at(&name, owner, Some(node.mode), node.mtime_ns)
+                    .ctx(|| format!("setting owner, mode and times of {}", shown()))?;
                 self.summary.others += 1;
             }
             NodeKind::Socket => {}
         }
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -440,14 +607,13 @@ impl Planner<'_, '_> {
 /// `rm -rf` of the broken tree (the usual prelude to a restore) that made file creation
 /// several times slower. With the hint, subdirectories spread over block groups as
 /// top-level directories do. Other file systems refuse it, which changes nothing.
-fn topdir_hint(dir: &Path, on: bool) {
-    use std::os::fd::AsRawFd;
+fn topdir_hint(dir: &Dir, on: bool) {
     const FS_TOPDIR_FL: libc::c_long = 0x0002_0000;
-    let Ok(f) = File::open(dir) else { return };
+    let fd = dir.as_fd().as_raw_fd();
     let mut flags: libc::c_long = 0;
     // SAFETY: FS_IOC_GETFLAGS/SETFLAGS read and write one c_long through the pointer.
     unsafe {
-        if libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) != 0 {
+        if libc::ioctl(fd, libc::FS_IOC_GETFLAGS, &mut flags) != 0 {
             return;
         }
         let new = if on {
@@ -456,92 +622,33 @@ fn topdir_hint(dir: &Path, on: bool) {
             flags & !FS_TOPDIR_FL
         };
         if new != flags {
-            libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &new);
+            libc::ioctl(fd, libc::FS_IOC_SETFLAGS, &new);
         }
     }
 }
 
-fn remove_existing(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(_) => Ok(()),
-    }
-    .ctx(|| format!("replacing {}", path.display()))
-}
-
-fn cpath(path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::Failed(format!("path {} holds a NUL byte", path.display())))
-}
-
-fn create_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .ctx(|| format!("creating {}", path.display()))
-}
-
 /// Sets owner (as root), mode and times through an open file.
-fn finish_file(f: &File, path: &Path, node: &Node, as_root: bool) -> Result<()> {
-    if as_root {
-        std::os::unix::fs::fchown(f, Some(node.uid), Some(node.gid))
-            .ctx(|| format!("chown {}", path.display()))?;
-    }
-    f.set_permissions(std::fs::Permissions::from_mode(node.mode))
-        .ctx(|| format!("chmod {}", path.display()))?;
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(node.mtime_ns.max(0) as u64);
-    f.set_times(std::fs::FileTimes::new().set_modified(t).set_accessed(t))
-        .ctx(|| format!("setting times of {}", path.display()))
+fn finish_file(f: &File, node: &Node, as_root: bool) -> std::io::Result<()> {
+    safe_fs::set_meta_fd(
+        f.as_fd(),
+        as_root.then_some((node.uid, node.gid)),
+        node.mode,
+        node.mtime_ns,
+    )
 }
 
-/// Sets owner, mode and times by path (directories, links, special files).
-fn apply_meta(path: &Path, node: &Node, as_root: bool, is_link: bool) -> Result<()> {
-    let c = cpath(path)?;
-    if as_root && unsafe { libc::lchown(c.as_ptr(), node.uid, node.gid) } != 0 {
-        return Err(Error::io(
-            format!("chown {}", path.display()),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    if !is_link {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))
-            .ctx(|| format!("chmod {}", path.display()))?;
-    }
-    let ts = libc::timespec {
-        tv_sec: node.mtime_ns.div_euclid(1_000_000_000) as libc::time_t,
-        tv_nsec: node.mtime_ns.rem_euclid(1_000_000_000) as libc::c_long,
-    };
-    let times = [ts, ts];
-    if unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    } != 0
-    {
-        return Err(Error::io(
-            format!("setting times of {}", path.display()),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+/// Where the pack workers write.
+struct Output<'a> {
+    root: &'a Dir,
+    target: &'a Path,
+    files: &'a [FilePlan],
+    as_root: bool,
+    written: &'a AtomicU64,
+    progress: &'a Progress,
 }
 
 /// Fetches the needed spans of one pack and writes their blobs into the files.
-fn restore_pack(
-    repo: &Repo,
-    w: &PackWork,
-    files: &[FilePlan],
-    as_root: bool,
-    written: &AtomicU64,
-    progress: &Progress,
-) -> Result<()> {
+fn restore_pack(repo: &Repo, w: &PackWork, out: &Output<'_>) -> Result<()> {
     let key = crate::repo::pack::pack_key(BlobKind::Data, &w.pack);
     let mut i = 0;
     while i < w.blobs.len() {
@@ -567,17 +674,24 @@ fn restore_pack(
                 repo.decode_blob(loc, &span[at..at + loc.entry.stored_len as usize])?
             };
             for u in uses {
-                let f = &files[u.file];
-                let file = create_file(&f.path)?;
+                let f = &out.files[u.file];
+                let shown = || out.target.join(&f.rel).display().to_string();
+                // One open per write, as before, but resolved below the target with no
+                // link followed on the way.
+                let file = out
+                    .root
+                    .create_file_beneath(&f.rel)
+                    .ctx(|| format!("creating {}", shown()))?;
                 file.write_all_at(&raw, u.offset)
-                    .ctx(|| format!("writing {}", f.path.display()))?;
-                written.fetch_add(raw.len() as u64, Ordering::Relaxed);
-                progress.add_bytes(raw.len() as u64);
+                    .ctx(|| format!("writing {}", shown()))?;
+                out.written.fetch_add(raw.len() as u64, Ordering::Relaxed);
+                out.progress.add_bytes(raw.len() as u64);
                 if f.remaining.fetch_sub(1, Ordering::AcqRel) == 1
                     && !f.failed.load(Ordering::SeqCst)
                 {
-                    finish_file(&file, &f.path, &f.node, as_root)?;
-                    progress.add_file();
+                    finish_file(&file, &f.node, out.as_root)
+                        .ctx(|| format!("setting owner, mode and times of {}", shown()))?;
+                    out.progress.add_file();
                 }
             }
         }

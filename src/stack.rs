@@ -275,30 +275,79 @@ pub struct Restored {
     pub warnings: Vec<String>,
 }
 
+/// What a restore will do to one step's target.
+pub struct TargetCheck {
+    /// `source: what happens`, for the plan.
+    pub line: String,
+    /// Why the step would be refused without `--force` (dry runs only; a real run fails).
+    pub needs_force: Option<String>,
+}
+
 /// Checks every step's target before any is touched; returns a line per step for the plan.
-pub fn check_targets(docker: Option<&Docker>, steps: &[Step<'_>]) -> Result<Vec<String>> {
-    let mut lines = Vec::new();
+/// A target that holds data is refused unless forced; a dry run instead marks it and goes
+/// on, so the whole plan is shown.
+pub fn check_targets(
+    docker: Option<&Docker>,
+    steps: &[Step<'_>],
+    dry_run: bool,
+) -> Result<Vec<TargetCheck>> {
+    let mut out = Vec::new();
     for s in steps {
-        let need =
-            || docker.ok_or_else(|| Error::Environment("the Docker daemon is needed".into()));
-        let notes = match s.rec.kind {
-            _ if s.rec.kind != SourceKind::Volume && s.target.dir.is_some() => {
-                vec![format!(
-                    "dump files will be written to {}",
-                    s.target.dir.as_ref().unwrap().display()
-                )]
+        let (notes, needs_force) = match check_target(docker, s, &s.target) {
+            Ok(notes) => (notes, None),
+            // Refused without --force: what it would do with it.
+            Err(Error::Usage(why)) if dry_run && !s.target.force => {
+                let forced = Target {
+                    container: s.target.container.clone(),
+                    dir: s.target.dir.clone(),
+                    force: true,
+                    def: s.target.def,
+                };
+                match check_target(docker, s, &forced) {
+                    Ok(notes) => (notes, Some(why)),
+                    Err(_) => return Err(Error::Usage(why)),
+                }
             }
-            SourceKind::Postgres => postgres::check_target(need()?, &s.rec, &s.target)?,
-            SourceKind::Mysql => mysql::check_target(need()?, &s.rec, &s.target)?,
-            SourceKind::Redis => redis::check_target(need()?, &s.rec, &s.target)?,
-            SourceKind::Volume => {
-                let dir = volume::target_dir(docker, &s.rec, &s.target)?;
-                vec![volume::check_target(&dir, s.target.force)?]
-            }
+            Err(e) => return Err(e),
         };
-        lines.push(format!("{}: {}", s.rec.name, notes.join("; ")));
+        out.push(TargetCheck {
+            line: format!("{}: {}", s.rec.name, notes.join("; ")),
+            needs_force,
+        });
     }
-    Ok(lines)
+    Ok(out)
+}
+
+fn check_target(docker: Option<&Docker>, s: &Step<'_>, target: &Target<'_>) -> Result<Vec<String>> {
+    let need = || docker.ok_or_else(|| Error::Environment("the Docker daemon is needed".into()));
+    Ok(match s.rec.kind {
+        _ if s.rec.kind != SourceKind::Volume && target.dir.is_some() => {
+            vec![format!(
+                "dump files will be written to {}",
+                target.dir.as_ref().unwrap().display()
+            )]
+        }
+        SourceKind::Postgres => postgres::check_target(need()?, &s.rec, target)?,
+        SourceKind::Mysql => mysql::check_target(need()?, &s.rec, target)?,
+        SourceKind::Redis => redis::check_target(need()?, &s.rec, target)?,
+        SourceKind::Volume => {
+            let dir = volume::target_dir(docker, &s.rec, target)?;
+            vec![volume::check_target(&dir, target.force)?]
+        }
+    })
+}
+
+/// Whether a volume step restores into the source's own directory (so the containers
+/// that use it must be held), rather than elsewhere with `--to`.
+pub fn in_place(rec: &SourceRecord, target: &Target<'_>) -> bool {
+    let Some(dir) = &target.dir else {
+        return true;
+    };
+    let Some(own) = &rec.path else {
+        return false;
+    };
+    let canon = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    canon(dir) == canon(std::path::Path::new(own))
 }
 
 /// Restores one step.
@@ -317,7 +366,11 @@ pub fn restore_step(
     let bytes;
     if rec.kind == SourceKind::Volume {
         let dir = volume::target_dir(docker, rec, &step.target)?;
-        let mut holds = docker.map(|d| Holds::new(d, catalog));
+        // Containers that use the volume are stopped only when it is their own directory
+        // that is replaced; a restore elsewhere leaves the stack alone.
+        let mut holds = docker
+            .filter(|_| in_place(rec, &step.target))
+            .map(|d| Holds::new(d, catalog));
         if let Some(h) = holds.as_mut() {
             for c in rec.stop.iter().chain(&rec.pause) {
                 h.hold(c, Action::Stop)?;

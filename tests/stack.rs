@@ -503,3 +503,62 @@ databases = ["big"]
     assert_ok(&env.run(&["backup", "big"]));
     assert!(!no_complete_point(&env, "big"));
 }
+
+#[test]
+fn restore_elsewhere_leaves_the_stacks_containers_alone() {
+    if skip() {
+        return;
+    }
+    let web = docker::sleeper(&unique("drctl-t-web"));
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("index.html"), b"live").unwrap();
+    let env = env_with(&format!(
+        "[stack.web]\n[[stack.web.source]]\nname = \"files\"\nkind = \"volume\"\npath = \"{}\"\nstop = [\"{}\"]\n",
+        data.path().display(),
+        web.name
+    ));
+    assert_ok(&env.run(&["backup", "web"]));
+    let started = || {
+        let o = std::process::Command::new("docker")
+            .args(["inspect", "-f", "{{.State.StartedAt}}", &web.name])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        text(&o.stdout).trim().to_string()
+    };
+    let before = started();
+    assert_eq!(web.status(), "running");
+
+    // Restored elsewhere: the container is neither stopped nor restarted.
+    let to = tempfile::tempdir().unwrap();
+    let o = env.run(&[
+        "restore",
+        "web",
+        "--source",
+        "files",
+        "--to",
+        to.path().to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    assert_eq!(
+        std::fs::read(to.path().join("index.html")).unwrap(),
+        b"live"
+    );
+    assert_eq!(web.status(), "running");
+    assert_eq!(started(), before, "the container was restarted");
+
+    // And it needs no Docker at all: an unreachable daemon changes nothing.
+    let to2 = tempfile::tempdir().unwrap();
+    let o = env
+        .cmd()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["restore", "web", "--to", to2.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    assert_eq!(
+        std::fs::read(to2.path().join("index.html")).unwrap(),
+        b"live"
+    );
+    assert_eq!(started(), before, "the container was restarted");
+}

@@ -4,6 +4,7 @@ mod drill;
 mod unattended;
 
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -376,7 +377,7 @@ impl App {
             let v: Vec<_> = rows
                 .iter()
                 .map(|(p, n)| {
-                    json!({"path": p, "type": n.kind, "mode": n.mode, "uid": n.uid, "gid": n.gid,
+                    json!({"path": p.to_string_lossy(), "type": n.kind, "mode": n.mode, "uid": n.uid, "gid": n.gid,
                            "size": n.size, "mtime": mtime_utc(n), "target": n.target})
                 })
                 .collect();
@@ -385,9 +386,8 @@ impl App {
         let mut text = String::new();
         for (p, n) in rows {
             let link = n
-                .target
-                .as_ref()
-                .map(|t| format!(" -> {t}"))
+                .os_target()
+                .map(|t| format!(" -> {}", shell_quote(t.as_bytes())))
                 .unwrap_or_default();
             text.push_str(&format!(
                 "{} {:>5}/{:<5} {:>10}  {}  {}{link}\n",
@@ -396,7 +396,7 @@ impl App {
                 n.gid,
                 n.size,
                 local_time(&mtime_utc(&n)),
-                p.display()
+                shell_quote(p.as_os_str().as_bytes())
             ));
         }
         out(&text)
@@ -661,22 +661,83 @@ impl App {
     }
 }
 
+/// Every node below tree `id`, depth first in name order, with a stack of its own: a tree
+/// may be thousands of levels deep.
 fn list_tree(
     trees: &mut TreeReader<'_>,
     id: crate::repo::id::BlobId,
     prefix: &Path,
     rows: &mut Vec<(PathBuf, Node)>,
 ) -> Result<()> {
-    let tree = trees.tree(&id)?;
-    for n in tree.nodes {
-        let p = prefix.join(n.os_name());
+    let mut stack = vec![(prefix.to_path_buf(), trees.tree(&id)?.nodes.into_iter())];
+    while let Some((dir, nodes)) = stack.last_mut() {
+        let Some(n) = nodes.next() else {
+            stack.pop();
+            continue;
+        };
+        let p = dir.join(n.os_name());
         let sub = n.subtree;
         rows.push((p.clone(), n));
         if let Some(s) = sub {
-            list_tree(trees, s, &p, rows)?;
+            stack.push((p, trees.tree(&s)?.nodes.into_iter()));
         }
     }
     Ok(())
+}
+
+/// A file name as GNU `ls` shows it (`--quoting-style=shell-escape`): as is when it is
+/// plain, in single quotes when the shell would read it otherwise, and as `$'...'` with
+/// escapes when it holds control characters or bytes that are not UTF-8, so a name can
+/// never move the cursor, recolour the terminal or fake a line of its own.
+pub fn shell_quote(name: &[u8]) -> String {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"/._-+,:@%=^".contains(&b);
+    if !name.is_empty() && name.iter().all(|&b| plain(b)) {
+        return String::from_utf8_lossy(name).into_owned();
+    }
+    let text = std::str::from_utf8(name).ok();
+    match text {
+        Some(t) if !t.chars().any(char::is_control) => {
+            format!("'{}'", t.replace('\'', "'\\''"))
+        }
+        _ => {
+            let mut out = String::from("$'");
+            let mut rest = name;
+            while !rest.is_empty() {
+                let (valid, bad) = match std::str::from_utf8(rest) {
+                    Ok(v) => (v, &rest[rest.len()..]),
+                    Err(e) => {
+                        let (v, b) = rest.split_at(e.valid_up_to());
+                        (std::str::from_utf8(v).expect("valid prefix"), b)
+                    }
+                };
+                for c in valid.chars() {
+                    match c {
+                        '\n' => out.push_str("\\n"),
+                        '\t' => out.push_str("\\t"),
+                        '\r' => out.push_str("\\r"),
+                        '\\' => out.push_str("\\\\"),
+                        '\'' => out.push_str("\\'"),
+                        c if c.is_control() => {
+                            let mut buf = [0u8; 4];
+                            for b in c.encode_utf8(&mut buf).bytes() {
+                                out.push_str(&format!("\\{b:03o}"));
+                            }
+                        }
+                        c => out.push(c),
+                    }
+                }
+                // One byte that is not UTF-8, then the rest again.
+                if let Some((&b, tail)) = bad.split_first() {
+                    out.push_str(&format!("\\{b:03o}"));
+                    rest = tail;
+                } else {
+                    rest = bad;
+                }
+            }
+            out.push('\'');
+            out
+        }
+    }
 }
 
 fn mtime_utc(n: &Node) -> DateTime<Utc> {
@@ -1039,21 +1100,25 @@ impl App {
                 },
             });
         }
+        // A volume restored elsewhere (`--to`) needs no Docker: its containers are not
+        // touched and its mount point is not looked up.
         let needs_docker = steps.iter().any(|s| {
-            (s.rec.kind != SourceKind::Volume && s.target.dir.is_none())
-                || !s.rec.stop.is_empty()
-                || !s.rec.pause.is_empty()
-                || s.rec.volume.is_some()
+            if s.rec.kind != SourceKind::Volume {
+                return s.target.dir.is_none();
+            }
+            stack::in_place(&s.rec, &s.target)
+                && (!s.rec.stop.is_empty() || !s.rec.pause.is_empty() || s.rec.volume.is_some())
         });
         let docker = if needs_docker {
             Some(Docker::connect(self.rt.clone())?)
         } else {
             None
         };
-        let checks = stack::check_targets(docker.as_ref(), &steps)?;
+        let checks = stack::check_targets(docker.as_ref(), &steps, a.dry_run)?;
         if !self.json && !self.quiet || a.dry_run {
             let mut text = format!("restore plan for stack {name}{when}:\n");
-            for (s, line) in steps.iter().zip(&checks) {
+            for (s, c) in steps.iter().zip(&checks) {
+                let line = &c.line;
                 text.push_str(&format!(
                     "  {:<12} {:<8} from {} (point {}, snapshot {})\n      {}\n",
                     s.rec.name,
@@ -1063,8 +1128,17 @@ impl App {
                     s.snapshot.id.short(),
                     line.split_once(": ").map_or(line.as_str(), |x| x.1)
                 ));
+                if let Some(why) = &c.needs_force {
+                    text.push_str(&format!("      NEEDS --force: {why}\n"));
+                }
             }
             if a.dry_run {
+                let forced = checks.iter().filter(|c| c.needs_force.is_some()).count();
+                if forced > 0 {
+                    text.push_str(&format!(
+                        "{forced} source(s) would need --force: without it, this restore is refused\n"
+                    ));
+                }
                 text.push_str("dry run: nothing was changed\n");
             }
             if self.json {
@@ -1081,7 +1155,8 @@ impl App {
                     .map(|(s, c)| {
                         json!({
                     "source": s.rec.name, "point_id": s.point.id, "time": s.point.point.time,
-                    "snapshot_id": s.snapshot.id, "plan": c})
+                    "snapshot_id": s.snapshot.id, "plan": c.line,
+                    "needs_force": c.needs_force.is_some(), "needs_force_reason": c.needs_force})
                     })
                     .collect();
                 print_json(&json!({"stack": name, "dry_run": true, "sources": v}))?;

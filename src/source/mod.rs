@@ -24,6 +24,7 @@ use crate::progress::Progress;
 use crate::repo::point::SourceRecord;
 use crate::repo::tree::Node;
 use crate::repo::Repo;
+use crate::safe_fs::Dir;
 use docker::{Docker, ExecReader};
 
 /// Checks that run alongside a source's dumps; on success, what they found for its record.
@@ -116,20 +117,49 @@ impl SnapshotFiles<'_> {
         Ok(out)
     }
 
-    /// Writes the source's files into a directory instead of loading them.
+    /// Writes the source's files into a directory instead of loading them. The directory
+    /// and its files are created new, and no link there is followed.
     pub fn write_to(&self, dir: &std::path::Path) -> Result<u64> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let io =
+            |what: &str, p: &std::path::Path, e| Error::io(format!("{what} {}", p.display()), e);
+        // The parent is the user's `--to`; the source's own directory below it is not
+        // reached through a link.
+        let (parent, last) = match (dir.parent(), dir.file_name()) {
+            (Some(p), Some(n)) => (
+                if p.as_os_str().is_empty() {
+                    std::path::Path::new(".")
+                } else {
+                    p
+                },
+                n,
+            ),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "{} cannot hold a source's files",
+                    dir.display()
+                )))
+            }
+        };
+        std::fs::create_dir_all(parent).map_err(|e| io("creating", parent, e))?;
+        let parent_dir = Dir::open(parent).map_err(|e| io("opening", parent, e))?;
+        parent_dir
+            .mkdir(last, 0o777, false)
+            .map_err(|e| io("creating", dir, e))?;
+        let out = parent_dir
+            .open_dir(last)
+            .map_err(|e| io("opening", dir, e))?;
         let mut total = 0;
         let mut names: Vec<&String> = self.files.keys().collect();
         names.sort();
         for name in names {
             let path = dir.join(name);
-            if path.exists() {
-                return Err(Error::Usage(format!("{} already exists", path.display())));
-            }
-            let mut f = std::fs::File::create(&path)
-                .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+            let mut f = match out.create_file(std::ffi::OsStr::new(name), true) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::Usage(format!("{} already exists", path.display())))
+                }
+                Err(e) => return Err(io("creating", &path, e)),
+            };
             total += self.stream(name, |b| std::io::Write::write_all(&mut f, b))?;
         }
         Ok(total)
