@@ -120,8 +120,8 @@ impl XattrRefusals {
     pub fn warning(&self) -> Option<String> {
         self.first.lock().unwrap().as_ref().map(|(first, n)| {
             format!(
-                "the target refused {n} extended attribute(s) or ACL(s), first {first}; \
-                 files were restored without them"
+                "the target refused extended attributes or ACLs of {n} file(s), first \
+                 {first}; they were restored without them"
             )
         })
     }
@@ -148,6 +148,7 @@ fn set_all(
     refusals: &XattrRefusals,
     set: impl Fn(&std::ffi::CStr, &[u8]) -> libc::c_int,
 ) -> std::io::Result<()> {
+    let mut noted = false;
     for x in xattrs {
         let name = x.os_name();
         let Ok(c) = std::ffi::CString::new(name.as_bytes()) else {
@@ -156,7 +157,11 @@ fn set_all(
         if set(&c, &x.value_bytes()) != 0 {
             let e = std::io::Error::last_os_error();
             if refused(&e) {
-                refusals.note(path, &x.name, &e);
+                // Counted once per file.
+                if !noted {
+                    refusals.note(path, &x.name, &e);
+                    noted = true;
+                }
                 // A file system without xattrs refuses the rest alike.
                 if e.raw_os_error() == Some(libc::ENOTSUP) {
                     return Ok(());

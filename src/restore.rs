@@ -9,13 +9,16 @@ use std::collections::HashMap;
 use std::ffi::{CString, OsString};
 use std::fs::{File, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::catalog::Catalog;
 use crate::error::{Error, IoContext, Result};
+use crate::fswrite::{
+    prepare_sparse, set_xattrs_fd, set_xattrs_path, write_content, XattrRefusals,
+};
 use crate::progress::Progress;
 use crate::repo::id::{BlobId, PackId};
 use crate::repo::pack::BlobKind;
@@ -58,6 +61,9 @@ pub struct RestoreSummary {
     pub others: u64,
     /// Bytes written.
     pub bytes: u64,
+    /// What was restored only in part (extended attributes the target refused).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Reads tree blobs, caching whole metadata packs: a restore reads many small trees.
@@ -169,7 +175,9 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
     let _pin = catalog.pin_snapshot()?;
     let mut trees = TreeReader::new(repo, catalog);
     let root = req.snapshot.snapshot.tree;
+    let refusals = XattrRefusals::default();
     let mut plan = Planner {
+        refusals: &refusals,
         trees: &mut trees,
         dirs: Vec::new(),
         files: Vec::new(),
@@ -217,7 +225,7 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
         as_root,
         ..
     } = plan;
-    let total: u64 = files.iter().map(|f| f.node.size).sum();
+    let total: u64 = files.iter().map(|f| f.node.data_len()).sum();
     req.progress.set_total(total);
 
     // Group every chunk of every file by pack.
@@ -267,7 +275,9 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(w) = work.get(i) else { return };
-                if let Err(e) = restore_pack(repo, w, &files, as_root, &written, req.progress) {
+                if let Err(e) =
+                    restore_pack(repo, w, &files, as_root, &refusals, &written, req.progress)
+                {
                     errors.lock().unwrap().push(e.to_string());
                     for (_, uses) in &w.blobs {
                         for u in uses {
@@ -310,8 +320,9 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
         if *created {
             topdir_hint(path, false);
         }
-        apply_meta(path, node, as_root, false)?;
+        apply_meta(path, node, as_root, false, &refusals)?;
     }
+    summary.warnings.extend(refusals.warning());
     let errors = errors.into_inner().unwrap();
     if !errors.is_empty() {
         return Err(Error::Damage(format!(
@@ -334,6 +345,7 @@ struct Planner<'a, 'b> {
     overwrite: bool,
     as_root: bool,
     interrupt: &'a AtomicBool,
+    refusals: &'a XattrRefusals,
 }
 
 impl Planner<'_, '_> {
@@ -387,8 +399,10 @@ impl Planner<'_, '_> {
                     self.inodes.insert((node.dev, node.inode), path.clone());
                 }
                 if node.content.is_empty() {
+                    // Empty, or nothing but holes.
                     let f = create_file(&path)?;
-                    finish_file(&f, &path, node, self.as_root)?;
+                    prepare_sparse(&f, node).ctx(|| format!("sizing {}", path.display()))?;
+                    finish_file(&f, &path, node, self.as_root, self.refusals)?;
                     self.summary.files += 1;
                 } else {
                     self.files.push(FilePlan {
@@ -403,7 +417,7 @@ impl Planner<'_, '_> {
                 let target = node.os_target().unwrap_or_default();
                 std::os::unix::fs::symlink(&target, &path)
                     .ctx(|| format!("creating symlink {}", path.display()))?;
-                apply_meta(&path, node, self.as_root, true)?;
+                apply_meta(&path, node, self.as_root, true, self.refusals)?;
                 self.summary.others += 1;
             }
             NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
@@ -423,7 +437,7 @@ impl Planner<'_, '_> {
                     }
                     return Ok(());
                 }
-                apply_meta(&path, node, self.as_root, false)?;
+                apply_meta(&path, node, self.as_root, false, self.refusals)?;
                 self.summary.others += 1;
             }
             NodeKind::Socket => {}
@@ -485,12 +499,20 @@ fn create_file(path: &Path) -> Result<File> {
         .ctx(|| format!("creating {}", path.display()))
 }
 
-/// Sets owner (as root), mode and times through an open file.
-fn finish_file(f: &File, path: &Path, node: &Node, as_root: bool) -> Result<()> {
+/// Sets owner (as root), xattrs, mode and times through an open file.
+fn finish_file(
+    f: &File,
+    path: &Path,
+    node: &Node,
+    as_root: bool,
+    refusals: &XattrRefusals,
+) -> Result<()> {
     if as_root {
         std::os::unix::fs::fchown(f, Some(node.uid), Some(node.gid))
             .ctx(|| format!("chown {}", path.display()))?;
     }
+    // After chown, which clears security.capability.
+    set_xattrs_fd(f, path, node, refusals).ctx(|| format!("restoring {}", path.display()))?;
     f.set_permissions(std::fs::Permissions::from_mode(node.mode))
         .ctx(|| format!("chmod {}", path.display()))?;
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(node.mtime_ns.max(0) as u64);
@@ -498,8 +520,14 @@ fn finish_file(f: &File, path: &Path, node: &Node, as_root: bool) -> Result<()> 
         .ctx(|| format!("setting times of {}", path.display()))
 }
 
-/// Sets owner, mode and times by path (directories, links, special files).
-fn apply_meta(path: &Path, node: &Node, as_root: bool, is_link: bool) -> Result<()> {
+/// Sets owner, xattrs, mode and times by path (directories, links, special files).
+fn apply_meta(
+    path: &Path,
+    node: &Node,
+    as_root: bool,
+    is_link: bool,
+    refusals: &XattrRefusals,
+) -> Result<()> {
     let c = cpath(path)?;
     if as_root && unsafe { libc::lchown(c.as_ptr(), node.uid, node.gid) } != 0 {
         return Err(Error::io(
@@ -507,6 +535,7 @@ fn apply_meta(path: &Path, node: &Node, as_root: bool, is_link: bool) -> Result<
             std::io::Error::last_os_error(),
         ));
     }
+    set_xattrs_path(path, node, refusals).ctx(|| format!("restoring {}", path.display()))?;
     if !is_link {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))
             .ctx(|| format!("chmod {}", path.display()))?;
@@ -539,6 +568,7 @@ fn restore_pack(
     w: &PackWork,
     files: &[FilePlan],
     as_root: bool,
+    refusals: &XattrRefusals,
     written: &AtomicU64,
     progress: &Progress,
 ) -> Result<()> {
@@ -569,14 +599,15 @@ fn restore_pack(
             for u in uses {
                 let f = &files[u.file];
                 let file = create_file(&f.path)?;
-                file.write_all_at(&raw, u.offset)
+                prepare_sparse(&file, &f.node)
+                    .and_then(|()| write_content(&file, &f.node, u.offset, &raw))
                     .ctx(|| format!("writing {}", f.path.display()))?;
                 written.fetch_add(raw.len() as u64, Ordering::Relaxed);
                 progress.add_bytes(raw.len() as u64);
                 if f.remaining.fetch_sub(1, Ordering::AcqRel) == 1
                     && !f.failed.load(Ordering::SeqCst)
                 {
-                    finish_file(&file, &f.path, &f.node, as_root)?;
+                    finish_file(&file, &f.path, &f.node, as_root, refusals)?;
                     progress.add_file();
                 }
             }
@@ -621,9 +652,15 @@ pub fn stream_file(
                 }
             })
         });
+        // Holes come out as the zeros they read as.
+        let mut filler = crate::fswrite::HoleFiller::new(node);
         for b in rx {
-            sink(&b?).map_err(|e| Error::io(format!("writing {name}"), e))?;
+            filler
+                .push(&b?, &mut sink)
+                .map_err(|e| Error::io(format!("writing {name}"), e))?;
         }
-        Ok(())
+        filler
+            .finish(&mut sink)
+            .map_err(|e| Error::io(format!("writing {name}"), e))
     })
 }
