@@ -26,12 +26,13 @@ use chrono::{DateTime, Utc};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::catalog::{Catalog, FileStamp};
+use crate::commit;
 use crate::error::{Error, IoContext, Result};
 use crate::fsmeta::{node_from_meta, stamp};
 use crate::fsread::{open_listed, DataReader, OpenError};
 use crate::progress::Progress;
 use crate::repo::chunker::ChunkStream;
-use crate::repo::id::{BlobId, PackId, SnapshotId};
+use crate::repo::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::repo::index::IndexedPack;
 use crate::repo::pack::{BlobKind, Compression, FinishedPack, PackWriter};
 use crate::repo::snapshot::{Snapshot, Summary};
@@ -178,6 +179,8 @@ struct Shared<'a> {
     catalog_path: &'a Path,
     /// Blobs sent for storing in this run: the in-memory half of the dedup check.
     seen: Mutex<HashSet<BlobId>>,
+    /// Packs of other runs that deduplicated blobs were found in (see `commit`).
+    reused: Mutex<HashSet<PackId>>,
     /// Set on error or interrupt; every stage stops early.
     abort: AtomicBool,
     interrupt: Arc<AtomicBool>,
@@ -211,10 +214,24 @@ impl Shared<'_> {
         if self.seen.lock().unwrap().contains(id) {
             return Ok(false);
         }
-        if catalog.has_blob(id)? {
+        if let Some(pack) = catalog.live_pack_of(id)? {
+            self.reused.lock().unwrap().insert(pack);
             return Ok(false);
         }
         Ok(self.seen.lock().unwrap().insert(*id))
+    }
+
+    /// Whether every blob of a files cache entry is still stored; records their packs.
+    fn all_known(&self, catalog: &Catalog, ids: &[BlobId]) -> Result<bool> {
+        let mut packs = Vec::with_capacity(ids.len());
+        for id in ids {
+            match catalog.live_pack_of(id)? {
+                Some(p) => packs.push(p),
+                None => return Ok(false),
+            }
+        }
+        self.reused.lock().unwrap().extend(packs);
+        Ok(true)
     }
 }
 
@@ -281,6 +298,7 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result
         repo,
         catalog_path: &catalog_path,
         seen: Mutex::new(HashSet::new()),
+        reused: Mutex::new(HashSet::new()),
         abort: AtomicBool::new(false),
         interrupt: req.interrupt.clone(),
         error: Mutex::new(None),
@@ -358,8 +376,14 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result
     };
     let counts = summary_counts;
 
-    // Packs are all stored: list them in index files, then commit the snapshot.
-    write_indexes(repo, catalog)?;
+    // Packs are all stored: prove they and those reused are still live, list them in
+    // index files, then commit the snapshot and prove it again.
+    let deps = commit::Dependencies {
+        reused: std::mem::take(&mut *shared.reused.lock().unwrap()),
+        own: catalog.unindexed_packs()?.iter().map(|p| p.id).collect(),
+    };
+    commit::check_before(repo, catalog, &deps)?;
+    let written = write_indexes(repo, catalog)?;
     let snapshot = Snapshot {
         time: req.now,
         stack: req.stack.clone(),
@@ -383,6 +407,7 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result
         return Err(Error::Interrupted);
     }
     let id = repo.write_snapshot(&snapshot)?;
+    commit::check_after(repo, catalog, &deps, &id, &written)?;
     catalog.add_snapshot(id, &snapshot)?;
     catalog.commit_files(&run_id)?;
     Ok(BackupOutcome {
@@ -412,18 +437,21 @@ fn recover_unindexed(repo: &Repo, catalog: &mut Catalog) -> Result<()> {
     Ok(())
 }
 
-/// Writes index files for every pack no index lists yet, and marks them indexed.
-pub fn write_indexes(repo: &Repo, catalog: &mut Catalog) -> Result<()> {
+/// Writes index files for every pack no index lists yet, and marks them indexed;
+/// returns the index files written.
+pub fn write_indexes(repo: &Repo, catalog: &mut Catalog) -> Result<Vec<IndexId>> {
     let packs = catalog.unindexed_packs()?;
     let mut batch: Vec<IndexedPack> = Vec::new();
+    let mut written = Vec::new();
     let mut blobs = 0;
-    let flush = |batch: &mut Vec<IndexedPack>, catalog: &mut Catalog| -> Result<()> {
+    let mut flush = |batch: &mut Vec<IndexedPack>, catalog: &mut Catalog| -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let id = repo.write_index(batch)?;
         let ids: Vec<PackId> = batch.iter().map(|p| p.id).collect();
         catalog.mark_indexed(id, &ids)?;
+        written.push(id);
         batch.clear();
         Ok(())
     };
@@ -435,7 +463,8 @@ pub fn write_indexes(repo: &Repo, catalog: &mut Catalog) -> Result<()> {
             blobs = 0;
         }
     }
-    flush(&mut batch, catalog)
+    flush(&mut batch, catalog)?;
+    Ok(written)
 }
 
 /// Sums file sizes for the progress bar's total; stops early if the backup does.
@@ -615,7 +644,7 @@ fn walk_entry(
             let st = stamp(&meta);
             let cache_key = path.as_os_str().as_bytes().to_vec();
             let cached = match catalog.cached_file(&cache_key)? {
-                Some((old, ids)) if old == st && all_known(catalog, &ids)? => Some(ids),
+                Some((old, ids)) if old == st && sh.all_known(catalog, &ids)? => Some(ids),
                 _ => None,
             };
             let content = match cached {
@@ -661,15 +690,6 @@ fn listed_xattrs(node: &mut Node, path: &Path, send: &dyn Fn(Event) -> Result<()
             path.display()
         ))),
     }
-}
-
-fn all_known(catalog: &Catalog, ids: &[BlobId]) -> Result<bool> {
-    for id in ids {
-        if !catalog.has_blob(id)? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 /// Compiles exclude patterns against each backed-up path.

@@ -100,6 +100,9 @@ pub enum Command {
     /// Manage the local catalog
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Rebuild repository metadata from the repository itself
+    #[command(subcommand)]
+    Repair(RepairCommand),
     /// Validate configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -334,6 +337,15 @@ pub struct CheckArgs {
 pub enum CatalogCommand {
     /// Recreate the catalog from the repository alone
     Rebuild,
+}
+
+/// `drctl repair ...`.
+#[derive(Debug, Subcommand)]
+pub enum RepairCommand {
+    /// Write index files again from the trailers of packs no readable index lists
+    Index,
+    /// Write a lost config object again from the repository's key file
+    Config,
 }
 
 /// `drctl config ...`.

@@ -22,7 +22,8 @@ use crate::retention::{self, KeepPolicy};
 /// One manifest and the verdict on it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
-    /// `point` or `snapshot`.
+    /// `point`, `snapshot`, or `orphan` (a source snapshot of an interrupted stack
+    /// backup, which no point names).
     pub kind: &'static str,
     /// Its ID.
     pub id: String,
@@ -115,6 +116,25 @@ pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<Sta
     for s in catalog.snapshots(Some(&stack.name))? {
         if s.snapshot.source.is_none() && !in_points.contains(&s.id) {
             groups.entry(s.snapshot.paths.clone()).or_default().push(s);
+        }
+    }
+    // Source snapshots no point names: left by a stack backup that was interrupted
+    // before its point was written. Once a later point exists, that backup is certainly
+    // over (one run per stack at a time), so they are garbage, never restorable.
+    let newest_point = points.iter().map(|e| e.point.time).max();
+    for s in catalog.snapshots(Some(&stack.name))? {
+        if s.snapshot.source.is_some()
+            && !in_points.contains(&s.id)
+            && newest_point.is_some_and(|t| t > s.snapshot.time)
+        {
+            items.push(Item {
+                kind: "orphan",
+                id: s.id.to_string(),
+                time: s.snapshot.time,
+                keep: false,
+                reasons: Vec::new(),
+                keys: vec![snapshot_key(&s.id)],
+            });
         }
     }
     for snaps in groups.values() {

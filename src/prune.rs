@@ -30,14 +30,12 @@ use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::repo::id::{BlobId, IndexId, PackId};
+use crate::repo::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::repo::index::IndexedPack;
 use crate::repo::pack::{self, BlobKind, PackWriter};
 use crate::repo::{Mark, Repo};
 use crate::restore::TreeReader;
 
-/// A prune lock older than this is taken to be left by a killed prune.
-const STALE_LOCK: Duration = Duration::hours(6);
 /// Repacked blobs go into packs of about this size.
 const REPACK_PACK_BYTES: usize = 16 << 20;
 /// The grace period is at least this many times the longest recorded backup.
@@ -89,6 +87,8 @@ pub struct PruneReport {
     pub grace_secs: f64,
     /// The longest backup the snapshots record, in seconds.
     pub longest_backup_secs: f64,
+    /// Things the operator should know (a stale lock taken over).
+    pub warnings: Vec<String>,
 }
 
 impl PruneReport {
@@ -124,27 +124,48 @@ struct PackInfo {
     in_index: Vec<IndexId>,
 }
 
-/// Holds the prune lock; deletes it when dropped.
+/// A prune lock not refreshed for this long is taken to be left by a dead prune (on
+/// another host, where its process cannot be asked).
+const LOCK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// A running prune rewrites its lock this often, well inside the lifetime.
+const LOCK_REFRESH: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Who holds a prune lock: the lock object's body.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct LockHolder {
+    hostname: String,
+    pid: u32,
+}
+
+/// Holds the prune lock and keeps it fresh; deletes it when dropped.
 struct PruneLock<'a> {
     repo: &'a Repo,
     key: String,
     /// The store's clock, read from the lock object's own time.
     store_now: SystemTime,
+    /// Stops the refresher.
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    refresher: Option<std::thread::JoinHandle<()>>,
 }
 
 impl<'a> PruneLock<'a> {
-    fn take(repo: &'a Repo, hostname: &str) -> Result<Self> {
-        let body = format!(
-            "{{\"hostname\":{:?},\"pid\":{}}}",
-            hostname,
-            std::process::id()
-        );
+    /// Takes the lock, taking over locks whose holder is gone (with a warning in
+    /// `warnings`); fails with `Error::Locked` while another prune is alive.
+    fn take(repo: &'a Repo, hostname: &str, warnings: &mut Vec<String>) -> Result<Self> {
+        let body = serde_json::to_vec(&LockHolder {
+            hostname: hostname.to_string(),
+            pid: std::process::id(),
+        })
+        .expect("lock body serializes");
+        let body = Bytes::from(body);
         let key = format!("locks/prune-{}", hex::encode(rand::random::<[u8; 8]>()));
-        repo.block_on(repo.backend.put(&key, Bytes::from(body)))?;
+        repo.block_on(repo.backend.put(&key, body.clone()))?;
         let mut lock = PruneLock {
             repo,
             store_now: SystemTime::now(),
             key,
+            stop: None,
+            refresher: None,
         };
         let mine = repo.block_on(repo.backend.stat(&lock.key))?;
         let store_now = mine.modified.unwrap_or_else(SystemTime::now);
@@ -157,33 +178,102 @@ impl<'a> PruneLock<'a> {
                 .modified
                 .and_then(|m| store_now.duration_since(m).ok())
                 .unwrap_or_default();
-            if age < STALE_LOCK.to_std().expect("positive") {
-                return Err(Error::Failed(format!(
-                    "another prune holds the repository's prune lock ({}, {}s old); try again later",
-                    other.key,
-                    age.as_secs()
-                )));
+            let holder: Option<LockHolder> = match repo.block_on(repo.backend.get(&other.key)) {
+                Ok(b) => serde_json::from_slice(&b).ok(),
+                // Released between list and get.
+                Err(e) if crate::store::backend::is_not_found(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let who = holder.as_ref().map_or_else(
+                || "an unreadable holder".to_string(),
+                |h| format!("pid {} on {}", h.pid, h.hostname),
+            );
+            let gone = if age >= LOCK_LIFETIME {
+                Some(format!(
+                    "not refreshed for {}s (a live prune refreshes it every {}s)",
+                    age.as_secs(),
+                    LOCK_REFRESH.as_secs()
+                ))
+            } else if holder
+                .as_ref()
+                .is_some_and(|h| h.hostname == hostname && !process_alive(h.pid))
+            {
+                Some("that process is gone".to_string())
+            } else {
+                None
+            };
+            match gone {
+                Some(why) => {
+                    repo.block_on(repo.backend.delete(&other.key))?;
+                    warnings.push(format!(
+                        "took over the prune lock {} of {who}: {why}",
+                        other.key
+                    ));
+                }
+                None => {
+                    return Err(Error::Locked(format!(
+                        "another prune holds the repository's prune lock ({who}, refreshed {}s ago); skipped",
+                        age.as_secs()
+                    )))
+                }
             }
         }
+        // Keep it fresh for as long as this prune runs.
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (backend, rt, key) = (
+            repo.backend.clone(),
+            repo.runtime().clone(),
+            lock.key.clone(),
+        );
+        lock.refresher = Some(std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(LOCK_REFRESH)
+            {
+                if let Err(e) = rt.block_on(backend.put(&key, body.clone())) {
+                    tracing::warn!("cannot refresh the prune lock {key}: {e}");
+                }
+            }
+        }));
+        lock.stop = Some(stop);
         Ok(lock)
     }
 }
 
 impl Drop for PruneLock<'_> {
     fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.refresher.take() {
+            let _ = t.join();
+        }
         let _ = self.repo.block_on(self.repo.backend.delete(&self.key));
     }
 }
 
+/// Whether a process of this host with that pid exists.
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Every blob the snapshots need: their trees and the contents the trees list.
 fn used_blobs(repo: &Repo, catalog: &Catalog) -> Result<HashSet<BlobId>> {
-    let mut used = HashSet::new();
-    let mut trees = TreeReader::new(repo, catalog);
-    let mut stack: Vec<BlobId> = catalog
+    let roots = catalog
         .snapshots(None)?
         .into_iter()
         .map(|s| s.snapshot.tree)
         .collect();
+    blobs_under(repo, catalog, roots)
+}
+
+/// Every blob under the trees `roots`: the trees and the contents they list.
+fn blobs_under(repo: &Repo, catalog: &Catalog, roots: Vec<BlobId>) -> Result<HashSet<BlobId>> {
+    let mut used = HashSet::new();
+    let mut trees = TreeReader::new(repo, catalog);
+    let mut stack = roots;
     while let Some(t) = stack.pop() {
         if !used.insert(t) {
             continue;
@@ -200,8 +290,17 @@ fn used_blobs(repo: &Repo, catalog: &Catalog) -> Result<HashSet<BlobId>> {
 
 /// Runs a prune.
 pub fn run(repo: &Repo, catalog: &mut Catalog, opts: &PruneOptions) -> Result<PruneReport> {
-    let lock = PruneLock::take(repo, &opts.hostname)?;
-    let now = lock.store_now;
+    let mut warnings = Vec::new();
+    // A dry run changes nothing, so it neither needs nor waits for the lock.
+    let lock = if opts.dry_run {
+        None
+    } else {
+        Some(PruneLock::take(repo, &opts.hostname, &mut warnings)?)
+    };
+    let now = match &lock {
+        Some(l) => l.store_now,
+        None => SystemTime::now(),
+    };
     // Listed after the lock's time: every backup that finished before it is seen.
     catalog.refresh(repo)?;
     let snapshots = catalog.snapshots(None)?.len();
@@ -224,6 +323,8 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, opts: &PruneOptions) -> Result<Pr
             )));
         }
     }
+    let snapshots_listed: HashSet<SnapshotId> =
+        catalog.snapshots(None)?.into_iter().map(|s| s.id).collect();
     let used = used_blobs(repo, catalog)?;
     // A backup that reused a blob of a pack marked after it started must commit before
     // the mark ripens: the grace period must outlast every backup.
@@ -322,6 +423,7 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, opts: &PruneOptions) -> Result<Pr
         packs: packs.len(),
         grace_secs: grace.as_secs_f64(),
         longest_backup_secs: longest_ms as f64 / 1000.0,
+        warnings,
         ..Default::default()
     };
     let mut dead: HashSet<PackId> = HashSet::new();
@@ -400,16 +502,39 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, opts: &PruneOptions) -> Result<Pr
             unindexed,
         })?;
     }
-    // 3. Delete: index files first (rewritten without the deleted packs), then packs.
-    let gone: HashSet<PackId> = deletable.iter().copied().collect();
+    // 3. Backups that committed since the listing above may need what is about to go
+    //    (see `commit`): look again, right before deleting.
+    let ripe: HashSet<PackId> = deletable.iter().copied().collect();
+    let mut leaving = deletable;
+    leaving.extend(repack.iter().copied());
+    let leaving = spare_late_commits(
+        repo,
+        catalog,
+        &snapshots_listed,
+        &index_files,
+        &packs,
+        leaving,
+    )?;
+    let deletable: Vec<PackId> = leaving
+        .iter()
+        .filter(|id| ripe.contains(id))
+        .copied()
+        .collect();
+    report.packs_deleted = deletable.len();
+    report.bytes_deleted = deletable.iter().map(|id| packs[id].size).sum();
+    // 4. Delete: index files first, then packs. The index files are rewritten without
+    //    the deleted packs and without the repacked ones, whose live blobs the new packs
+    //    hold: an index that lists a blob in a live pack and a marked one would leave it
+    //    to the order in which a catalog reads the files which copy it sees.
+    let unlisted: HashSet<PackId> = leaving.iter().copied().collect();
     let mut touched: HashSet<IndexId> = HashSet::new();
-    for id in &deletable {
+    for id in &unlisted {
         touched.extend(packs[id].in_index.iter().copied());
     }
     for ix in &touched {
         let keep: Vec<IndexedPack> = index_files[ix]
             .iter()
-            .filter(|p| !gone.contains(&p.id))
+            .filter(|p| !unlisted.contains(&p.id))
             .cloned()
             .collect();
         if !keep.is_empty() {
@@ -429,6 +554,66 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, opts: &PruneOptions) -> Result<Pr
     catalog.refresh(repo)?;
     catalog.set_state("snapshots_seen", &snapshots.to_string())?;
     Ok(report)
+}
+
+/// Drops from `deletable` every pack that an index file written since the prune's listing
+/// claims, or that holds a blob a snapshot committed since then needs.
+fn spare_late_commits(
+    repo: &Repo,
+    catalog: &mut Catalog,
+    snapshots_listed: &HashSet<SnapshotId>,
+    index_listed: &HashMap<IndexId, Vec<IndexedPack>>,
+    packs: &HashMap<PackId, PackInfo>,
+    mut deletable: Vec<PackId>,
+) -> Result<Vec<PackId>> {
+    if deletable.is_empty() {
+        return Ok(deletable);
+    }
+    let new_index: Vec<IndexId> = repo
+        .list_index()?
+        .into_iter()
+        .filter(|id| !index_listed.contains_key(id))
+        .collect();
+    let mut claimed: HashSet<PackId> = HashSet::new();
+    for id in &new_index {
+        match repo.block_on(repo.read_index(*id)) {
+            Ok(list) => claimed.extend(list.into_iter().map(|p| p.id)),
+            Err(e) if crate::store::backend::is_not_found(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let new_roots: Vec<BlobId> = if repo
+        .list_snapshot_ids()?
+        .iter()
+        .any(|id| !snapshots_listed.contains(id))
+    {
+        catalog.refresh(repo)?;
+        catalog
+            .snapshots(None)?
+            .into_iter()
+            .filter(|s| !snapshots_listed.contains(&s.id))
+            .map(|s| s.snapshot.tree)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let needed = blobs_under(repo, catalog, new_roots)?;
+    deletable.retain(|id| {
+        let in_use = packs[id]
+            .indexed
+            .as_ref()
+            .is_some_and(|ix| ix.blobs.iter().any(|b| needed.contains(&b.id)));
+        if claimed.contains(id) || in_use {
+            tracing::info!(
+                "pack {} is needed by a backup that committed meanwhile: kept",
+                id.short()
+            );
+            false
+        } else {
+            true
+        }
+    });
+    Ok(deletable)
 }
 
 /// Copies the blobs of `ids` that are in `copy` into new packs and indexes them; returns

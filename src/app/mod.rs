@@ -14,7 +14,9 @@ use serde_json::json;
 use crate::backup::{self, BackupRequest};
 use crate::catalog::Catalog;
 use crate::check;
-use crate::cli::{CatalogCommand, Cli, Command, ConfigCommand, KeyCommand, ScheduleCommand};
+use crate::cli::{
+    CatalogCommand, Cli, Command, ConfigCommand, KeyCommand, RepairCommand, ScheduleCommand,
+};
 use crate::config::{SourceKind, Stack};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -100,6 +102,8 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
         Command::Drill(a) => app.drill(&a),
         Command::Check(a) => app.check(a.read_data.as_deref()),
         Command::Catalog(CatalogCommand::Rebuild) => app.catalog_rebuild(),
+        Command::Repair(RepairCommand::Index) => app.repair_index(),
+        Command::Repair(RepairCommand::Config) => app.repair_config(),
         Command::Config(ConfigCommand::Check) => app.config_check(),
         Command::Key(KeyCommand::Export(a)) => app.key_export(a.write_only, &a.output),
     }
@@ -307,7 +311,12 @@ impl App {
                 return self.print_points(name, &points);
             }
         }
-        let list = catalog.snapshots(stack)?;
+        let mut list = catalog.snapshots(stack)?;
+        if stack.is_some() {
+            // A stack's source snapshots count only through a recovery point; one no point
+            // names is what an interrupted stack backup left (see `forget`).
+            list.retain(|e| e.snapshot.source.is_none());
+        }
         if self.json {
             return print_json(&serde_json::to_value(&list).expect("json"));
         }
@@ -576,7 +585,8 @@ impl App {
             self.rt.clone(),
         )?;
         let path = self.settings.catalog_path(&repo.config.id);
-        let mut catalog = Catalog::open(&path, &repo.config.id)?;
+        let mut catalog =
+            Catalog::open(&path, &repo.config.id)?.verify_or_replace(&repo.config.id)?;
         let stats = catalog.rebuild(&repo)?;
         if self.json {
             return print_json(
@@ -588,6 +598,40 @@ impl App {
             path.display(),
             stats.index_files,
             stats.snapshots
+        ))
+    }
+
+    fn repair_index(&self) -> Result<()> {
+        let (repo, mut catalog) = self.open_checked(true)?;
+        let report = crate::repair::index(&repo, &mut catalog)?;
+        if self.json {
+            return print_json(&serde_json::to_value(&report).expect("json"));
+        }
+        out(&report.describe())?;
+        if report.damaged_packs.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Damage(format!(
+                "{} damaged pack(s) could not be indexed; run `drctl check` to see which snapshots they affect",
+                report.damaged_packs.len()
+            )))
+        }
+    }
+
+    fn repair_config(&self) -> Result<()> {
+        let repo = Repo::restore_config(
+            self.backend(false)?,
+            &self.settings.key_file,
+            self.rt.clone(),
+            self.now,
+        )?;
+        if self.json {
+            return print_json(&json!({"repository": repo.config.id, "config": "restored"}));
+        }
+        out(&format!(
+            "wrote the config of repository {} again from {}; run `drctl check` next\n",
+            &repo.config.id[..8.min(repo.config.id.len())],
+            self.settings.key_file.display()
         ))
     }
 
@@ -688,9 +732,17 @@ pub fn resolve_snapshot(
             .ok_or_else(|| Error::Usage(format!("no snapshot{when}")));
     }
     if all.iter().any(|s| s.snapshot.stack == what) {
+        // A source snapshot counts only through a recovery point that names it: one that
+        // none names was left by an interrupted stack backup.
+        let in_points: std::collections::HashSet<_> = catalog
+            .points(what)?
+            .iter()
+            .flat_map(|p| p.point.sources.iter().filter_map(|r| r.snapshot))
+            .collect();
         return all
             .iter()
             .filter(|s| s.snapshot.stack == what)
+            .filter(|s| s.snapshot.source.is_none() || in_points.contains(&s.id))
             .rfind(before)
             .cloned()
             .ok_or_else(|| Error::Usage(format!("stack {what} has no snapshot{when}")));

@@ -517,6 +517,9 @@ impl App {
                 hostname: super::hostname(),
             },
         )?;
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
         if self.json {
             return print_json(&serde_json::to_value(&report).expect("json"));
         }

@@ -142,6 +142,8 @@ pub struct RefreshStats {
     pub points: usize,
     /// Whether everything was reloaded (a missing, foreign or outdated catalog).
     pub rebuilt: bool,
+    /// Index files that failed to open and were skipped.
+    pub damaged_index_files: usize,
 }
 
 /// A read snapshot held on a catalog connection; dropping it ends the read transaction.
@@ -197,6 +199,25 @@ fn try_open_conn(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Whether SQLite says the file is not a database or is damaged (not busy, not denied).
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
+}
+
+/// `catalog.db.damaged-20261203T101500Z`: beside the catalog, named for when.
+fn aside_name(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(
+        ".damaged-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+    ));
+    PathBuf::from(name)
+}
+
 fn ids_to_blob(ids: &[BlobId]) -> Vec<u8> {
     ids.iter().flat_map(|i| i.0).collect()
 }
@@ -215,6 +236,33 @@ impl Catalog {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
+        match Self::open_checked(path, repo_id) {
+            Err(Error::Catalog { source, .. }) if is_damage(&source) => {
+                // A cache: keep the damaged file for inspection and start over.
+                let aside = aside_name(path);
+                std::fs::rename(path, &aside).map_err(|e| {
+                    Error::io(
+                        format!("moving the damaged catalog {} aside", path.display()),
+                        e,
+                    )
+                })?;
+                for ext in ["-wal", "-shm"] {
+                    let mut side = path.as_os_str().to_owned();
+                    side.push(ext);
+                    let _ = std::fs::remove_file(std::path::PathBuf::from(side));
+                }
+                tracing::warn!(
+                    "the catalog {} is damaged ({source}); moved it to {} and rebuilding it from the repository",
+                    path.display(),
+                    aside.display()
+                );
+                Self::open_checked(path, repo_id)
+            }
+            r => r,
+        }
+    }
+
+    fn open_checked(path: &Path, repo_id: &str) -> Result<Catalog> {
         let conn = open_conn(path).map_err(|e| Self::err_at(path, e))?;
         let cat = Catalog {
             conn,
@@ -222,6 +270,38 @@ impl Catalog {
         };
         cat.init_schema(repo_id).map_err(|e| cat.err(e))?;
         Ok(cat)
+    }
+
+    /// Runs SQLite's full integrity check; a damaged catalog is moved aside (kept for
+    /// inspection) and an empty one opened in its place, to be refreshed from the store.
+    pub fn verify_or_replace(self, repo_id: &str) -> Result<Catalog> {
+        let verdict: rusqlite::Result<String> =
+            self.conn
+                .query_row("PRAGMA integrity_check(1)", [], |r| r.get(0));
+        match verdict {
+            Ok(v) if v == "ok" => Ok(self),
+            other => {
+                let why = match other {
+                    Ok(v) => v,
+                    Err(e) => e.to_string(),
+                };
+                let path = self.path.clone();
+                drop(self);
+                let aside = aside_name(&path);
+                std::fs::rename(&path, &aside).map_err(|e| {
+                    Error::io(
+                        format!("moving the damaged catalog {} aside", path.display()),
+                        e,
+                    )
+                })?;
+                tracing::warn!(
+                    "the catalog {} failed its integrity check ({why}); moved it to {}",
+                    path.display(),
+                    aside.display()
+                );
+                Self::open_checked(&path, repo_id)
+            }
+        }
     }
 
     /// Creates the schema, or starts the catalog over when it belongs to another
@@ -336,6 +416,9 @@ impl Catalog {
             stats.snapshots = self.refresh_snapshots(repo)?;
             self.refresh_drills(repo)?;
         }
+        // Marks first, so that a blob in a marked pack and a live one is placed in the live
+        // one as the index files load (see `insert_pack`).
+        self.refresh_marks(repo)?;
         let in_store: HashSet<IndexId> = repo.list_index()?.into_iter().collect();
         let known: HashSet<IndexId> = self.index_ids()?;
         if !known.is_subset(&in_store) {
@@ -355,15 +438,26 @@ impl Catalog {
         }
         // Fetch in parallel (the backend bounds it), insert as they arrive.
         for batch in new.chunks(8) {
-            let loaded = repo.block_on(futures::future::try_join_all(
+            let loaded = repo.block_on(futures::future::join_all(
                 batch.iter().map(|id| repo.read_index(*id)),
-            ))?;
+            ));
             for (id, packs) in batch.iter().zip(loaded) {
-                self.add_index_file(*id, &packs)?;
+                match packs {
+                    Ok(packs) => self.add_index_file(*id, &packs)?,
+                    Err(e) if crate::store::backend::is_not_found(&e) => {}
+                    // Its packs stay unknown: backups store their blobs again, and
+                    // `drctl repair index` rebuilds it from the packs themselves.
+                    Err(e @ Error::Damage(_)) => {
+                        stats.damaged_index_files += 1;
+                        tracing::warn!(
+                            "{e}; skipped (run `drctl check`, then `drctl repair index`)"
+                        );
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         let _ = self.conn.pragma_update(None, "cache_size", -1024);
-        self.refresh_marks(repo)?;
         Ok(stats)
     }
 
@@ -804,6 +898,22 @@ impl Catalog {
         st.exists([&id.0[..]]).map_err(|e| self.err(e))
     }
 
+    /// A pack that holds the blob and that no prune marked: the pack a deduplicated
+    /// blob relies on (see `commit`).
+    pub fn live_pack_of(&self, id: &BlobId) -> Result<Option<PackId>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT p.pack_id FROM blobs b JOIN packs p ON p.rowid=b.pack WHERE b.blob_id=?1
+                 AND NOT EXISTS (SELECT 1 FROM doomed_packs d WHERE d.pack_id=p.pack_id) LIMIT 1",
+            )
+            .map_err(|e| self.err(e))?;
+        st.query_row([&id.0[..]], |r| r.get::<_, Vec<u8>>(0))
+            .optional()
+            .map(|p| p.and_then(|p| PackId::from_slice(&p)))
+            .map_err(|e| self.err(e))
+    }
+
     /// Where a blob is, if any index or upload of this host lists it.
     pub fn locate(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
         let mut st = self
@@ -997,8 +1107,18 @@ fn insert_pack(tx: &Connection, p: &IndexedPack, index: Option<&IndexId>) -> rus
         .prepare_cached("SELECT rowid FROM packs WHERE pack_id=?1")?
         .query_row([&p.id.0[..]], |r| r.get(0))?;
     let mut st = tx.prepare_cached(
-        "INSERT OR IGNORE INTO blobs(blob_id, pack, kind, compression, offset, stored_len, raw_len)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        // A blob in two packs (repacked, or uploaded by two hosts at once) keeps the
+        // first location read, unless that pack is marked for deletion: then the live copy
+        // wins, whatever order the index files are read in.
+        "INSERT INTO blobs(blob_id, pack, kind, compression, offset, stored_len, raw_len)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT(blob_id) DO UPDATE SET pack=excluded.pack, kind=excluded.kind,
+           compression=excluded.compression, offset=excluded.offset,
+           stored_len=excluded.stored_len, raw_len=excluded.raw_len
+         WHERE EXISTS (SELECT 1 FROM packs p JOIN doomed_packs d ON d.pack_id=p.pack_id
+                       WHERE p.rowid=blobs.pack)
+           AND NOT EXISTS (SELECT 1 FROM doomed_packs d WHERE d.pack_id=
+                       (SELECT pack_id FROM packs WHERE rowid=excluded.pack))",
     )?;
     for b in &p.blobs {
         st.execute(params![
@@ -1031,6 +1151,11 @@ where
             match r {
                 Ok(m) => out.push((*id, m)),
                 Err(e) if crate::store::backend::is_not_found(&e) => {}
+                // One damaged manifest must not make the rest unusable: it is left out
+                // (read again next time), and `check` names it.
+                Err(e @ Error::Damage(_)) => {
+                    tracing::warn!("{e}; skipped (run `drctl check`)");
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -12,7 +12,7 @@ pub mod repo_config;
 pub mod snapshot;
 pub mod tree;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -31,6 +31,35 @@ use pack::{BlobEntry, Compression};
 use point::{point_key, RecoveryPoint};
 use repo_config::{RepoConfig, VersionProbe, FORMAT_VERSION};
 use snapshot::{snapshot_key, Snapshot};
+
+/// Whether the store holds objects of a repository (other than `config`): a short
+/// description of the first kind found, looking at the small prefixes first.
+async fn repository_objects(backend: &Backend) -> Result<Option<String>> {
+    for prefix in [
+        "keys/",
+        "index/",
+        "snapshots/",
+        "points/",
+        "drills/",
+        "marks/",
+        "meta/",
+        "data/",
+    ] {
+        let found = match backend.list(prefix).await {
+            Ok(found) => found,
+            // No bucket or directory at all: certainly no repository.
+            Err(Error::Store {
+                source: crate::store::StoreError::Missing(_),
+                ..
+            }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !found.is_empty() {
+            return Ok(Some(format!("{} object(s) under {prefix}", found.len())));
+        }
+    }
+    Ok(None)
+}
 
 /// Packs a prune found unreferenced and will delete once the mark is older than its
 /// grace period (judged by the store's clock). Plain JSON: pack names reveal nothing,
@@ -111,6 +140,16 @@ impl Repo {
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e),
         }
+        if let Some(found) = rt.block_on(repository_objects(&backend))? {
+            return Err(Error::Repository {
+                url: backend.describe(),
+                reason: format!(
+                    "its config object is missing, but it holds a repository's objects ({found}); \
+                     refusing to initialise over them: run `drctl repair config` with the \
+                     repository's key file to restore the config"
+                ),
+            });
+        }
         let keys = Keys::generate(hex::encode(crypto::random_key()));
         let config = RepoConfig::new(&keys, now, compression_level);
         keys.save_new(key_path)?;
@@ -120,6 +159,60 @@ impl Repo {
             return Err(e);
         }
         Ok(Repo::assemble(backend, config, keys, key_path, rt))
+    }
+
+    /// Writes the `config` object again from the key file, for a repository that lost
+    /// only its config: refuses when one exists, or when the key file opens none of the
+    /// index files or manifests present (it would be another repository's key).
+    pub fn restore_config(
+        backend: Backend,
+        key_path: &Path,
+        rt: Arc<tokio::runtime::Runtime>,
+        now: DateTime<Utc>,
+    ) -> Result<Repo> {
+        let url = backend.describe();
+        match rt.block_on(backend.stat("config")) {
+            Ok(_) => {
+                return Err(Error::Repository {
+                    url,
+                    reason: "its config object exists; nothing to repair".into(),
+                })
+            }
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e),
+        }
+        let keys = Keys::load(key_path)?;
+        // Everything but the compression level and creation time follows from the keys
+        // (the chunker parameters are fixed in this format version); the level only
+        // affects new blobs.
+        let config = RepoConfig::new(&keys, now, repo_config::DEFAULT_COMPRESSION_LEVEL);
+        let repo = Repo::assemble(backend, config, keys, key_path, rt);
+        let index = repo.list_index()?;
+        let proof = match index.first() {
+            Some(id) => repo.block_on(repo.read_index(*id)).map(|_| ()),
+            None => match repo.list_snapshot_ids()?.first() {
+                Some(id) if repo.keys.identity.is_some() => {
+                    repo.block_on(repo.read_snapshot(*id)).map(|_| ())
+                }
+                _ => Err(Error::Repository {
+                    url: url.clone(),
+                    reason:
+                        "it holds no index file or snapshot to prove the key file belongs to it"
+                            .into(),
+                }),
+            },
+        };
+        proof.map_err(|e| Error::Key {
+            path: key_path.display().to_string(),
+            reason: format!(
+                "does not open this repository's objects ({e}); refusing to write a config for it"
+            ),
+        })?;
+        repo.block_on(
+            repo.backend
+                .put("config", Bytes::from(repo.config.to_bytes())),
+        )?;
+        Ok(repo)
     }
 
     /// Opens a repository: checks the format version, then that the key file matches.
@@ -132,10 +225,15 @@ impl Repo {
         let raw = match rt.block_on(backend.get("config")) {
             Ok(b) => b,
             Err(e) if is_not_found(&e) => {
-                return Err(Error::Repository {
-                    url,
-                    reason: "no drctl repository here (run `drctl init` to create one)".into(),
-                })
+                let reason = match rt.block_on(repository_objects(&backend))? {
+                    Some(found) => format!(
+                        "its config object is missing, but it holds a repository's objects \
+                         ({found}); do not run `drctl init` here: `drctl repair config` \
+                         restores the config from the repository's key file"
+                    ),
+                    None => "no drctl repository here (run `drctl init` to create one)".into(),
+                };
+                return Err(Error::Repository { url, reason });
             }
             Err(e) => return Err(e),
         };
@@ -306,6 +404,47 @@ impl Repo {
         let key = format!("marks/{}", hex::encode(content_hash(&bytes)));
         self.block_on(self.backend.put(&key, Bytes::from(bytes)))?;
         Ok(key)
+    }
+
+    /// Every pack the prune marks in the store name, and those of them marked while no
+    /// index listed them (a backup's own upload, which it claims by indexing it).
+    pub fn marked_packs(&self) -> Result<(HashSet<PackId>, HashSet<PackId>)> {
+        let (mut all, mut unindexed) = (HashSet::new(), HashSet::new());
+        for (key, _) in self.list_marks()? {
+            match self.read_mark(&key) {
+                Ok(m) => {
+                    all.extend(m.packs);
+                    unindexed.extend(m.unindexed);
+                }
+                // Deleted between list and get: the prune that owned it is done with it.
+                Err(e) if crate::store::backend::is_not_found(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((all, unindexed))
+    }
+
+    /// The packs (data and tree) the store holds right now.
+    pub fn list_pack_ids(&self) -> Result<HashSet<PackId>> {
+        let mut out = HashSet::new();
+        for kind in [pack::BlobKind::Data, pack::BlobKind::Tree] {
+            for o in self.block_on(self.backend.list(&format!("{}/", kind.pack_dir())))? {
+                if let Some(id) = o.key.rsplit('/').next().and_then(PackId::from_hex) {
+                    out.insert(id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes one snapshot manifest (a commit that turned out unsound).
+    pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        self.block_on(self.backend.delete(&snapshot_key(id)))
+    }
+
+    /// Deletes one index file (rewritten without packs that are gone).
+    pub fn delete_index(&self, id: &IndexId) -> Result<()> {
+        self.block_on(self.backend.delete(&format!("index/{}", id.to_hex())))
     }
 
     /// Names of all snapshot manifests.
