@@ -206,6 +206,15 @@ fn swapped_between_walk_and_read() {
     // The race is timing-bound: run backups until one caught a swapped file (at most 8).
     let mut caught = false;
     for round in 0..8 {
+        // Large new files first in walk order keep the readers busy while the walk lists
+        // the small ones: the wait between listing and reading is what the swapper hits.
+        for k in 0..2 {
+            std::fs::write(
+                src.join(format!("a{k}.bin")),
+                random_bytes(48 << 20, round * 2 + k + 100),
+            )
+            .unwrap();
+        }
         let o = backup_while(&env, &src, swapper(dir.clone(), secret.clone(), n));
         let err = text(&o.stderr);
         assert!(
