@@ -13,9 +13,11 @@
 //! moment leaves uploaded packs that the catalog knows and the next backup reuses.
 
 use std::collections::HashSet;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,14 +29,15 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::catalog::{Catalog, FileStamp};
 use crate::commit;
 use crate::error::{Error, IoContext, Result};
-use crate::fsmeta::{node_from_meta, stamp};
+use crate::fsmeta::{at_xattrs, fd_xattrs, node_from_meta, stamp};
+use crate::fsread::{open_listed, DataReader, OpenError};
 use crate::progress::Progress;
 use crate::repo::chunker::ChunkStream;
 use crate::repo::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::repo::index::IndexedPack;
 use crate::repo::pack::{BlobKind, Compression, FinishedPack, PackWriter};
 use crate::repo::snapshot::{Snapshot, Summary};
-use crate::repo::tree::{Node, NodeKind, Tree};
+use crate::repo::tree::{Node, NodeKind, Tree, Xattr};
 use crate::repo::Repo;
 use crate::safe_fs::Dir;
 
@@ -98,18 +101,40 @@ struct NewBlob {
 
 /// Where a file's contents come from.
 enum Input {
-    /// A file in a directory, opened through the directory's handle.
-    At(Arc<Dir>, OsString),
+    /// A file in a directory, opened through the directory's handle; its path for
+    /// messages.
+    At(Arc<Dir>, OsString, PathBuf),
     Stream(StreamOpener),
 }
 
-/// What reading a file gave: its chunks and its length.
-type ReadResult = std::result::Result<(Vec<BlobId>, u64), ReadError>;
+/// What reading a file gave.
+struct ReadOk {
+    /// Its chunks, in order.
+    ids: Vec<BlobId>,
+    /// The size they stand for, holes included: always agrees with the content.
+    size: u64,
+    /// Holes left out of the content (`[offset, length]`).
+    holes: Vec<[u64; 2]>,
+    /// Extended attributes read through the open handle.
+    xattrs: Vec<Xattr>,
+    /// The file as read (the handle's `fstat`); `None` for a stream.
+    meta: Option<std::fs::Metadata>,
+    /// Stored, but not as a consistent version (it kept changing) or without all its
+    /// metadata: a warning for the run, and no files cache entry.
+    warning: Option<String>,
+}
+
+type ReadResult = std::result::Result<ReadOk, ReadError>;
+
+/// Reads of a file that keeps changing under the reader before it is stored as last read.
+const READ_ATTEMPTS: usize = 3;
 
 /// A file whose contents must be read.
 struct FileJob {
     input: Input,
-    size: u64,
+    /// Device and inode the walk saw: the file opened must be that one.
+    dev: u64,
+    ino: u64,
     done: Sender<ReadResult>,
 }
 
@@ -506,7 +531,8 @@ fn walk(
         let (tx, rx) = bounded(1);
         jobs.send(FileJob {
             input: Input::Stream(s.open),
-            size: 0,
+            dev: 0,
+            ino: 0,
             done: tx,
         })
         .map_err(|_| Error::Interrupted)?;
@@ -726,16 +752,23 @@ fn visit(
         return Ok(None);
     }
     let mut node = node_from_meta(&name, &meta);
+    // A file that is read or a directory that is entered gets its attributes through its
+    // handle; everything else through its parent's.
+    if !matches!(node.kind, NodeKind::File | NodeKind::Dir) {
+        node_xattrs(&mut node, at_xattrs(dir, &name), path, send)?;
+    }
     match node.kind {
         NodeKind::Dir => {
-            send(Event::Enter(node))?;
             // Opened without following a link: a directory swapped for one is not entered.
             match dir.open_dir(&name) {
                 Ok(d) => {
+                    node_xattrs(&mut node, fd_xattrs(d.as_fd().as_raw_fd()), path, send)?;
+                    send(Event::Enter(node))?;
                     let names = list(&d, path, send)?;
                     Ok(Some((Some(d), names)))
                 }
                 Err(e) => {
+                    send(Event::Enter(node))?;
                     send(Event::Warning(format!(
                         "cannot list {}: {e}",
                         path.display()
@@ -767,14 +800,16 @@ fn visit(
             };
             let content = match cached {
                 Some(ids) => {
+                    node_xattrs(&mut node, at_xattrs(dir, &name), path, send)?;
                     sh.progress.add_bytes(st.size);
                     Content::Cached(ids)
                 }
                 None => {
                     let (tx, rx) = bounded(1);
                     jobs.send(FileJob {
-                        input: Input::At(dir.clone(), name),
-                        size: st.size,
+                        input: Input::At(dir.clone(), name, path.to_path_buf()),
+                        dev: meta.st_dev,
+                        ino: meta.st_ino,
                         done: tx,
                     })
                     .map_err(|_| Error::Interrupted)?;
@@ -796,22 +831,24 @@ fn visit(
     }
 }
 
-/// A file or a stream; only files are ever rewound.
-trait ReadSeek: Read + std::io::Seek + Send {}
-impl<T: Read + std::io::Seek + Send> ReadSeek for T {}
-
-/// A stream posing as a file: it is never rewound, because only files are.
-struct Unseekable(Box<dyn Read + Send>);
-
-impl Read for Unseekable {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl std::io::Seek for Unseekable {
-    fn seek(&mut self, _: std::io::SeekFrom) -> std::io::Result<u64> {
-        Err(std::io::Error::other("a stream cannot be rewound"))
+/// Stores the extended attributes read for an entry; a failure is a warning.
+fn node_xattrs(
+    node: &mut Node,
+    read: std::io::Result<Vec<Xattr>>,
+    path: &Path,
+    send: &dyn Fn(Event) -> Result<()>,
+) -> Result<()> {
+    match read {
+        Ok(x) => {
+            node.xattrs = x;
+            Ok(())
+        }
+        // Gone since it was listed: what the walk saw is kept.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => send(Event::Warning(format!(
+            "{}: extended attributes not stored: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -839,82 +876,186 @@ fn build_excludes(
 fn read_files(sh: &Shared<'_>, jobs: Receiver<FileJob>, blobs: Sender<NewBlob>) -> Result<()> {
     let catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
     let _pin = catalog.pin_snapshot()?;
-    let chunker = &sh.repo.chunker;
     for job in jobs {
         if sh.stopped() {
             return Ok(());
         }
-        let is_stream = matches!(job.input, Input::Stream(_));
-        let result = (|| -> ReadResult {
-            let mut f: Box<dyn ReadSeek> = match job.input {
-                Input::At(dir, name) => Box::new(dir.open_file(&name).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        ReadError::Vanished
-                    } else {
-                        ReadError::Failed(e.to_string())
-                    }
-                })?),
-                Input::Stream(open) => Box::new(Unseekable(open()?)),
-            };
-            let mut ids = Vec::with_capacity((job.size >> 20) as usize + 1);
-            let mut read = 0u64;
-            // A file below the minimum chunk size is one chunk: read it straight into its
-            // own buffer, with no chunking buffer to fill and copy out of.
-            let mut whole = None;
-            if !is_stream && (job.size as usize) < chunker.params().min_size {
-                let mut buf = Vec::with_capacity(job.size as usize + 1);
-                (&mut f)
-                    .take(chunker.params().min_size as u64)
-                    .read_to_end(&mut buf)?;
-                if buf.len() < chunker.params().min_size {
-                    whole = Some(buf);
-                } else {
-                    // It grew past the minimum since it was listed: chunk it as a stream.
-                    use std::io::Seek;
-                    f.seek(std::io::SeekFrom::Start(0))?;
-                }
+        let result = match job.input {
+            Input::At(dir, name, path) => {
+                read_path(sh, &catalog, &blobs, (&dir, &name, &path), job.dev, job.ino)
             }
-            let mut stream = ChunkStream::with_size_hint(chunker, f, job.size);
-            let mut next = || match whole.take() {
-                Some(b) if b.is_empty() => Ok(None),
-                Some(b) => Ok(Some(b)),
-                None => stream.next_chunk(),
-            };
-            while let Some(chunk) = next()? {
-                if sh.stopped() {
-                    return Err("interrupted".into());
-                }
-                let id = sh.repo.keys.blob_id(&chunk);
-                read += chunk.len() as u64;
-                sh.progress.add_bytes(chunk.len() as u64);
-                ids.push(id);
-                match sh.is_new(&catalog, &id) {
-                    Ok(true) => {
-                        if blobs
-                            .send(NewBlob {
-                                id,
-                                kind: BlobKind::Data,
-                                data: chunk,
-                            })
-                            .is_err()
-                        {
-                            return Err("interrupted".into());
-                        }
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        sh.fail(e);
-                        return Err("catalog failed".into());
-                    }
-                }
-            }
-            sh.bytes_read.fetch_add(read, Ordering::Relaxed);
+            Input::Stream(open) => (|| {
+                let (ids, len) = chunk_into(sh, &catalog, &blobs, open()?, u64::MAX, false)?;
+                Ok(ReadOk {
+                    ids,
+                    size: len,
+                    holes: Vec::new(),
+                    xattrs: Vec::new(),
+                    meta: None,
+                    warning: None,
+                })
+            })(),
+        };
+        if let Ok(r) = &result {
+            let data = r.size - r.holes.iter().map(|h| h[1]).sum::<u64>();
+            sh.bytes_read.fetch_add(data, Ordering::Relaxed);
             sh.files_read.fetch_add(1, Ordering::Relaxed);
-            Ok((ids, read))
-        })();
+        }
         let _ = job.done.send(result);
     }
     Ok(())
+}
+
+/// Whether two `fstat`s of one handle show the same version of the file.
+fn same_version(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    a.size() == b.size()
+        && a.mtime() == b.mtime()
+        && a.mtime_nsec() == b.mtime_nsec()
+        && a.ctime() == b.ctime()
+        && a.ctime_nsec() == b.ctime_nsec()
+}
+
+/// Reads one listed file: checks that it is still the regular file the walk saw, skips
+/// its holes, and reads it again (up to `READ_ATTEMPTS` times) while it changes under the
+/// reader; what is stored always agrees with the size recorded.
+fn read_path(
+    sh: &Shared<'_>,
+    catalog: &Catalog,
+    blobs: &Sender<NewBlob>,
+    (dir, name, path): (&Dir, &OsStr, &Path),
+    dev: u64,
+    ino: u64,
+) -> ReadResult {
+    let (file, mut before) = open_listed(dir, name, dev, ino).map_err(|e| match e {
+        OpenError::Vanished => ReadError::Vanished,
+        OpenError::Replaced(what) => ReadError::Failed(format!(
+            "it was replaced by {what} after it was listed; skipped"
+        )),
+        OpenError::Failed(e) => ReadError::Failed(e.to_string()),
+    })?;
+    let mut warning = None;
+    let xattrs = match fd_xattrs(file.as_raw_fd()) {
+        Ok(x) => x,
+        Err(e) => {
+            warning = Some(format!(
+                "{}: extended attributes not stored: {e}",
+                path.display()
+            ));
+            Vec::new()
+        }
+    };
+    let min = sh.repo.chunker.params().min_size as u64;
+    for attempt in 1..=READ_ATTEMPTS {
+        let size = before.len();
+        // Small files are one chunk anyway; only larger ones pay for the lseeks.
+        let holes = if size >= min && crate::fsread::may_be_sparse(&before) {
+            crate::fsread::holes(&file, size)
+        } else {
+            Vec::new()
+        };
+        let mut reader = DataReader::new(&file, &holes, size);
+        let data_len = size - holes.iter().map(|h| h[1]).sum::<u64>();
+        let (ids, read) = chunk_into(sh, catalog, blobs, &mut reader, data_len, true)?;
+        let (got_size, got_holes) = reader.layout(size, &holes);
+        debug_assert_eq!(got_size - got_holes.iter().map(|h| h[1]).sum::<u64>(), read);
+        let after = file.metadata()?;
+        if got_size == size && same_version(&before, &after) {
+            return Ok(ReadOk {
+                ids,
+                size,
+                holes,
+                xattrs,
+                meta: Some(after),
+                warning,
+            });
+        }
+        if attempt == READ_ATTEMPTS {
+            return Ok(ReadOk {
+                ids,
+                size: got_size,
+                holes: got_holes,
+                xattrs,
+                meta: Some(after),
+                warning: Some(format!(
+                    "{} changed while it was read ({READ_ATTEMPTS} attempts): stored as last \
+                     read, {got_size} bytes, which may mix old and new data",
+                    path.display()
+                )),
+            });
+        }
+        tracing::debug!(
+            "{} changed while it was read; reading it again",
+            path.display()
+        );
+        before = after;
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// Chunks `input`, sends the chunks not stored yet to the sealers, and returns the chunk
+/// list and the bytes read. `small_ok`: read a small input into one buffer.
+fn chunk_into(
+    sh: &Shared<'_>,
+    catalog: &Catalog,
+    blobs: &Sender<NewBlob>,
+    mut input: impl Read,
+    size_hint: u64,
+    small_ok: bool,
+) -> std::result::Result<(Vec<BlobId>, u64), ReadError> {
+    let chunker = &sh.repo.chunker;
+    let min = chunker.params().min_size;
+    let mut ids = Vec::with_capacity((size_hint.min(1 << 40) >> 20) as usize + 1);
+    let mut read = 0u64;
+    // A file below the minimum chunk size is one chunk: read it straight into its own
+    // buffer, with no chunking buffer to fill and copy out of.
+    let mut head = Vec::new();
+    let mut whole = None;
+    if small_ok && (size_hint as usize) < min {
+        let mut buf = Vec::with_capacity(size_hint as usize + 1);
+        (&mut input).take(min as u64).read_to_end(&mut buf)?;
+        if buf.len() < min {
+            whole = Some(buf);
+        } else {
+            // It grew past the minimum since it was listed: chunk it as a stream.
+            head = buf;
+        }
+    }
+    let mut stream =
+        ChunkStream::with_size_hint(chunker, std::io::Cursor::new(head).chain(input), size_hint);
+    let mut next = || match whole.take() {
+        Some(b) if b.is_empty() => Ok(None),
+        Some(b) => Ok(Some(b)),
+        None => stream.next_chunk(),
+    };
+    while let Some(chunk) = next()? {
+        if sh.stopped() {
+            return Err("interrupted".into());
+        }
+        let id = sh.repo.keys.blob_id(&chunk);
+        read += chunk.len() as u64;
+        sh.progress.add_bytes(chunk.len() as u64);
+        ids.push(id);
+        match sh.is_new(catalog, &id) {
+            Ok(true) => {
+                if blobs
+                    .send(NewBlob {
+                        id,
+                        kind: BlobKind::Data,
+                        data: chunk,
+                    })
+                    .is_err()
+                {
+                    return Err("interrupted".into());
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                sh.fail(e);
+                return Err("catalog failed".into());
+            }
+        }
+    }
+    Ok((ids, read))
 }
 
 /// Compresses and seals blobs into this thread's own data and metadata packs.
@@ -1027,6 +1168,15 @@ struct Counts {
     bytes: u64,
 }
 
+/// Updates a file's node to the version read through its handle.
+fn refresh_node(node: &mut Node, m: &std::fs::Metadata) {
+    let fresh = node_from_meta(&node.os_name(), m);
+    node.mode = fresh.mode;
+    node.uid = fresh.uid;
+    node.gid = fresh.gid;
+    node.mtime_ns = fresh.mtime_ns;
+}
+
 /// Builds trees bottom-up in walk order and sends them to the sealers; stages the files
 /// cache entries of files that were read.
 #[allow(clippy::type_complexity)]
@@ -1074,24 +1224,35 @@ fn build_trees(
                 Event::File {
                     mut node,
                     cache_key,
-                    stamp,
+                    stamp: listed,
                     content,
                 } => {
                     let ids = match content {
                         Content::Cached(ids) => ids,
                         Content::Pending(rx) => match rx.recv() {
-                            Ok(Ok((ids, _))) if !cache_key.is_empty() => {
-                                staged.push((cache_key, stamp, ids.clone()));
-                                if staged.len() >= 1024 {
-                                    catalog.stage_files(run_id, &staged)?;
-                                    staged.clear();
+                            Ok(Ok(r)) => {
+                                if let Some(m) = &r.meta {
+                                    // The version read, which may be newer than the listing.
+                                    refresh_node(&mut node, m);
                                 }
-                                ids
-                            }
-                            // A stream: its length is known only now.
-                            Ok(Ok((ids, len))) => {
-                                node.size = len;
-                                ids
+                                node.size = r.size;
+                                node.holes = r.holes;
+                                node.xattrs = r.xattrs;
+                                let read_as = r.meta.as_ref().map_or(listed, stamp);
+                                match r.warning {
+                                    Some(w) => warnings.push(w),
+                                    // The files cache keeps chunk lists only: a file stored
+                                    // with holes is read again each time.
+                                    None if !cache_key.is_empty() && node.holes.is_empty() => {
+                                        staged.push((cache_key, read_as, r.ids.clone()));
+                                        if staged.len() >= 1024 {
+                                            catalog.stage_files(run_id, &staged)?;
+                                            staged.clear();
+                                        }
+                                    }
+                                    _ => {}
+                                }
+                                r.ids
                             }
                             Ok(Err(ReadError::Failed(e))) if cache_key.is_empty() => {
                                 if sh.stopped() {

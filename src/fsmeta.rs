@@ -1,10 +1,11 @@
 //! Reading file system metadata into tree nodes, and the files cache stamp.
 
 use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
 use crate::catalog::FileStamp;
-use crate::repo::tree::{Node, NodeKind};
+use crate::repo::tree::{Node, NodeKind, Xattr};
 
 /// What `lstat` tells, from `std` or from `fstatat` below a directory handle.
 pub trait StatFields {
@@ -118,4 +119,87 @@ pub fn stamp(meta: &impl StatFields) -> FileStamp {
         ctime_ns: meta.ctime_ns(),
         inode: meta.ids().1,
     }
+}
+
+/// Calls a list/get xattr function with a growing buffer (the value may grow between the
+/// size query and the read: ERANGE means try again).
+fn xattr_buf(mut call: impl FnMut(*mut libc::c_void, usize) -> isize) -> std::io::Result<Vec<u8>> {
+    let mut cap = 256usize;
+    loop {
+        let mut buf = vec![0u8; cap];
+        let n = call(buf.as_mut_ptr().cast(), buf.len());
+        if n >= 0 {
+            buf.truncate(n as usize);
+            return Ok(buf);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ERANGE) && cap < (1 << 24) {
+            // The size query tells how much is needed now.
+            let need = call(std::ptr::null_mut(), 0);
+            cap = if need > 0 {
+                need as usize + 64
+            } else {
+                cap * 4
+            };
+            continue;
+        }
+        return Err(e);
+    }
+}
+
+/// Whether an xattr error means "this file system or file has none", not a failure.
+fn no_xattrs(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOTSUP) | Some(libc::ENODATA) | Some(libc::ENOSYS)
+    )
+}
+
+/// Reads every extended attribute through `list` and `get` (fd or path flavours).
+fn read_xattrs(
+    list: impl Fn(*mut libc::c_char, usize) -> isize,
+    get: impl Fn(*const libc::c_char, *mut libc::c_void, usize) -> isize,
+) -> std::io::Result<Vec<Xattr>> {
+    let names = match xattr_buf(|p, n| list(p.cast(), n)) {
+        Ok(n) => n,
+        Err(e) if no_xattrs(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let c = std::ffi::CString::new(name).expect("split at NUL");
+        match xattr_buf(|p, n| get(c.as_ptr(), p, n)) {
+            Ok(v) => out.push(Xattr::new(std::ffi::OsStr::from_bytes(name), &v)),
+            // Removed since it was listed.
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("extended attribute {}: {e}", String::from_utf8_lossy(name)),
+                ))
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The extended attributes of an open file (one `flistxattr` when it has none).
+pub fn fd_xattrs(fd: std::os::fd::RawFd) -> std::io::Result<Vec<Xattr>> {
+    // SAFETY: the buffers passed are valid for the lengths given.
+    read_xattrs(
+        |p, n| unsafe { libc::flistxattr(fd, p, n) },
+        |name, p, n| unsafe { libc::fgetxattr(fd, name, p, n) },
+    )
+}
+
+/// The extended attributes of the entry `name` of `dir` itself, never of what a symlink
+/// there points to (for entries that are not opened: links, special files, cached files).
+pub fn at_xattrs(dir: &crate::safe_fs::Dir, name: &std::ffi::OsStr) -> std::io::Result<Vec<Xattr>> {
+    let c = dir.proc_path(name)?;
+    // SAFETY: as above; `c` outlives both calls.
+    read_xattrs(
+        |p, n| unsafe { libc::llistxattr(c.as_ptr(), p, n) },
+        |name, p, n| unsafe { libc::lgetxattr(c.as_ptr(), name, p, n) },
+    )
 }

@@ -16,6 +16,8 @@ pub mod drill;
 pub mod error;
 pub mod forget;
 pub mod fsmeta;
+pub mod fsread;
+pub mod fswrite;
 pub mod hooks;
 pub mod lock;
 pub mod notify;

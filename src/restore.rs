@@ -11,15 +11,14 @@
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::FileExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::catalog::Catalog;
 use crate::error::{Error, IoContext, Result};
+use crate::fswrite::{prepare_sparse, set_xattrs_at, set_xattrs_fd, write_content, XattrRefusals};
 use crate::progress::Progress;
 use crate::repo::id::{BlobId, PackId};
 use crate::repo::pack::BlobKind;
@@ -63,6 +62,9 @@ pub struct RestoreSummary {
     pub others: u64,
     /// Bytes written.
     pub bytes: u64,
+    /// What was restored only in part (extended attributes the target refused).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Reads tree blobs, caching whole metadata packs: a restore reads many small trees.
@@ -215,7 +217,9 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
     // The target itself is the user's choice and may be reached through links; nothing
     // below it is.
     let root_dir = Dir::open(target).ctx(|| format!("opening {}", target.display()))?;
+    let refusals = XattrRefusals::default();
     let mut plan = Planner {
+        refusals: &refusals,
         trees: &mut trees,
         root: &root_dir,
         target,
@@ -269,7 +273,7 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
         as_root,
         ..
     } = plan;
-    let total: u64 = files.iter().map(|f| f.node.size).sum();
+    let total: u64 = files.iter().map(|f| f.node.data_len()).sum();
     req.progress.set_total(total);
 
     // Group every chunk of every file by pack.
@@ -312,6 +316,7 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
         .clamp(2, 4)
         + 1;
     let out = Output {
+        refusals: &refusals,
         root: &root_dir,
         target,
         files: &files,
@@ -408,14 +413,9 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
         if d.created {
             topdir_hint(dir, false);
         }
-        safe_fs::set_meta_fd(
-            dir.as_fd(),
-            as_root.then_some((d.node.uid, d.node.gid)),
-            d.node.mode,
-            d.node.mtime_ns,
-        )
-        .ctx(|| format!("setting owner, mode and times of {}", shown.display()))?;
+        finish_fd(dir.as_fd(), &d.node, as_root, &shown, &refusals)?;
     }
+    summary.warnings.extend(refusals.warning());
     let errors = errors.into_inner().unwrap();
     if !errors.is_empty() {
         return Err(Error::Damage(format!(
@@ -464,6 +464,7 @@ struct Planner<'a, 'b> {
     overwrite: bool,
     as_root: bool,
     interrupt: &'a AtomicBool,
+    refusals: &'a XattrRefusals,
 }
 
 impl Planner<'_, '_> {
@@ -521,7 +522,6 @@ impl Planner<'_, '_> {
         }
         let target = self.target;
         let shown = || target.join(rel).display().to_string();
-        let owner = self.as_root.then_some((node.uid, node.gid));
         if self.overwrite && node.kind != NodeKind::Dir {
             // Whatever stands there goes, a link included, and is never followed.
             dir.remove(&name).ctx(|| format!("replacing {}", shown()))?;
@@ -553,11 +553,18 @@ impl Planner<'_, '_> {
                         .insert((node.dev, node.inode), rel.to_path_buf());
                 }
                 if node.content.is_empty() {
+                    // Empty, or nothing but holes.
                     let f = dir
                         .create_file(&name, false)
                         .ctx(|| format!("creating {}", shown()))?;
-                    finish_file(&f, node, self.as_root)
-                        .ctx(|| format!("setting owner, mode and times of {}", shown()))?;
+                    prepare_sparse(&f, node).ctx(|| format!("sizing {}", shown()))?;
+                    finish_fd(
+                        f.as_fd(),
+                        node,
+                        self.as_root,
+                        &target.join(rel),
+                        self.refusals,
+                    )?;
                     self.summary.files += 1;
                 } else {
                     self.files.push(FilePlan {
@@ -572,8 +579,8 @@ impl Planner<'_, '_> {
                 let target = node.os_target().unwrap_or_default();
                 dir.symlink(&target, &name)
                     .ctx(|| format!("creating symlink {}", shown()))?;
-                dir.set_meta_at(&name, owner, None, node.mtime_ns)
-                    .ctx(|| format!("setting owner and times of {}", shown()))?;
+                let shown = self.target.join(rel);
+                finish_at(dir, &name, node, None, self.as_root, &shown, self.refusals)?;
                 self.summary.others += 1;
             }
             NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
@@ -589,8 +596,8 @@ impl Planner<'_, '_> {
                     }
                     return Ok(None);
                 }
-                dir.set_meta_at(&name, owner, Some(node.mode), node.mtime_ns)
-                    .ctx(|| format!("setting owner, mode and times of {}", shown()))?;
+                let (mode, shown) = (Some(node.mode), target.join(rel));
+                finish_at(dir, &name, node, mode, self.as_root, &shown, self.refusals)?;
                 self.summary.others += 1;
             }
             NodeKind::Socket => {}
@@ -627,14 +634,44 @@ fn topdir_hint(dir: &Dir, on: bool) {
     }
 }
 
-/// Sets owner (as root), mode and times through an open file.
-fn finish_file(f: &File, node: &Node, as_root: bool) -> std::io::Result<()> {
-    safe_fs::set_meta_fd(
-        f.as_fd(),
-        as_root.then_some((node.uid, node.gid)),
-        node.mode,
-        node.mtime_ns,
-    )
+/// Sets what a node records beyond its data on an open entry: the owner first (as root;
+/// chown clears `security.capability`), then extended attributes while the mode still
+/// lets the owner write them, then mode and times.
+fn finish_fd(
+    fd: BorrowedFd<'_>,
+    node: &Node,
+    as_root: bool,
+    shown: &Path,
+    refusals: &XattrRefusals,
+) -> Result<()> {
+    if as_root {
+        std::os::unix::fs::fchown(fd, Some(node.uid), Some(node.gid))
+            .ctx(|| format!("setting the owner of {}", shown.display()))?;
+    }
+    set_xattrs_fd(fd, shown, node, refusals).ctx(|| format!("restoring {}", shown.display()))?;
+    safe_fs::set_meta_fd(fd, None, node.mode, node.mtime_ns)
+        .ctx(|| format!("setting mode and times of {}", shown.display()))
+}
+
+/// The same for the entry `name` of `dir`, not opened (a symlink or special file);
+/// `mode` is `None` for a symlink, which has none of its own.
+fn finish_at(
+    dir: &Dir,
+    name: &OsStr,
+    node: &Node,
+    mode: Option<u32>,
+    as_root: bool,
+    shown: &Path,
+    refusals: &XattrRefusals,
+) -> Result<()> {
+    let what = || format!("setting owner, mode and times of {}", shown.display());
+    if as_root {
+        dir.set_meta_at(name, Some((node.uid, node.gid)), None, node.mtime_ns)
+            .ctx(what)?;
+    }
+    set_xattrs_at(dir, name, shown, node, refusals)
+        .ctx(|| format!("restoring {}", shown.display()))?;
+    dir.set_meta_at(name, None, mode, node.mtime_ns).ctx(what)
 }
 
 /// Where the pack workers write.
@@ -643,6 +680,7 @@ struct Output<'a> {
     target: &'a Path,
     files: &'a [FilePlan],
     as_root: bool,
+    refusals: &'a XattrRefusals,
     written: &'a AtomicU64,
     progress: &'a Progress,
 }
@@ -682,15 +720,16 @@ fn restore_pack(repo: &Repo, w: &PackWork, out: &Output<'_>) -> Result<()> {
                     .root
                     .create_file_beneath(&f.rel)
                     .ctx(|| format!("creating {}", shown()))?;
-                file.write_all_at(&raw, u.offset)
+                prepare_sparse(&file, &f.node)
+                    .and_then(|()| write_content(&file, &f.node, u.offset, &raw))
                     .ctx(|| format!("writing {}", shown()))?;
                 out.written.fetch_add(raw.len() as u64, Ordering::Relaxed);
                 out.progress.add_bytes(raw.len() as u64);
                 if f.remaining.fetch_sub(1, Ordering::AcqRel) == 1
                     && !f.failed.load(Ordering::SeqCst)
                 {
-                    finish_file(&file, &f.node, out.as_root)
-                        .ctx(|| format!("setting owner, mode and times of {}", shown()))?;
+                    let shown = out.target.join(&f.rel);
+                    finish_fd(file.as_fd(), &f.node, out.as_root, &shown, out.refusals)?;
                     out.progress.add_file();
                 }
             }
@@ -735,9 +774,15 @@ pub fn stream_file(
                 }
             })
         });
+        // Holes come out as the zeros they read as.
+        let mut filler = crate::fswrite::HoleFiller::new(node);
         for b in rx {
-            sink(&b?).map_err(|e| Error::io(format!("writing {name}"), e))?;
+            filler
+                .push(&b?, &mut sink)
+                .map_err(|e| Error::io(format!("writing {name}"), e))?;
         }
-        Ok(())
+        filler
+            .finish(&mut sink)
+            .map_err(|e| Error::io(format!("writing {name}"), e))
     })
 }

@@ -408,9 +408,25 @@ impl Dir {
         }
     }
 
-    /// Opens the regular file `name` for reading; a link there is an error.
+    /// Opens `name` for reading; a link there is an error. `O_NONBLOCK` keeps a FIFO or
+    /// device that stands there now from blocking the open: the caller checks what it got
+    /// with `fstat` on the handle, then [`clear_nonblock`] before reading.
     pub fn open_file(&self, name: &OsStr) -> io::Result<File> {
-        Ok(File::from(self.openat(name, libc::O_RDONLY, 0)?))
+        Ok(File::from(self.openat(
+            name,
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+            0,
+        )?))
+    }
+
+    /// The entry `name` as a path through this handle (`/proc/self/fd/N/name`), for the
+    /// calls that have no `*at` form (extended attributes of a link or special file): the
+    /// handle pins the directory, and the `l*` calls do not follow the last component.
+    pub fn proc_path(&self, name: &OsStr) -> io::Result<CString> {
+        let c = plain(name)?;
+        let mut p = format!("/proc/self/fd/{}/", self.raw()).into_bytes();
+        p.extend_from_slice(c.as_bytes());
+        CString::new(p).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
     }
 
     /// Creates (or opens) the regular file `name` for writing; `exclusive`: it must not
@@ -542,6 +558,15 @@ pub fn set_meta_fd(
     check(unsafe { libc::fchmod(raw, mode as libc::mode_t) })?;
     let times = [timespec(mtime_ns), timespec(mtime_ns)];
     check(unsafe { libc::futimens(raw, times.as_ptr()) }).map(|_| ())
+}
+
+/// Makes reads on `fd` block again (a regular file ignores `O_NONBLOCK` on local file
+/// systems, but not on every network one).
+pub fn clear_nonblock(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: plain fcntl on a valid descriptor.
+    let fl = check(unsafe { libc::fcntl(raw, libc::F_GETFL) })?;
+    check(unsafe { libc::fcntl(raw, libc::F_SETFL, fl & !libc::O_NONBLOCK) }).map(|_| ())
 }
 
 #[cfg(test)]

@@ -400,6 +400,9 @@ pub fn restore_step(
         if let Some(h) = holds {
             h.release()?;
         }
+        for w in &summary.warnings {
+            tracing::warn!("{w}");
+        }
         bytes = summary.bytes;
     } else {
         let mut trees = TreeReader::new(repo, catalog);

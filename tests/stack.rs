@@ -562,3 +562,92 @@ fn restore_elsewhere_leaves_the_stacks_containers_alone() {
     );
     assert_eq!(started(), before, "the container was restarted");
 }
+
+/// A volume whose files keep turning into symlinks, FIFOs and directories while its
+/// container is held: the backup ends in bounded time and stores nothing from outside the
+/// tree, and SIGTERM in the middle exits 130 with the container running again.
+#[test]
+fn volume_under_swaps_ends_and_sigterm_puts_the_held_container_back() {
+    use common::swap::{assert_no_marker, swapper, wait_bounded, MARKER};
+    use std::process::Stdio;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    if skip() {
+        return;
+    }
+    let web = docker::sleeper(&unique("drctl-t-swap"));
+    let data = tempfile::tempdir().unwrap();
+    let files = data.path().join("files");
+    let hot = files.join("hot");
+    std::fs::create_dir_all(&hot).unwrap();
+    // Outside the volume: what a planted symlink would leak.
+    let secret = data.path().join("secret.txt");
+    std::fs::write(&secret, MARKER.repeat(1000)).unwrap();
+    let n = 300;
+    for i in 0..n {
+        std::fs::write(hot.join(format!("f{i:04}")), b"regular file\n").unwrap();
+    }
+    let env = env_with(&format!(
+        "[stack.web]\n[[stack.web.source]]\nname = \"files\"\nkind = \"volume\"\npath = \"{}\"\nstop = [\"{}\"]\n",
+        files.display(),
+        web.name
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let changer = {
+        let (stop, change) = (stop.clone(), swapper(hot.clone(), secret.clone(), n));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                change();
+            }
+        })
+    };
+
+    let child = env
+        .cmd()
+        .args(["backup", "web"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = wait_bounded(child, Duration::from_secs(120), "the backup under swaps");
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(1)),
+        "rc {:?}: {}",
+        o.status.code(),
+        text(&o.stderr)
+    );
+    assert_eq!(web.status(), "running");
+    let out = tempfile::tempdir().unwrap();
+    let to = out.path().join("files");
+    assert_ok(&env.run(&[
+        "restore",
+        "web",
+        "--source",
+        "files",
+        "--to",
+        to.to_str().unwrap(),
+    ]));
+    assert_no_marker(out.path());
+
+    // A large new file keeps the read going while the container is stopped.
+    std::fs::write(files.join("big.bin"), common::random_bytes(96 << 20, 7)).unwrap();
+    let before = points(&env, "web").len();
+    let child = env
+        .cmd()
+        .args(["backup", "web"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while web.status() != "exited" {
+        assert!(Instant::now() < deadline, "the container was never stopped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = wait_bounded(child, Duration::from_secs(30), "the interrupted backup");
+    stop.store(true, Ordering::Relaxed);
+    changer.join().unwrap();
+    assert_fails(&o, 130, "interrupted");
+    assert_eq!(web.status(), "running");
+    assert_eq!(points(&env, "web").len(), before);
+}

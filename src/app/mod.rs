@@ -429,6 +429,9 @@ impl App {
                 progress: &progress,
             },
         )?;
+        for w in &summary.warnings {
+            eprintln!("warning: {w}");
+        }
         if self.json {
             return print_json(&json!({
                 "snapshot_id": snap.id, "stack": snap.snapshot.stack, "time": snap.snapshot.time,

@@ -77,6 +77,47 @@ pub struct Node {
     /// Device number of device files.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rdev: u64,
+    /// Holes of a sparse file as `[offset, length]`, in order: `content` holds only the
+    /// bytes between them, and a restore leaves them unwritten.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holes: Vec<[u64; 2]>,
+    /// Extended attributes (POSIX ACLs among them), sorted by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<Xattr>,
+}
+
+/// One extended attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Xattr {
+    /// Its name when UTF-8 (they practically always are); else lossy, with `name_raw`.
+    pub name: String,
+    /// Hex of a name that is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_raw: Option<String>,
+    /// Hex of the value.
+    pub value: String,
+}
+
+impl Xattr {
+    /// An attribute from its raw name and value.
+    pub fn new(name: &OsStr, value: &[u8]) -> Self {
+        let (name, name_raw) = encode_os(name);
+        Xattr {
+            name,
+            name_raw,
+            value: hex::encode(value),
+        }
+    }
+
+    /// The exact name.
+    pub fn os_name(&self) -> OsString {
+        decode_os(&self.name, &self.name_raw)
+    }
+
+    /// The value's bytes (empty if the tree holds bad hex).
+    pub fn value_bytes(&self) -> Vec<u8> {
+        hex::decode(&self.value).unwrap_or_default()
+    }
 }
 
 /// Splits an OS string into the tree's UTF-8 form plus the raw hex when needed.
@@ -140,7 +181,45 @@ impl Node {
             inode: 0,
             links: 0,
             rdev: 0,
+            holes: Vec::new(),
+            xattrs: Vec::new(),
         }
+    }
+
+    /// Bytes of data in `content`: the size less the holes.
+    pub fn data_len(&self) -> u64 {
+        self.size
+            .saturating_sub(self.holes.iter().map(|h| h[1]).sum::<u64>())
+    }
+
+    /// Where `len` bytes of content starting at content offset `at` go in the file: pieces
+    /// `(file offset, range in those bytes)`, skipping the holes.
+    pub fn data_pieces(&self, at: u64, len: u64) -> Vec<(u64, std::ops::Range<usize>)> {
+        let mut out = Vec::new();
+        // Walk the data regions between holes, in content order.
+        let (mut file_pos, mut content_pos) = (0u64, 0u64);
+        let end = at + len;
+        let mut regions: Vec<(u64, u64)> = Vec::with_capacity(self.holes.len() + 1);
+        for h in &self.holes {
+            if h[0] > file_pos {
+                regions.push((file_pos, h[0] - file_pos));
+            }
+            file_pos = h[0] + h[1];
+        }
+        // The last region runs to the end of whatever content there is.
+        regions.push((file_pos, u64::MAX - file_pos));
+        for (start, rlen) in regions {
+            let (rc0, rc1) = (content_pos, content_pos.saturating_add(rlen));
+            content_pos = rc1;
+            let (a, b) = (at.max(rc0), end.min(rc1));
+            if a < b {
+                out.push((start + (a - rc0), (a - at) as usize..(b - at) as usize));
+            }
+            if rc1 >= end {
+                break;
+            }
+        }
+        out
     }
 }
 
@@ -186,5 +265,36 @@ mod tests {
             OsStr::from_bytes(b"\xff")
         );
         assert!(back.find(raw).is_some());
+    }
+
+    #[test]
+    fn old_trees_parse_and_new_fields_stay_out_when_empty() {
+        let n = Node::new(NodeKind::File, OsStr::new("a"));
+        let json = serde_json::to_string(&n).unwrap();
+        assert!(
+            !json.contains("holes") && !json.contains("xattrs"),
+            "{json}"
+        );
+        let back: Node = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, n);
+    }
+
+    #[test]
+    fn content_maps_around_holes() {
+        let mut n = Node::new(NodeKind::File, OsStr::new("s"));
+        // data 0..10, hole 10..100, data 100..110, hole 110..1000
+        n.size = 1000;
+        n.holes = vec![[10, 90], [110, 890]];
+        assert_eq!(n.data_len(), 20);
+        assert_eq!(n.data_pieces(0, 20), vec![(0, 0..10), (100, 10..20)]);
+        assert_eq!(n.data_pieces(5, 10), vec![(5, 0..5), (100, 5..10)]);
+        assert_eq!(n.data_pieces(12, 8), vec![(102, 0..8)]);
+        let plain = Node::new(NodeKind::File, OsStr::new("p"));
+        assert_eq!(plain.data_pieces(7, 3), vec![(7, 0..3)]);
+        // A file that starts with a hole.
+        let mut h = Node::new(NodeKind::File, OsStr::new("h"));
+        h.size = 50;
+        h.holes = vec![[0, 40]];
+        assert_eq!(h.data_pieces(0, 10), vec![(40, 0..10)]);
     }
 }
