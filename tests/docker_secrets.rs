@@ -85,3 +85,82 @@ fn a_redis_password_on_the_command_line_is_used_and_never_recorded() {
     // The production server was never touched, and still needs its password.
     assert_eq!(c.redis_cli(&pw, &["GET", "session:1"]), "alive");
 }
+
+/// A PostgreSQL server configured by its environment (its own superuser, database and
+/// data directory, as compose files do it) backs up and drills PASS: the scratch server
+/// starts with the same non-secret environment and drctl's throwaway password, and the
+/// production password is recorded nowhere.
+#[test]
+fn a_server_configured_by_its_environment_drills_pass() {
+    if skip() {
+        return;
+    }
+    let pw = format!("envpw-{}", unique("pw"));
+    let c = docker::postgres_as(
+        &unique("drctl-t-envpg"),
+        "shop",
+        &pw,
+        &[
+            "-e",
+            "POSTGRES_DB=shopdb",
+            "-e",
+            "PGDATA=/var/lib/postgresql/pgdata",
+        ],
+    );
+    c.psql_as(
+        "shop",
+        &pw,
+        "shopdb",
+        "CREATE TABLE orders (id int); INSERT INTO orders SELECT generate_series(1, 42)",
+    );
+    let env = Env::init(Kind::Local).unwrap();
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(
+        env.path("schedules/shop.toml"),
+        format!(
+            "[stack.shop]\nrpo = \"1h\"\nrto = \"30m\"\n\
+             [[stack.shop.source]]\nname = \"db\"\nkind = \"postgres\"\ncontainer = \"{}\"\n",
+            c.name
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(env.path("restore-drills")).unwrap();
+    std::fs::write(
+        env.path("restore-drills/shop.toml"),
+        "[drill.shop]\nstack = \"shop\"\n\
+         [[drill.shop.check]]\nsource = \"db\"\ndatabase = \"shopdb\"\n\
+         sql = \"SELECT count(*) FROM orders\"\nexpect = \"= 42\"\n",
+    )
+    .unwrap();
+    let o = env.run(&["--json", "backup", "shop"]);
+    assert_ok(&o);
+    let mut outputs = text(&o.stdout) + &text(&o.stderr);
+    let o = env.run(&["--json", "drill", "shop"]);
+    outputs += &text(&o.stdout);
+    outputs += &text(&o.stderr);
+    assert_ok(&o);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r[0]["verdict"], "PASS", "{r:#}");
+    let o = env.run(&["--json", "snapshots", "shop"]);
+    assert_ok(&o);
+    outputs += &text(&o.stdout);
+    assert!(
+        outputs.contains("PGDATA") && outputs.contains("/var/lib/postgresql/pgdata"),
+        "the non-secret environment is recorded: {outputs}"
+    );
+    assert!(
+        !outputs.contains(&pw),
+        "the password was printed: {outputs}"
+    );
+    for (k, _) in env.objects() {
+        let body = env.get(&k);
+        assert!(
+            !body.windows(pw.len()).any(|w| w == pw.as_bytes()),
+            "the password is in {k}"
+        );
+    }
+    assert_eq!(
+        c.psql_as("shop", &pw, "shopdb", "SELECT count(*) FROM orders"),
+        "42"
+    );
+}

@@ -95,7 +95,8 @@ fn docker_ok(args: &[&str]) -> String {
 /// What "ready" means for a container, so that [`Container::start`] can wait again.
 #[derive(Clone, Debug)]
 enum Ready {
-    Postgres(String),
+    /// Superuser and password.
+    Postgres(String, String),
     Mariadb(String),
     Redis(String),
     Running,
@@ -123,14 +124,20 @@ pub fn postgres(name: &str, password: &str) -> Container {
 /// [`postgres`] with extra `docker run` arguments (`-v VOLUME:/var/lib/postgresql/data`,
 /// `-e POSTGRES_DB=app`, ...). Like the official image it stops on SIGINT (fast shutdown).
 pub fn postgres_with(name: &str, password: &str, extra_args: &[&str]) -> Container {
+    postgres_as(name, "postgres", password, extra_args)
+}
+
+/// [`postgres_with`] whose superuser is `user` (`POSTGRES_USER`), as many compose files
+/// configure the official image.
+pub fn postgres_as(name: &str, user: &str, password: &str, extra_args: &[&str]) -> Container {
     let mut args = vec!["--stop-signal", "SIGINT"];
     args.extend_from_slice(extra_args);
     run(
         name,
-        &[("POSTGRES_PASSWORD", password)],
+        &[("POSTGRES_PASSWORD", password), ("POSTGRES_USER", user)],
         &args,
         &["drctl-postgres"],
-        Ready::Postgres(password.into()),
+        Ready::Postgres(user.into(), password.into()),
     )
 }
 
@@ -303,6 +310,11 @@ impl Container {
     /// Runs `sql` with psql as `postgres` over the unix socket in database `db`; returns
     /// the unaligned, tuples-only output. Fails on the first SQL error.
     pub fn psql(&self, password: &str, db: &str, sql: &str) -> String {
+        self.psql_as("postgres", password, db, sql)
+    }
+
+    /// [`Container::psql`] as `user`.
+    pub fn psql_as(&self, user: &str, password: &str, db: &str, sql: &str) -> String {
         self.exec_ok(
             &[("PGPASSWORD", password)],
             &[
@@ -310,7 +322,7 @@ impl Container {
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-U",
-                "postgres",
+                user,
                 "-h",
                 "/var/run/postgresql",
                 "-d",
@@ -413,11 +425,13 @@ impl Container {
     fn is_ready(&self, ready: &Ready) -> bool {
         let o = match ready {
             Ready::Running => return self.running(),
-            Ready::Postgres(pw) => self.exec(
+            Ready::Postgres(user, pw) => self.exec(
                 &[("PGPASSWORD", pw)],
                 &[
                     "psql",
                     "-U",
+                    user,
+                    "-d",
                     "postgres",
                     "-h",
                     "/var/run/postgresql",
