@@ -6,6 +6,28 @@ mod common;
 use common::docker::{self, skip};
 use common::{assert_ok, text, unique, Env, Kind};
 
+/// A local repository with a stack `name` of one source and a drill of one check, both
+/// given as the TOML lines of their tables.
+fn one_source_stack(name: &str, source: &str, check: &str) -> Env {
+    let env = Env::init(Kind::Local).unwrap();
+    for (dir, text) in [
+        (
+            "schedules",
+            format!(
+                "[stack.{name}]\nrpo = \"1h\"\nrto = \"30m\"\n[[stack.{name}.source]]\n{source}\n"
+            ),
+        ),
+        (
+            "restore-drills",
+            format!("[drill.{name}]\nstack = \"{name}\"\n[[drill.{name}.check]]\n{check}\n"),
+        ),
+    ] {
+        std::fs::create_dir_all(env.path(dir)).unwrap();
+        std::fs::write(env.path(&format!("{dir}/{name}.toml")), text).unwrap();
+    }
+    env
+}
+
 /// A Redis container started with `--requirepass` on its command line backs up, drills
 /// PASS, and its password appears in no output, no catalog and no manifest.
 #[test]
@@ -16,24 +38,14 @@ fn a_redis_password_on_the_command_line_is_used_and_never_recorded() {
     let pw = format!("cmdline-{}", unique("pw"));
     let c = docker::redis_requirepass(&unique("drctl-t-rpass"), &pw);
     c.redis_cli(&pw, &["SET", "session:1", "alive"]);
-    let env = Env::init(Kind::Local).unwrap();
-    std::fs::create_dir_all(env.path("schedules")).unwrap();
-    std::fs::write(
-        env.path("schedules/cache.toml"),
-        format!(
-            "[stack.cache]\nrpo = \"1h\"\nrto = \"30m\"\n\
-             [[stack.cache.source]]\nname = \"cache\"\nkind = \"redis\"\ncontainer = \"{}\"\n",
+    let env = one_source_stack(
+        "cache",
+        &format!(
+            "name = \"cache\"\nkind = \"redis\"\ncontainer = \"{}\"",
             c.name
         ),
-    )
-    .unwrap();
-    std::fs::create_dir_all(env.path("restore-drills")).unwrap();
-    std::fs::write(
-        env.path("restore-drills/cache.toml"),
-        "[drill.cache]\nstack = \"cache\"\n\
-         [[drill.cache.check]]\nsource = \"cache\"\nredis_keys = \">= 1\"\n",
-    )
-    .unwrap();
+        "source = \"cache\"\nredis_keys = \">= 1\"",
+    );
     let mut outputs = String::new();
     let o = env.run(&["--json", "backup", "cache"]);
     assert_ok(&o);
@@ -113,25 +125,15 @@ fn a_server_configured_by_its_environment_drills_pass() {
         "shopdb",
         "CREATE TABLE orders (id int); INSERT INTO orders SELECT generate_series(1, 42)",
     );
-    let env = Env::init(Kind::Local).unwrap();
-    std::fs::create_dir_all(env.path("schedules")).unwrap();
-    std::fs::write(
-        env.path("schedules/shop.toml"),
-        format!(
-            "[stack.shop]\nrpo = \"1h\"\nrto = \"30m\"\n\
-             [[stack.shop.source]]\nname = \"db\"\nkind = \"postgres\"\ncontainer = \"{}\"\n",
+    let env = one_source_stack(
+        "shop",
+        &format!(
+            "name = \"db\"\nkind = \"postgres\"\ncontainer = \"{}\"",
             c.name
         ),
-    )
-    .unwrap();
-    std::fs::create_dir_all(env.path("restore-drills")).unwrap();
-    std::fs::write(
-        env.path("restore-drills/shop.toml"),
-        "[drill.shop]\nstack = \"shop\"\n\
-         [[drill.shop.check]]\nsource = \"db\"\ndatabase = \"shopdb\"\n\
-         sql = \"SELECT count(*) FROM orders\"\nexpect = \"= 42\"\n",
-    )
-    .unwrap();
+        "source = \"db\"\ndatabase = \"shopdb\"\nsql = \"SELECT count(*) FROM orders\"\n\
+         expect = \"= 42\"",
+    );
     let o = env.run(&["--json", "backup", "shop"]);
     assert_ok(&o);
     let mut outputs = text(&o.stdout) + &text(&o.stderr);

@@ -6,22 +6,15 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::swap::{assert_no_marker, swapper, wait_bounded, MARKER};
+use common::swap::{assert_no_marker, swapper, wait_bounded, Changer, MARKER};
 use common::{assert_ok, random_bytes, text, Env, Kind};
 
 /// Runs a backup of `src` while `change` keeps running in another thread.
 fn backup_while(env: &Env, src: &Path, change: impl Fn() + Send + 'static) -> Output {
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let changer = std::thread::spawn(move || {
-        while !s.load(Ordering::Relaxed) {
-            change();
-        }
-    });
+    let changer = Changer::start(change);
     let child = env
         .cmd()
         .args(["backup", "--stack", "s", src.to_str().unwrap()])
@@ -30,8 +23,7 @@ fn backup_while(env: &Env, src: &Path, change: impl Fn() + Send + 'static) -> Ou
         .spawn()
         .unwrap();
     let o = wait_bounded(child, Duration::from_secs(120), "the backup");
-    stop.store(true, Ordering::Relaxed);
-    changer.join().unwrap();
+    changer.stop();
     o
 }
 
@@ -173,14 +165,7 @@ fn swapped_between_walk_and_read() {
     // Again, with a large new file so the run is still going when SIGTERM comes.
     let before = env.snapshot_count();
     std::fs::write(src.join("big.bin"), random_bytes(256 << 20, 9)).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let change = swapper(dir.clone(), secret.clone(), n);
-    let changer = std::thread::spawn(move || {
-        while !s.load(Ordering::Relaxed) {
-            change();
-        }
-    });
+    let changer = Changer::start(swapper(dir.clone(), secret.clone(), n));
     let child = env
         .cmd()
         .args(["backup", "--stack", "s", src.to_str().unwrap()])
@@ -190,8 +175,7 @@ fn swapped_between_walk_and_read() {
     std::thread::sleep(Duration::from_millis(500));
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let o = wait_bounded(child, Duration::from_secs(30), "the interrupted backup");
-    stop.store(true, Ordering::Relaxed);
-    changer.join().unwrap();
+    changer.stop();
     common::assert_fails(&o, 130, "interrupted");
     assert_eq!(
         env.snapshot_count(),

@@ -238,6 +238,15 @@ fn redis_round_trip() {
     assert_eq!(c.redis_cli(pw, &["HGET", "cart:1", "qty"]), "3");
 }
 
+/// Waits (at most 30 s) until a held container is seen stopped.
+fn wait_stopped(c: &Container) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.status() != "exited" {
+        assert!(Instant::now() < deadline, "the container was never stopped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn volume_with_stop_is_held_only_while_read_and_released_after_a_kill() {
     if skip() {
@@ -285,11 +294,7 @@ fn volume_with_stop_is_held_only_while_read_and_released_after_a_kill() {
     )
     .unwrap();
     let mut child = env.cmd().args(["backup", "web"]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while web.status() != "exited" {
-        assert!(Instant::now() < deadline, "the container was never stopped");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_stopped(&web);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(web.status(), "exited");
@@ -302,11 +307,7 @@ fn volume_with_stop_is_held_only_while_read_and_released_after_a_kill() {
     // no new recovery point.
     let before = points(&env, "web").len();
     let mut child = env.cmd().args(["backup", "web"]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while web.status() != "exited" {
-        assert!(Instant::now() < deadline, "the container was never stopped");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_stopped(&web);
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert_eq!(web.status(), "running");
@@ -568,10 +569,8 @@ fn restore_elsewhere_leaves_the_stacks_containers_alone() {
 /// tree, and SIGTERM in the middle exits 130 with the container running again.
 #[test]
 fn volume_under_swaps_ends_and_sigterm_puts_the_held_container_back() {
-    use common::swap::{assert_no_marker, swapper, wait_bounded, MARKER};
+    use common::swap::{assert_no_marker, swapper, wait_bounded, Changer, MARKER};
     use std::process::Stdio;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
 
     if skip() {
         return;
@@ -593,15 +592,7 @@ fn volume_under_swaps_ends_and_sigterm_puts_the_held_container_back() {
         files.display(),
         web.name
     ));
-    let stop = Arc::new(AtomicBool::new(false));
-    let changer = {
-        let (stop, change) = (stop.clone(), swapper(hot.clone(), secret.clone(), n));
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                change();
-            }
-        })
-    };
+    let changer = Changer::start(swapper(hot.clone(), secret.clone(), n));
 
     let child = env
         .cmd()
@@ -638,15 +629,10 @@ fn volume_under_swaps_ends_and_sigterm_puts_the_held_container_back() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while web.status() != "exited" {
-        assert!(Instant::now() < deadline, "the container was never stopped");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_stopped(&web);
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let o = wait_bounded(child, Duration::from_secs(30), "the interrupted backup");
-    stop.store(true, Ordering::Relaxed);
-    changer.join().unwrap();
+    changer.stop();
     assert_fails(&o, 130, "interrupted");
     assert_eq!(web.status(), "running");
     assert_eq!(points(&env, "web").len(), before);

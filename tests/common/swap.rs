@@ -74,3 +74,44 @@ pub fn assert_no_marker(dir: &Path) {
         }
     }
 }
+
+/// Runs `change` over and over in a thread of its own until stopped (or dropped).
+pub struct Changer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Changer {
+    /// Starts changing.
+    pub fn start(change: impl Fn() + Send + 'static) -> Changer {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                change();
+            }
+        });
+        Changer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops and waits for the thread.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Changer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
