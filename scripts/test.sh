@@ -5,6 +5,7 @@
 #   scripts/test.sh                  # everything
 #   scripts/test.sh chunker          # extra arguments go to the test runner (a name filter)
 #   DRCTL_TEST_NO_S3=1 scripts/test.sh   # no Garage; the S3 tests skip themselves
+#   DRCTL_TEST_NO_SETUP=1 scripts/test.sh  # skip scripts/setup.sh (installs what is missing)
 #
 # Runner: cargo-nextest when installed (one process per test, so a test that changes the
 # process environment cannot disturb another); otherwise plain `cargo test`.
@@ -43,6 +44,11 @@ trap cleanup EXIT
 trap 'caught=INT; exit 130' INT
 trap 'caught=TERM; exit 143' TERM
 trap 'caught=HUP; exit 129' HUP
+
+# Everything the suite needs, installed where missing (a no-op on a prepared machine).
+if [[ "${DRCTL_TEST_NO_SETUP:-}" != "1" ]]; then
+    scripts/setup.sh
+fi
 
 if [[ "${DRCTL_TEST_NO_S3:-}" == "1" ]]; then
     log "DRCTL_TEST_NO_S3=1: not starting Garage; S3 tests will be skipped"
