@@ -258,8 +258,63 @@ fn components(p: &Path) -> Result<Vec<OsString>> {
     Ok(out)
 }
 
+/// Runs of a backup of paths alone, when prunes keep marking packs it deduplicated
+/// against before it commits.
+const COMMIT_ATTEMPTS: usize = 3;
+
 /// Runs a backup and commits its snapshot.
+///
+/// A prune that marks a pack the backup deduplicated against while it ran makes the
+/// commit refuse (see [`commit`]). A backup of paths then runs again, reading only what
+/// lived in those packs (the files cache still holds the rest); one with streams (a
+/// database dump, which cannot be replayed) fails, and the next scheduled run takes it.
 pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result<BackupOutcome> {
+    let mut req = req;
+    let mut attempt = 1;
+    loop {
+        let again = (attempt < COMMIT_ATTEMPTS && req.streams.is_empty()).then(|| req.again());
+        match run_once(repo, catalog, req)? {
+            Ok(outcome) => return Ok(outcome),
+            Err(lost) => match again {
+                Some(next) if lost.only_marked() => {
+                    tracing::warn!(
+                        "{}; reading the affected files again (attempt {})",
+                        lost.into_error(),
+                        attempt + 1
+                    );
+                    req = next;
+                    attempt += 1;
+                }
+                _ => return Err(lost.into_error()),
+            },
+        }
+    }
+}
+
+impl BackupRequest<'_> {
+    /// The same request again (one of paths only: streams run once).
+    fn again(&self) -> Self {
+        BackupRequest {
+            stack: self.stack.clone(),
+            paths: self.paths.clone(),
+            hostname: self.hostname.clone(),
+            now: self.now,
+            interrupt: self.interrupt.clone(),
+            progress: self.progress,
+            streams: Vec::new(),
+            exclude: self.exclude.clone(),
+            source: self.source.clone(),
+        }
+    }
+}
+
+/// One run of [`run`]; `Ok(Err(..))` when the commit refused because a prune took packs
+/// it relied on.
+fn run_once(
+    repo: &Repo,
+    catalog: &mut Catalog,
+    req: BackupRequest<'_>,
+) -> Result<std::result::Result<BackupOutcome, commit::Lost>> {
     let started = Instant::now();
     if req.paths.is_empty() && req.streams.is_empty() {
         return Err(Error::Usage(
@@ -386,7 +441,9 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result
         reused: std::mem::take(&mut *shared.reused.lock().unwrap()),
         own: catalog.unindexed_packs()?.iter().map(|p| p.id).collect(),
     };
-    commit::check_before(repo, catalog, &deps)?;
+    if let Err(lost) = commit::check_before(repo, catalog, &deps)? {
+        return Ok(Err(lost));
+    }
     let written = write_indexes(repo, catalog)?;
     let snapshot = Snapshot {
         time: req.now,
@@ -414,11 +471,11 @@ pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result
     commit::check_after(repo, catalog, &deps, &id, &written)?;
     catalog.add_snapshot(id, &snapshot)?;
     catalog.commit_files(&run_id)?;
-    Ok(BackupOutcome {
+    Ok(Ok(BackupOutcome {
         id,
         snapshot,
         warnings,
-    })
+    }))
 }
 
 /// Packs this host uploaded before a crash: keep those still in the store for this run's

@@ -41,9 +41,33 @@ impl Dependencies {
     }
 }
 
-/// Step 1, before the index files are written: fails unless every pack depended on
-/// exists and no prune has marked it.
-pub fn check_before(repo: &Repo, catalog: &mut Catalog, deps: &Dependencies) -> Result<()> {
+/// Packs a backup depended on that a prune deleted or marked: nothing was committed.
+#[derive(Debug)]
+pub struct Lost {
+    missing: usize,
+    marked: usize,
+}
+
+impl Lost {
+    /// Only marked, none deleted: a run that reads its data again (and deduplicates against
+    /// none of them, the catalog now knowing the marks) can still commit.
+    pub fn only_marked(&self) -> bool {
+        self.missing == 0
+    }
+
+    /// The error the backup fails with.
+    pub fn into_error(self) -> Error {
+        lost(self.missing, self.marked)
+    }
+}
+
+/// Step 1, before the index files are written: refuses (with what was lost) unless every
+/// pack depended on exists and no prune has marked it.
+pub fn check_before(
+    repo: &Repo,
+    catalog: &mut Catalog,
+    deps: &Dependencies,
+) -> Result<std::result::Result<(), Lost>> {
     let (marked, unindexed_marks) = repo.marked_packs()?;
     let present = repo.list_pack_ids()?;
     let missing = deps.all().filter(|p| !present.contains(p)).count();
@@ -57,9 +81,12 @@ pub fn check_before(repo: &Repo, catalog: &mut Catalog, deps: &Dependencies) -> 
     if missing + doomed > 0 {
         // The next backup must not rely on them either.
         catalog.refresh(repo)?;
-        return Err(lost(missing, doomed));
+        return Ok(Err(Lost {
+            missing,
+            marked: doomed,
+        }));
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// Step 2, after the manifest `snapshot` was written (with the index files `written`):

@@ -747,9 +747,18 @@ fn concurrent_backups_from_two_hosts_and_prune_lose_nothing() {
             }
             (prunes, deleted)
         });
+        // Stops the pruner however the hosts end: a host that failed must fail the test,
+        // not leave it waiting on a pruner that never stops.
+        struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let stop_pruner = StopOnDrop(&done);
         let mut made = a.join().unwrap();
         made.extend(b.join().unwrap());
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        drop(stop_pruner);
         let (p, d) = pruner.join().unwrap();
         (made, p, d)
     });
