@@ -492,7 +492,7 @@ fn recover_unindexed(repo: &Repo, catalog: &mut Catalog) -> Result<()> {
             Ok(info) if info.size == p.size => {}
             Ok(_) => catalog.forget_pack(&p.id)?,
             Err(e) if crate::store::backend::is_not_found(&e) => catalog.forget_pack(&p.id)?,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
@@ -1203,7 +1203,7 @@ fn upload_packs(sh: &Shared<'_>, packs: Receiver<FinishedPack>) -> Result<()> {
                     (sh.repo.backend.clone(), pack.key(), pack.bytes, done_tx.clone());
                 in_flight += 1;
                 rt.spawn(async move {
-                    let result = backend.put(&key, bytes).await;
+                    let result = backend.put(&key, bytes).await.map_err(Error::from);
                     let _ = done_tx.send((meta, result));
                 });
             }

@@ -21,19 +21,7 @@ use crate::timespec::parse_duration;
 /// The directory of stack files when drctl.toml does not name one.
 pub const DEFAULT_SCHEDULES_DIR: &str = "/etc/drctl/schedules";
 
-/// What a source holds and how it is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    /// `pg_dump` per database plus `pg_dumpall --globals-only`, inside the container.
-    Postgres,
-    /// `mysqldump`/`mariadb-dump` per database, inside the container.
-    Mysql,
-    /// `BGSAVE`, then the RDB file.
-    Redis,
-    /// A host path or a named Docker volume, read from the host.
-    Volume,
-}
+pub use crate::repo::point::SourceKind;
 
 /// One source of a stack, as written.
 #[derive(Debug, Clone, Deserialize)]

@@ -69,9 +69,28 @@ pub enum Error {
     /// SIGINT or SIGTERM arrived; cleanup is done (exit 130).
     #[error("interrupted")]
     Interrupted,
+    /// Where an error happened (`stack shop, source db`), around it: the exit code and
+    /// hint stay the inner error's.
+    #[error("{what}: {source}")]
+    Context {
+        what: String,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
+    /// This error with where it happened in front; an interruption stays itself.
+    pub fn context(self, what: impl Into<String>) -> Error {
+        match self {
+            Error::Interrupted => self,
+            source => Error::Context {
+                what: what.into(),
+                source: Box::new(source),
+            },
+        }
+    }
+
     /// The process exit code for this error (see `shared/style.md`).
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -92,6 +111,7 @@ impl Error {
             Error::Damage(_) | Error::Failed(_) | Error::Io { .. } | Error::Catalog { .. } => 1,
             Error::Locked(_) => 3,
             Error::Interrupted => 130,
+            Error::Context { source, .. } => source.exit_code(),
         }
     }
 
@@ -124,6 +144,7 @@ impl Error {
                 "the catalog is a cache: point --catalog (DRCTL_CATALOG, `catalog` in drctl.toml) at a writable file, or unset it",
             ),
             Error::UnsupportedVersion { .. } => Some("upgrade drctl to read this repository"),
+            Error::Context { source, .. } => source.hint(),
             _ => None,
         }
     }
@@ -146,5 +167,57 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx<F: FnOnce() -> String>(self, f: F) -> Result<T> {
         self.map_err(|e| Error::io(f(), e))
+    }
+}
+
+impl From<crate::store::backend::BackendError> for Error {
+    fn from(e: crate::store::backend::BackendError) -> Self {
+        Error::Store {
+            store: e.store,
+            source: e.source,
+        }
+    }
+}
+
+impl crate::store::backend::ObjectMissing for Error {
+    fn object_missing(&self) -> bool {
+        matches!(
+            self,
+            Error::Store {
+                source: StoreError::NotFound(_),
+                ..
+            }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_keeps_the_exit_code_and_hint_of_what_it_wraps() {
+        let unreachable = Error::Store {
+            store: "s3://b".into(),
+            source: StoreError::Unreachable {
+                endpoint: "http://127.0.0.1:1".into(),
+                detail: "connection refused".into(),
+            },
+        };
+        let hint = unreachable.hint();
+        let e = unreachable.context("stack shop, source db");
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.hint(), hint);
+        assert!(
+            e.to_string().starts_with("stack shop, source db: s3://b: "),
+            "{e}"
+        );
+        let docker = Error::Environment("cannot reach the Docker daemon".into()).context("x");
+        assert_eq!(docker.exit_code(), 2);
+        assert_eq!(Error::Damage("d".into()).context("x").exit_code(), 1);
+        assert!(matches!(
+            Error::Interrupted.context("x"),
+            Error::Interrupted
+        ));
     }
 }

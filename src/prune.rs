@@ -182,7 +182,7 @@ impl<'a> PruneLock<'a> {
                 Ok(b) => serde_json::from_slice(&b).ok(),
                 // Released between list and get.
                 Err(e) if crate::store::backend::is_not_found(&e) => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
             let who = holder.as_ref().map_or_else(
                 || "an unreadable holder".to_string(),

@@ -218,7 +218,7 @@ impl App {
     /// Fails before anything is read, held or written when the repository cannot be
     /// written (a read-only mount): an environment error, not a failed run.
     fn writable(&self, repo: &Repo) -> Result<()> {
-        self.rt.block_on(repo.backend.check_writable())
+        Ok(self.rt.block_on(repo.backend.check_writable())?)
     }
 
     fn progress(&self, verb: &'static str) -> Progress {
@@ -1178,16 +1178,7 @@ impl App {
                 &self.interrupt,
                 &progress,
             )
-            .map_err(|e| match e {
-                Error::Interrupted => e,
-                Error::Usage(m) => {
-                    Error::Usage(format!("stack {name}, source {}: {m}", s.rec.name))
-                }
-                Error::Damage(m) => {
-                    Error::Damage(format!("stack {name}, source {}: {m}", s.rec.name))
-                }
-                other => Error::Failed(format!("stack {name}, source {}: {other}", s.rec.name)),
-            })?;
+            .map_err(|e| e.context(format!("stack {name}, source {}", s.rec.name)))?;
             for w in &r.warnings {
                 eprintln!("warning: source {}: {w}", s.rec.name);
             }

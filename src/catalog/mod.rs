@@ -595,7 +595,7 @@ impl Catalog {
     }
 
     /// Records a drill result under its manifest name.
-    pub fn add_drill(&self, id: &DrillId, r: &crate::drill::DrillResult) -> Result<()> {
+    pub fn add_drill(&self, id: &DrillId, r: &crate::repo::drill::DrillResult) -> Result<()> {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO drills(drill_id, drill, stack, started, manifest) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -612,7 +612,7 @@ impl Catalog {
     }
 
     /// Drill results, oldest first, optionally of one drill.
-    pub fn drills(&self, drill: Option<&str>) -> Result<Vec<crate::drill::DrillResult>> {
+    pub fn drills(&self, drill: Option<&str>) -> Result<Vec<crate::repo::drill::DrillResult>> {
         let mut st = self
             .conn
             .prepare(

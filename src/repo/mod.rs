@@ -3,6 +3,7 @@
 pub mod busy;
 pub mod chunker;
 pub mod crypto;
+pub mod drill;
 pub mod id;
 pub mod index;
 pub mod keys;
@@ -48,11 +49,11 @@ async fn repository_objects(backend: &Backend) -> Result<Option<String>> {
         let found = match backend.list(prefix).await {
             Ok(found) => found,
             // No bucket or directory at all: certainly no repository.
-            Err(Error::Store {
+            Err(crate::store::backend::BackendError {
                 source: crate::store::StoreError::Missing(_),
                 ..
             }) => return Ok(None),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         if !found.is_empty() {
             return Ok(Some(format!("{} object(s) under {prefix}", found.len())));
@@ -138,7 +139,7 @@ impl Repo {
                 })
             }
             Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         if let Some(found) = rt.block_on(repository_objects(&backend))? {
             return Err(Error::Repository {
@@ -156,7 +157,7 @@ impl Repo {
         if let Err(e) = rt.block_on(backend.put("config", Bytes::from(config.to_bytes()))) {
             // A key file for a repository that does not exist would only block a retry.
             let _ = std::fs::remove_file(key_path);
-            return Err(e);
+            return Err(e.into());
         }
         Ok(Repo::assemble(backend, config, keys, key_path, rt))
     }
@@ -179,7 +180,7 @@ impl Repo {
                 })
             }
             Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         let keys = Keys::load(key_path)?;
         // Everything but the compression level and creation time follows from the keys
@@ -235,7 +236,7 @@ impl Repo {
                 };
                 return Err(Error::Repository { url, reason });
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let not_ours = || Error::Repository {
             url: url.clone(),
@@ -439,12 +440,12 @@ impl Repo {
 
     /// Deletes one snapshot manifest (a commit that turned out unsound).
     pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
-        self.block_on(self.backend.delete(&snapshot_key(id)))
+        Ok(self.block_on(self.backend.delete(&snapshot_key(id)))?)
     }
 
     /// Deletes one index file (rewritten without packs that are gone).
     pub fn delete_index(&self, id: &IndexId) -> Result<()> {
-        self.block_on(self.backend.delete(&format!("index/{}", id.to_hex())))
+        Ok(self.block_on(self.backend.delete(&format!("index/{}", id.to_hex())))?)
     }
 
     /// Names of all snapshot manifests.
@@ -473,7 +474,7 @@ impl Repo {
     }
 
     /// Stores a drill's result under `drills/`, encrypted like every manifest.
-    pub fn write_drill(&self, result: &crate::drill::DrillResult) -> Result<DrillId> {
+    pub fn write_drill(&self, result: &drill::DrillResult) -> Result<DrillId> {
         self.write_manifest(|h| drill_key(&DrillId(*h)), result)
             .map(DrillId)
     }
@@ -488,7 +489,7 @@ impl Repo {
     }
 
     /// Reads one drill result.
-    pub async fn read_drill(&self, id: DrillId) -> Result<crate::drill::DrillResult> {
+    pub async fn read_drill(&self, id: DrillId) -> Result<drill::DrillResult> {
         self.read_manifest(
             &drill_key(&id),
             &id.0,

@@ -11,7 +11,20 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::id::{PointId, SnapshotId};
-use crate::config::SourceKind;
+
+/// What a source holds and how it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// `pg_dump` per database plus `pg_dumpall --globals-only`, inside the container.
+    Postgres,
+    /// `mysqldump`/`mariadb-dump` per database, inside the container.
+    Mysql,
+    /// `BGSAVE`, then the RDB file.
+    Redis,
+    /// A host path or a named Docker volume, read from the host.
+    Volume,
+}
 
 /// One run of a stack.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

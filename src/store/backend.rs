@@ -7,7 +7,29 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 use super::{ObjectInfo, Store, StoreError};
-use crate::error::Error;
+
+/// A store's failure, with the store it came from (for messages).
+#[derive(Debug, thiserror::Error)]
+#[error("{store}: {source}")]
+pub struct BackendError {
+    /// The store's description.
+    pub store: String,
+    /// What failed.
+    #[source]
+    pub source: StoreError,
+}
+
+/// Errors that can say "the object does not exist".
+pub trait ObjectMissing {
+    /// Whether this is the store saying an object does not exist.
+    fn object_missing(&self) -> bool;
+}
+
+impl ObjectMissing for BackendError {
+    fn object_missing(&self) -> bool {
+        matches!(self.source, StoreError::NotFound(_))
+    }
+}
 
 /// Retry and concurrency policy.
 #[derive(Debug, Clone)]
@@ -76,63 +98,57 @@ impl Backend {
         self.inner.describe()
     }
 
-    fn error(&self, source: StoreError) -> Error {
-        Error::Store {
+    fn error(&self, source: StoreError) -> BackendError {
+        BackendError {
             store: self.inner.describe(),
             source,
         }
     }
 
     /// See [`Store::check_access`].
-    pub async fn check_access(&self) -> Result<(), Error> {
+    pub async fn check_access(&self) -> Result<(), BackendError> {
         with_retries!(self, self.inner.check_access())
     }
 
     /// See [`Store::check_writable`].
-    pub async fn check_writable(&self) -> Result<(), Error> {
+    pub async fn check_writable(&self) -> Result<(), BackendError> {
         self.inner.check_writable().await.map_err(|e| self.error(e))
     }
 
     /// See [`Store::put`].
-    pub async fn put(&self, key: &str, data: Bytes) -> Result<(), Error> {
+    pub async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
         with_retries!(self, self.inner.put(key, data.clone()))
     }
 
     /// See [`Store::get`].
-    pub async fn get(&self, key: &str) -> Result<Bytes, Error> {
+    pub async fn get(&self, key: &str) -> Result<Bytes, BackendError> {
         with_retries!(self, self.inner.get(key))
     }
 
     /// See [`Store::get_range`].
-    pub async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, Error> {
+    pub async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, BackendError> {
         with_retries!(self, self.inner.get_range(key, offset, len))
     }
 
     /// See [`Store::stat`].
-    pub async fn stat(&self, key: &str) -> Result<ObjectInfo, Error> {
+    pub async fn stat(&self, key: &str) -> Result<ObjectInfo, BackendError> {
         with_retries!(self, self.inner.stat(key))
     }
 
     /// See [`Store::list`].
-    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, Error> {
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
         with_retries!(self, self.inner.list(prefix))
     }
 
     /// See [`Store::delete`].
-    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+    pub async fn delete(&self, key: &str) -> Result<(), BackendError> {
         with_retries!(self, self.inner.delete(key))
     }
 }
 
 /// Whether an error is the store saying an object does not exist.
-pub fn is_not_found(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Store {
-            source: StoreError::NotFound(_),
-            ..
-        }
-    )
+pub fn is_not_found(e: &impl ObjectMissing) -> bool {
+    e.object_missing()
 }
 
 #[cfg(test)]
