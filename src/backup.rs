@@ -26,9 +26,10 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::catalog::{Catalog, FileStamp};
+use crate::catalog::Catalog;
 use crate::commit;
 use crate::error::{Error, IoContext, Result};
+use crate::fsmeta::FileStamp;
 use crate::fsmeta::{at_xattrs, fd_xattrs, node_from_meta, stamp};
 use crate::fsread::{open_listed, DataReader, OpenError};
 use crate::progress::Progress;
@@ -40,6 +41,7 @@ use crate::repo::snapshot::{Snapshot, Summary};
 use crate::repo::tree::{Node, NodeKind, Tree, Xattr};
 use crate::repo::Repo;
 use crate::safe_fs::Dir;
+use crate::source::{StreamFile, StreamOpener};
 
 /// Index files list at most this many blobs, so none has to be huge.
 const INDEX_FILE_BLOBS: usize = 100_000;
@@ -68,18 +70,6 @@ pub struct BackupRequest<'a> {
     pub exclude: Vec<String>,
     /// The source these paths or streams are, for a stack's recovery point.
     pub source: Option<String>,
-}
-
-/// Opens a stream when a reader thread is ready for it, so a dump starts only when its
-/// output can be consumed.
-pub type StreamOpener = Box<dyn FnOnce() -> std::io::Result<Box<dyn Read + Send>> + Send>;
-
-/// A file whose contents come from a stream rather than the file system.
-pub struct StreamFile {
-    /// Its name at the snapshot's root.
-    pub name: String,
-    /// Starts the stream.
-    pub open: StreamOpener,
 }
 
 /// A committed backup.

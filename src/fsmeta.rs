@@ -4,8 +4,20 @@ use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
-use crate::catalog::FileStamp;
 use crate::repo::tree::{Node, NodeKind, Xattr};
+
+/// A file's identity as the files cache compares it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time in nanoseconds.
+    pub mtime_ns: i64,
+    /// Status change time in nanoseconds.
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub inode: u64,
+}
 
 /// What `lstat` tells, from `std` or from `fstatat` below a directory handle.
 pub trait StatFields {

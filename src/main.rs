@@ -4,11 +4,9 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     limit_heap_growth();
-    let cli = match drctl::cli::Cli::try_parse() {
+    let cli = match drctl::cli::Cli::from_args() {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();

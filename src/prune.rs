@@ -105,7 +105,7 @@ impl PruneReport {
             self.packs_repacked,
             self.blobs_repacked,
             self.packs_deleted,
-            crate::app::human_bytes(self.bytes_deleted),
+            crate::human::human_bytes(self.bytes_deleted),
             self.index_files_rewritten,
             self.packs_waiting,
             self.grace_secs,

@@ -11,16 +11,17 @@ use chrono::{DateTime, Utc};
 use crate::backup::{self, BackupRequest};
 use crate::catalog::Catalog;
 use crate::config::{SourceDef, SourceKind, Stack};
+use crate::docker::Docker;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::id::PointId;
 use crate::repo::point::{PointEntry, RecoveryPoint, SourceRecord, SourceStatus};
 use crate::repo::snapshot::SnapshotEntry;
+use crate::repo::tree::Node;
 use crate::repo::Repo;
-use crate::restore::{RestoreRequest, TreeReader};
-use crate::source::docker::Docker;
-use crate::source::hold::{Action, Holds};
-use crate::source::{mysql, postgres, redis, volume, SnapshotFiles, Target};
+use crate::restore::{self, RestoreRequest, TreeReader};
+use crate::source::hold::{Action, Holds, Ledger};
+use crate::source::{mysql, postgres, redis, volume, FileReader, SnapshotFiles, Target};
 
 /// A stack backup's result: the point, and a message per failed source.
 pub struct StackOutcome {
@@ -413,8 +414,7 @@ pub fn restore_step(
             .map(|n| (n.os_name().to_string_lossy().into_owned(), n))
             .collect();
         let files = SnapshotFiles {
-            repo,
-            catalog,
+            reader: &StoredFiles { repo, catalog },
             files,
             progress,
         };
@@ -441,6 +441,37 @@ pub fn restore_step(
         seconds: t0.elapsed().as_secs_f64(),
         warnings,
     })
+}
+
+/// The catalog keeps the holds of this host's containers.
+impl Ledger for Catalog {
+    fn record_hold(&self, container: &str, action: &str) -> Result<()> {
+        self.hold_container(container, action)
+    }
+
+    fn forget_hold(&self, container: &str) -> Result<()> {
+        self.release_container(container)
+    }
+
+    fn orphaned_holds(&self) -> Result<Vec<(String, String)>> {
+        Catalog::orphaned_holds(self)
+    }
+}
+
+/// A snapshot's files as a source loads them: read from the repository.
+struct StoredFiles<'a> {
+    repo: &'a Repo,
+    catalog: &'a Catalog,
+}
+
+impl FileReader for StoredFiles<'_> {
+    fn read_file(
+        &self,
+        node: &Node,
+        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<()> {
+        restore::stream_file(self.repo, self.catalog, node, sink)
+    }
 }
 
 #[cfg(test)]

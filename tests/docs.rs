@@ -34,10 +34,10 @@ fn check(dir: &str, files: Vec<(String, Vec<u8>)>) {
 
 #[test]
 fn completions_are_current() {
-    check("completions", drctl::docs::completions());
+    check("completions", drctl::cli::docs::completions());
 }
 
 #[test]
 fn man_pages_are_current() {
-    check("man", drctl::docs::man_pages());
+    check("man", drctl::cli::docs::man_pages());
 }

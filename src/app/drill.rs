@@ -7,17 +7,18 @@ use serde_json::json;
 use super::{hostname, out, print_json, App};
 use crate::catalog::Catalog;
 use crate::cli::{DrillArgs, DrillCommand};
+use crate::config::drill::Drill;
 use crate::config::Stack;
-use crate::drill::{self, config::Drill, DrillRequest, DrillResult, Verdict};
+use crate::docker::Docker;
+use crate::drill::{self, DrillRequest, DrillResult, Verdict};
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-use crate::source::docker::Docker;
 use crate::timespec::parse_time;
 
 impl App {
     pub(super) fn drills(&self) -> Result<(Vec<Stack>, Vec<Drill>)> {
         let stacks = self.stacks()?;
-        let drills = drill::config::load_drills(&self.settings.drills_dir, &stacks)?;
+        let drills = crate::config::drill::load_drills(&self.settings.drills_dir, &stacks)?;
         Ok((stacks, drills))
     }
 

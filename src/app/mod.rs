@@ -19,7 +19,9 @@ use crate::cli::{
     CatalogCommand, Cli, Command, ConfigCommand, KeyCommand, RepairCommand, ScheduleCommand,
 };
 use crate::config::{SourceKind, Stack};
+use crate::docker::Docker;
 use crate::error::{Error, Result};
+use crate::human::human_bytes;
 use crate::progress::Progress;
 use crate::repo::keys::Keys;
 use crate::repo::point::{PointEntry, SourceRecord, SourceStatus};
@@ -28,7 +30,6 @@ use crate::repo::tree::{Node, NodeKind};
 use crate::repo::Repo;
 use crate::restore::{self, RestoreRequest, TreeReader};
 use crate::settings::{self, RepoSettings};
-use crate::source::docker::Docker;
 use crate::source::hold::release_orphans;
 use crate::source::Target;
 use crate::stack;
@@ -124,22 +125,6 @@ fn print_json(v: &serde_json::Value) -> Result<()> {
         "{}\n",
         serde_json::to_string_pretty(v).expect("json serializes")
     ))
-}
-
-/// Bytes for people: 1.5 GiB.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 fn local_time(t: &DateTime<Utc>) -> String {
@@ -536,7 +521,7 @@ impl App {
         } else {
             Vec::new()
         };
-        let drills = crate::drill::config::load_drills(&self.settings.drills_dir, &stacks)?;
+        let drills = crate::config::drill::load_drills(&self.settings.drills_dir, &stacks)?;
         if self.json {
             let v: Vec<_> = stacks
                 .iter()

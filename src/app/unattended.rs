@@ -8,13 +8,14 @@ use serde_json::json;
 
 use super::drill::verdicts;
 use super::{human_bytes, local_time, out, print_json, App};
+use crate::catalog::History;
 use crate::catalog::{Catalog, RunStatus};
 use crate::cli::{InstallArgs, PruneArgs};
+use crate::config::drill::Drill;
 use crate::config::Stack;
-use crate::drill::config::Drill;
 use crate::error::{Error, IoContext, Result};
 use crate::repo::Repo;
-use crate::schedule::{self, install, History, Job};
+use crate::schedule::{self, install, Job};
 use crate::status;
 
 impl App {

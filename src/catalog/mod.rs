@@ -5,9 +5,10 @@
 //! index files and snapshots written by other hosts. WAL mode and a busy timeout let
 //! several drctl processes share it.
 
+mod holds;
 mod runs;
 
-pub use runs::{RunRecord, RunStatus};
+pub use runs::{History, RunRecord, RunStatus};
 
 use std::collections::HashSet;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -18,6 +19,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
+use crate::fsmeta::FileStamp;
 use crate::repo::id::{BlobId, DrillId, IndexId, PackId, PointId, SnapshotId};
 use crate::repo::index::IndexedPack;
 use crate::repo::pack::{decode_entries, encode_entries, BlobEntry, BlobKind, Compression};
@@ -118,19 +120,6 @@ CREATE TABLE IF NOT EXISTS files_staged(
     PRIMARY KEY(run, path)
 ) WITHOUT ROWID;
 ";
-
-/// A file's identity as the files cache compares it.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time in nanoseconds.
-    pub mtime_ns: i64,
-    /// Status change time in nanoseconds.
-    pub ctime_ns: i64,
-    /// Inode number.
-    pub inode: u64,
-}
 
 /// What a refresh loaded.
 #[derive(Debug, Default, Clone, Copy)]
@@ -875,53 +864,6 @@ impl Catalog {
             let (id, json) = row.map_err(|e| self.err(e))?;
             if let (Some(id), Ok(point)) = (PointId::from_slice(&id), serde_json::from_str(&json)) {
                 out.push(PointEntry { id, point });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Records, before touching it, that this process stops or pauses a container.
-    pub fn hold_container(&self, container: &str, action: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO held_containers(container, action, holder_pid, since) VALUES (?1, ?2, ?3, ?4)",
-                params![container, action, std::process::id(), chrono::Utc::now().to_rfc3339()],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
-    }
-
-    /// Forgets a container once it is back in its previous state.
-    pub fn release_container(&self, container: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "DELETE FROM held_containers WHERE container=?1",
-                [container],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
-    }
-
-    /// Containers held by processes that no longer run (a killed drctl): (name, action).
-    pub fn orphaned_holds(&self) -> Result<Vec<(String, String)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT container, action, holder_pid FROM held_containers")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (name, action, pid) = row.map_err(|e| self.err(e))?;
-            if !process_alive(&pid.to_string()) {
-                out.push((name, action));
             }
         }
         Ok(out)

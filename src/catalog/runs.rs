@@ -11,7 +11,15 @@ use super::Catalog;
 use crate::error::Result;
 use crate::repo::id::PointId;
 use crate::repo::point::SourceStatus;
-use crate::schedule::History;
+
+/// What is known of a job's past runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct History {
+    /// Start of the newest successful run.
+    pub last_success: Option<DateTime<Utc>>,
+    /// Start of the newest failed run.
+    pub last_failure: Option<DateTime<Utc>>,
+}
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

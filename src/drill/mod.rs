@@ -7,7 +7,6 @@
 //! (phases, checks, verdict) is stored in the repository under `drills/`, encrypted like
 //! everything else, so the history survives the host.
 
-pub mod config;
 pub mod junit;
 pub mod report;
 pub mod scratch;
@@ -21,16 +20,16 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use crate::catalog::Catalog;
+use crate::config::drill::{Check, CheckKind, Drill};
 use crate::config::{SourceKind, Stack};
+use crate::docker::Docker;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 pub use crate::repo::drill::{CheckResult, DrillResult, Phase, SourceResult, Verdict};
 use crate::repo::Repo;
-use crate::source::docker::Docker;
 use crate::source::{mysql, postgres, redis, Target};
 use crate::stack::{self, Step};
 use crate::timespec::format_duration;
-use config::{Check, CheckKind, Drill};
 use scratch::Scratch;
 
 /// What a drill needs besides the repository.

@@ -11,16 +11,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
-use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
-    StartContainerOptions,
-};
-
 use crate::config::SourceKind;
+use crate::docker::{ContainerSpec, Docker};
 use crate::error::{Error, Result};
 use crate::repo::point::SourceRecord;
-use crate::source::docker::{api_error, is_not_found, Docker};
 use crate::source::{mysql, postgres, redis, secrets};
 
 /// The label on every scratch container and network; its value is the run ID.
@@ -100,16 +94,8 @@ impl Scratch {
             return Ok(n.clone());
         }
         let name = format!("drctl-drill-{}", self.run_id);
-        let docker = self.docker()?.clone();
-        docker
-            .runtime()
-            .block_on(docker.client().create_network(NetworkCreateRequest {
-                name: name.clone(),
-                internal: Some(true),
-                labels: Some(self.labels()),
-                ..Default::default()
-            }))
-            .map_err(|e| api_error(&format!("creating network {name}"), e))?;
+        self.docker()?
+            .create_internal_network(&name, &self.labels())?;
         self.network = Some(name.clone());
         Ok(name)
     }
@@ -147,37 +133,19 @@ impl Scratch {
             .cloned()
             .collect();
         env.extend(credentials.iter().cloned());
-        let entrypoint = secrets::with_password(&rec.entrypoint, &password);
-        let cmd = secrets::with_password(&rec.command, &password);
-        let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-        let body = ContainerCreateBody {
-            image: Some(image.clone()),
-            env: Some(env),
-            entrypoint: non_empty(&entrypoint),
-            cmd: non_empty(&cmd),
-            labels: Some(self.labels()),
-            host_config: Some(HostConfig {
-                network_mode: Some(network),
-                ..Default::default()
-            }),
-            ..Default::default()
+        let labels = self.labels();
+        let spec = ContainerSpec {
+            name: &name,
+            image: &image,
+            env,
+            entrypoint: secrets::with_password(&rec.entrypoint, &password),
+            cmd: secrets::with_password(&rec.command, &password),
+            labels: &labels,
+            network: &network,
         };
-        let rt = docker.runtime().clone();
-        rt.block_on(docker.client().create_container(
-            Some(CreateContainerOptions {
-                name: Some(name.clone()),
-                ..Default::default()
-            }),
-            body,
-        ))
-        .map_err(|e| api_error(&format!("creating scratch container {name}"), e))?;
+        // Recorded before it is started, so that a failed start is removed too.
         self.containers.push(name.clone());
-        rt.block_on(
-            docker
-                .client()
-                .start_container(&name, None::<StartContainerOptions>),
-        )
-        .map_err(|e| api_error(&format!("starting scratch container {name}"), e))?;
+        docker.create_and_start(spec, "scratch container")?;
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let ready = match rec.kind {
@@ -223,12 +191,12 @@ impl Scratch {
         let mut errors = Vec::new();
         if let Some(docker) = &self.docker {
             for c in self.containers.drain(..) {
-                if let Err(e) = remove_container(docker, &c) {
+                if let Err(e) = docker.remove_container(&c, "scratch container") {
                     errors.push(e.to_string());
                 }
             }
             if let Some(n) = self.network.take() {
-                if let Err(e) = remove_network(docker, &n) {
+                if let Err(e) = docker.remove_network(&n, "scratch network") {
                     errors.push(e.to_string());
                 }
             }
@@ -267,11 +235,11 @@ fn resolve_image(docker: &Docker, rec: &SourceRecord) -> Result<(String, Vec<Str
         }
     }
     for c in &candidates {
-        if image_exists(docker, c) {
+        if docker.image_exists(c) {
             return Ok((c.clone(), Vec::new()));
         }
     }
-    if !name.is_empty() && image_exists(docker, &name) {
+    if !name.is_empty() && docker.image_exists(&name) {
         let warning = (!digest.is_empty()).then(|| {
             format!(
                 "{}: image {digest} recorded at backup time is gone; using {name} as it is now",
@@ -284,39 +252,6 @@ fn resolve_image(docker: &Docker, rec: &SourceRecord) -> Result<(String, Vec<Str
         "{}: neither the recorded image {digest} nor {name} is on this Docker host; pull it first",
         rec.name
     )))
-}
-
-fn image_exists(docker: &Docker, reference: &str) -> bool {
-    docker
-        .runtime()
-        .block_on(docker.client().inspect_image(reference))
-        .is_ok()
-}
-
-fn remove_container(docker: &Docker, name: &str) -> Result<()> {
-    match docker.runtime().block_on(docker.client().remove_container(
-        name,
-        Some(RemoveContainerOptions {
-            force: true,
-            v: true,
-            ..Default::default()
-        }),
-    )) {
-        Ok(()) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(api_error(&format!("removing scratch container {name}"), e)),
-    }
-}
-
-fn remove_network(docker: &Docker, name: &str) -> Result<()> {
-    match docker
-        .runtime()
-        .block_on(docker.client().remove_network(name))
-    {
-        Ok(()) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(api_error(&format!("removing scratch network {name}"), e)),
-    }
 }
 
 /// Whether a process is alive.
@@ -348,40 +283,14 @@ pub fn sweep(data_dir: &Path, docker: impl FnOnce() -> Option<Docker>) -> Vec<St
     let docker = docker();
     for (run_id, path) in dead {
         if let Some(d) = &docker {
-            let filter = || {
-                Some(HashMap::from([(
-                    "label".to_string(),
-                    vec![format!("{LABEL}={run_id}")],
-                )]))
-            };
-            let containers = d
-                .runtime()
-                .block_on(d.client().list_containers(Some(ListContainersOptions {
-                    all: true,
-                    filters: filter(),
-                    ..Default::default()
-                })))
-                .unwrap_or_default();
-            for c in containers {
-                if let Some(name) = c.names.and_then(|n| n.into_iter().next()) {
-                    let name = name.trim_start_matches('/').to_string();
-                    if remove_container(d, &name).is_ok() {
-                        removed.push(format!("container {name}"));
-                    }
+            for name in d.labelled_containers(LABEL, &run_id) {
+                if d.remove_container(&name, "scratch container").is_ok() {
+                    removed.push(format!("container {name}"));
                 }
             }
-            let networks = d
-                .runtime()
-                .block_on(
-                    d.client()
-                        .list_networks(Some(ListNetworksOptions { filters: filter() })),
-                )
-                .unwrap_or_default();
-            for n in networks {
-                if let Some(name) = n.name {
-                    if remove_network(d, &name).is_ok() {
-                        removed.push(format!("network {name}"));
-                    }
+            for name in d.labelled_networks(LABEL, &run_id) {
+                if d.remove_network(&name, "scratch network").is_ok() {
+                    removed.push(format!("network {name}"));
                 }
             }
         } else {

@@ -7,8 +7,9 @@ pub mod install;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
+use crate::catalog::History;
+use crate::config::drill::Drill;
 use crate::config::{parse_cron, Stack};
-use crate::drill::config::Drill;
 
 /// A failed attempt is not retried before this long after it started, so that a stack
 /// whose database is down is not hammered (and its alerts not repeated) every minute.
@@ -29,15 +30,6 @@ pub struct Job {
     schedule: cron::Schedule,
     /// The zone the expression is read in.
     pub tz: Tz,
-}
-
-/// What is known of a job's past runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct History {
-    /// Start of the newest successful run.
-    pub last_success: Option<DateTime<Utc>>,
-    /// Start of the newest failed run.
-    pub last_failure: Option<DateTime<Utc>>,
 }
 
 impl Job {

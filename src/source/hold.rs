@@ -7,9 +7,19 @@
 
 use std::time::Duration;
 
-use super::docker::Docker;
-use crate::catalog::Catalog;
+use crate::docker::Docker;
 use crate::error::Result;
+
+/// Where holds are recorded before a container is touched, so that those of a killed
+/// drctl are found again (the catalog keeps them).
+pub trait Ledger {
+    /// Records that `container` is about to be stopped or paused (`action`).
+    fn record_hold(&self, container: &str, action: &str) -> Result<()>;
+    /// Forgets a container put back.
+    fn forget_hold(&self, container: &str) -> Result<()>;
+    /// Holds whose process is gone: (container, action).
+    fn orphaned_holds(&self) -> Result<Vec<(String, String)>>;
+}
 
 /// How long a stopped container gets to shut down cleanly.
 const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -35,16 +45,16 @@ impl Action {
 /// Containers held by this process; put back when released or dropped.
 pub struct Holds<'a> {
     docker: &'a Docker,
-    catalog: &'a Catalog,
+    ledger: &'a dyn Ledger,
     held: Vec<(String, Action)>,
 }
 
 impl<'a> Holds<'a> {
     /// Holds nothing yet.
-    pub fn new(docker: &'a Docker, catalog: &'a Catalog) -> Self {
+    pub fn new(docker: &'a Docker, ledger: &'a dyn Ledger) -> Self {
         Holds {
             docker,
-            catalog,
+            ledger,
             held: Vec::new(),
         }
     }
@@ -57,7 +67,7 @@ impl<'a> Holds<'a> {
             tracing::info!("container {name} is {}; not touching it", info.status);
             return Ok(());
         }
-        self.catalog.hold_container(name, action.as_str())?;
+        self.ledger.record_hold(name, action.as_str())?;
         self.held.push((name.to_string(), action));
         match action {
             Action::Stop => self.docker.stop(name, STOP_GRACE),
@@ -74,7 +84,7 @@ impl<'a> Holds<'a> {
     fn release_all(&mut self) -> Result<()> {
         let mut first = None;
         while let Some((name, action)) = self.held.pop() {
-            if let Err(e) = put_back(self.docker, self.catalog, &name, action.as_str()) {
+            if let Err(e) = put_back(self.docker, self.ledger, &name, action.as_str()) {
                 first.get_or_insert(e);
             }
         }
@@ -90,33 +100,33 @@ impl Drop for Holds<'_> {
     }
 }
 
-fn put_back(docker: &Docker, catalog: &Catalog, name: &str, action: &str) -> Result<()> {
+fn put_back(docker: &Docker, ledger: &dyn Ledger, name: &str, action: &str) -> Result<()> {
     let info = match docker.container(name) {
         Ok(i) => i,
         // Removed meanwhile: nothing left to put back.
-        Err(_) => return catalog.release_container(name),
+        Err(_) => return ledger.forget_hold(name),
     };
     match (action, info.status.as_str()) {
         ("stop", "exited" | "created") => docker.start(name)?,
         ("pause", "paused") => docker.unpause(name)?,
         _ => {}
     }
-    catalog.release_container(name)
+    ledger.forget_hold(name)
 }
 
 /// Puts back containers that a killed drctl left stopped or paused. Returns their names.
 pub fn release_orphans(
     docker: impl FnOnce() -> Result<Docker>,
-    catalog: &Catalog,
+    ledger: &dyn Ledger,
 ) -> Result<Vec<String>> {
-    let orphans = catalog.orphaned_holds()?;
+    let orphans = ledger.orphaned_holds()?;
     if orphans.is_empty() {
         return Ok(Vec::new());
     }
     let docker = docker()?;
     let mut done = Vec::new();
     for (name, action) in orphans {
-        put_back(&docker, catalog, &name, &action)?;
+        put_back(&docker, ledger, &name, &action)?;
         done.push(name);
     }
     Ok(done)

@@ -5,7 +5,6 @@
 //! source becomes a snapshot of its directory. Each module has a `backup` side that
 //! fills in the source's record and returns what to store, and a `restore` side.
 
-pub mod docker;
 pub mod hold;
 pub mod mysql;
 pub mod postgres;
@@ -16,19 +15,28 @@ pub mod volume;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::backup::StreamFile;
-use crate::catalog::Catalog;
 use crate::config::SourceDef;
+use crate::docker::{self, Docker, ExecReader};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::point::SourceRecord;
 use crate::repo::tree::Node;
-use crate::repo::Repo;
 use crate::safe_fs::Dir;
-use docker::{Docker, ExecReader};
 
 /// Checks that run alongside a source's dumps; on success, what they found for its record.
 pub type PendingChecks = std::thread::JoinHandle<Result<Box<dyn FnOnce(&mut SourceRecord) + Send>>>;
+
+/// Opens a stream when a reader thread is ready for it, so a dump starts only when its
+/// output can be consumed.
+pub type StreamOpener = Box<dyn FnOnce() -> std::io::Result<Box<dyn std::io::Read + Send>> + Send>;
+
+/// A file whose contents come from a stream rather than the file system.
+pub struct StreamFile {
+    /// Its name at the snapshot's root.
+    pub name: String,
+    /// Starts the stream.
+    pub open: StreamOpener,
+}
 
 /// What a source's backup stores: streams (dumps) or host paths.
 #[derive(Default)]
@@ -56,12 +64,20 @@ pub struct Target<'a> {
     pub def: Option<&'a SourceDef>,
 }
 
+/// Reads a stored file's bytes: the restore side's, handed to a source that loads them.
+pub trait FileReader {
+    /// Streams the contents of `node` into `sink`, in order.
+    fn read_file(
+        &self,
+        node: &Node,
+        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<()>;
+}
+
 /// A source snapshot's files by name, and the means to read them.
 pub struct SnapshotFiles<'a> {
-    /// The repository.
-    pub repo: &'a Repo,
-    /// Its catalog.
-    pub catalog: &'a Catalog,
+    /// Reads their contents.
+    pub reader: &'a dyn FileReader,
     /// Root entries of the snapshot.
     pub files: HashMap<String, Node>,
     /// Progress display, counting bytes.
@@ -84,7 +100,7 @@ impl SnapshotFiles<'_> {
     ) -> Result<u64> {
         let node = self.node(name)?;
         let mut n = 0u64;
-        crate::restore::stream_file(self.repo, self.catalog, node, |b| {
+        self.reader.read_file(node, &mut |b| {
             n += b.len() as u64;
             self.progress.add_bytes(b.len() as u64);
             sink(b)

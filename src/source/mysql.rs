@@ -2,11 +2,11 @@
 //! `--single-transaction` (a consistent InnoDB view without locking writers), routines,
 //! triggers and events; on MariaDB also the accounts (`--system=users`).
 
-use super::docker::{ContainerInfo, Docker};
 use super::{
     container_of, dump_file_name, exec_stream, password_from_file, Prepared, SnapshotFiles, Target,
 };
 use crate::config::SourceDef;
+use crate::docker::{ContainerInfo, Docker};
 use crate::error::{Error, Result};
 use crate::repo::point::SourceRecord;
 

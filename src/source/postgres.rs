@@ -2,11 +2,11 @@
 //! runs and restores with `psql`) plus `pg_dumpall --globals-only` for roles, all run in
 //! the server's own container so the tools match the server.
 
-use super::docker::{ContainerInfo, Docker};
 use super::{
     container_of, dump_file_name, exec_stream, password_from_file, Prepared, SnapshotFiles, Target,
 };
 use crate::config::SourceDef;
+use crate::docker::{ContainerInfo, Docker};
 use crate::error::{Error, Result};
 use crate::repo::point::SourceRecord;
 

@@ -5,10 +5,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::docker::{ContainerInfo, Docker, TarFile};
-use super::{container_of, password_from_file, Prepared, SnapshotFiles, Target};
-use crate::backup::StreamFile;
+use super::{container_of, password_from_file, Prepared, SnapshotFiles, StreamFile, Target};
 use crate::config::SourceDef;
+use crate::docker::{ContainerInfo, Docker, TarFile};
 use crate::error::{Error, Result};
 use crate::repo::point::SourceRecord;
 

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::docker::Docker;
 use super::{Prepared, Target};
 use crate::config::SourceDef;
+use crate::docker::Docker;
 use crate::error::{Error, Result};
 use crate::repo::point::SourceRecord;
 

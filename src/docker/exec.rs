@@ -1,23 +1,16 @@
-//! The Docker API (bollard), seen from drctl's synchronous pipeline threads: container
-//! facts, commands run inside containers with their output streamed in or their input
-//! streamed out, and stopping, pausing and starting containers.
-//!
-//! Every command runs through `exec` with its credentials in the exec environment: they
-//! never appear on a command line (where `ps` shows them) or in a message.
+//! Commands run inside containers: to completion with their output returned, or with
+//! their stdout read as a stream (a dump) or their stdin written as one (a load).
 
-use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bollard::query_parameters::{StartContainerOptions, StopContainerOptions};
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::runtime::Runtime;
 
+use super::{api_error, docker_message, exit_text, Docker};
 use crate::error::{Error, Result};
 
 /// How much of a command's stderr is kept for the error message.
@@ -29,44 +22,6 @@ const STDOUT_TAIL: usize = 4096;
 const BATCH_BYTES: usize = 256 << 10;
 /// Batches buffered between the Docker connection and the chunker.
 const BATCHES_IN_FLIGHT: usize = 4;
-
-/// A connection to the Docker daemon.
-#[derive(Clone)]
-pub struct Docker {
-    client: bollard::Docker,
-    rt: Arc<Runtime>,
-}
-
-/// What drctl needs to know about a container.
-#[derive(Debug, Clone)]
-pub struct ContainerInfo {
-    /// Full container ID.
-    pub id: String,
-    /// Name without the leading slash.
-    pub name: String,
-    /// `running`, `exited`, `paused`, ...
-    pub status: String,
-    /// The image as the container was created from (`postgres:16`).
-    pub image: String,
-    /// The image's content digest (`sha256:...`): its repo digest when it has one, else its ID.
-    pub image_digest: String,
-    /// The container's environment.
-    pub env: BTreeMap<String, String>,
-    /// Its entrypoint and command as configured (the image's defaults unless overridden).
-    pub entrypoint: Vec<String>,
-    /// See `entrypoint`.
-    pub cmd: Vec<String>,
-}
-
-impl ContainerInfo {
-    /// An environment variable, when set and not empty.
-    pub fn env_var(&self, key: &str) -> Option<&str> {
-        self.env
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-}
 
 /// A finished command's output.
 #[derive(Debug)]
@@ -123,112 +78,7 @@ impl Tail {
     }
 }
 
-pub(crate) fn api_error(what: &str, e: bollard::errors::Error) -> Error {
-    Error::Failed(format!("{what}: {}", docker_message(&e)))
-}
-
-/// The daemon's own message, without bollard's wrapping.
-fn docker_message(e: &bollard::errors::Error) -> String {
-    match e {
-        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
-        other => other.to_string(),
-    }
-}
-
-pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(
-        e,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
-}
-
 impl Docker {
-    /// Connects to the daemon (`DOCKER_HOST` or the local socket) and checks it answers.
-    pub fn connect(rt: Arc<Runtime>) -> Result<Docker> {
-        let client = bollard::Docker::connect_with_local_defaults()
-            .map_err(|e| Error::Environment(format!("cannot connect to the Docker daemon: {e}")))?;
-        let client = client.with_timeout(Duration::from_secs(600));
-        rt.block_on(async { tokio::time::timeout(Duration::from_secs(30), client.ping()).await })
-            .map_err(|_| Error::Environment("the Docker daemon did not answer in 30 s".into()))?
-            .map_err(|e| {
-                Error::Environment(format!(
-                    "cannot reach the Docker daemon: {}",
-                    docker_message(&e)
-                ))
-            })?;
-        Ok(Docker { client, rt })
-    }
-
-    /// Facts about a container; an error naming it when it does not exist.
-    pub fn container(&self, name: &str) -> Result<ContainerInfo> {
-        let c = self
-            .rt
-            .block_on(self.client.inspect_container(
-                name,
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            ))
-            .map_err(|e| {
-                if is_not_found(&e) {
-                    Error::Failed(format!("container {name} does not exist"))
-                } else {
-                    api_error(&format!("inspecting container {name}"), e)
-                }
-            })?;
-        let config = c.config.unwrap_or_default();
-        let image = config.image.unwrap_or_default();
-        let image_id = c.image.unwrap_or_default();
-        let image_digest = self
-            .rt
-            .block_on(self.client.inspect_image(&image_id))
-            .ok()
-            .and_then(|i| i.repo_digests.and_then(|d| d.into_iter().next()))
-            .and_then(|d| d.split_once('@').map(|(_, h)| h.to_string()))
-            .unwrap_or(image_id);
-        let env = config
-            .env
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|kv| {
-                kv.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-            })
-            .collect();
-        let status = c
-            .state
-            .and_then(|s| s.status)
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "unknown".into());
-        Ok(ContainerInfo {
-            id: c.id.unwrap_or_default(),
-            name: c
-                .name
-                .unwrap_or_else(|| name.to_string())
-                .trim_start_matches('/')
-                .to_string(),
-            status,
-            image,
-            image_digest,
-            env,
-            entrypoint: config.entrypoint.unwrap_or_default(),
-            cmd: config.cmd.unwrap_or_default(),
-        })
-    }
-
-    /// Facts about a container that must be running for a command to run in it.
-    pub fn running_container(&self, name: &str) -> Result<ContainerInfo> {
-        let info = self.container(name)?;
-        if info.status != "running" {
-            return Err(Error::Failed(format!(
-                "container {name} is not running (status: {})",
-                info.status
-            )));
-        }
-        Ok(info)
-    }
-
     async fn start_exec(
         &self,
         container: &str,
@@ -454,131 +304,6 @@ impl Docker {
             drained: Some(drained),
         })
     }
-
-    /// Stops a container, giving it `grace` to exit cleanly.
-    pub fn stop(&self, name: &str, grace: Duration) -> Result<()> {
-        self.rt
-            .block_on(self.client.stop_container(
-                name,
-                Some(StopContainerOptions {
-                    t: Some(grace.as_secs() as i32),
-                    signal: None,
-                }),
-            ))
-            .map_err(|e| api_error(&format!("stopping container {name}"), e))
-    }
-
-    /// Starts a stopped container.
-    pub fn start(&self, name: &str) -> Result<()> {
-        self.rt
-            .block_on(
-                self.client
-                    .start_container(name, None::<StartContainerOptions>),
-            )
-            .map_err(|e| api_error(&format!("starting container {name}"), e))
-    }
-
-    /// Freezes a container's processes.
-    pub fn pause(&self, name: &str) -> Result<()> {
-        self.rt
-            .block_on(self.client.pause_container(name))
-            .map_err(|e| api_error(&format!("pausing container {name}"), e))
-    }
-
-    /// Thaws a paused container.
-    pub fn unpause(&self, name: &str) -> Result<()> {
-        self.rt
-            .block_on(self.client.unpause_container(name))
-            .map_err(|e| api_error(&format!("unpausing container {name}"), e))
-    }
-
-    /// Where a named volume's data lives on this host.
-    pub fn volume_path(&self, name: &str) -> Result<PathBuf> {
-        let v = self
-            .rt
-            .block_on(self.client.inspect_volume(name))
-            .map_err(|e| {
-                if is_not_found(&e) {
-                    Error::Failed(format!("Docker volume {name} does not exist"))
-                } else {
-                    api_error(&format!("inspecting volume {name}"), e)
-                }
-            })?;
-        Ok(PathBuf::from(v.mountpoint))
-    }
-
-    /// Copies one file into a container (running or not) from a stream of its bytes: a
-    /// one-entry tar archive built on the fly, so the file is never held whole.
-    pub fn upload_file(
-        &self,
-        container: &str,
-        dir: &str,
-        file: &TarFile,
-        body: tokio::sync::mpsc::Receiver<Bytes>,
-    ) -> Result<tokio::task::JoinHandle<Result<()>>> {
-        let header = Bytes::from(file.header());
-        let padding = Bytes::from(vec![0u8; file.padding() + 1024]);
-        let stream = futures::stream::once(async move { header })
-            .chain(futures::stream::unfold(body, |mut rx| async move {
-                rx.recv().await.map(|b| (b, rx))
-            }))
-            .chain(futures::stream::once(async move { padding }));
-        let client = self.client.clone();
-        let (container, dir) = (container.to_string(), dir.to_string());
-        Ok(self.rt.spawn(async move {
-            client
-                .upload_to_container(
-                    &container,
-                    Some(
-                        bollard::query_parameters::UploadToContainerOptionsBuilder::default()
-                            .path(&dir)
-                            .build(),
-                    ),
-                    bollard::body_stream(stream),
-                )
-                .await
-                .map_err(|e| api_error(&format!("copying into container {container}"), e))
-        }))
-    }
-
-    /// The runtime, for callers that bridge their own streams.
-    /// The last `lines` lines a container wrote (stdout and stderr), for a message
-    /// about why it did not start; empty when they cannot be read.
-    pub fn last_logs(&self, name: &str, lines: usize) -> String {
-        let opts = bollard::query_parameters::LogsOptions {
-            stdout: true,
-            stderr: true,
-            tail: lines.to_string(),
-            ..Default::default()
-        };
-        let mut out = String::new();
-        self.rt.block_on(async {
-            let mut logs = self.client.logs(name, Some(opts));
-            while let Some(Ok(chunk)) = logs.next().await {
-                out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-            }
-        });
-        out.trim_end().to_string()
-    }
-
-    /// The API client, for the calls this module does not wrap.
-    pub fn client(&self) -> &bollard::Docker {
-        &self.client
-    }
-
-    /// The tokio runtime its calls run on.
-    pub fn runtime(&self) -> &Arc<Runtime> {
-        &self.rt
-    }
-}
-
-/// "exited 1", or what is known when the code is not.
-pub fn exit_text(code: Option<i64>) -> String {
-    match code {
-        Some(137) => "was killed (exit 137)".into(),
-        Some(c) => format!("exited {c}"),
-        None => "ended without an exit status".into(),
-    }
 }
 
 /// A command's stdout, read as a stream; see [`Docker::stream`].
@@ -699,77 +424,9 @@ impl ExecWriter {
     }
 }
 
-/// A regular file for [`Docker::upload_file`]: its tar header is built up front, so the
-/// size must be known.
-pub struct TarFile {
-    /// File name inside the target directory.
-    pub name: String,
-    /// Exact size in bytes.
-    pub size: u64,
-    /// Permission bits.
-    pub mode: u32,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-    /// Modification time (seconds since the epoch).
-    pub mtime: i64,
-}
-
-impl TarFile {
-    /// A ustar header for this file.
-    fn header(&self) -> Vec<u8> {
-        let mut h = vec![0u8; 512];
-        let put = |h: &mut Vec<u8>, off: usize, len: usize, value: &[u8]| {
-            h[off..off + value.len().min(len)].copy_from_slice(&value[..value.len().min(len)]);
-        };
-        let octal = |v: u64, len: usize| format!("{v:0width$o}\0", width = len - 1).into_bytes();
-        put(&mut h, 0, 100, self.name.as_bytes());
-        put(&mut h, 100, 8, &octal(self.mode as u64, 8));
-        put(&mut h, 108, 8, &octal(self.uid as u64, 8));
-        put(&mut h, 116, 8, &octal(self.gid as u64, 8));
-        put(&mut h, 124, 12, &octal(self.size, 12));
-        put(&mut h, 136, 12, &octal(self.mtime.max(0) as u64, 12));
-        put(&mut h, 148, 8, b"        ");
-        h[156] = b'0';
-        put(&mut h, 257, 6, b"ustar\0");
-        put(&mut h, 263, 2, b"00");
-        let sum: u32 = h.iter().map(|&b| b as u32).sum();
-        put(&mut h, 148, 8, format!("{sum:06o}\0 ").as_bytes());
-        h
-    }
-
-    /// Zero bytes after the data up to the next 512-byte block.
-    fn padding(&self) -> usize {
-        ((512 - self.size % 512) % 512) as usize
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tar_header_has_a_valid_checksum_and_fields() {
-        let f = TarFile {
-            name: "dump.rdb".into(),
-            size: 1000,
-            mode: 0o644,
-            uid: 999,
-            gid: 999,
-            mtime: 1_700_000_000,
-        };
-        let h = f.header();
-        assert_eq!(h.len(), 512);
-        assert_eq!(&h[0..8], b"dump.rdb");
-        assert_eq!(&h[124..136], b"00000001750\0");
-        let mut copy = h.clone();
-        copy[148..156].copy_from_slice(b"        ");
-        let sum: u32 = copy.iter().map(|&b| b as u32).sum();
-        let stored = std::str::from_utf8(&h[148..154]).unwrap();
-        assert_eq!(u32::from_str_radix(stored, 8).unwrap(), sum);
-        assert_eq!(f.padding(), 24);
-    }
 
     #[test]
     fn stderr_summary_keeps_the_last_lines() {

@@ -1,9 +1,11 @@
 //! Stack definitions: the `schedules/*.toml` files that say what each stack backs up,
-//! when, and against which recovery targets.
+//! when, and against which recovery targets; `drill` reads the `restore-drills/*.toml` files.
 //!
 //! Every error names the file, line and column, whether TOML rejected the syntax or drctl
 //! rejected a value (an unknown kind or key, a cron expression that never fires, a
 //! duration it cannot read or that is out of range, a glob that does not compile).
+
+pub mod drill;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
 //! Command-line definitions (clap only; the work is in `app`).
 
+pub mod docs;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -14,6 +16,14 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The arguments of this process; the error prints clap's message and carries its
+    /// exit code (2 for a usage error, 0 for `--help` and `--version`).
+    pub fn from_args() -> Result<Cli, clap::Error> {
+        Cli::try_parse()
+    }
 }
 
 /// Options every command takes.

@@ -1,0 +1,149 @@
+//! Containers and networks that drctl makes and removes itself (a drill's scratch), found
+//! again by their labels.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
+    StartContainerOptions,
+};
+
+use super::{api_error, is_not_found, Docker};
+use crate::error::Result;
+
+/// A container to create.
+pub struct ContainerSpec<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// The image reference to run.
+    pub image: &'a str,
+    /// `KEY=value` pairs.
+    pub env: Vec<String>,
+    /// Replaces the image's entrypoint when not empty.
+    pub entrypoint: Vec<String>,
+    /// Replaces the image's command when not empty.
+    pub cmd: Vec<String>,
+    /// Labels on the container.
+    pub labels: &'a HashMap<String, String>,
+    /// The network it joins (its only one).
+    pub network: &'a str,
+}
+
+impl Docker {
+    /// Creates an internal network (no route out) with these labels.
+    pub fn create_internal_network(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<()> {
+        self.rt
+            .block_on(self.client.create_network(NetworkCreateRequest {
+                name: name.to_string(),
+                internal: Some(true),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            }))
+            .map_err(|e| api_error(&format!("creating network {name}"), e))?;
+        Ok(())
+    }
+
+    /// Creates and starts a container; `what` names it in errors ("scratch container").
+    pub fn create_and_start(&self, spec: ContainerSpec<'_>, what: &str) -> Result<()> {
+        let name = spec.name;
+        let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
+        let body = ContainerCreateBody {
+            image: Some(spec.image.to_string()),
+            env: Some(spec.env),
+            entrypoint: non_empty(spec.entrypoint),
+            cmd: non_empty(spec.cmd),
+            labels: Some(spec.labels.clone()),
+            host_config: Some(HostConfig {
+                network_mode: Some(spec.network.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.rt
+            .block_on(self.client.create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.to_string()),
+                    ..Default::default()
+                }),
+                body,
+            ))
+            .map_err(|e| api_error(&format!("creating {what} {name}"), e))?;
+        self.rt
+            .block_on(
+                self.client
+                    .start_container(name, None::<StartContainerOptions>),
+            )
+            .map_err(|e| api_error(&format!("starting {what} {name}"), e))
+    }
+
+    /// Whether the daemon has an image by this reference (name, ID or digest).
+    pub fn image_exists(&self, reference: &str) -> bool {
+        self.rt
+            .block_on(self.client.inspect_image(reference))
+            .is_ok()
+    }
+
+    /// Removes a container, running or not, with its anonymous volumes; one already gone
+    /// is not an error. `what` names it in errors.
+    pub fn remove_container(&self, name: &str, what: &str) -> Result<()> {
+        match self.rt.block_on(self.client.remove_container(
+            name,
+            Some(RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            }),
+        )) {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api_error(&format!("removing {what} {name}"), e)),
+        }
+    }
+
+    /// Removes a network; one already gone is not an error.
+    pub fn remove_network(&self, name: &str, what: &str) -> Result<()> {
+        match self.rt.block_on(self.client.remove_network(name)) {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api_error(&format!("removing {what} {name}"), e)),
+        }
+    }
+
+    /// Names of the containers, running or not, whose label `key` has `value`; empty when
+    /// the daemon cannot be asked.
+    pub fn labelled_containers(&self, key: &str, value: &str) -> Vec<String> {
+        self.rt
+            .block_on(self.client.list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(label_filter(key, value)),
+                ..Default::default()
+            })))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| c.names.and_then(|n| n.into_iter().next()))
+            .map(|n| n.trim_start_matches('/').to_string())
+            .collect()
+    }
+
+    /// Names of the networks whose label `key` has `value`; empty when the daemon cannot
+    /// be asked.
+    pub fn labelled_networks(&self, key: &str, value: &str) -> Vec<String> {
+        self.rt
+            .block_on(self.client.list_networks(Some(ListNetworksOptions {
+                filters: Some(label_filter(key, value)),
+            })))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|n| n.name)
+            .collect()
+    }
+}
+
+fn label_filter(key: &str, value: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), vec![format!("{key}={value}")])])
+}
