@@ -52,7 +52,7 @@ fn every_shipped_stack_file_parses() {
     .unwrap();
     std::os::unix::fs::symlink(&dir, etc.path().join("schedules")).unwrap();
     let drills_dir = dir.with_file_name("restore-drills");
-    let drills = drctl::drill::config::load_drills(&drills_dir, &stacks).unwrap();
+    let drills = drctl::config::drill::load_drills(&drills_dir, &stacks).unwrap();
     assert!(drills
         .iter()
         .any(|d| d.name == "seller1-prod" && d.checks.len() >= 4));
@@ -504,6 +504,53 @@ fn a_catalog_path_that_cannot_be_opened_is_rc_2() {
         assert!(text(&o.stderr).contains("hint: the catalog is a cache"));
     }
     assert_eq!(std::fs::read(env.path("plain-file")).unwrap(), b"x");
+}
+
+/// The catalog names every file backed up: it and the directories drctl makes for it are
+/// the owner's alone, an older catalog left readable is tightened, and a key file that
+/// others can read is named in a warning.
+#[test]
+fn the_catalog_is_private_and_an_exposed_key_file_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::init(Kind::Local).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let chmod = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    let catalog = env.path("cache-home/drctl/catalog.db");
+    let snapshots = || {
+        let o = env
+            .cmd()
+            .env("DRCTL_CATALOG", &catalog)
+            .arg("snapshots")
+            .output()
+            .unwrap();
+        assert_ok(&o);
+        text(&o.stderr)
+    };
+    chmod(&env.key_file, 0o600);
+    assert!(!snapshots().contains("readable by others"));
+    assert_eq!(mode(&catalog), 0o600);
+    assert_eq!(mode(catalog.parent().unwrap()), 0o700);
+    assert_eq!(mode(&env.path("cache-home")), 0o700);
+    chmod(&catalog, 0o644);
+    snapshots();
+    assert_eq!(mode(&catalog), 0o600, "an exposed catalog is tightened");
+
+    chmod(&env.key_file, 0o640);
+    let stderr = snapshots();
+    assert!(
+        stderr.contains(&format!(
+            "key file {} is readable by others (mode 640)",
+            env.key_file.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        mode(&env.key_file),
+        0o640,
+        "the key file is the operator's to change"
+    );
 }
 
 #[test]

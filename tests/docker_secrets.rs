@@ -166,3 +166,46 @@ fn a_server_configured_by_its_environment_drills_pass() {
         "42"
     );
 }
+
+/// A scratch server that does not start fails the drill, and the message carries the
+/// container's own last log lines, not only "it is exited".
+#[test]
+fn a_scratch_server_that_does_not_start_is_explained_by_its_own_log() {
+    if skip() {
+        return;
+    }
+    // Production starts because of a mount that a scratch container does not get.
+    let host = tempfile::tempdir().unwrap();
+    let mount = format!("{}:/var/tmp/production:ro", host.path().display());
+    let c = docker::postgres_cmd(
+        &unique("drctl-t-nostart"),
+        "postgres",
+        &format!("pw-{}", unique("pw")),
+        &["-v", &mount],
+        &[
+            "bash",
+            "-c",
+            "[ -d /var/tmp/production ] || { echo 'scratch-failure: no /var/tmp/production here' >&2; exit 3; }; exec drctl-postgres",
+        ],
+    );
+    let env = one_source_stack(
+        "nostart",
+        &format!(
+            "name = \"db\"\nkind = \"postgres\"\ncontainer = \"{}\"",
+            c.name
+        ),
+        "source = \"db\"\ndatabase = \"postgres\"\nsql = \"SELECT 1\"\nexpect = \"= 1\"",
+    );
+    assert_ok(&env.run(&["backup", "nostart"]));
+    let o = env.run(&["--json", "drill", "nostart"]);
+    let all = text(&o.stdout) + &text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_ne!(r[0]["verdict"], "PASS", "{r:#}");
+    assert!(
+        all.contains("did not start: it is exited")
+            && all.contains("its last log lines")
+            && all.contains("scratch-failure: no /var/tmp/production here"),
+        "{all}"
+    );
+}

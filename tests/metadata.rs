@@ -1,5 +1,5 @@
 //! Damaged or missing metadata: a lost config, a garbage catalog, a truncated snapshot,
-//! a deleted or damaged index. The repository stays usable, `check` names what is
+//! recovery point or drill result, a deleted or damaged index. The repository stays usable, `check` names what is
 //! damaged, and what can be rebuilt from the repository itself is.
 
 mod common;
@@ -20,6 +20,20 @@ fn keys_under(env: &Env, prefix: &str) -> Vec<String> {
         .map(|(k, _)| k)
         .filter(|k| k.starts_with(prefix))
         .collect()
+}
+
+/// Every file below `dir`.
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 fn restores_identical(env: &Env, stack: &str, src: &std::path::Path) {
@@ -141,6 +155,81 @@ fn truncated_snapshot(kind: Kind) {
     assert_fails(&env.run(&["check"]), 1, "check found 1 problem");
 }
 
+/// A stack with one volume source and a drill of it; returns the source directory.
+fn stack_with_drill(env: &Env) -> std::path::PathBuf {
+    let data = source(env, "files", 8);
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(
+        env.path("schedules/shop.toml"),
+        format!(
+            "[stack.shop]\n[[stack.shop.source]]\nname = \"files\"\nkind = \"volume\"\npath = \"{}\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(env.path("restore-drills")).unwrap();
+    std::fs::write(
+        env.path("restore-drills/shop.toml"),
+        "[drill.shop]\nstack = \"shop\"\n",
+    )
+    .unwrap();
+    data
+}
+
+/// A damaged recovery point and a damaged drill result are named by `check` (rc 1) and,
+/// from a cold catalog, skipped with a warning while the intact ones stay usable.
+fn truncated_point_and_drill_result(kind: Kind) {
+    let Some(env) = Env::init(kind) else { return };
+    let data = stack_with_drill(&env);
+    assert_ok(&env.run(&["backup", "shop"]));
+    assert_ok(&env.run(&["drill", "shop"]));
+    let (points, drills) = (keys_under(&env, "points/"), keys_under(&env, "drills/"));
+    assert_eq!((points.len(), drills.len()), (1, 1));
+    assert_ok(&env.run(&["backup", "shop"]));
+    assert_ok(&env.run(&["drill", "shop"]));
+    let damaged_point = keys_under(&env, "points/")
+        .into_iter()
+        .find(|k| !points.contains(k))
+        .unwrap();
+    let short = |k: &str| k.rsplit('/').next().unwrap()[..8].to_string();
+    for key in [&damaged_point, &drills[0]] {
+        let bytes = env.get(key);
+        env.put(key, bytes[..bytes.len() / 2].to_vec());
+    }
+
+    // Warm catalog: check reads both from the store and names them.
+    let o = env.run(&["check"]);
+    assert_fails(&o, 1, "check found 2 problem");
+    let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    for key in [&damaged_point, &drills[0]] {
+        assert!(all.contains(&short(key)), "{key} not named: {all}");
+    }
+    // Cold catalog: each damaged one is skipped with a warning; the rest is usable.
+    std::fs::remove_file(&env.catalog).unwrap();
+    let o = env.run(&["--json", "snapshots", "shop"]);
+    assert_ok(&o);
+    assert!(
+        text(&o.stderr).contains(&short(&damaged_point)),
+        "{}",
+        text(&o.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let o = env.run(&["--json", "drill", "history"]);
+    assert_ok(&o);
+    let history: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
+    let out = env.path("out-shop");
+    assert_ok(&env.run(&["restore", "shop", "--to", out.to_str().unwrap()]));
+    let restored: Vec<_> = walkdir(&out)
+        .into_iter()
+        .filter(|p| p.ends_with("a.bin"))
+        .collect();
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    assert!(std::fs::read(&restored[0]).unwrap() == std::fs::read(data.join("a.bin")).unwrap());
+    assert_fails(&env.run(&["check"]), 1, "check found 2 problem");
+}
+
 fn lost_index(kind: Kind) {
     let Some(env) = Env::init(kind) else { return };
     let (web, db) = (source(&env, "web", 6), source(&env, "db", 7));
@@ -188,4 +277,10 @@ fn lost_index(kind: Kind) {
     );
 }
 
-for_each_store!(lost_config, garbage_catalog, truncated_snapshot, lost_index);
+for_each_store!(
+    lost_config,
+    garbage_catalog,
+    truncated_snapshot,
+    truncated_point_and_drill_result,
+    lost_index
+);

@@ -130,13 +130,24 @@ pub fn postgres_with(name: &str, password: &str, extra_args: &[&str]) -> Contain
 /// [`postgres_with`] whose superuser is `user` (`POSTGRES_USER`), as many compose files
 /// configure the official image.
 pub fn postgres_as(name: &str, user: &str, password: &str, extra_args: &[&str]) -> Container {
+    postgres_cmd(name, user, password, extra_args, &["drctl-postgres"])
+}
+
+/// [`postgres_as`] started by a command of its own, which must end in `drctl-postgres`.
+pub fn postgres_cmd(
+    name: &str,
+    user: &str,
+    password: &str,
+    extra_args: &[&str],
+    cmd: &[&str],
+) -> Container {
     let mut args = vec!["--stop-signal", "SIGINT"];
     args.extend_from_slice(extra_args);
     run(
         name,
         &[("POSTGRES_PASSWORD", password), ("POSTGRES_USER", user)],
         &args,
-        &["drctl-postgres"],
+        cmd,
         Ready::Postgres(user.into(), password.into()),
     )
 }
