@@ -49,11 +49,24 @@ fn restore_at_a_point_in_time(kind: Kind) {
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
     let mut times = Vec::new();
+    // The clock passed in, a minute apart (and minutes ago, for "1h ago" below): no
+    // waiting for the wall clock to move.
+    let start = chrono::Utc::now() - chrono::Duration::minutes(10);
     for v in 1..=3 {
         std::fs::write(src.join("state.txt"), format!("version {v}")).unwrap();
-        let o = env.json(&["backup", "--stack", "web", src.to_str().unwrap()]);
+        let now = start + chrono::Duration::minutes(v);
+        let o = env
+            .cmd()
+            .env(
+                "DRCTL_NOW",
+                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )
+            .args(["--json", "backup", "--stack", "web", src.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_ok(&o);
+        let o: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         times.push(o["time"].as_str().unwrap().to_string());
-        std::thread::sleep(Duration::from_millis(1100));
     }
     let rel = src.strip_prefix("/").unwrap().join("state.txt");
     // Exactly at the second snapshot's time, and between the second and the third.
@@ -190,7 +203,15 @@ fn interrupt_commits_nothing(kind: Kind) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(600));
+    // Interrupted once it has stored data, not at a guessed moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !env.objects().iter().any(|(k, _)| k.starts_with("data/")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup never stored a pack"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
     assert_fails(&o, 130, "interrupted");

@@ -81,7 +81,9 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Saves an object, replacing nothing: callers only ever write new names.
+    /// Saves an object. Replacing one is atomic: a reader sees the old object whole or the
+    /// new one whole (`tests/store_contract.rs`), though the repository itself only ever
+    /// writes new names.
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError>;
 
     /// Loads a whole object.
