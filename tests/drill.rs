@@ -380,7 +380,16 @@ fn killed_damaged_and_stale_drills_fail_cleanly() {
     for (signal, code) in [(libc::SIGKILL, None), (libc::SIGINT, Some(130))] {
         let mut child = env.cmd().args(["drill", "shop"]).spawn().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while labelled().is_empty() || scratch_empty() {
+        // A scratch container exists (not only the network, made first: a kill during
+        // the container's create could leave one the daemon finishes after the sweep).
+        let container = || {
+            let o = Command::new("docker")
+                .args(["ps", "-q", "--filter", "label=io.drctl.drill"])
+                .output()
+                .unwrap();
+            !text(&o.stdout).trim().is_empty()
+        };
+        while !container() || scratch_empty() {
             assert!(child.try_wait().unwrap().is_none(), "the drill ended first");
             assert!(
                 std::time::Instant::now() < deadline,
@@ -405,6 +414,24 @@ fn killed_damaged_and_stale_drills_fail_cleanly() {
         assert!(scratch_empty(), "after signal {signal}");
     }
 
+    // A container the daemon finished creating after its drctl was killed and swept (no
+    // run directory names it any more) goes at the next drill.
+    let stray = unique("drctl-drill-stray");
+    let o = Command::new("docker")
+        .args([
+            "create",
+            "--name",
+            &stray,
+            "--label",
+            "io.drctl.drill=20000101T000000-dead",
+        ])
+        .arg(docker::image())
+        .arg("true")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!labelled().is_empty());
+
     // 5. Backups stopped for longer than the RPO: the restore works, the drill fails on RPO.
     let later = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
     let o = env
@@ -414,6 +441,14 @@ fn killed_damaged_and_stale_drills_fail_cleanly() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "removed container {stray}, left by a killed drill"
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(labelled(), "", "the stray container is gone");
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let r = &r[0];
     assert!(

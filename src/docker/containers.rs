@@ -130,6 +130,47 @@ impl Docker {
             .collect()
     }
 
+    /// Every container, running or not, that carries the label `key`: (name, value);
+    /// empty when the daemon cannot be asked.
+    pub fn containers_with_label(&self, key: &str) -> Vec<(String, String)> {
+        self.rt
+            .block_on(self.client.list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([(
+                    "label".to_string(),
+                    vec![key.to_string()],
+                )])),
+                ..Default::default()
+            })))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| {
+                let value = c.labels.as_ref()?.get(key)?.clone();
+                let name = c.names?.into_iter().next()?;
+                Some((name.trim_start_matches('/').to_string(), value))
+            })
+            .collect()
+    }
+
+    /// Every network that carries the label `key`: (name, value); empty when the daemon
+    /// cannot be asked.
+    pub fn networks_with_label(&self, key: &str) -> Vec<(String, String)> {
+        self.rt
+            .block_on(self.client.list_networks(Some(ListNetworksOptions {
+                filters: Some(HashMap::from([(
+                    "label".to_string(),
+                    vec![key.to_string()],
+                )])),
+            })))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|n| {
+                let value = n.labels.as_ref()?.get(key)?.clone();
+                Some((n.name?, value))
+            })
+            .collect()
+    }
+
     /// Names of the networks whose label `key` has `value`; empty when the daemon cannot
     /// be asked.
     pub fn labelled_networks(&self, key: &str, value: &str) -> Vec<String> {

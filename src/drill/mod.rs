@@ -133,6 +133,11 @@ pub fn run(
         req.now.format("%Y%m%dT%H%M%S"),
         hex::encode(rand::random::<[u8; 3]>())
     );
+    if let Some(d) = &docker {
+        for r in scratch::sweep_strays(req.data_dir, d) {
+            eprintln!("note: removed {r}, left by a killed drill");
+        }
+    }
     let mut scratch = Scratch::new(req.data_dir, &run_id, docker.clone())?;
     scratch.keep = req.keep;
     let mut result = DrillResult {

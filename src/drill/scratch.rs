@@ -260,6 +260,34 @@ fn alive(pid: i32) -> bool {
     pid > 0 && unsafe { libc::kill(pid, 0) } == 0
 }
 
+/// Whether the run `run_id` is owned by a live process (its directory names one).
+fn owned(data_dir: &Path, run_id: &str) -> bool {
+    std::fs::read_to_string(root(data_dir).join(run_id).join(OWNER_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .is_some_and(alive)
+}
+
+/// Removes labelled containers and networks whose run no live process owns, directory or
+/// not: a drctl killed while the daemon was creating a container leaves one that appears
+/// only after [`sweep`] removed the run's directory. A drill, which asks Docker anyway,
+/// calls this first. Returns what it removed.
+pub fn sweep_strays(data_dir: &Path, docker: &Docker) -> Vec<String> {
+    let mut removed = Vec::new();
+    for (name, run_id) in docker.containers_with_label(LABEL) {
+        if !owned(data_dir, &run_id) && docker.remove_container(&name, "scratch container").is_ok()
+        {
+            removed.push(format!("container {name}"));
+        }
+    }
+    for (name, run_id) in docker.networks_with_label(LABEL) {
+        if !owned(data_dir, &run_id) && docker.remove_network(&name, "scratch network").is_ok() {
+            removed.push(format!("network {name}"));
+        }
+    }
+    removed
+}
+
 /// Removes what killed drills left: run directories whose owner is dead, and the
 /// containers and networks labelled with their run IDs. Cheap when nothing is left:
 /// Docker is asked only when such a directory exists. Returns what it removed.
