@@ -477,12 +477,12 @@ fn recover_unindexed(repo: &Repo, catalog: &mut Catalog) -> Result<()> {
             catalog.forget_pack(&p.id)?;
             continue;
         }
-        let key = crate::repo::pack::pack_key(p.kind, &p.id);
-        match repo.block_on(repo.backend.stat(&key)) {
+        let handle = crate::repo::layout::Handle::pack(p.kind, &p.id);
+        match repo.block_on(repo.objects().stat(&handle)) {
             Ok(info) if info.size == p.size => {}
             Ok(_) => catalog.forget_pack(&p.id)?,
             Err(e) if crate::store::backend::is_not_found(&e) => catalog.forget_pack(&p.id)?,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
     Ok(())
@@ -1189,11 +1189,11 @@ fn upload_packs(sh: &Shared<'_>, packs: Receiver<FinishedPack>) -> Result<()> {
                     wrapped_key: pack.wrapped_key.clone(),
                     blobs: pack.entries.clone(),
                 };
-                let (backend, key, bytes, done_tx) =
-                    (sh.repo.backend.clone(), pack.key(), pack.bytes, done_tx.clone());
+                let (objects, handle, bytes, done_tx) =
+                    (sh.repo.objects().clone(), crate::repo::layout::Handle::pack(pack.kind, &pack.id), pack.bytes, done_tx.clone());
                 in_flight += 1;
                 rt.spawn(async move {
-                    let result = backend.put(&key, bytes).await.map_err(Error::from);
+                    let result = objects.put(&handle, bytes).await;
                     let _ = done_tx.send((meta, result));
                 });
             }

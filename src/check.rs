@@ -8,7 +8,8 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::repo::id::{content_hash, BlobId, PackId};
-use crate::repo::pack::{self, pack_key, BlobKind};
+use crate::repo::layout::{FileType, Handle};
+use crate::repo::pack::{self, BlobKind};
 use crate::repo::snapshot::SnapshotEntry;
 use crate::repo::tree::NodeKind;
 use crate::repo::Repo;
@@ -75,15 +76,15 @@ pub fn run(repo: &Repo, catalog: &Catalog, read_data_percent: Option<f64>) -> Re
     // Every manifest, read from the store, not the catalog: a damaged one is named here,
     // and the catalog left it out, so the rest stays usable.
     report.manifests = check_manifests(repo, &mut report.problems)?;
-    let mut in_store: HashMap<String, u64> = HashMap::new();
-    for dir in ["data/", "meta/"] {
-        for o in repo.block_on(repo.backend.list(dir))? {
-            in_store.insert(o.key, o.size);
+    let mut in_store: HashMap<Handle, u64> = HashMap::new();
+    for kind in [BlobKind::Data, BlobKind::Tree] {
+        for o in repo.block_on(repo.objects().list(FileType::Pack(kind)))? {
+            in_store.insert(o.handle, o.size);
         }
     }
     let mut damaged: HashSet<PackId> = HashSet::new();
     for (id, &(kind, size)) in &indexed {
-        let key = pack_key(kind, id);
+        let key = Handle::pack(kind, id);
         let problem = match in_store.get(&key) {
             None => format!("pack {} ({key}) is missing", id.short()),
             Some(&found) if found != size => format!(
@@ -98,9 +99,9 @@ pub fn run(repo: &Repo, catalog: &Catalog, read_data_percent: Option<f64>) -> Re
             message: problem,
         });
     }
-    let listed: HashSet<String> = indexed
+    let listed: HashSet<Handle> = indexed
         .iter()
-        .map(|(id, (k, _))| pack_key(*k, id))
+        .map(|(id, (k, _))| Handle::pack(*k, id))
         .collect();
     report.unreferenced_packs = in_store.keys().filter(|k| !listed.contains(*k)).count();
     drop(in_store);
@@ -255,10 +256,10 @@ async fn verify_pack(
     wrapped_key: &[u8],
     blobs: &[pack::BlobEntry],
 ) -> std::result::Result<(), (PackId, String)> {
-    let key = pack_key(kind, &id);
+    let key = Handle::pack(kind, &id);
     let fail = |m: String| (id, format!("pack {} ({key}) is damaged: {m}", id.short()));
     let bytes = repo
-        .backend
+        .objects()
         .get(&key)
         .await
         .map_err(|e| fail(e.to_string()))?;

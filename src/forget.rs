@@ -14,8 +14,8 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::config::Stack;
 use crate::error::Result;
-use crate::repo::point::{point_key, SourceStatus};
-use crate::repo::snapshot::snapshot_key;
+use crate::repo::layout::Handle;
+use crate::repo::point::SourceStatus;
 use crate::repo::Repo;
 use crate::retention::{self, KeepPolicy};
 
@@ -33,9 +33,9 @@ pub struct Item {
     pub keep: bool,
     /// Why it is kept (empty when removed).
     pub reasons: Vec<String>,
-    /// The store keys removed with it: the point's manifest and its snapshots.
+    /// The objects removed with it: the point's manifest and its snapshots.
     #[serde(skip)]
-    keys: Vec<String>,
+    objects: Vec<Handle>,
 }
 
 /// The plan for one stack.
@@ -89,12 +89,12 @@ pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<Sta
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let mut keys = vec![point_key(&e.id)];
-            keys.extend(
+            let mut objects = vec![Handle::point(&e.id)];
+            objects.extend(
                 e.point
                     .sources
                     .iter()
-                    .filter_map(|r| r.snapshot.map(|s| snapshot_key(&s))),
+                    .filter_map(|r| r.snapshot.map(|s| Handle::snapshot(&s))),
             );
             let reasons = kept.remove(&i).unwrap_or_default();
             Item {
@@ -103,7 +103,7 @@ pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<Sta
                 time: e.point.time,
                 keep: !reasons.is_empty(),
                 reasons,
-                keys,
+                objects,
             }
         })
         .collect();
@@ -133,7 +133,7 @@ pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<Sta
                 time: s.snapshot.time,
                 keep: false,
                 reasons: Vec::new(),
-                keys: vec![snapshot_key(&s.id)],
+                objects: vec![Handle::snapshot(&s.id)],
             });
         }
     }
@@ -146,7 +146,7 @@ pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<Sta
                 time: s.snapshot.time,
                 keep: d.keep,
                 reasons: if d.keep { d.reasons } else { Vec::new() },
-                keys: vec![snapshot_key(&s.id)],
+                objects: vec![Handle::snapshot(&s.id)],
             });
         }
     }
@@ -163,8 +163,8 @@ pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<Sta
 pub fn execute(repo: &Repo, catalog: &mut Catalog, plan: &StackPlan) -> Result<usize> {
     let mut removed = 0;
     for item in plan.items.iter().filter(|i| !i.keep) {
-        for key in &item.keys {
-            repo.block_on(repo.backend.delete(key))?;
+        for object in &item.objects {
+            repo.block_on(repo.objects().delete(object))?;
         }
         removed += 1;
     }

@@ -13,6 +13,7 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::repo::id::{content_hash, IndexId, PackId};
 use crate::repo::index::IndexedPack;
+use crate::repo::layout::{FileType, Handle};
 use crate::repo::pack::{self, BlobKind};
 use crate::repo::Repo;
 
@@ -58,8 +59,8 @@ pub fn index(repo: &Repo, catalog: &mut Catalog) -> Result<IndexRepair> {
     let (marked, _) = repo.marked_packs()?;
     let mut batch: Vec<IndexedPack> = Vec::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        for o in repo.block_on(repo.backend.list(&format!("{}/", kind.pack_dir())))? {
-            let Some(id) = o.key.rsplit('/').next().and_then(PackId::from_hex) else {
+        for o in repo.block_on(repo.objects().list(FileType::Pack(kind)))? {
+            let Some(id) = PackId::from_hex(&o.handle.name) else {
                 continue;
             };
             if listed.contains(&id) {
@@ -76,7 +77,7 @@ pub fn index(repo: &Repo, catalog: &mut Catalog) -> Result<IndexRepair> {
                     batch.push(p);
                 }
                 Err(why) => {
-                    tracing::warn!("pack {} ({}): {why}", id.short(), o.key);
+                    tracing::warn!("pack {} ({}): {why}", id.short(), o.handle);
                     report.damaged_packs.push(format!("{} ({why})", id.short()));
                 }
             }
@@ -102,7 +103,7 @@ pub fn index(repo: &Repo, catalog: &mut Catalog) -> Result<IndexRepair> {
 /// A pack's index entry from its own trailer, after checking its name.
 fn read_pack(repo: &Repo, kind: BlobKind, id: &PackId) -> std::result::Result<IndexedPack, String> {
     let bytes = repo
-        .block_on(repo.backend.get(&pack::pack_key(kind, id)))
+        .block_on(repo.objects().get(&Handle::pack(kind, id)))
         .map_err(|e| e.to_string())?;
     if content_hash(&bytes) != id.0 {
         return Err("its contents do not match its name".into());

@@ -93,7 +93,9 @@ impl<'a> TreeReader<'a> {
             if self.packs.len() >= 8 {
                 self.packs.clear();
             }
-            let bytes = self.repo.block_on(self.repo.backend.get(&loc.pack_key()))?;
+            let bytes = self
+                .repo
+                .block_on(self.repo.objects().get(&loc.pack_handle()))?;
             self.packs.insert(loc.pack, bytes);
         }
         let pack = &self.packs[&loc.pack];
@@ -687,7 +689,7 @@ struct Output<'a> {
 
 /// Fetches the needed spans of one pack and writes their blobs into the files.
 fn restore_pack(repo: &Repo, w: &PackWork, out: &Output<'_>) -> Result<()> {
-    let key = crate::repo::pack::pack_key(BlobKind::Data, &w.pack);
+    let pack = crate::repo::layout::Handle::pack(BlobKind::Data, &w.pack);
     let mut i = 0;
     while i < w.blobs.len() {
         // Merge neighbouring blobs into one range GET.
@@ -703,7 +705,7 @@ fn restore_pack(repo: &Repo, w: &PackWork, out: &Output<'_>) -> Result<()> {
             j += 1;
         }
         let busy = repo.fetching.start();
-        let span = repo.block_on(repo.backend.get_range(&key, start, end - start))?;
+        let span = repo.block_on(repo.objects().get_range(&pack, start, end - start))?;
         drop(busy);
         for (loc, uses) in &w.blobs[i..j] {
             let at = (loc.entry.offset - start) as usize;

@@ -317,6 +317,47 @@ fn bollard_only_in_the_docker_adapter_and_clap_only_in_cli() {
 }
 
 #[test]
+fn object_keys_are_spelled_only_in_the_repository_layout() {
+    const PREFIXES: [&str; 10] = [
+        "config\"",
+        "keys/",
+        "index/",
+        "snapshots/",
+        "points/",
+        "drills/",
+        "marks/",
+        "locks/",
+        "data/",
+        "meta/",
+    ];
+    let root = std::env::var_os("DRCTL_ARCHITECTURE_SRC")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let mut wrong = Vec::new();
+    for file in read_src().values() {
+        if file.path == "repo/layout.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(root.join(&file.path)).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if let Some(p) = PREFIXES.iter().find(|p| code.contains(&format!("\"{p}"))) {
+                // A JSON field named "config" is no key.
+                if *p == "config\"" && code.contains("\"config\":") {
+                    continue;
+                }
+                wrong.push(format!("{}:{}: {}", file.path, n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "object keys spelled outside repo/layout.rs:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
 fn no_import_cycle_among_files() {
     let files = read_src();
     let graph = imports(&files);

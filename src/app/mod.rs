@@ -203,7 +203,7 @@ impl App {
     /// Fails before anything is read, held or written when the repository cannot be
     /// written (a read-only mount): an environment error, not a failed run.
     fn writable(&self, repo: &Repo) -> Result<()> {
-        Ok(self.rt.block_on(repo.backend.check_writable())?)
+        self.rt.block_on(repo.objects().check_writable())
     }
 
     fn progress(&self, verb: &'static str) -> Progress {
@@ -234,7 +234,7 @@ impl App {
         out(&format!(
             "created repository {} at {}\nkey file: {}\nkeep a copy of the key file off this host: without it nothing can be restored\n",
             &repo.config.id[..8],
-            repo.backend.describe(),
+            repo.objects().describe(),
             self.settings.key_file.display()
         ))
     }

@@ -494,8 +494,8 @@ impl Catalog {
     /// Loads the packs that prunes have marked for deletion (see `prune`).
     fn refresh_marks(&mut self, repo: &Repo) -> Result<()> {
         let mut doomed = Vec::new();
-        for (key, _) in repo.list_marks()? {
-            match repo.read_mark(&key) {
+        for (mark, _) in repo.list_marks()? {
+            match repo.read_mark(&mark) {
                 Ok(m) => doomed.extend(m.packs),
                 // Deleted between list and get: the prune that owned it is done with it.
                 Err(e) if crate::store::backend::is_not_found(&e) => {}

@@ -7,6 +7,7 @@ pub mod drill;
 pub mod id;
 pub mod index;
 pub mod keys;
+pub mod layout;
 pub mod pack;
 pub mod point;
 pub mod repo_config;
@@ -28,25 +29,17 @@ use crypto::Key;
 use id::{content_hash, DrillId, IndexId, PackId, PointId, SnapshotId};
 use index::IndexedPack;
 use keys::Keys;
+use layout::{FileType, Handle, Objects};
 use pack::{BlobEntry, Compression};
-use point::{point_key, RecoveryPoint};
+use point::RecoveryPoint;
 use repo_config::{RepoConfig, VersionProbe, FORMAT_VERSION};
-use snapshot::{snapshot_key, Snapshot};
+use snapshot::Snapshot;
 
 /// Whether the store holds objects of a repository (other than `config`): a short
 /// description of the first kind found, looking at the small prefixes first.
-async fn repository_objects(backend: &Backend) -> Result<Option<String>> {
-    for prefix in [
-        "keys/",
-        "index/",
-        "snapshots/",
-        "points/",
-        "drills/",
-        "marks/",
-        "meta/",
-        "data/",
-    ] {
-        let found = match backend.list(prefix).await {
+async fn repository_objects(objects: &Objects) -> Result<Option<String>> {
+    for kind in FileType::CONTENT {
+        let found = match objects.list_raw(kind).await {
             Ok(found) => found,
             // No bucket or directory at all: certainly no repository.
             Err(crate::store::backend::BackendError {
@@ -56,7 +49,11 @@ async fn repository_objects(backend: &Backend) -> Result<Option<String>> {
             Err(e) => return Err(e.into()),
         };
         if !found.is_empty() {
-            return Ok(Some(format!("{} object(s) under {prefix}", found.len())));
+            return Ok(Some(format!(
+                "{} object(s) under {}",
+                found.len(),
+                kind.prefix()
+            )));
         }
     }
     Ok(None)
@@ -91,16 +88,16 @@ pub struct BlobLocation {
 }
 
 impl BlobLocation {
-    /// The store key of the pack.
-    pub fn pack_key(&self) -> String {
-        pack::pack_key(self.entry.kind, &self.pack)
+    /// The pack's object.
+    pub fn pack_handle(&self) -> Handle {
+        Handle::pack(self.entry.kind, &self.pack)
     }
 }
 
 /// An open repository: verified config, matching keys, a store, and an async runtime.
 pub struct Repo {
-    /// The store with retries and limits.
-    pub backend: Backend,
+    /// The store with retries and limits, by handle.
+    objects: Objects,
     /// The verified `config` object.
     pub config: RepoConfig,
     /// Keys loaded from the key file.
@@ -131,19 +128,20 @@ impl Repo {
             });
         }
         rt.block_on(backend.check_access())?;
-        match rt.block_on(backend.stat("config")) {
+        let objects = Objects::new(backend);
+        match rt.block_on(objects.stat(&Handle::config())) {
             Ok(_) => {
                 return Err(Error::Repository {
-                    url: backend.describe(),
+                    url: objects.describe(),
                     reason: "a repository already exists here; refusing to overwrite it".into(),
                 })
             }
             Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
-        if let Some(found) = rt.block_on(repository_objects(&backend))? {
+        if let Some(found) = rt.block_on(repository_objects(&objects))? {
             return Err(Error::Repository {
-                url: backend.describe(),
+                url: objects.describe(),
                 reason: format!(
                     "its config object is missing, but it holds a repository's objects ({found}); \
                      refusing to initialise over them: run `drctl repair config` with the \
@@ -154,12 +152,13 @@ impl Repo {
         let keys = Keys::generate(hex::encode(crypto::random_key()));
         let config = RepoConfig::new(&keys, now, compression_level);
         keys.save_new(key_path)?;
-        if let Err(e) = rt.block_on(backend.put("config", Bytes::from(config.to_bytes()))) {
+        if let Err(e) = rt.block_on(objects.put(&Handle::config(), Bytes::from(config.to_bytes())))
+        {
             // A key file for a repository that does not exist would only block a retry.
             let _ = std::fs::remove_file(key_path);
-            return Err(e.into());
+            return Err(e);
         }
-        Ok(Repo::assemble(backend, config, keys, key_path, rt))
+        Ok(Repo::assemble(objects, config, keys, key_path, rt))
     }
 
     /// Writes the `config` object again from the key file, for a repository that lost
@@ -171,8 +170,9 @@ impl Repo {
         rt: Arc<tokio::runtime::Runtime>,
         now: DateTime<Utc>,
     ) -> Result<Repo> {
-        let url = backend.describe();
-        match rt.block_on(backend.stat("config")) {
+        let objects = Objects::new(backend);
+        let url = objects.describe();
+        match rt.block_on(objects.stat(&Handle::config())) {
             Ok(_) => {
                 return Err(Error::Repository {
                     url,
@@ -180,14 +180,14 @@ impl Repo {
                 })
             }
             Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
         let keys = Keys::load(key_path)?;
         // Everything but the compression level and creation time follows from the keys
         // (the chunker parameters are fixed in this format version); the level only
         // affects new blobs.
         let config = RepoConfig::new(&keys, now, repo_config::DEFAULT_COMPRESSION_LEVEL);
-        let repo = Repo::assemble(backend, config, keys, key_path, rt);
+        let repo = Repo::assemble(objects, config, keys, key_path, rt);
         let index = repo.list_index()?;
         let proof = match index.first() {
             Some(id) => repo.block_on(repo.read_index(*id)).map(|_| ()),
@@ -210,8 +210,8 @@ impl Repo {
             ),
         })?;
         repo.block_on(
-            repo.backend
-                .put("config", Bytes::from(repo.config.to_bytes())),
+            repo.objects
+                .put(&Handle::config(), Bytes::from(repo.config.to_bytes())),
         )?;
         Ok(repo)
     }
@@ -222,11 +222,12 @@ impl Repo {
         key_path: &Path,
         rt: Arc<tokio::runtime::Runtime>,
     ) -> Result<Repo> {
-        let url = backend.describe();
-        let raw = match rt.block_on(backend.get("config")) {
+        let objects = Objects::new(backend);
+        let url = objects.describe();
+        let raw = match rt.block_on(objects.get(&Handle::config())) {
             Ok(b) => b,
             Err(e) if is_not_found(&e) => {
-                let reason = match rt.block_on(repository_objects(&backend))? {
+                let reason = match rt.block_on(repository_objects(&objects))? {
                     Some(found) => format!(
                         "its config object is missing, but it holds a repository's objects \
                          ({found}); do not run `drctl init` here: `drctl repair config` \
@@ -236,7 +237,7 @@ impl Repo {
                 };
                 return Err(Error::Repository { url, reason });
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         let not_ours = || Error::Repository {
             url: url.clone(),
@@ -272,11 +273,11 @@ impl Repo {
         if !config.chunker.is_valid() {
             return Err(not_ours());
         }
-        Ok(Repo::assemble(backend, config, keys, key_path, rt))
+        Ok(Repo::assemble(objects, config, keys, key_path, rt))
     }
 
     fn assemble(
-        backend: Backend,
+        objects: Objects,
         config: RepoConfig,
         keys: Keys,
         key_path: &Path,
@@ -284,7 +285,7 @@ impl Repo {
     ) -> Repo {
         Repo {
             chunker: Chunker::new(&keys.chunker_key, config.chunker),
-            backend,
+            objects,
             config,
             keys,
             key_file: key_path.display().to_string(),
@@ -292,6 +293,11 @@ impl Repo {
             pack_keys: Mutex::new(HashMap::new()),
             fetching: busy::BusyClock::default(),
         }
+    }
+
+    /// The store, by handle.
+    pub fn objects(&self) -> &Objects {
+        &self.objects
     }
 
     /// The async runtime (for pipelines that spawn uploads or downloads).
@@ -311,17 +317,16 @@ impl Repo {
 
     /// Names of all index files.
     pub fn list_index(&self) -> Result<Vec<IndexId>> {
-        let objs = self.block_on(self.backend.list("index/"))?;
+        let objs = self.block_on(self.objects.list(FileType::Index))?;
         Ok(objs
             .iter()
-            .filter_map(|o| IndexId::from_hex(o.key.strip_prefix("index/")?))
+            .filter_map(|o| IndexId::from_hex(&o.handle.name))
             .collect())
     }
 
     /// Reads and opens one index file.
     pub async fn read_index(&self, id: IndexId) -> Result<Vec<IndexedPack>> {
-        let key = format!("index/{}", id.to_hex());
-        let raw = self.backend.get(&key).await?;
+        let raw = self.objects.get(&Handle::index(&id)).await?;
         if content_hash(&raw) != id.0 {
             return Err(Error::Damage(format!(
                 "index file {} is damaged: its contents do not match its name",
@@ -336,21 +341,18 @@ impl Repo {
     pub fn write_index(&self, packs: &[IndexedPack]) -> Result<IndexId> {
         let stored = index::encode(&self.keys.meta_key, packs);
         let id = IndexId(content_hash(&stored));
-        self.block_on(
-            self.backend
-                .put(&format!("index/{}", id.to_hex()), Bytes::from(stored)),
-        )?;
+        self.block_on(self.objects.put(&Handle::index(&id), Bytes::from(stored)))?;
         Ok(id)
     }
 
-    /// Names of the manifests (snapshots, points) under a prefix.
-    fn list_manifests(&self, prefix: &str) -> Result<Vec<[u8; 32]>> {
-        let objs = self.block_on(self.backend.list(prefix))?;
+    /// Names of the manifests (snapshots, points, drill results) of a kind.
+    fn list_manifests(&self, kind: FileType) -> Result<Vec<[u8; 32]>> {
+        let objs = self.block_on(self.objects.list(kind))?;
         Ok(objs
             .iter()
             .filter_map(|o| {
                 let mut out = [0u8; 32];
-                hex::decode_to_slice(o.key.strip_prefix(prefix)?, &mut out).ok()?;
+                hex::decode_to_slice(&o.handle.name, &mut out).ok()?;
                 Some(out)
             })
             .collect())
@@ -359,12 +361,12 @@ impl Repo {
     /// Reads, checks and decrypts one manifest; `what` names it in errors.
     async fn read_manifest<T: serde::de::DeserializeOwned>(
         &self,
-        key: &str,
+        handle: &Handle,
         hash: &[u8; 32],
         what: String,
     ) -> Result<T> {
         let identity = self.identity()?;
-        let raw = self.backend.get(key).await?;
+        let raw = self.objects.get(handle).await?;
         let damaged = |why: String| Error::Damage(format!("{what} is damaged: {why}"));
         if &content_hash(&raw) != hash {
             return Err(damaged("its contents do not match its name".into()));
@@ -376,35 +378,35 @@ impl Repo {
     /// Encrypts and uploads a manifest named by the hash of its stored bytes.
     fn write_manifest<T: serde::Serialize>(
         &self,
-        key: impl Fn(&[u8; 32]) -> String,
+        handle: impl Fn(&[u8; 32]) -> Handle,
         value: &T,
     ) -> Result<[u8; 32]> {
         let plain = serde_json::to_vec(value).expect("manifests serialize");
         let stored = crypto::age_encrypt(&self.keys.recipients, &plain);
         let hash = content_hash(&stored);
-        self.block_on(self.backend.put(&key(&hash), Bytes::from(stored)))?;
+        self.block_on(self.objects.put(&handle(&hash), Bytes::from(stored)))?;
         Ok(hash)
     }
 
     /// The prune marks in the store, with their store times.
-    pub fn list_marks(&self) -> Result<Vec<(String, Option<std::time::SystemTime>)>> {
-        let objs = self.block_on(self.backend.list("marks/"))?;
-        Ok(objs.into_iter().map(|o| (o.key, o.modified)).collect())
+    pub fn list_marks(&self) -> Result<Vec<(Handle, Option<std::time::SystemTime>)>> {
+        let objs = self.block_on(self.objects.list(FileType::Mark))?;
+        Ok(objs.into_iter().map(|o| (o.handle, o.modified)).collect())
     }
 
     /// Reads one prune mark.
-    pub fn read_mark(&self, key: &str) -> Result<Mark> {
-        let raw = self.block_on(self.backend.get(key))?;
+    pub fn read_mark(&self, mark: &Handle) -> Result<Mark> {
+        let raw = self.block_on(self.objects.get(mark))?;
         serde_json::from_slice(&raw)
-            .map_err(|e| Error::Damage(format!("prune mark {key} does not parse: {e}")))
+            .map_err(|e| Error::Damage(format!("prune mark {mark} does not parse: {e}")))
     }
 
-    /// Uploads a prune mark; returns its key.
-    pub fn write_mark(&self, mark: &Mark) -> Result<String> {
+    /// Uploads a prune mark; returns its handle.
+    pub fn write_mark(&self, mark: &Mark) -> Result<Handle> {
         let bytes = serde_json::to_vec(mark).expect("marks serialize");
-        let key = format!("marks/{}", hex::encode(content_hash(&bytes)));
-        self.block_on(self.backend.put(&key, Bytes::from(bytes)))?;
-        Ok(key)
+        let handle = Handle::new(FileType::Mark, hex::encode(content_hash(&bytes)));
+        self.block_on(self.objects.put(&handle, Bytes::from(bytes)))?;
+        Ok(handle)
     }
 
     /// Every pack the prune marks in the store name, and those of them marked while no
@@ -429,8 +431,8 @@ impl Repo {
     pub fn list_pack_ids(&self) -> Result<HashSet<PackId>> {
         let mut out = HashSet::new();
         for kind in [pack::BlobKind::Data, pack::BlobKind::Tree] {
-            for o in self.block_on(self.backend.list(&format!("{}/", kind.pack_dir())))? {
-                if let Some(id) = o.key.rsplit('/').next().and_then(PackId::from_hex) {
+            for o in self.block_on(self.objects.list(FileType::Pack(kind)))? {
+                if let Some(id) = PackId::from_hex(&o.handle.name) {
                     out.insert(id);
                 }
             }
@@ -440,18 +442,18 @@ impl Repo {
 
     /// Deletes one snapshot manifest (a commit that turned out unsound).
     pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
-        Ok(self.block_on(self.backend.delete(&snapshot_key(id)))?)
+        self.block_on(self.objects.delete(&Handle::snapshot(id)))
     }
 
     /// Deletes one index file (rewritten without packs that are gone).
     pub fn delete_index(&self, id: &IndexId) -> Result<()> {
-        Ok(self.block_on(self.backend.delete(&format!("index/{}", id.to_hex())))?)
+        self.block_on(self.objects.delete(&Handle::index(id)))
     }
 
     /// Names of all snapshot manifests.
     pub fn list_snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
         Ok(self
-            .list_manifests("snapshots/")?
+            .list_manifests(FileType::Snapshot)?
             .into_iter()
             .map(SnapshotId)
             .collect())
@@ -460,7 +462,7 @@ impl Repo {
     /// Reads and decrypts one snapshot manifest.
     pub async fn read_snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
         self.read_manifest(
-            &snapshot_key(&id),
+            &Handle::snapshot(&id),
             &id.0,
             format!("snapshot {}", id.short()),
         )
@@ -469,20 +471,20 @@ impl Repo {
 
     /// Encrypts and uploads a snapshot manifest: the commit point of a backup.
     pub fn write_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
-        self.write_manifest(|h| snapshot_key(&SnapshotId(*h)), snap)
+        self.write_manifest(|h| Handle::snapshot(&SnapshotId(*h)), snap)
             .map(SnapshotId)
     }
 
     /// Stores a drill's result under `drills/`, encrypted like every manifest.
     pub fn write_drill(&self, result: &drill::DrillResult) -> Result<DrillId> {
-        self.write_manifest(|h| drill_key(&DrillId(*h)), result)
+        self.write_manifest(|h| Handle::drill(&DrillId(*h)), result)
             .map(DrillId)
     }
 
     /// Names of all drill results.
     pub fn list_drill_ids(&self) -> Result<Vec<DrillId>> {
         Ok(self
-            .list_manifests("drills/")?
+            .list_manifests(FileType::Drill)?
             .into_iter()
             .map(DrillId)
             .collect())
@@ -491,7 +493,7 @@ impl Repo {
     /// Reads one drill result.
     pub async fn read_drill(&self, id: DrillId) -> Result<drill::DrillResult> {
         self.read_manifest(
-            &drill_key(&id),
+            &Handle::drill(&id),
             &id.0,
             format!("drill result {}", id.short()),
         )
@@ -501,7 +503,7 @@ impl Repo {
     /// Names of all recovery point manifests.
     pub fn list_point_ids(&self) -> Result<Vec<PointId>> {
         Ok(self
-            .list_manifests("points/")?
+            .list_manifests(FileType::Point)?
             .into_iter()
             .map(PointId)
             .collect())
@@ -510,7 +512,7 @@ impl Repo {
     /// Reads and decrypts one recovery point manifest.
     pub async fn read_point(&self, id: PointId) -> Result<RecoveryPoint> {
         self.read_manifest(
-            &point_key(&id),
+            &Handle::point(&id),
             &id.0,
             format!("recovery point {}", id.short()),
         )
@@ -519,7 +521,7 @@ impl Repo {
 
     /// Encrypts and uploads a recovery point manifest, after its sources' snapshots.
     pub fn write_point(&self, point: &RecoveryPoint) -> Result<PointId> {
-        self.write_manifest(|h| point_key(&PointId(*h)), point)
+        self.write_manifest(|h| Handle::point(&PointId(*h)), point)
             .map(PointId)
     }
 
@@ -566,9 +568,9 @@ impl Repo {
     pub async fn read_blob(&self, loc: &BlobLocation) -> Result<Vec<u8>> {
         let _busy = self.fetching.start();
         let sealed = self
-            .backend
+            .objects
             .get_range(
-                &loc.pack_key(),
+                &loc.pack_handle(),
                 loc.entry.offset,
                 loc.entry.stored_len as u64,
             )
@@ -597,9 +599,4 @@ fn decompress(payload: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
 
 fn short(id: &str) -> &str {
     &id[..id.len().min(8)]
-}
-
-/// The object key of a drill result.
-fn drill_key(id: &DrillId) -> String {
-    format!("drills/{}", id.to_hex())
 }

@@ -36,14 +36,6 @@ impl BlobKind {
             _ => None,
         }
     }
-
-    /// The store directory of packs holding this kind.
-    pub fn pack_dir(self) -> &'static str {
-        match self {
-            BlobKind::Data => "data",
-            BlobKind::Tree => "meta",
-        }
-    }
 }
 
 /// How a blob's plaintext was stored.
@@ -146,19 +138,6 @@ pub struct FinishedPack {
     pub wrapped_key: Vec<u8>,
     /// The blobs inside.
     pub entries: Vec<BlobEntry>,
-}
-
-impl FinishedPack {
-    /// The store key of this pack.
-    pub fn key(&self) -> String {
-        pack_key(self.kind, &self.id)
-    }
-}
-
-/// The store key of a pack of `kind`.
-pub fn pack_key(kind: BlobKind, id: &PackId) -> String {
-    let hex = id.to_hex();
-    format!("{}/{}/{}", kind.pack_dir(), &hex[..2], hex)
 }
 
 impl PackWriter {

@@ -167,8 +167,3 @@ pub struct PointEntry {
     #[serde(flatten)]
     pub point: RecoveryPoint,
 }
-
-/// The store key of a point manifest.
-pub fn point_key(id: &PointId) -> String {
-    format!("points/{}", id.to_hex())
-}

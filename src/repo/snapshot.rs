@@ -57,8 +57,3 @@ pub struct SnapshotEntry {
     #[serde(flatten)]
     pub snapshot: Snapshot,
 }
-
-/// The store key of a manifest.
-pub fn snapshot_key(id: &SnapshotId) -> String {
-    format!("snapshots/{}", id.to_hex())
-}
