@@ -79,14 +79,18 @@ impl Catalog {
         tx.commit().map_err(|e| Self::err_at(&self.path, e))
     }
 
-    /// Makes a committed run's staged files cache entries current; drops abandoned runs'.
+    /// Makes a committed run's staged files cache entries current, in one transaction.
     pub fn commit_files(&mut self, run: &str) -> Result<()> {
-        self.write_batch(&format!(
+        // Rolled back when dropped on an error, so the connection is never left mid-write.
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        tx.execute(
             "INSERT OR REPLACE INTO files(path, size, mtime_ns, ctime_ns, inode, content)
-                SELECT path, size, mtime_ns, ctime_ns, inode, content FROM files_staged WHERE run='{r}';
-             DELETE FROM files_staged WHERE run='{r}';",
-            r = run.replace('\'', "")
-        ))
+             SELECT path, size, mtime_ns, ctime_ns, inode, content FROM files_staged WHERE run=?1",
+            [run],
+        )
+        .and_then(|_| tx.execute("DELETE FROM files_staged WHERE run=?1", [run]))
+        .and_then(|_| tx.commit())
+        .map_err(|e| self.err(e))
     }
 
     /// Drops staged entries of runs whose process is gone (killed before committing).
@@ -110,5 +114,40 @@ impl Catalog {
                 .map_err(|e| self.err(e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Committing one run makes its staged entries current and leaves another run's
+    /// staged (a second backup sharing the catalog has not committed yet).
+    #[test]
+    fn committing_a_run_publishes_only_its_own_staged_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cat = Catalog::open(&dir.path().join("catalog.db"), "repo").unwrap();
+        let stamp = FileStamp {
+            size: 3,
+            mtime_ns: 1,
+            ctime_ns: 2,
+            inode: 4,
+        };
+        let ids = vec![BlobId([7; 32])];
+        cat.stage_files("1-10", &[(b"/a".to_vec(), stamp, ids.clone())])
+            .unwrap();
+        cat.stage_files("2-20", &[(b"/b".to_vec(), stamp, ids.clone())])
+            .unwrap();
+        cat.commit_files("1-10").unwrap();
+        assert_eq!(cat.cached_file(b"/a").unwrap(), Some((stamp, ids.clone())));
+        assert_eq!(cat.cached_file(b"/b").unwrap(), None);
+        cat.commit_files("2-20").unwrap();
+        assert_eq!(cat.cached_file(b"/b").unwrap(), Some((stamp, ids)));
+        // Committed entries leave the staging table.
+        let staged: i64 = cat
+            .conn
+            .query_row("SELECT count(*) FROM files_staged", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(staged, 0);
     }
 }
