@@ -10,7 +10,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use crate::catalog::{Catalog, RunRecord, RunStatus};
-use crate::config::{HookWhen, Stack};
+use crate::config::{HookWhen, SourceDef, Stack};
 use crate::error::{Error, Result};
 use crate::hooks;
 use crate::lock::StackLock;
@@ -55,26 +55,14 @@ pub fn run_stack(
     env: &RunEnv<'_>,
 ) -> Result<RunOutcome> {
     let sources = stack::select(stack, only)?;
-    let notifier = Notifier::new(stack.def.notify.as_ref());
     let started = Instant::now();
+    let notices = Notices {
+        notifier: Notifier::new(stack.def.notify.as_ref()),
+        stack,
+        env,
+        started,
+    };
     let mut warnings = Vec::new();
-    let notice = |event: Event, status: &str, error: Option<String>| Notice {
-        event,
-        stack: stack.name.clone(),
-        hostname: env.hostname.to_string(),
-        started: env.now,
-        status: status.to_string(),
-        error,
-        point_id: None,
-        duration_ms: (event != Event::Start).then(|| started.elapsed().as_millis() as u64),
-        bytes_added: None,
-        drctl_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    let send = |n: Notice, warnings: &mut Vec<String>| {
-        if let Some(nf) = &notifier {
-            warnings.extend(nf.send(&n));
-        }
-    };
 
     let _lock = match StackLock::acquire(env.lock_dir, &stack.name, env.now) {
         Ok(l) => l,
@@ -88,8 +76,8 @@ pub fn run_stack(
                 RunStatus::Skipped,
                 Some(&e),
             )?;
-            send(
-                notice(Event::Skipped, "skipped", Some(e.to_string())),
+            notices.send(
+                notices.notice(Event::Skipped, "skipped", Some(e.to_string())),
                 &mut warnings,
             );
             return Ok(RunOutcome {
@@ -101,84 +89,14 @@ pub fn run_stack(
         }
         Err(e) => return Err(e),
     };
-    send(notice(Event::Start, "running", None), &mut warnings);
+    notices.send(notices.notice(Event::Start, "running", None), &mut warnings);
 
-    let base_env = |status: &str, error: Option<&str>, point: Option<String>| {
-        vec![
-            ("DRCTL_STACK", stack.name.clone()),
-            ("DRCTL_STARTED", env.now.to_rfc3339()),
-            ("DRCTL_STATUS", status.to_string()),
-            ("DRCTL_ERROR", error.unwrap_or("").to_string()),
-            ("DRCTL_POINT_ID", point.unwrap_or_default()),
-        ]
-    };
-    let result = hooks::run(
-        &stack.name,
-        &stack.def.hook,
-        HookWhen::Pre,
-        &base_env("running", None, None),
-    )
-    .and_then(|w| {
-        warnings.extend(w);
-        stack::backup(
-            repo,
-            catalog,
-            stack,
-            &sources,
-            env.hostname,
-            env.now,
-            env.interrupt,
-            env.progress,
-        )
-    });
-    let (backup, mut error) = match result {
-        Ok(outcome) => {
-            let err = outcome.failures.last().cloned().map(Error::Failed);
-            (Some(outcome), err)
-        }
-        Err(e) => (None, Some(e)),
-    };
-    if let Some(b) = &backup {
-        warnings.extend(b.warnings.iter().cloned());
-    }
-    let status = status_of(error.as_ref());
-    let point_id = backup.as_ref().map(|b| b.id.to_string());
-    let post_env = base_env(
-        status.as_str(),
-        error.as_ref().map(|e| e.to_string()).as_deref(),
-        point_id.clone(),
-    );
-    match hooks::run(&stack.name, &stack.def.hook, HookWhen::Post, &post_env) {
-        Ok(w) => warnings.extend(w),
-        Err(e) => {
-            if error.is_none() {
-                error = Some(e);
-            } else {
-                warnings.push(e.to_string());
-            }
-        }
-    }
+    let (backup, mut error) = back_up(repo, catalog, stack, &sources, env, &mut warnings);
+    run_post_hooks(stack, env, backup.as_ref(), &mut error, &mut warnings);
     let status = status_of(error.as_ref());
 
     if let Some(b) = &backup {
-        for r in &b.point.sources {
-            let st = match r.status {
-                crate::repo::point::SourceStatus::Ok => RunStatus::Ok,
-                crate::repo::point::SourceStatus::Failed => RunStatus::Failed,
-            };
-            catalog.add_run(&RunRecord {
-                stack: stack.name.clone(),
-                source: Some(r.name.clone()),
-                started: env.now,
-                ended: env.now + chrono::Duration::milliseconds(r.duration_ms as i64),
-                status: st,
-                bytes_read: r.bytes,
-                bytes_added: r.bytes_added,
-                duration_ms: r.duration_ms,
-                error: r.error.clone(),
-                point_id: Some(b.id),
-            })?;
-        }
+        record_sources(catalog, stack, env.now, b)?;
     }
     record(
         catalog,
@@ -189,26 +107,187 @@ pub fn run_stack(
         status,
         error.as_ref(),
     )?;
-    let mut n = notice(
-        if status == RunStatus::Ok {
-            Event::Success
-        } else {
-            Event::Failure
-        },
-        status.as_str(),
-        error.as_ref().map(|e| e.to_string()),
+    notices.send(
+        notices.outcome(status, error.as_ref(), backup.as_ref()),
+        &mut warnings,
     );
-    n.point_id = point_id;
-    n.bytes_added = backup
-        .as_ref()
-        .map(|b| b.point.sources.iter().map(|s| s.bytes_added).sum());
-    send(n, &mut warnings);
     Ok(RunOutcome {
         backup,
         warnings,
         status,
         error,
     })
+}
+
+/// The notices of one run: each names the stack, the host and the start, and a notifier
+/// that cannot be reached is a warning, never a failed run.
+struct Notices<'r> {
+    notifier: Option<Notifier>,
+    stack: &'r Stack,
+    env: &'r RunEnv<'r>,
+    started: Instant,
+}
+
+impl Notices<'_> {
+    /// A notice of `event`; every event after the start carries the time taken so far.
+    fn notice(&self, event: Event, status: &str, error: Option<String>) -> Notice {
+        Notice {
+            event,
+            stack: self.stack.name.clone(),
+            hostname: self.env.hostname.to_string(),
+            started: self.env.now,
+            status: status.to_string(),
+            error,
+            point_id: None,
+            duration_ms: (event != Event::Start).then(|| self.started.elapsed().as_millis() as u64),
+            bytes_added: None,
+            drctl_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    /// The closing notice: success or failure, with the point and the bytes it added.
+    fn outcome(
+        &self,
+        status: RunStatus,
+        error: Option<&Error>,
+        backup: Option<&StackOutcome>,
+    ) -> Notice {
+        let mut n = self.notice(
+            if status == RunStatus::Ok {
+                Event::Success
+            } else {
+                Event::Failure
+            },
+            status.as_str(),
+            error.map(|e| e.to_string()),
+        );
+        n.point_id = backup.map(|b| b.id.to_string());
+        n.bytes_added = backup.map(|b| b.point.sources.iter().map(|s| s.bytes_added).sum());
+        n
+    }
+
+    /// Sends `n` when the stack has a notifier; what failed to arrive becomes a warning.
+    fn send(&self, n: Notice, warnings: &mut Vec<String>) {
+        if let Some(nf) = &self.notifier {
+            warnings.extend(nf.send(&n));
+        }
+    }
+}
+
+/// What every hook sees of the run, in its environment.
+fn hook_env(
+    stack: &Stack,
+    now: DateTime<Utc>,
+    status: &str,
+    error: Option<&str>,
+    point: Option<String>,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("DRCTL_STACK", stack.name.clone()),
+        ("DRCTL_STARTED", now.to_rfc3339()),
+        ("DRCTL_STATUS", status.to_string()),
+        ("DRCTL_ERROR", error.unwrap_or("").to_string()),
+        ("DRCTL_POINT_ID", point.unwrap_or_default()),
+    ]
+}
+
+/// The pre hooks, then the backup of the sources: the point when one was written, and
+/// the error that decides the run (a failed pre hook means no backup at all).
+fn back_up(
+    repo: &Repo,
+    catalog: &mut Catalog,
+    stack: &Stack,
+    sources: &[&SourceDef],
+    env: &RunEnv<'_>,
+    warnings: &mut Vec<String>,
+) -> (Option<StackOutcome>, Option<Error>) {
+    let result = hooks::run(
+        &stack.name,
+        &stack.def.hook,
+        HookWhen::Pre,
+        &hook_env(stack, env.now, "running", None, None),
+    )
+    .and_then(|w| {
+        warnings.extend(w);
+        stack::backup(
+            repo,
+            catalog,
+            stack,
+            sources,
+            env.hostname,
+            env.now,
+            env.interrupt,
+            env.progress,
+        )
+    });
+    let (backup, error) = match result {
+        Ok(outcome) => {
+            let err = outcome.failures.last().cloned().map(Error::Failed);
+            (Some(outcome), err)
+        }
+        Err(e) => (None, Some(e)),
+    };
+    if let Some(b) = &backup {
+        warnings.extend(b.warnings.iter().cloned());
+    }
+    (backup, error)
+}
+
+/// The post hooks, told how the backup went. Their failure fails a run that had
+/// succeeded; after an earlier error it is only a warning, so that error is the one
+/// reported.
+fn run_post_hooks(
+    stack: &Stack,
+    env: &RunEnv<'_>,
+    backup: Option<&StackOutcome>,
+    error: &mut Option<Error>,
+    warnings: &mut Vec<String>,
+) {
+    let post_env = hook_env(
+        stack,
+        env.now,
+        status_of(error.as_ref()).as_str(),
+        error.as_ref().map(|e| e.to_string()).as_deref(),
+        backup.map(|b| b.id.to_string()),
+    );
+    match hooks::run(&stack.name, &stack.def.hook, HookWhen::Post, &post_env) {
+        Ok(w) => warnings.extend(w),
+        Err(e) => {
+            if error.is_none() {
+                *error = Some(e);
+            } else {
+                warnings.push(e.to_string());
+            }
+        }
+    }
+}
+
+/// Writes a row of the run history per source of the point, as its record says it went.
+fn record_sources(
+    catalog: &Catalog,
+    stack: &Stack,
+    now: DateTime<Utc>,
+    backup: &StackOutcome,
+) -> Result<()> {
+    for r in &backup.point.sources {
+        let st = match r.status {
+            crate::repo::point::SourceStatus::Ok => RunStatus::Ok,
+            crate::repo::point::SourceStatus::Failed => RunStatus::Failed,
+        };
+        catalog.add_run(&RunRecord {
+            stack: stack.name.clone(),
+            source: Some(r.name.clone()),
+            started: now,
+            ended: now + chrono::Duration::milliseconds(r.duration_ms as i64),
+            status: st,
+            bytes_read: r.bytes,
+            bytes_added: r.bytes_added,
+            duration_ms: r.duration_ms,
+            error: r.error.clone(),
+            point_id: Some(backup.id),
+        })?;
+    }
+    Ok(())
 }
 
 /// The recorded status of a run that ended with `error`.

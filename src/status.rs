@@ -250,21 +250,38 @@ fn family<'a>(out: &'a mut String, name: &'a str, help: &str) -> Family<'a> {
 /// The status as Prometheus text format (version 0.0.4).
 pub fn metrics(status: &Status, catalog: &Catalog) -> Result<String> {
     let mut o = String::new();
-    let secs = |t: &DateTime<Utc>| t.timestamp_millis() as f64 / 1000.0;
+    rpo_metrics(&mut o, status);
+    run_metrics(&mut o, &newest_runs(status, catalog)?);
+    drill_metrics(&mut o, status);
+    repository_metrics(&mut o, status);
+    Ok(o)
+}
+
+/// Seconds since the epoch, with milliseconds, as Prometheus timestamps are given.
+fn timestamp_secs(t: &DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}
+
+/// The families an RPO alert is written on: each source's newest good backup, each
+/// stack's age and objective, and whether the objective is met.
+fn rpo_metrics(o: &mut String, status: &Status) {
     let mut f = family(
-        &mut o,
+        o,
         "drctl_last_success_timestamp_seconds",
         "Start of the newest successful backup of each source.",
     );
     for s in &status.stacks {
         for src in &s.sources {
             if let Some(t) = &src.last_success {
-                f.sample(&[("stack", &s.stack), ("source", &src.source)], secs(t));
+                f.sample(
+                    &[("stack", &s.stack), ("source", &src.source)],
+                    timestamp_secs(t),
+                );
             }
         }
     }
     let mut f = family(
-        &mut o,
+        o,
         "drctl_recovery_point_age_seconds",
         "Age of each stack's data: its oldest source's newest successful backup.",
     );
@@ -274,7 +291,7 @@ pub fn metrics(status: &Status, catalog: &Catalog) -> Result<String> {
         }
     }
     let mut f = family(
-        &mut o,
+        o,
         "drctl_rpo_seconds",
         "Each stack's recovery point objective.",
     );
@@ -284,7 +301,7 @@ pub fn metrics(status: &Status, catalog: &Catalog) -> Result<String> {
         }
     }
     let mut f = family(
-        &mut o,
+        o,
         "drctl_rpo_met",
         "1 when every source of the stack has a backup within the RPO, else 0.",
     );
@@ -292,7 +309,11 @@ pub fn metrics(status: &Status, catalog: &Catalog) -> Result<String> {
         let v = if s.health == Health::Ok { 1.0 } else { 0.0 };
         f.sample(&[("stack", &s.stack)], v);
     }
-    // Per-source facts of each stack's newest runs on this host.
+}
+
+/// The newest run on this host of each stack and of each of its sources, with the stack
+/// it belongs to; skipped runs did nothing and say nothing about the last real one.
+fn newest_runs(status: &Status, catalog: &Catalog) -> Result<Vec<(String, RunRecord)>> {
     let mut last: Vec<(String, RunRecord)> = Vec::new();
     for s in &status.stacks {
         let mut seen = std::collections::HashSet::new();
@@ -305,6 +326,11 @@ pub fn metrics(status: &Status, catalog: &Catalog) -> Result<String> {
             }
         }
     }
+    Ok(last)
+}
+
+/// Per-source facts of each stack's newest runs on this host (from `newest_runs`).
+fn run_metrics(o: &mut String, last: &[(String, RunRecord)]) {
     type Get = fn(&RunRecord) -> f64;
     let per_run: [(&str, &str, Get); 5] = [
         (
@@ -321,7 +347,7 @@ pub fn metrics(status: &Status, catalog: &Catalog) -> Result<String> {
         (
             "drctl_last_run_timestamp_seconds",
             "Start of the newest run.",
-            |r| r.started.timestamp_millis() as f64 / 1000.0,
+            |r| timestamp_secs(&r.started),
         ),
         (
             "drctl_last_run_duration_seconds",
@@ -340,18 +366,22 @@ pub fn metrics(status: &Status, catalog: &Catalog) -> Result<String> {
         ),
     ];
     for (name, help, get) in per_run {
-        let mut f = family(&mut o, name, help);
-        for (stack, r) in &last {
+        let mut f = family(o, name, help);
+        for (stack, r) in last {
             let source = r.source.as_deref().unwrap_or("");
             f.sample(&[("stack", stack), ("source", source)], get(r));
         }
     }
+}
+
+/// Each stack's newest restore drill: when, whether it passed, and the RTO it measured.
+fn drill_metrics(o: &mut String, status: &Status) {
     type DrillGet = fn(&DrillSummary) -> f64;
     let per_drill: [(&str, &str, DrillGet); 3] = [
         (
             "drctl_drill_last_timestamp_seconds",
             "Start of each stack's newest restore drill.",
-            |d| d.started.timestamp_millis() as f64 / 1000.0,
+            |d| timestamp_secs(&d.started),
         ),
         (
             "drctl_drill_last_pass",
@@ -371,26 +401,29 @@ pub fn metrics(status: &Status, catalog: &Catalog) -> Result<String> {
         ),
     ];
     for (name, help, get) in per_drill {
-        let mut f = family(&mut o, name, help);
+        let mut f = family(o, name, help);
         for s in &status.stacks {
             if let Some(d) = &s.last_drill {
                 f.sample(&[("stack", &s.stack), ("drill", &d.drill)], get(d));
             }
         }
     }
+}
+
+/// The repository's size and the file's own timestamp (a stale file shows as old).
+fn repository_metrics(o: &mut String, status: &Status) {
     let mut f = family(
-        &mut o,
+        o,
         "drctl_repository_size_bytes",
         "Stored bytes of all indexed packs.",
     );
     f.sample(&[], status.repository_bytes as f64);
     let mut f = family(
-        &mut o,
+        o,
         "drctl_metrics_timestamp_seconds",
         "When this file was written.",
     );
-    f.sample(&[], secs(&status.now));
-    Ok(o)
+    f.sample(&[], timestamp_secs(&status.now));
 }
 
 /// Writes the metrics file atomically (temporary file, fsync, rename): the textfile

@@ -340,109 +340,8 @@ pub fn parse_stack_file(file: &Path, text: &str) -> Result<Vec<Stack>> {
         let name_span = name.span();
         let name = name.into_inner();
         check_name("stack", &name).map_err(|m| err(&name_span, m))?;
-        for expr in def
-            .schedule
-            .iter()
-            .chain(def.source.iter().filter_map(|s| s.schedule.as_ref()))
-        {
-            parse_cron(expr.get_ref())
-                .map_err(|e| err(&expr.span(), format!("schedule {:?}: {e}", expr.get_ref())))?;
-        }
-        if let Some(tz) = &def.timezone {
-            tz.get_ref()
-                .parse::<chrono_tz::Tz>()
-                .map_err(|_| err(&tz.span(), format!("unknown time zone {:?}", tz.get_ref())))?;
-        }
-        // Zero cannot work as a target or a timeout; `within` may keep just the newest.
-        let positive = [&def.rpo, &def.rto]
-            .into_iter()
-            .flatten()
-            .chain(def.hook.iter().filter_map(|h| h.timeout.as_ref()))
-            .chain(def.notify.as_ref().and_then(|n| n.timeout.as_ref()))
-            .map(|d| (d, true));
-        let within = def
-            .keep
-            .as_ref()
-            .and_then(|k| k.get_ref().within.as_ref())
-            .map(|d| (d, false));
-        for (d, positive) in positive.chain(within) {
-            check_duration(d, positive).map_err(|m| err(&d.span(), m))?;
-        }
-        if let Some(n) = &def.notify {
-            for url in n.healthchecks.iter().chain(n.webhook.iter()) {
-                check_http_url(url.get_ref()).map_err(|m| err(&url.span(), m))?;
-            }
-        }
-        if let Some(k) = &def.keep {
-            if k.get_ref().policy().is_empty() {
-                return Err(err(
-                    &k.span(),
-                    "keep has no rule: set last, daily, ...".into(),
-                ));
-            }
-        }
-        let mut names = std::collections::HashSet::new();
-        for s in &def.source {
-            check_name("source", s.name.get_ref()).map_err(|m| err(&s.name.span(), m))?;
-            if !names.insert(s.name.get_ref().clone()) {
-                return Err(err(
-                    &s.name.span(),
-                    format!("stack {name} has two sources named {}", s.name.get_ref()),
-                ));
-            }
-            match s.kind {
-                SourceKind::Postgres | SourceKind::Mysql | SourceKind::Redis => {
-                    if let Some(x) = s.exclude.first() {
-                        return Err(err(&x.span(), "exclude is for volume sources".to_string()));
-                    }
-                    if s.container.is_none() {
-                        return Err(err(
-                            &s.name.span(),
-                            format!("source {} needs a container", s.name.get_ref()),
-                        ));
-                    }
-                    if let Some(p) = s.path.as_ref().or(s.volume.as_ref()) {
-                        return Err(err(
-                            &p.span(),
-                            "path and volume are for volume sources".to_string(),
-                        ));
-                    }
-                }
-                SourceKind::Volume => match (&s.path, &s.volume) {
-                    (None, None) => {
-                        return Err(err(
-                            &s.name.span(),
-                            format!(
-                                "volume source {} needs a path or a volume",
-                                s.name.get_ref()
-                            ),
-                        ))
-                    }
-                    (Some(_), Some(v)) => {
-                        return Err(err(
-                            &v.span(),
-                            "give a path or a volume, not both".to_string(),
-                        ))
-                    }
-                    (Some(p), None) if !p.get_ref().starts_with('/') => {
-                        return Err(err(
-                            &p.span(),
-                            format!("path {:?} is not absolute", p.get_ref()),
-                        ))
-                    }
-                    _ => {}
-                },
-            }
-            for x in &s.exclude {
-                exclude_glob("/", x.get_ref()).map_err(|m| err(&x.span(), m))?;
-            }
-            if !s.stop.is_empty() && !s.pause.is_empty() {
-                return Err(err(
-                    &s.name.span(),
-                    format!("source {}: stop or pause, not both", s.name.get_ref()),
-                ));
-            }
-        }
+        check_stack_settings(&def, &err)?;
+        check_sources(&name, &def.source, &err)?;
         out.push(Stack {
             name,
             def,
@@ -451,6 +350,131 @@ pub fn parse_stack_file(file: &Path, text: &str) -> Result<Vec<Stack>> {
         });
     }
     Ok(out)
+}
+
+/// Makes the error for a span of the stack file being checked (`FILE:LINE:COLUMN: ...`).
+type ErrAt<'a> = &'a dyn Fn(&std::ops::Range<usize>, String) -> Error;
+
+/// Checks a stack's own settings, each error at its place in the file: the schedules
+/// (its sources' too), the time zone, the durations, the notify URLs and the keep policy.
+fn check_stack_settings(def: &StackDef, err: ErrAt<'_>) -> Result<()> {
+    for expr in def
+        .schedule
+        .iter()
+        .chain(def.source.iter().filter_map(|s| s.schedule.as_ref()))
+    {
+        parse_cron(expr.get_ref())
+            .map_err(|e| err(&expr.span(), format!("schedule {:?}: {e}", expr.get_ref())))?;
+    }
+    if let Some(tz) = &def.timezone {
+        tz.get_ref()
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| err(&tz.span(), format!("unknown time zone {:?}", tz.get_ref())))?;
+    }
+    // Zero cannot work as a target or a timeout; `within` may keep just the newest.
+    let positive = [&def.rpo, &def.rto]
+        .into_iter()
+        .flatten()
+        .chain(def.hook.iter().filter_map(|h| h.timeout.as_ref()))
+        .chain(def.notify.as_ref().and_then(|n| n.timeout.as_ref()))
+        .map(|d| (d, true));
+    let within = def
+        .keep
+        .as_ref()
+        .and_then(|k| k.get_ref().within.as_ref())
+        .map(|d| (d, false));
+    for (d, positive) in positive.chain(within) {
+        check_duration(d, positive).map_err(|m| err(&d.span(), m))?;
+    }
+    if let Some(n) = &def.notify {
+        for url in n.healthchecks.iter().chain(n.webhook.iter()) {
+            check_http_url(url.get_ref()).map_err(|m| err(&url.span(), m))?;
+        }
+    }
+    if let Some(k) = &def.keep {
+        if k.get_ref().policy().is_empty() {
+            return Err(err(
+                &k.span(),
+                "keep has no rule: set last, daily, ...".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the sources of stack `stack` in file order: names valid and unique within the
+/// stack, then each one's own settings.
+fn check_sources(stack: &str, sources: &[SourceDef], err: ErrAt<'_>) -> Result<()> {
+    let mut names = std::collections::HashSet::new();
+    for s in sources {
+        check_name("source", s.name.get_ref()).map_err(|m| err(&s.name.span(), m))?;
+        if !names.insert(s.name.get_ref().clone()) {
+            return Err(err(
+                &s.name.span(),
+                format!("stack {stack} has two sources named {}", s.name.get_ref()),
+            ));
+        }
+        check_source(s, err)?;
+    }
+    Ok(())
+}
+
+/// Checks one source: what its kind needs (a container for a database dump, one absolute
+/// path or one volume for a volume), its exclude globs, and stop or pause, not both.
+fn check_source(s: &SourceDef, err: ErrAt<'_>) -> Result<()> {
+    match s.kind {
+        SourceKind::Postgres | SourceKind::Mysql | SourceKind::Redis => {
+            if let Some(x) = s.exclude.first() {
+                return Err(err(&x.span(), "exclude is for volume sources".to_string()));
+            }
+            if s.container.is_none() {
+                return Err(err(
+                    &s.name.span(),
+                    format!("source {} needs a container", s.name.get_ref()),
+                ));
+            }
+            if let Some(p) = s.path.as_ref().or(s.volume.as_ref()) {
+                return Err(err(
+                    &p.span(),
+                    "path and volume are for volume sources".to_string(),
+                ));
+            }
+        }
+        SourceKind::Volume => match (&s.path, &s.volume) {
+            (None, None) => {
+                return Err(err(
+                    &s.name.span(),
+                    format!(
+                        "volume source {} needs a path or a volume",
+                        s.name.get_ref()
+                    ),
+                ))
+            }
+            (Some(_), Some(v)) => {
+                return Err(err(
+                    &v.span(),
+                    "give a path or a volume, not both".to_string(),
+                ))
+            }
+            (Some(p), None) if !p.get_ref().starts_with('/') => {
+                return Err(err(
+                    &p.span(),
+                    format!("path {:?} is not absolute", p.get_ref()),
+                ))
+            }
+            _ => {}
+        },
+    }
+    for x in &s.exclude {
+        exclude_glob("/", x.get_ref()).map_err(|m| err(&x.span(), m))?;
+    }
+    if !s.stop.is_empty() && !s.pause.is_empty() {
+        return Err(err(
+            &s.name.span(),
+            format!("source {}: stop or pause, not both", s.name.get_ref()),
+        ));
+    }
+    Ok(())
 }
 
 /// Loads every `*.toml` of a directory, in name order; a stack defined twice is an error.
