@@ -1,0 +1,418 @@
+//! One drill from request to verdict: scratch servers started, databases loaded, volumes
+//! written, checks run, and the time taken judged against the RTO and the point's age
+//! against the RPO.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::checks::evaluate;
+use super::scratch::{self, Scratch, ScratchServer};
+use super::{point_lag, DrillRequest};
+use crate::catalog::Catalog;
+use crate::config::SourceKind;
+use crate::docker::Docker;
+use crate::error::{Error, Result};
+use crate::repo::drill::{CheckResult, DrillResult, Phase, SourceResult, Verdict};
+use crate::repo::point::{PointEntry, SourceRecord};
+use crate::repo::snapshot::SnapshotEntry;
+use crate::repo::Repo;
+use crate::source::Target;
+use crate::stack::{self, Step};
+use crate::timespec::format_duration;
+
+/// Each source of the stack, and the point and record a drill restores it from.
+type Picked = Vec<(String, Option<(PointEntry, SourceRecord)>)>;
+
+/// Runs a drill. An error means the drill could not run at all (no point, no Docker,
+/// interrupted); a restore or check that fails is a FAIL in the result.
+pub fn run(
+    repo: &Repo,
+    catalog: &Catalog,
+    docker: Option<Docker>,
+    req: &DrillRequest<'_>,
+) -> Result<DrillResult> {
+    let t0 = Instant::now();
+    let drill = req.drill;
+    let points = catalog.points(&drill.stack)?;
+    let names = stack::known_sources(&points, Some(req.stack));
+    let picked = stack::plan(&points, &names, req.at);
+    if picked.iter().all(|(_, f)| f.is_none()) {
+        return Err(Error::Failed(format!(
+            "stack {} has no complete backup{} to drill",
+            drill.stack,
+            req.at
+                .map_or(String::new(), |t| format!(" at or before {t}"))
+        )));
+    }
+    let run_id = format!(
+        "{}-{}",
+        req.now.format("%Y%m%dT%H%M%S"),
+        hex::encode(rand::random::<[u8; 3]>())
+    );
+    if let Some(d) = &docker {
+        for r in scratch::sweep_strays(req.data_dir, d) {
+            eprintln!("note: removed {r}, left by a killed drill");
+        }
+    }
+    let mut scratch = Scratch::new(req.data_dir, &run_id, docker.clone())?;
+    scratch.keep = req.keep;
+    let (rto_target, rpo_target) = targets(req);
+    let mut run = DrillRun {
+        repo,
+        catalog,
+        docker,
+        req,
+        rto_target,
+        rpo_target,
+        snapshots: catalog.snapshots(Some(&drill.stack))?,
+        result: new_result(req, rto_target, rpo_target),
+        picked,
+        servers: BTreeMap::new(),
+        scratch,
+    };
+    // Databases first: start every scratch server, then load them.
+    run.start_servers()?;
+    let fetching_before = repo.fetching.total();
+    run.restore_sources("database load", false)?;
+    run.restore_sources("volume write", true)?;
+    run.result.phases.insert(
+        1,
+        Phase {
+            name: "fetch and decrypt".into(),
+            seconds: (repo.fetching.total() - fetching_before).as_secs_f64(),
+            concurrent: true,
+        },
+    );
+    run.run_checks()?;
+    run.judge(chrono::Duration::milliseconds(
+        t0.elapsed().as_millis() as i64
+    ));
+    let DrillRun {
+        mut result,
+        mut scratch,
+        ..
+    } = run;
+    for e in scratch.remove() {
+        result.warnings.push(format!("cleanup: {e}"));
+    }
+    Ok(result)
+}
+
+/// The drill's RTO and RPO targets, else its stack's.
+fn targets(req: &DrillRequest<'_>) -> (Option<chrono::Duration>, Option<chrono::Duration>) {
+    let parse = |d: &Option<toml::Spanned<String>>| {
+        d.as_ref()
+            .and_then(|d| crate::timespec::parse_duration(d.get_ref()).ok())
+    };
+    let def = &req.stack.def;
+    (
+        req.drill.rto.or_else(|| parse(&def.rto)),
+        req.drill.rpo.or_else(|| parse(&def.rpo)),
+    )
+}
+
+/// A result with nothing done yet: a FAIL until judged.
+fn new_result(
+    req: &DrillRequest<'_>,
+    rto_target: Option<chrono::Duration>,
+    rpo_target: Option<chrono::Duration>,
+) -> DrillResult {
+    let drill = req.drill;
+    let secs = |d: chrono::Duration| d.num_milliseconds() as f64 / 1000.0;
+    DrillResult {
+        drill: drill.name.clone(),
+        stack: drill.stack.clone(),
+        started: req.now,
+        hostname: req.hostname.clone(),
+        point_time: None,
+        sources: Vec::new(),
+        phases: Vec::new(),
+        checks: Vec::new(),
+        rto_secs: 0.0,
+        rto_target_secs: rto_target.map(secs),
+        point_age_secs: None,
+        rpo_target_secs: rpo_target.map(secs),
+        verdict: Verdict::Fail,
+        reasons: Vec::new(),
+        warnings: Vec::new(),
+        drctl_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// A drill under way.
+struct DrillRun<'a> {
+    repo: &'a Repo,
+    catalog: &'a Catalog,
+    docker: Option<Docker>,
+    req: &'a DrillRequest<'a>,
+    rto_target: Option<chrono::Duration>,
+    rpo_target: Option<chrono::Duration>,
+    snapshots: Vec<SnapshotEntry>,
+    result: DrillResult,
+    picked: Picked,
+    /// Scratch database servers by source.
+    servers: BTreeMap<String, ScratchServer>,
+    scratch: Scratch,
+}
+
+impl DrillRun<'_> {
+    fn interrupted(&self) -> Result<()> {
+        if self.req.interrupt.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// Starts a scratch server for every database source; one that does not start is a
+    /// reason to fail, not an error.
+    fn start_servers(&mut self) -> Result<()> {
+        let t = Instant::now();
+        let step = (self.req.progress)("drill");
+        step.as_step();
+        for (name, found) in &self.picked {
+            let Some((_, rec)) = found else { continue };
+            if rec.kind == SourceKind::Volume {
+                continue;
+            }
+            step.set_message(&format!(
+                "{}: starting a scratch server for {name}",
+                self.req.drill.name
+            ));
+            match self.scratch.server(rec) {
+                Ok(mut s) => {
+                    self.result.warnings.append(&mut s.warnings);
+                    self.servers.insert(name.clone(), s);
+                }
+                Err(e) => self.result.reasons.push(format!("{name}: {e}")),
+            }
+            self.interrupted()?;
+        }
+        step.finish();
+        self.result.phases.push(Phase {
+            name: "start scratch servers".into(),
+            seconds: t.elapsed().as_secs_f64(),
+            concurrent: false,
+        });
+        Ok(())
+    }
+
+    /// Restores the database sources (into their scratch servers) or the volume sources
+    /// (into scratch directories), timed as one phase.
+    fn restore_sources(&mut self, phase: &str, volumes: bool) -> Result<()> {
+        let t = Instant::now();
+        let picked = std::mem::take(&mut self.picked);
+        for (name, found) in &picked {
+            let Some((point, rec)) = found else {
+                if volumes {
+                    self.result
+                        .reasons
+                        .push(format!("{name}: no complete backup to restore"));
+                }
+                continue;
+            };
+            if (rec.kind == SourceKind::Volume) != volumes {
+                continue;
+            }
+            let mut src = SourceResult {
+                name: name.clone(),
+                kind: rec.kind,
+                point: Some(point.id.to_hex()),
+                point_time: Some(point.point.time),
+                image: None,
+                bytes: 0,
+                seconds: 0.0,
+                error: None,
+            };
+            let restored = self.restore_one(name, phase, point, rec, volumes, &mut src);
+            self.interrupted()?;
+            match restored {
+                Ok(r) => {
+                    src.bytes = r.bytes;
+                    src.seconds = r.seconds;
+                    self.result.warnings.extend(r.warnings);
+                }
+                Err(e) => {
+                    self.result
+                        .reasons
+                        .push(format!("{name}: restore failed: {e}"));
+                    src.error = Some(e.to_string());
+                }
+            }
+            self.result.point_time = match self.result.point_time {
+                Some(t) if t <= point.point.time => Some(t),
+                _ => Some(point.point.time),
+            };
+            self.result.sources.push(src);
+        }
+        self.picked = picked;
+        self.result.phases.push(Phase {
+            name: phase.into(),
+            seconds: t.elapsed().as_secs_f64(),
+            concurrent: false,
+        });
+        Ok(())
+    }
+
+    /// Restores one source into its scratch server or directory.
+    fn restore_one(
+        &self,
+        name: &str,
+        phase: &str,
+        point: &PointEntry,
+        rec: &SourceRecord,
+        volumes: bool,
+        src: &mut SourceResult,
+    ) -> Result<stack::Restored> {
+        let dir = if volumes {
+            Some(self.scratch.directory(name)?)
+        } else {
+            None
+        };
+        let container = match &dir {
+            Some(_) => String::new(),
+            None => {
+                let s = self
+                    .servers
+                    .get(name)
+                    .ok_or_else(|| Error::Failed("its scratch server did not start".into()))?;
+                src.image = Some(s.image.clone());
+                s.name.clone()
+            }
+        };
+        let snap_id = rec.snapshot.expect("ok records have a snapshot");
+        let snapshot = self
+            .snapshots
+            .iter()
+            .find(|s| s.id == snap_id)
+            .cloned()
+            .ok_or_else(|| Error::Damage(format!("snapshot {} is missing", snap_id.short())))?;
+        // The stack's own containers are never stopped or paused by a drill.
+        let mut rec = rec.clone();
+        rec.stop.clear();
+        rec.pause.clear();
+        let step = Step {
+            rec,
+            point: point.clone(),
+            snapshot,
+            target: Target {
+                container,
+                dir,
+                force: false,
+                def: None,
+            },
+        };
+        let progress = (self.req.progress)("restoring");
+        progress.set_message(&format!("{name} ({phase})"));
+        stack::restore_step(
+            self.repo,
+            self.catalog,
+            self.docker.as_ref(),
+            &step,
+            &self.req.interrupt,
+            &progress,
+        )
+    }
+
+    /// Runs every check of the drill against what was restored.
+    fn run_checks(&mut self) -> Result<()> {
+        let drill = self.req.drill;
+        let t = Instant::now();
+        let step = (self.req.progress)("drill");
+        step.as_step();
+        for (i, check) in drill.checks.iter().enumerate() {
+            step.set_message(&format!(
+                "{}: check {}/{}: {}",
+                drill.name,
+                i + 1,
+                drill.checks.len(),
+                check.name()
+            ));
+            let c0 = Instant::now();
+            let src = self.result.sources.iter().find(|s| s.name == check.source);
+            let outcome = match src {
+                Some(s) if s.error.is_none() => evaluate(
+                    check,
+                    s.kind,
+                    self.docker.as_ref(),
+                    self.servers.get(&check.source).map(|s| &s.name),
+                    &self.scratch,
+                    s.point_time,
+                    self.picked
+                        .iter()
+                        .find(|(n, _)| *n == check.source)
+                        .and_then(|(_, f)| f.as_ref())
+                        .and_then(|(_, r)| r.databases.first().cloned()),
+                ),
+                _ => Err(format!("source {} was not restored", check.source)),
+            };
+            let (passed, value, error) = match outcome {
+                Ok((true, v)) => (true, Some(v), None),
+                Ok((false, v)) => (false, Some(v.clone()), Some(format!("found {v}"))),
+                Err(e) => (false, None, Some(e)),
+            };
+            if !passed {
+                self.result.reasons.push(format!(
+                    "check failed: {}: {}",
+                    check.name(),
+                    error.clone().unwrap_or_default()
+                ));
+            }
+            self.result.checks.push(CheckResult {
+                name: check.name(),
+                source: check.source.clone(),
+                passed,
+                value,
+                error,
+                seconds: c0.elapsed().as_secs_f64(),
+            });
+            self.interrupted()?;
+        }
+        step.finish();
+        self.result.phases.push(Phase {
+            name: "checks".into(),
+            seconds: t.elapsed().as_secs_f64(),
+            concurrent: false,
+        });
+        Ok(())
+    }
+
+    /// The verdict: PASS unless something failed, the restore took longer than the RTO,
+    /// or the restored point was older than the RPO allows.
+    fn judge(&mut self, rto: chrono::Duration) {
+        let (req, result) = (self.req, &mut self.result);
+        result.rto_secs = rto.num_milliseconds() as f64 / 1000.0;
+        if let Some(target) = self.rto_target {
+            if rto > target {
+                result.reasons.push(format!(
+                    "RTO missed: the restore took {}, the target is {}",
+                    format_duration(&rto),
+                    format_duration(&target)
+                ));
+            }
+        }
+        if let Some(lag) = point_lag(req.stack, &result.sources, req.at.unwrap_or(req.now)) {
+            result.point_age_secs = Some(lag.age.num_milliseconds() as f64 / 1000.0);
+            if let Some(target) = self.rpo_target {
+                if lag.age > target {
+                    result.reasons.push(format!(
+                        "RPO missed: the recovery point of source {} ({}) was {} old {}, the target is {}",
+                        lag.source,
+                        lag.point_time.format("%Y-%m-%d %H:%M:%S UTC"),
+                        format_duration(&lag.age),
+                        lag.slot.map_or("at the drill's start".into(), |t| format!(
+                            "at its newest scheduled backup ({})",
+                            t.format("%Y-%m-%d %H:%M:%S UTC")
+                        )),
+                        format_duration(&target)
+                    ));
+                }
+            }
+        }
+        result.verdict = if result.reasons.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
+    }
+}
