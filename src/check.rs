@@ -55,7 +55,34 @@ const VERIFY_BATCH: usize = 16;
 /// lookups go through the catalog, which the caller has just refreshed from the store.
 pub fn run(repo: &Repo, catalog: &Catalog, read_data_percent: Option<f64>) -> Result<CheckReport> {
     let mut report = CheckReport::default();
-    // Every index file must open; what they list is what the catalog now holds.
+    let indexed = check_index_files(repo, &mut report)?;
+    // Every manifest, read from the store, not the catalog: a damaged one is named here,
+    // and the catalog left it out, so the rest stays usable.
+    report.manifests = check_manifests(repo, &mut report.problems)?;
+    let mut damaged = check_packs_present(repo, &indexed, &mut report)?;
+    let snapshots = catalog.snapshots(None)?;
+    report.snapshots = snapshots.len();
+    let mut trees = TreeReader::new(repo, catalog);
+    check_trees(catalog, &mut trees, &snapshots, &mut damaged, &mut report)?;
+    if let Some(pct) = read_data_percent {
+        read_packs(repo, catalog, &indexed, pct, &mut damaged, &mut report)?;
+    }
+    if !damaged.is_empty() {
+        let mut bad_blobs: HashSet<BlobId> = HashSet::new();
+        for p in &damaged {
+            bad_blobs.extend(catalog.pack_blobs(p)?.iter().map(|b| b.id));
+        }
+        report.affected_snapshots = affected(&mut trees, &snapshots, &bad_blobs);
+    }
+    Ok(report)
+}
+
+/// Every index file must open; what they list is what the catalog now holds. Returns the
+/// packs they list, with kind and size.
+fn check_index_files(
+    repo: &Repo,
+    report: &mut CheckReport,
+) -> Result<HashMap<PackId, (BlobKind, u64)>> {
     let index_ids = repo.list_index()?;
     report.index_files = index_ids.len();
     let mut indexed: HashMap<PackId, (BlobKind, u64)> = HashMap::new();
@@ -73,9 +100,16 @@ pub fn run(repo: &Repo, catalog: &Catalog, read_data_percent: Option<f64>) -> Re
         }
     }
     report.packs = indexed.len();
-    // Every manifest, read from the store, not the catalog: a damaged one is named here,
-    // and the catalog left it out, so the rest stays usable.
-    report.manifests = check_manifests(repo, &mut report.problems)?;
+    Ok(indexed)
+}
+
+/// Every indexed pack must be in the store at the size the index says; counts the packs
+/// no index lists. Returns the packs found missing or cut short.
+fn check_packs_present(
+    repo: &Repo,
+    indexed: &HashMap<PackId, (BlobKind, u64)>,
+    report: &mut CheckReport,
+) -> Result<HashSet<PackId>> {
     let mut in_store: HashMap<Handle, u64> = HashMap::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
         for o in repo.block_on(repo.objects().list(FileType::Pack(kind)))? {
@@ -83,7 +117,7 @@ pub fn run(repo: &Repo, catalog: &Catalog, read_data_percent: Option<f64>) -> Re
         }
     }
     let mut damaged: HashSet<PackId> = HashSet::new();
-    for (id, &(kind, size)) in &indexed {
+    for (id, &(kind, size)) in indexed {
         let key = Handle::pack(kind, id);
         let problem = match in_store.get(&key) {
             None => format!("pack {} ({key}) is missing", id.short()),
@@ -104,14 +138,20 @@ pub fn run(repo: &Repo, catalog: &Catalog, read_data_percent: Option<f64>) -> Re
         .map(|(id, (k, _))| Handle::pack(*k, id))
         .collect();
     report.unreferenced_packs = in_store.keys().filter(|k| !listed.contains(*k)).count();
-    drop(in_store);
+    Ok(damaged)
+}
 
-    // Snapshots and every tree they reach, each tree once.
-    let snapshots = catalog.snapshots(None)?;
-    report.snapshots = snapshots.len();
-    let mut trees = TreeReader::new(repo, catalog);
+/// Every tree the snapshots reach must open (each read once), and every blob their files
+/// list must be in the index.
+fn check_trees(
+    catalog: &Catalog,
+    trees: &mut TreeReader<'_>,
+    snapshots: &[SnapshotEntry],
+    damaged: &mut HashSet<PackId>,
+    report: &mut CheckReport,
+) -> Result<()> {
     let mut seen_trees: HashSet<BlobId> = HashSet::new();
-    for s in &snapshots {
+    for s in snapshots {
         let mut stack = vec![s.snapshot.tree];
         while let Some(t) = stack.pop() {
             if !seen_trees.insert(t) {
@@ -153,29 +193,41 @@ pub fn run(repo: &Repo, catalog: &Catalog, read_data_percent: Option<f64>) -> Re
         }
     }
     report.trees = seen_trees.len();
+    Ok(())
+}
 
-    if let Some(pct) = read_data_percent {
-        let mut packs: Vec<(PackId, BlobKind)> = indexed
-            .iter()
-            .filter(|(id, _)| !damaged.contains(*id))
-            .map(|(id, (k, _))| (*id, *k))
-            .collect();
-        packs.sort_by_key(|p| p.0);
-        if pct < 100.0 {
-            packs.shuffle(&mut rand::thread_rng());
-            let n = ((packs.len() as f64 * pct / 100.0).ceil() as usize).min(packs.len());
-            packs.truncate(n);
+/// `--read-data`: downloads `pct` percent of the packs not already found damaged (all of
+/// them at 100) and verifies every byte.
+fn read_packs(
+    repo: &Repo,
+    catalog: &Catalog,
+    indexed: &HashMap<PackId, (BlobKind, u64)>,
+    pct: f64,
+    damaged: &mut HashSet<PackId>,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let mut packs: Vec<(PackId, BlobKind)> = indexed
+        .iter()
+        .filter(|(id, _)| !damaged.contains(*id))
+        .map(|(id, (k, _))| (*id, *k))
+        .collect();
+    packs.sort_by_key(|p| p.0);
+    if pct < 100.0 {
+        packs.shuffle(&mut rand::thread_rng());
+        let n = ((packs.len() as f64 * pct / 100.0).ceil() as usize).min(packs.len());
+        packs.truncate(n);
+    }
+    report.packs_read = packs.len();
+    for batch in packs.chunks(VERIFY_BATCH) {
+        let mut work = Vec::with_capacity(batch.len());
+        for (id, kind) in batch {
+            let Some(wrapped) = catalog.pack_wrapped_key(id)? else {
+                continue;
+            };
+            work.push((*id, *kind, wrapped, catalog.pack_blobs(id)?));
         }
-        report.packs_read = packs.len();
-        for batch in packs.chunks(VERIFY_BATCH) {
-            let mut work = Vec::with_capacity(batch.len());
-            for (id, kind) in batch {
-                let Some(wrapped) = catalog.pack_wrapped_key(id)? else {
-                    continue;
-                };
-                work.push((*id, *kind, wrapped, catalog.pack_blobs(id)?));
-            }
-            let results = repo.block_on(async {
+        let results =
+            repo.block_on(async {
                 use futures::StreamExt;
                 futures::stream::iter(work.iter().map(|(id, kind, wrapped, blobs)| {
                     verify_pack(repo, *id, *kind, wrapped, blobs)
@@ -184,26 +236,17 @@ pub fn run(repo: &Repo, catalog: &Catalog, read_data_percent: Option<f64>) -> Re
                 .collect::<Vec<_>>()
                 .await
             });
-            for r in results {
-                if let Err((id, msg)) = r {
-                    damaged.insert(id);
-                    report.problems.push(Problem {
-                        pack: Some(id.to_hex()),
-                        message: msg,
-                    });
-                }
+        for r in results {
+            if let Err((id, msg)) = r {
+                damaged.insert(id);
+                report.problems.push(Problem {
+                    pack: Some(id.to_hex()),
+                    message: msg,
+                });
             }
         }
     }
-
-    if !damaged.is_empty() {
-        let mut bad_blobs: HashSet<BlobId> = HashSet::new();
-        for p in &damaged {
-            bad_blobs.extend(catalog.pack_blobs(p)?.iter().map(|b| b.id));
-        }
-        report.affected_snapshots = affected(&mut trees, &snapshots, &bad_blobs);
-    }
-    Ok(report)
+    Ok(())
 }
 
 /// Reads every snapshot, recovery point and drill result in the store; records those that

@@ -15,7 +15,7 @@ use crate::catalog::Catalog;
 use crate::commit;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
-use crate::repo::id::{IndexId, PackId, SnapshotId};
+use crate::repo::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::repo::index::IndexedPack;
 use crate::repo::pack::FinishedPack;
 use crate::repo::snapshot::{Snapshot, Summary};
@@ -25,7 +25,7 @@ use crate::source::StreamFile;
 use super::pipeline::*;
 use super::read::read_files;
 use super::seal::{seal_blobs, upload_packs};
-use super::trees::build_trees;
+use super::trees::{build_trees, Counts};
 use super::walk::{build_excludes, scan_size, walk};
 
 /// What to back up and how.
@@ -125,28 +125,7 @@ pub(super) fn run_once(
             "nothing to back up: give at least one path".into(),
         ));
     }
-    // Check every path before writing anything.
-    let mut roots: Vec<(Vec<OsString>, PathBuf)> = Vec::new();
-    for p in &req.paths {
-        std::fs::symlink_metadata(p)
-            .map_err(|e| Error::Usage(format!("cannot back up {}: {e}", p.display())))?;
-        let abs = std::path::absolute(p).ctx(|| format!("resolving {}", p.display()))?;
-        roots.push((components(p)?, abs));
-    }
-    roots.sort();
-    // A path inside another given path is already covered.
-    let mut kept: Vec<(Vec<OsString>, PathBuf)> = Vec::new();
-    for r in roots {
-        if !kept.iter().any(|k| r.0.starts_with(&k.0)) {
-            kept.push(r);
-        }
-    }
-    if kept.iter().any(|k| k.0.is_empty()) && kept.len() > 1 {
-        return Err(Error::Usage(
-            "'.' or '/' cannot be combined with other paths".into(),
-        ));
-    }
-
+    let kept = check_roots(&req.paths)?;
     let exclude = build_excludes(&kept, &req.exclude)?;
     recover_unindexed(repo, catalog)?;
     let run_id = format!(
@@ -173,59 +152,7 @@ pub(super) fn run_once(
         exclude,
         now_ns: req.now.timestamp_nanos_opt().unwrap_or(0),
     };
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let readers = cores.clamp(2, 4);
-    let sealers = cores.clamp(2, 8);
-
-    let (event_tx, event_rx) = bounded::<Event>(4096);
-    let (job_tx, job_rx) = bounded::<FileJob>(256);
-    let (blob_tx, blob_rx) = bounded::<NewBlob>(sealers * 2);
-    let (pack_tx, pack_rx) = bounded::<FinishedPack>(0);
-
-    let (tree_result, summary_counts) = std::thread::scope(|s| {
-        let sh = &shared;
-        let walker_roots = kept.clone();
-        let scan_roots: Vec<PathBuf> = kept.iter().map(|k| k.1.clone()).collect();
-        if sh.progress.is_visible() {
-            s.spawn(move || {
-                let total = scan_size(&scan_roots, &sh.abort);
-                sh.progress.set_total(total);
-            });
-        }
-        let streams = req.streams;
-        s.spawn(move || {
-            if let Err(e) = walk(sh, &walker_roots, streams, &event_tx, &job_tx) {
-                sh.fail(e);
-            }
-        });
-        for _ in 0..readers {
-            let (job_rx, blob_tx) = (job_rx.clone(), blob_tx.clone());
-            s.spawn(move || {
-                if let Err(e) = read_files(sh, job_rx, blob_tx) {
-                    sh.fail(e);
-                }
-            });
-        }
-        drop(job_rx);
-        for _ in 0..sealers {
-            let (blob_rx, pack_tx) = (blob_rx.clone(), pack_tx.clone());
-            s.spawn(move || seal_blobs(sh, blob_rx, pack_tx));
-        }
-        drop(blob_rx);
-        drop(pack_tx);
-        let uploader = s.spawn(move || {
-            if let Err(e) = upload_packs(sh, pack_rx) {
-                sh.fail(e);
-            }
-        });
-        let built = build_trees(sh, event_rx, &blob_tx, &run_id);
-        if built.0.is_err() {
-            shared.abort.store(true, Ordering::SeqCst);
-        }
-        drop(blob_tx);
-        let _ = uploader.join();
-        built
-    });
+    let (tree_result, summary_counts) = run_pipeline(&shared, &kept, req.streams, &run_id);
     req.progress.finish();
     if shared.interrupt.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
@@ -280,6 +207,93 @@ pub(super) fn run_once(
         snapshot,
         warnings,
     }))
+}
+
+/// Checks every path before anything is written; drops those inside another given path
+/// (already covered). Returns each path's recorded components and absolute path.
+fn check_roots(paths: &[PathBuf]) -> Result<Vec<(Vec<OsString>, PathBuf)>> {
+    let mut roots: Vec<(Vec<OsString>, PathBuf)> = Vec::new();
+    for p in paths {
+        std::fs::symlink_metadata(p)
+            .map_err(|e| Error::Usage(format!("cannot back up {}: {e}", p.display())))?;
+        let abs = std::path::absolute(p).ctx(|| format!("resolving {}", p.display()))?;
+        roots.push((components(p)?, abs));
+    }
+    roots.sort();
+    let mut kept: Vec<(Vec<OsString>, PathBuf)> = Vec::new();
+    for r in roots {
+        if !kept.iter().any(|k| r.0.starts_with(&k.0)) {
+            kept.push(r);
+        }
+    }
+    if kept.iter().any(|k| k.0.is_empty()) && kept.len() > 1 {
+        return Err(Error::Usage(
+            "'.' or '/' cannot be combined with other paths".into(),
+        ));
+    }
+    Ok(kept)
+}
+
+/// Runs the pipeline's stages on their threads (walker, readers, sealers, uploader, and
+/// the tree builder on this one) until the tree is built or a stage fails.
+fn run_pipeline(
+    shared: &Shared<'_>,
+    kept: &[(Vec<OsString>, PathBuf)],
+    streams: Vec<StreamFile>,
+    run_id: &str,
+) -> (Result<(BlobId, Vec<String>)>, Counts) {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let readers = cores.clamp(2, 4);
+    let sealers = cores.clamp(2, 8);
+
+    let (event_tx, event_rx) = bounded::<Event>(4096);
+    let (job_tx, job_rx) = bounded::<FileJob>(256);
+    let (blob_tx, blob_rx) = bounded::<NewBlob>(sealers * 2);
+    let (pack_tx, pack_rx) = bounded::<FinishedPack>(0);
+
+    std::thread::scope(|s| {
+        let sh = shared;
+        let walker_roots = kept.to_vec();
+        let scan_roots: Vec<PathBuf> = kept.iter().map(|k| k.1.clone()).collect();
+        if sh.progress.is_visible() {
+            s.spawn(move || {
+                let total = scan_size(&scan_roots, &sh.abort);
+                sh.progress.set_total(total);
+            });
+        }
+        s.spawn(move || {
+            if let Err(e) = walk(sh, &walker_roots, streams, &event_tx, &job_tx) {
+                sh.fail(e);
+            }
+        });
+        for _ in 0..readers {
+            let (job_rx, blob_tx) = (job_rx.clone(), blob_tx.clone());
+            s.spawn(move || {
+                if let Err(e) = read_files(sh, job_rx, blob_tx) {
+                    sh.fail(e);
+                }
+            });
+        }
+        drop(job_rx);
+        for _ in 0..sealers {
+            let (blob_rx, pack_tx) = (blob_rx.clone(), pack_tx.clone());
+            s.spawn(move || seal_blobs(sh, blob_rx, pack_tx));
+        }
+        drop(blob_rx);
+        drop(pack_tx);
+        let uploader = s.spawn(move || {
+            if let Err(e) = upload_packs(sh, pack_rx) {
+                sh.fail(e);
+            }
+        });
+        let built = build_trees(sh, event_rx, &blob_tx, run_id);
+        if built.0.is_err() {
+            shared.abort.store(true, Ordering::SeqCst);
+        }
+        drop(blob_tx);
+        let _ = uploader.join();
+        built
+    })
 }
 
 /// Packs this host uploaded before a crash: keep those still in the store for this run's

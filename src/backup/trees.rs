@@ -32,6 +32,30 @@ pub(super) fn refresh_node(node: &mut Node, m: &std::fs::Metadata) {
 /// Builds trees bottom-up in walk order and sends them to the sealers; stages the files
 /// cache entries of files that were read.
 #[allow(clippy::type_complexity)]
+/// Seals one directory's nodes into a tree blob, sent for storing unless already stored.
+fn store_tree(
+    sh: &Shared<'_>,
+    blobs: &Sender<NewBlob>,
+    nodes: Vec<Node>,
+    catalog: &Catalog,
+) -> Result<BlobId> {
+    let mut tree = Tree { nodes };
+    let bytes = tree.to_bytes();
+    let id = sh.repo.keys.blob_id(&bytes);
+    if sh.is_new(catalog, &id)? {
+        blobs
+            .send(NewBlob {
+                id,
+                kind: BlobKind::Tree,
+                data: bytes,
+            })
+            .map_err(|_| Error::Interrupted)?;
+    }
+    Ok(id)
+}
+
+/// Builds the snapshot's trees from the walk's events, in walk order, and stages the
+/// files cache entries of what was read; returns the root, the run's warnings and counts.
 pub(super) fn build_trees(
     sh: &Shared<'_>,
     events: Receiver<Event>,
@@ -44,21 +68,7 @@ pub(super) fn build_trees(
         let mut warnings = Vec::new();
         let mut stack: Vec<(Option<Node>, Vec<Node>)> = vec![(None, Vec::new())];
         let mut staged: Vec<(Vec<u8>, FileStamp, Vec<BlobId>)> = Vec::new();
-        let store_tree = |nodes: Vec<Node>, catalog: &Catalog| -> Result<BlobId> {
-            let mut tree = Tree { nodes };
-            let bytes = tree.to_bytes();
-            let id = sh.repo.keys.blob_id(&bytes);
-            if sh.is_new(catalog, &id)? {
-                blobs
-                    .send(NewBlob {
-                        id,
-                        kind: BlobKind::Tree,
-                        data: bytes,
-                    })
-                    .map_err(|_| Error::Interrupted)?;
-            }
-            Ok(id)
-        };
+        let store_tree = |nodes, catalog: &Catalog| store_tree(sh, blobs, nodes, catalog);
         for ev in events {
             if sh.stopped() {
                 return Err(Error::Interrupted);
