@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use crate::config::{check_duration, check_name, parse_cron, place, SourceKind, Stack};
 use crate::error::{Error, Result};
-use crate::settings::{config_error, read_config_text};
+use crate::settings::config_error;
 
 /// The directory of drill files when drctl.toml does not name one.
 pub const DEFAULT_DRILLS_DIR: &str = "/etc/drctl/restore-drills";
@@ -350,26 +350,12 @@ pub fn load_drills(dir: &Path, stacks: &[Stack]) -> Result<Vec<Drill>> {
     if !dir.exists() {
         return Ok(Vec::new());
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    let mut drills: Vec<Drill> = Vec::new();
-    for f in files {
-        let text = read_config_text(&f)?;
-        for d in parse_drill_file(&f, &text, stacks)? {
-            if let Some(prev) = drills.iter().find(|p| p.name == d.name) {
-                return Err(Error::Config(format!(
-                    "{}: drill {} is already defined at {}",
-                    d.place, d.name, prev.place
-                )));
-            }
-            drills.push(d);
-        }
-    }
-    Ok(drills)
+    super::load_named(
+        dir,
+        "drill",
+        |f, text| parse_drill_file(f, text, stacks),
+        |d: &Drill| (&d.name, &d.place),
+    )
 }
 
 #[cfg(test)]

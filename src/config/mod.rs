@@ -479,26 +479,40 @@ fn check_source(s: &SourceDef, err: ErrAt<'_>) -> Result<()> {
 
 /// Loads every `*.toml` of a directory, in name order; a stack defined twice is an error.
 pub fn load_stacks(dir: &Path) -> Result<Vec<Stack>> {
+    load_named(dir, "stack", parse_stack_file, |s: &Stack| {
+        (&s.name, &s.place)
+    })
+}
+
+/// Parses every `*.toml` of `dir` in name order with `parse`, refusing a `what` whose name
+/// (from `key`, with its place) two definitions share: both places are named.
+pub(crate) fn load_named<T>(
+    dir: &Path,
+    what: &str,
+    mut parse: impl FnMut(&Path, &str) -> Result<Vec<T>>,
+    key: impl Fn(&T) -> (&str, &str),
+) -> Result<Vec<T>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
-    let mut stacks: Vec<Stack> = Vec::new();
+    let mut out: Vec<T> = Vec::new();
     for f in files {
         let text = read_config_text(&f)?;
-        for s in parse_stack_file(&f, &text)? {
-            if let Some(prev) = stacks.iter().find(|p| p.name == s.name) {
+        for item in parse(&f, &text)? {
+            let (name, place) = key(&item);
+            if let Some(prev) = out.iter().find(|p| key(p).0 == name) {
                 return Err(Error::Config(format!(
-                    "{}: stack {} is already defined at {}",
-                    s.place, s.name, prev.place
+                    "{place}: {what} {name} is already defined at {}",
+                    key(prev).1
                 )));
             }
-            stacks.push(s);
+            out.push(item);
         }
     }
-    Ok(stacks)
+    Ok(out)
 }
 
 #[cfg(test)]
