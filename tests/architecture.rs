@@ -175,7 +175,7 @@ fn inline_mods(code: &str) -> Vec<(usize, usize)> {
 }
 
 /// The module files each file uses (itself excluded). A parent's `pub use child::X` is its
-/// interface, not a use of the child, and is not counted.
+/// public interface, not a use of the child, and is not counted; `pub(crate) use` is.
 fn imports(files: &BTreeMap<Module, File>) -> BTreeMap<Module, BTreeSet<Module>> {
     let resolve = |path: &Module| -> Option<Module> {
         (0..=path.len())
@@ -213,7 +213,12 @@ fn imports(files: &BTreeMap<Module, File>) -> BTreeMap<Module, BTreeSet<Module>>
         }
         // `use child::X;` in a module file names its own child.
         for line in code.lines() {
+            // A re-export to the crate or the parent is still this file's own use.
             let line = line.trim_start();
+            let line = ["pub(crate) ", "pub(super) "]
+                .iter()
+                .find_map(|p| line.strip_prefix(p))
+                .unwrap_or(line);
             if let Some(rest) = line.strip_prefix("use ") {
                 let first: String = rest
                     .chars()
