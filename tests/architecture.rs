@@ -11,6 +11,8 @@ type Module = Vec<String>;
 struct File {
     /// `src/`-relative path, for messages.
     path: String,
+    /// The file's text as written.
+    text: String,
     /// The file's text with comments and string contents removed.
     code: String,
     /// Whether it is a `mod.rs` (or `lib.rs`): its children are `self::`'s.
@@ -38,11 +40,13 @@ fn read_src() -> BTreeMap<Module, File> {
             if is_dir {
                 module.pop();
             }
-            let code = strip(&std::fs::read_to_string(&p).unwrap());
+            let text = std::fs::read_to_string(&p).unwrap();
+            let code = strip(&text);
             out.insert(
                 module,
                 File {
                     path: rel,
+                    text,
                     code,
                     is_dir,
                 },
@@ -335,16 +339,12 @@ fn object_keys_are_spelled_only_in_the_repository_layout() {
         "data/",
         "meta/",
     ];
-    let root = std::env::var_os("DRCTL_ARCHITECTURE_SRC")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     let mut wrong = Vec::new();
     for file in read_src().values() {
         if file.path == "repo/layout.rs" {
             continue;
         }
-        let text = std::fs::read_to_string(root.join(&file.path)).unwrap();
-        for (n, line) in text.lines().enumerate() {
+        for (n, line) in file.text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
             if let Some(p) = PREFIXES.iter().find(|p| code.contains(&format!("\"{p}"))) {
                 // A JSON field named "config" is no key.

@@ -114,22 +114,6 @@ impl Docker {
         }
     }
 
-    /// Names of the containers, running or not, whose label `key` has `value`; empty when
-    /// the daemon cannot be asked.
-    pub fn labelled_containers(&self, key: &str, value: &str) -> Vec<String> {
-        self.rt
-            .block_on(self.client.list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(label_filter(key, value)),
-                ..Default::default()
-            })))
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|c| c.names.and_then(|n| n.into_iter().next()))
-            .map(|n| n.trim_start_matches('/').to_string())
-            .collect()
-    }
-
     /// Every container, running or not, that carries the label `key`: (name, value);
     /// empty when the daemon cannot be asked.
     pub fn containers_with_label(&self, key: &str) -> Vec<(String, String)> {
@@ -170,21 +154,4 @@ impl Docker {
             })
             .collect()
     }
-
-    /// Names of the networks whose label `key` has `value`; empty when the daemon cannot
-    /// be asked.
-    pub fn labelled_networks(&self, key: &str, value: &str) -> Vec<String> {
-        self.rt
-            .block_on(self.client.list_networks(Some(ListNetworksOptions {
-                filters: Some(label_filter(key, value)),
-            })))
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|n| n.name)
-            .collect()
-    }
-}
-
-fn label_filter(key: &str, value: &str) -> HashMap<String, Vec<String>> {
-    HashMap::from([("label".to_string(), vec![format!("{key}={value}")])])
 }

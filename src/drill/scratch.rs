@@ -297,34 +297,20 @@ pub fn sweep(data_dir: &Path, docker: impl FnOnce() -> Option<Docker>) -> Vec<St
     };
     let mut dead = Vec::new();
     for e in entries.flatten() {
-        let owner = std::fs::read_to_string(e.path().join(OWNER_FILE))
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok());
-        if !owner.is_some_and(alive) {
-            dead.push((e.file_name().to_string_lossy().into_owned(), e.path()));
+        if !owned(data_dir, &e.file_name().to_string_lossy()) {
+            dead.push(e.path());
         }
     }
     if dead.is_empty() {
         return Vec::new();
     }
-    let mut removed = Vec::new();
-    let docker = docker();
-    for (run_id, path) in dead {
-        if let Some(d) = &docker {
-            for name in d.labelled_containers(LABEL, &run_id) {
-                if d.remove_container(&name, "scratch container").is_ok() {
-                    removed.push(format!("container {name}"));
-                }
-            }
-            for name in d.labelled_networks(LABEL, &run_id) {
-                if d.remove_network(&name, "scratch network").is_ok() {
-                    removed.push(format!("network {name}"));
-                }
-            }
-        } else {
-            // Without Docker the directory stays, so that a later command retries.
-            continue;
-        }
+    // Without Docker the directories stay, so that a later command retries.
+    let Some(d) = docker() else {
+        return Vec::new();
+    };
+    // Their owners are dead, so every labelled resource of their runs is a stray.
+    let mut removed = sweep_strays(data_dir, &d);
+    for path in dead {
         if std::fs::remove_dir_all(&path).is_ok() {
             removed.push(format!("directory {}", path.display()));
         }
