@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::plan::{FilePlan, PackWork};
-use super::planner::finish_fd;
+use super::skeleton::finish_fd;
 use crate::error::{IoContext, Result};
 use crate::fswrite::{prepare_sparse, write_content, XattrRefusals};
 use crate::progress::Progress;

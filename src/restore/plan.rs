@@ -1,5 +1,5 @@
-//! What a restore plans before it fetches: the files and directories to make, and the
-//! blobs each pack holds for them.
+//! What a restore plans before it touches the target: the directories, links, special
+//! and empty files to make, the files to fill, and the blobs each pack holds for them.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -25,6 +25,46 @@ pub struct RestoreSummary {
     pub warnings: Vec<String>,
 }
 
+/// What a restore makes below its target, decided from the trees alone: nothing on disk
+/// is touched until the skeleton is made from it.
+#[derive(Default)]
+pub(super) struct TreePlan {
+    /// The directories between the target and the restored node (`a` for `--path a/b`):
+    /// made when missing, their own metadata left alone.
+    pub(super) base: PathBuf,
+    /// Directories in walk order (parents first), to make and to finish last; the target
+    /// itself (a directory restored contents only) comes first, with an empty path.
+    pub(super) dirs: Vec<DirPlan>,
+    /// Every other entry, in walk order.
+    pub(super) entries: Vec<Entry>,
+    /// The regular files with contents, to fill pack by pack.
+    pub(super) files: Vec<FilePlan>,
+    /// Hard links: (path, the path of the first link to the same inode).
+    pub(super) links: Vec<(PathBuf, PathBuf)>,
+    /// What the skeleton holds: directories, empty files, links and special files.
+    pub(super) summary: RestoreSummary,
+}
+
+/// An entry of a directory that is not a directory.
+pub(super) struct Entry {
+    /// Relative to the target.
+    pub(super) rel: PathBuf,
+    pub(super) make: Make,
+}
+
+/// What the skeleton makes for an entry.
+pub(super) enum Make {
+    /// A symbolic link.
+    Symlink(Node),
+    /// A named pipe or device node.
+    Special(Node),
+    /// An empty file, or one of nothing but holes.
+    EmptyFile(Node),
+    /// Made later (a file to fill, a hard link) or never (a socket): when overwriting,
+    /// what stands there still goes now.
+    Nothing,
+}
+
 pub(super) struct FilePlan {
     /// Relative to the target.
     pub(super) rel: PathBuf,
@@ -37,6 +77,7 @@ pub(super) struct FilePlan {
 pub(super) struct DirPlan {
     pub(super) rel: PathBuf,
     pub(super) node: Node,
+    /// Set when the skeleton is made.
     pub(super) created: bool,
 }
 

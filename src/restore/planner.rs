@@ -1,94 +1,49 @@
-//! The walk that creates a restore's skeleton (directories, links, special files, empty
-//! files) below the target's handle and collects the files to fill.
+//! The walk over a snapshot's trees that plans a restore: what to make below the target,
+//! in walk order. It reads trees and nothing else; the skeleton is made from its plan.
 
-use std::collections::HashMap;
-use std::ffi::OsStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::path::{Path, PathBuf};
+use std::collections::hash_map::{Entry as Slot, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::plan::{DirPlan, FilePlan, RestoreSummary};
-use super::read::TreeReader;
-use crate::error::{Error, IoContext, Result};
-use crate::fswrite::{prepare_sparse, set_xattrs_at, set_xattrs_fd, XattrRefusals};
+use super::plan::{DirPlan, Entry, FilePlan, Make, Start, TreePlan};
+use crate::error::{Error, Result};
 use crate::repo::id::BlobId;
-use crate::repo::tree::{Node, NodeKind};
-use crate::safe_fs::{self, Dir};
+use crate::repo::tree::{Node, NodeKind, Tree};
+use crate::safe_fs;
 
-/// Directories deeper than this below the one being filled give their descriptors back
-/// and are opened again if they still have entries to create: a tree of any depth
-/// restores within the open-files limit.
-const OPEN_DIRS: usize = 256;
-
-/// One directory being filled: its handle (if still open), where it is, what is left.
-struct Frame {
-    dir: Option<Dir>,
-    rel: PathBuf,
-    nodes: std::vec::IntoIter<Node>,
-}
-
-pub(super) struct Planner<'a, 'b> {
-    pub(super) trees: &'a mut TreeReader<'b>,
-    pub(super) root: &'a Dir,
-    pub(super) target: &'a Path,
-    /// Directories in walk order (parents first), to finish last.
-    pub(super) dirs: Vec<DirPlan>,
-    pub(super) files: Vec<FilePlan>,
-    pub(super) links: Vec<(PathBuf, PathBuf)>,
-    pub(super) inodes: HashMap<(u64, u64), PathBuf>,
-    pub(super) summary: RestoreSummary,
-    pub(super) overwrite: bool,
-    pub(super) as_root: bool,
-    pub(super) interrupt: &'a AtomicBool,
-    pub(super) refusals: &'a XattrRefusals,
-}
-
-impl Planner<'_, '_> {
-    /// Creates `nodes` in `dir` and everything below them, depth first, with a stack of
-    /// its own rather than the call stack: trees may be thousands of levels deep.
-    pub(super) fn walk(&mut self, dir: Dir, rel: PathBuf, nodes: Vec<Node>) -> Result<()> {
-        let mut stack = vec![Frame {
-            dir: Some(dir),
-            rel,
-            nodes: nodes.into_iter(),
-        }];
-        while let Some(top) = stack.last_mut() {
-            if self.interrupt.load(Ordering::Relaxed) {
-                return Err(Error::Interrupted);
-            }
-            let Some(node) = top.nodes.next() else {
-                stack.pop();
-                continue;
-            };
-            if top.dir.is_none() {
-                let shown = self.target.join(&top.rel);
-                top.dir = Some(
-                    self.root
-                        .open_dir_beneath(&top.rel)
-                        .ctx(|| format!("opening {}", shown.display()))?,
-                );
-            }
-            let dir = top.dir.as_ref().expect("just opened");
-            let rel = top.rel.join(node.os_name());
-            if let Some((sub, tree)) = self.node(&node, dir, &rel)? {
-                let nodes = self.trees.tree(&tree)?.nodes.into_iter();
-                if stack.len() >= OPEN_DIRS {
-                    let far = stack.len() - OPEN_DIRS;
-                    stack[far].dir = None;
-                }
-                stack.push(Frame {
-                    dir: Some(sub),
-                    rel,
-                    nodes,
+/// Plans the restore of `start`, reading each tree with `tree`, depth first with a stack of
+/// its own rather than the call stack: trees may be thousands of levels deep. A name that
+/// could leave its directory is refused here, before anything is made.
+pub(super) fn plan(
+    start: Start,
+    mut tree: impl FnMut(&BlobId) -> Result<Tree>,
+    interrupt: &AtomicBool,
+) -> Result<TreePlan> {
+    let mut planner = Planner::default();
+    let (base, nodes) = match start {
+        Start::Tree(id, top) => {
+            if let Some(node) = top {
+                planner.plan.dirs.push(DirPlan {
+                    rel: PathBuf::new(),
+                    node,
+                    created: false,
                 });
             }
+            (PathBuf::new(), tree(&id)?.nodes)
         }
-        Ok(())
-    }
-
-    /// Creates one entry in `dir`; for a directory with entries, returns its handle and
-    /// tree to fill.
-    fn node(&mut self, node: &Node, dir: &Dir, rel: &Path) -> Result<Option<(Dir, BlobId)>> {
+        // Keep the path's place in the tree, as restic does: DIR/a/b for `--path a/b`.
+        Start::Node(comps, node) => (comps[..comps.len() - 1].iter().collect(), vec![node]),
+    };
+    planner.plan.base = base.clone();
+    let mut stack = vec![(base, nodes.into_iter())];
+    while let Some((dir, nodes)) = stack.last_mut() {
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        let Some(node) = nodes.next() else {
+            stack.pop();
+            continue;
+        };
         let name = node.os_name();
         if !safe_fs::is_plain_name(&name) {
             return Err(Error::Damage(format!(
@@ -96,156 +51,214 @@ impl Planner<'_, '_> {
                 name
             )));
         }
-        let target = self.target;
-        let shown = || target.join(rel).display().to_string();
-        if self.overwrite && node.kind != NodeKind::Dir {
-            // Whatever stands there goes, a link included, and is never followed.
-            dir.remove(&name).ctx(|| format!("replacing {}", shown()))?;
+        let rel = dir.join(&name);
+        if let Some((rel, sub)) = planner.add(rel, node) {
+            stack.push((rel, tree(&sub)?.nodes.into_iter()));
         }
-        match node.kind {
+    }
+    Ok(planner.plan)
+}
+
+/// The plan being built.
+#[derive(Default)]
+struct Planner {
+    plan: TreePlan,
+    /// The first path of each inode with more than one link.
+    inodes: HashMap<(u64, u64), PathBuf>,
+}
+
+impl Planner {
+    /// Plans one entry; for a directory with entries, returns its path and tree to walk.
+    fn add(&mut self, rel: PathBuf, node: Node) -> Option<(PathBuf, BlobId)> {
+        let plan = &mut self.plan;
+        let make = match node.kind {
             NodeKind::Dir => {
-                let created = dir
-                    .mkdir(&name, 0o777, self.overwrite)
-                    .ctx(|| format!("creating {}", shown()))?;
-                let sub = dir.open_dir(&name).ctx(|| format!("opening {}", shown()))?;
-                self.summary.dirs += 1;
-                if created {
-                    topdir_hint(&sub, true);
-                }
-                self.dirs.push(DirPlan {
-                    rel: rel.to_path_buf(),
-                    node: node.clone(),
-                    created,
+                plan.summary.dirs += 1;
+                let sub = node.subtree.map(|t| (rel.clone(), t));
+                plan.dirs.push(DirPlan {
+                    rel,
+                    node,
+                    created: false,
                 });
-                return Ok(node.subtree.map(|t| (sub, t)));
+                return sub;
             }
-            NodeKind::File => {
-                if node.links > 1 {
-                    if let Some(first) = self.inodes.get(&(node.dev, node.inode)) {
-                        self.links.push((rel.to_path_buf(), first.clone()));
-                        return Ok(None);
-                    }
-                    self.inodes
-                        .insert((node.dev, node.inode), rel.to_path_buf());
-                }
-                if node.content.is_empty() {
-                    // Empty, or nothing but holes.
-                    let f = dir
-                        .create_file(&name, false)
-                        .ctx(|| format!("creating {}", shown()))?;
-                    prepare_sparse(&f, node).ctx(|| format!("sizing {}", shown()))?;
-                    finish_fd(
-                        f.as_fd(),
-                        node,
-                        self.as_root,
-                        &target.join(rel),
-                        self.refusals,
-                    )?;
-                    self.summary.files += 1;
-                } else {
-                    self.files.push(FilePlan {
-                        rel: rel.to_path_buf(),
-                        node: node.clone(),
-                        remaining: AtomicUsize::new(node.content.len()),
-                        failed: AtomicBool::new(false),
-                    });
-                }
-            }
+            NodeKind::File => self.file(&rel, node),
             NodeKind::Symlink => {
-                let target = node.os_target().unwrap_or_default();
-                dir.symlink(&target, &name)
-                    .ctx(|| format!("creating symlink {}", shown()))?;
-                let shown = self.target.join(rel);
-                finish_at(dir, &name, node, None, self.as_root, &shown, self.refusals)?;
-                self.summary.others += 1;
+                plan.summary.others += 1;
+                Make::Symlink(node)
             }
             NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
-                let kind = match node.kind {
-                    NodeKind::Fifo => libc::S_IFIFO,
-                    NodeKind::CharDevice => libc::S_IFCHR,
-                    _ => libc::S_IFBLK,
-                };
-                if let Err(e) = dir.mknod(&name, kind | node.mode, node.rdev as libc::dev_t) {
-                    // Devices need root; skip them quietly otherwise, as tar does.
-                    if node.kind == NodeKind::Fifo || self.as_root {
-                        return Err(Error::io(format!("creating {}", shown()), e));
-                    }
-                    return Ok(None);
-                }
-                let (mode, shown) = (Some(node.mode), target.join(rel));
-                finish_at(dir, &name, node, mode, self.as_root, &shown, self.refusals)?;
-                self.summary.others += 1;
+                plan.summary.others += 1;
+                Make::Special(node)
             }
-            NodeKind::Socket => {}
-        }
-        Ok(None)
-    }
-}
-
-/// ext4's "top directory" hint (`chattr +T`), set on the directories a restore creates
-/// while it fills them.
-///
-/// ext4 puts a new directory next to its parent, and on a file system without a journal it
-/// walks past every recently deleted inode of that block group for each new file: after
-/// `rm -rf` of the broken tree (the usual prelude to a restore) that made file creation
-/// several times slower. With the hint, subdirectories spread over block groups as
-/// top-level directories do. Other file systems refuse it, which changes nothing.
-pub(super) fn topdir_hint(dir: &Dir, on: bool) {
-    const FS_TOPDIR_FL: libc::c_long = 0x0002_0000;
-    let fd = dir.as_fd().as_raw_fd();
-    let mut flags: libc::c_long = 0;
-    // SAFETY: FS_IOC_GETFLAGS/SETFLAGS read and write one c_long through the pointer.
-    unsafe {
-        if libc::ioctl(fd, libc::FS_IOC_GETFLAGS, &mut flags) != 0 {
-            return;
-        }
-        let new = if on {
-            flags | FS_TOPDIR_FL
-        } else {
-            flags & !FS_TOPDIR_FL
+            NodeKind::Socket => Make::Nothing,
         };
-        if new != flags {
-            libc::ioctl(fd, libc::FS_IOC_SETFLAGS, &new);
+        self.plan.entries.push(Entry { rel, make });
+        None
+    }
+
+    /// A regular file: the second and later links to an inode become hard links, an empty
+    /// file is made with the skeleton, any other is filled from the packs.
+    fn file(&mut self, rel: &std::path::Path, node: Node) -> Make {
+        let plan = &mut self.plan;
+        if node.links > 1 {
+            match self.inodes.entry((node.dev, node.inode)) {
+                Slot::Occupied(first) => {
+                    plan.links.push((rel.to_path_buf(), first.get().clone()));
+                    return Make::Nothing;
+                }
+                Slot::Vacant(slot) => {
+                    slot.insert(rel.to_path_buf());
+                }
+            }
+        }
+        if node.content.is_empty() {
+            plan.summary.files += 1;
+            return Make::EmptyFile(node);
+        }
+        plan.files.push(FilePlan {
+            rel: rel.to_path_buf(),
+            remaining: AtomicUsize::new(node.content.len()),
+            failed: AtomicBool::new(false),
+            node,
+        });
+        Make::Nothing
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::ffi::{OsStr, OsString};
+    use std::path::Path;
+
+    use super::*;
+
+    pub(in super::super) fn id(n: u8) -> BlobId {
+        BlobId([n; 32])
+    }
+
+    pub(in super::super) fn node(kind: NodeKind, name: &str) -> Node {
+        let mut n = Node::new(kind, OsStr::new(name));
+        n.mode = if kind == NodeKind::Dir { 0o755 } else { 0o644 };
+        n
+    }
+
+    fn file(name: &str, chunks: u8, inode: u64, links: u64) -> Node {
+        let mut n = node(NodeKind::File, name);
+        n.content = (0..chunks).map(|c| id(100 + c)).collect();
+        n.size = chunks as u64;
+        (n.dev, n.inode, n.links) = (1, inode, links);
+        n
+    }
+
+    pub(in super::super) fn dir(name: &str, tree: u8) -> Node {
+        let mut n = node(NodeKind::Dir, name);
+        n.subtree = Some(id(tree));
+        n
+    }
+
+    /// root: a/ (b/ (c), f), ln -> a, pipe, sock, z (a hard link to a/f); c is empty.
+    pub(in super::super) fn small_tree() -> HashMap<BlobId, Tree> {
+        let mut ln = node(NodeKind::Symlink, "ln");
+        ln.set_target(OsStr::new("a"));
+        let trees = [
+            (
+                1,
+                vec![
+                    dir("a", 2),
+                    ln,
+                    node(NodeKind::Fifo, "pipe"),
+                    node(NodeKind::Socket, "sock"),
+                    file("z", 2, 7, 2),
+                ],
+            ),
+            (2, vec![dir("b", 3), file("f", 2, 7, 2)]),
+            (3, vec![file("c", 0, 8, 1)]),
+        ];
+        trees
+            .into_iter()
+            .map(|(i, nodes)| (id(i), Tree { nodes }))
+            .collect()
+    }
+
+    pub(in super::super) fn plan_of(trees: &HashMap<BlobId, Tree>, start: Start) -> TreePlan {
+        let read = |t: &BlobId| Ok(trees[t].clone());
+        plan(start, read, &AtomicBool::new(false)).unwrap()
+    }
+
+    fn paths<'a>(it: impl Iterator<Item = &'a PathBuf>) -> Vec<&'a str> {
+        it.map(|p| p.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_plan_lists_the_entries_in_walk_order_and_makes_nothing() {
+        let target = tempfile::tempdir().unwrap();
+        let plan = plan_of(&small_tree(), Start::Tree(id(1), None));
+        assert_eq!(plan.base, Path::new(""));
+        assert_eq!(paths(plan.dirs.iter().map(|d| &d.rel)), ["a", "a/b"]);
+        let kinds: Vec<(&str, &str)> = plan
+            .entries
+            .iter()
+            .map(|e| {
+                let what = match &e.make {
+                    Make::Symlink(_) => "symlink",
+                    Make::Special(_) => "special",
+                    Make::EmptyFile(_) => "empty",
+                    Make::Nothing => "later",
+                };
+                (e.rel.to_str().unwrap(), what)
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("a/b/c", "empty"),
+                ("a/f", "later"),
+                ("ln", "symlink"),
+                ("pipe", "special"),
+                ("sock", "later"),
+                ("z", "later"),
+            ]
+        );
+        assert_eq!(paths(plan.files.iter().map(|f| &f.rel)), ["a/f"]);
+        assert_eq!(plan.links, [(PathBuf::from("z"), PathBuf::from("a/f"))]);
+        let s = &plan.summary;
+        assert_eq!((s.dirs, s.files, s.others), (2, 1, 2));
+        assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_path_keeps_its_place_and_a_directory_restored_whole_comes_first() {
+        let trees = small_tree();
+        let plan = plan_of(
+            &trees,
+            Start::Node(vec!["a".into(), "b".into()], dir("b", 3)),
+        );
+        assert_eq!(plan.base, Path::new("a"));
+        assert_eq!(paths(plan.dirs.iter().map(|d| &d.rel)), ["a/b"]);
+        assert_eq!(paths(plan.entries.iter().map(|e| &e.rel)), ["a/b/c"]);
+
+        let plan = plan_of(&trees, Start::Tree(id(3), Some(dir("b", 3))));
+        assert_eq!(paths(plan.dirs.iter().map(|d| &d.rel)), [""]);
+        assert_eq!(plan.summary.dirs, 0);
+    }
+
+    #[test]
+    fn an_unsafe_name_is_refused_when_planning() {
+        for bad in ["..", ".", "a/b", ""] {
+            let mut trees = small_tree();
+            let name = OsString::from(bad);
+            trees.get_mut(&id(3)).unwrap().nodes[0].set_name(&name);
+            let read = |t: &BlobId| Ok(trees[t].clone());
+            let err = plan(Start::Tree(id(1), None), read, &AtomicBool::new(false))
+                .err()
+                .unwrap();
+            assert!(matches!(err, Error::Damage(_)), "{bad}: {err:?}");
+            assert_eq!(
+                err.to_string(),
+                format!("a tree holds an unsafe name {name:?}"),
+                "{bad}"
+            );
         }
     }
-}
-
-/// Sets what a node records beyond its data on an open entry: the owner first (as root;
-/// chown clears `security.capability`), then extended attributes while the mode still
-/// lets the owner write them, then mode and times.
-pub(super) fn finish_fd(
-    fd: BorrowedFd<'_>,
-    node: &Node,
-    as_root: bool,
-    shown: &Path,
-    refusals: &XattrRefusals,
-) -> Result<()> {
-    if as_root {
-        std::os::unix::fs::fchown(fd, Some(node.uid), Some(node.gid))
-            .ctx(|| format!("setting the owner of {}", shown.display()))?;
-    }
-    set_xattrs_fd(fd, shown, node, refusals).ctx(|| format!("restoring {}", shown.display()))?;
-    safe_fs::set_meta_fd(fd, None, node.mode, node.mtime_ns)
-        .ctx(|| format!("setting mode and times of {}", shown.display()))
-}
-
-/// The same for the entry `name` of `dir`, not opened (a symlink or special file);
-/// `mode` is `None` for a symlink, which has none of its own.
-fn finish_at(
-    dir: &Dir,
-    name: &OsStr,
-    node: &Node,
-    mode: Option<u32>,
-    as_root: bool,
-    shown: &Path,
-    refusals: &XattrRefusals,
-) -> Result<()> {
-    let what = || format!("setting owner, mode and times of {}", shown.display());
-    if as_root {
-        dir.set_meta_at(name, Some((node.uid, node.gid)), None, node.mtime_ns)
-            .ctx(what)?;
-    }
-    set_xattrs_at(dir, name, shown, node, refusals)
-        .ctx(|| format!("restoring {}", shown.display()))?;
-    dir.set_meta_at(name, None, mode, node.mtime_ns).ctx(what)
 }

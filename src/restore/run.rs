@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use super::fetch::{restore_pack, Output};
 use super::plan::{DirPlan, FilePlan, PackWork, RestoreSummary, Start, Use};
-use super::planner::{finish_fd, topdir_hint, Planner};
+use super::planner;
 use super::read::TreeReader;
+use super::skeleton::{finish_fd, topdir_hint, Maker, Skeleton};
 use crate::catalog::Catalog;
 use crate::error::{Error, IoContext, Result};
 use crate::fswrite::XattrRefusals;
@@ -46,20 +47,31 @@ pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<Re
     check_target(&req)?;
     let _pin = catalog.pin_snapshot()?;
     let mut trees = TreeReader::new(repo, catalog);
-    // Find what is asked for first: a path that is not there changes nothing on disk.
+    // Plan first: a path that is not there, or a tree that cannot be restored, changes
+    // nothing on disk.
     let start = find_start(&mut trees, &req)?;
+    let plan = planner::plan(start, |id| trees.tree(id), &req.interrupt)?;
+    drop(trees);
     std::fs::create_dir_all(target).ctx(|| format!("creating {}", target.display()))?;
     // The target itself is the user's choice and may be reached through links; nothing
     // below it is.
     let root_dir = Dir::open(target).ctx(|| format!("opening {}", target.display()))?;
     let refusals = XattrRefusals::default();
+    let as_root = unsafe { libc::geteuid() } == 0;
     let Skeleton {
         dirs,
         files,
         links,
         mut summary,
+    } = Maker {
+        root: &root_dir,
+        target,
+        overwrite: req.overwrite,
         as_root,
-    } = make_skeleton(&mut trees, &root_dir, &refusals, start, &req)?;
+        interrupt: &req.interrupt,
+        refusals: &refusals,
+    }
+    .make(plan)?;
     req.progress
         .set_total(files.iter().map(|f| f.node.data_len()).sum());
     let work = group_by_pack(catalog, &files, target)?;
@@ -140,81 +152,6 @@ fn find_start(trees: &mut TreeReader<'_>, req: &RestoreRequest<'_>) -> Result<St
     } else {
         Ok(Start::Node(comps, node))
     }
-}
-
-/// What the walk made and left to do.
-struct Skeleton {
-    dirs: Vec<DirPlan>,
-    files: Vec<FilePlan>,
-    links: Vec<(PathBuf, PathBuf)>,
-    summary: RestoreSummary,
-    as_root: bool,
-}
-
-/// Walks from `start`, creating directories, links, special files and empty files below
-/// the target's handle, and collects the files to fill and directories to finish.
-fn make_skeleton(
-    trees: &mut TreeReader<'_>,
-    root_dir: &Dir,
-    refusals: &XattrRefusals,
-    start: Start,
-    req: &RestoreRequest<'_>,
-) -> Result<Skeleton> {
-    let target = &req.target;
-    let mut plan = Planner {
-        refusals,
-        trees,
-        root: root_dir,
-        target,
-        dirs: Vec::new(),
-        files: Vec::new(),
-        links: Vec::new(),
-        inodes: HashMap::new(),
-        summary: RestoreSummary::default(),
-        overwrite: req.overwrite,
-        as_root: unsafe { libc::geteuid() } == 0,
-        interrupt: &req.interrupt,
-    };
-    let here = || {
-        root_dir
-            .try_clone()
-            .ctx(|| format!("opening {}", target.display()))
-    };
-    match start {
-        Start::Tree(tree, top) => {
-            if let Some(node) = top {
-                plan.dirs.push(DirPlan {
-                    rel: PathBuf::new(),
-                    node,
-                    created: false,
-                });
-            }
-            let nodes = plan.trees.tree(&tree)?.nodes;
-            plan.walk(here()?, PathBuf::new(), nodes)?;
-        }
-        Start::Node(comps, node) => {
-            // Keep the path's place in the tree, as restic does: DIR/a/b for `--path a/b`.
-            let mut dir = here()?;
-            let mut rel = PathBuf::new();
-            for c in &comps[..comps.len() - 1] {
-                rel.push(c);
-                let shown = target.join(&rel);
-                dir.mkdir(c, 0o777, req.overwrite)
-                    .ctx(|| format!("creating {}", shown.display()))?;
-                dir = dir
-                    .open_dir(c)
-                    .ctx(|| format!("opening {}", shown.display()))?;
-            }
-            plan.walk(dir, rel, vec![node])?;
-        }
-    }
-    Ok(Skeleton {
-        dirs: plan.dirs,
-        files: plan.files,
-        links: plan.links,
-        summary: plan.summary,
-        as_root: plan.as_root,
-    })
 }
 
 /// Every chunk of every file, grouped by the pack holding it, in pack order.
