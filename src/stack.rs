@@ -1,7 +1,7 @@
 //! Stacks: back up a stack's sources into one recovery point, and restore a stack (or
 //! some of its sources) from the newest complete backups at or before a time.
 
-use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::backup::{self, BackupRequest};
 use crate::catalog::Catalog;
-use crate::config::{SourceDef, SourceKind, Stack};
+use crate::config::{SourceDef, Stack};
 use crate::docker::Docker;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -21,7 +21,7 @@ use crate::repo::tree::Node;
 use crate::repo::Repo;
 use crate::restore::{self, RestoreRequest, TreeReader};
 use crate::source::hold::{Action, Holds, Ledger};
-use crate::source::{mysql, postgres, redis, volume, FileReader, SnapshotFiles, Target};
+use crate::source::{self, SnapshotReader, Target};
 
 /// A stack backup's result: the point, and a message per failed source.
 pub struct StackOutcome {
@@ -36,10 +36,7 @@ pub struct StackOutcome {
 }
 
 fn needs_docker(def: &SourceDef) -> bool {
-    def.kind != SourceKind::Volume
-        || def.volume.is_some()
-        || !def.stop.is_empty()
-        || !def.pause.is_empty()
+    source::driver(def.kind).backup_needs_docker(def)
 }
 
 /// The sources to run: all, or those named (each must exist).
@@ -156,13 +153,7 @@ fn backup_source(
     interrupt: &Arc<AtomicBool>,
     progress: &dyn Fn(&str) -> Progress,
 ) -> Result<backup::BackupOutcome> {
-    let need = || docker.ok_or_else(|| Error::Environment("the Docker daemon is needed".into()));
-    let prepared = match def.kind {
-        SourceKind::Postgres => postgres::backup(need()?, def, rec)?,
-        SourceKind::Mysql => mysql::backup(need()?, def, rec)?,
-        SourceKind::Redis => redis::backup(need()?, def, rec)?,
-        SourceKind::Volume => volume::backup(docker, def, rec)?,
-    };
+    let prepared = source::driver(def.kind).backup(docker, def, rec)?;
     // Held only while this source is read; put back on every way out of this function.
     let mut holds = docker.map(|d| Holds::new(d, catalog_ref(catalog)));
     if let Some(h) = holds.as_mut() {
@@ -320,35 +311,7 @@ pub fn check_targets(
 }
 
 fn check_target(docker: Option<&Docker>, s: &Step<'_>, target: &Target<'_>) -> Result<Vec<String>> {
-    let need = || docker.ok_or_else(|| Error::Environment("the Docker daemon is needed".into()));
-    Ok(match s.rec.kind {
-        _ if s.rec.kind != SourceKind::Volume && target.dir.is_some() => {
-            vec![format!(
-                "dump files will be written to {}",
-                target.dir.as_ref().unwrap().display()
-            )]
-        }
-        SourceKind::Postgres => postgres::check_target(need()?, &s.rec, target)?,
-        SourceKind::Mysql => mysql::check_target(need()?, &s.rec, target)?,
-        SourceKind::Redis => redis::check_target(need()?, &s.rec, target)?,
-        SourceKind::Volume => {
-            let dir = volume::target_dir(docker, &s.rec, target)?;
-            vec![volume::check_target(&dir, target.force)?]
-        }
-    })
-}
-
-/// Whether a volume step restores into the source's own directory (so the containers
-/// that use it must be held), rather than elsewhere with `--to`.
-pub fn in_place(rec: &SourceRecord, target: &Target<'_>) -> bool {
-    let Some(dir) = &target.dir else {
-        return true;
-    };
-    let Some(own) = &rec.path else {
-        return false;
-    };
-    let canon = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    canon(dir) == canon(std::path::Path::new(own))
+    source::driver(s.rec.kind).check_target(docker, &s.rec, target)
 }
 
 /// Restores one step.
@@ -362,84 +325,28 @@ pub fn restore_step(
 ) -> Result<Restored> {
     let t0 = Instant::now();
     let rec = &step.rec;
-    let need = || docker.ok_or_else(|| Error::Environment("the Docker daemon is needed".into()));
-    let mut warnings = Vec::new();
-    let bytes;
-    if rec.kind == SourceKind::Volume {
-        let dir = volume::target_dir(docker, rec, &step.target)?;
-        // Containers that use the volume are stopped only when it is their own directory
-        // that is replaced; a restore elsewhere leaves the stack alone.
-        let mut holds = docker
-            .filter(|_| in_place(rec, &step.target))
-            .map(|d| Holds::new(d, catalog));
-        if let Some(h) = holds.as_mut() {
-            for c in rec.stop.iter().chain(&rec.pause) {
-                h.hold(c, Action::Stop)?;
-            }
-        }
-        if step.target.force {
-            volume::empty_dir(&dir)?;
-        }
-        let summary = crate::restore::run(
-            repo,
-            catalog,
-            RestoreRequest {
-                snapshot: &step.snapshot,
-                subpath: step
-                    .snapshot
-                    .snapshot
-                    .paths
-                    .first()
-                    .map(std::path::PathBuf::from),
-                target: dir,
-                contents_only: true,
-                overwrite: step.target.force,
-                interrupt: interrupt.clone(),
-                progress,
-            },
-        )?;
-        if let Some(h) = holds {
-            h.release()?;
-        }
-        for w in &summary.warnings {
-            tracing::warn!("{w}");
-        }
-        bytes = summary.bytes;
-    } else {
-        let mut trees = TreeReader::new(repo, catalog);
-        let root = trees.tree(&step.snapshot.snapshot.tree)?;
-        let files: HashMap<String, _> = root
-            .nodes
-            .into_iter()
-            .map(|n| (n.os_name().to_string_lossy().into_owned(), n))
-            .collect();
-        let files = SnapshotFiles {
-            reader: &StoredFiles { repo, catalog },
-            files,
-            progress,
-        };
-        progress.set_total(files.files.values().map(|n| n.size).sum());
-        if let Some(dir) = &step.target.dir {
-            bytes = files.write_to(dir)?;
-        } else {
-            warnings = match rec.kind {
-                SourceKind::Postgres => postgres::restore(need()?, rec, &step.target, &files)?,
-                SourceKind::Mysql => mysql::restore(need()?, rec, &step.target, &files)?,
-                SourceKind::Redis => redis::restore(need()?, rec, &step.target, &files)?,
-                SourceKind::Volume => unreachable!("handled above"),
-            };
-            bytes = files.files.values().map(|n| n.size).sum();
-        }
-        progress.finish();
-    }
+    let snapshot = StoredFiles {
+        repo,
+        catalog,
+        snapshot: &step.snapshot,
+        interrupt,
+    };
+    let loaded = source::driver(rec.kind).restore(
+        docker,
+        catalog,
+        rec,
+        &step.target,
+        &snapshot,
+        progress,
+    )?;
     if interrupt.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
     }
     Ok(Restored {
         name: rec.name.clone(),
-        bytes,
+        bytes: loaded.bytes,
         seconds: t0.elapsed().as_secs_f64(),
-        warnings,
+        warnings: loaded.warnings,
     })
 }
 
@@ -458,13 +365,20 @@ impl Ledger for Catalog {
     }
 }
 
-/// A snapshot's files as a source loads them: read from the repository.
+/// A snapshot as a source restores it: read from the repository.
 struct StoredFiles<'a> {
     repo: &'a Repo,
     catalog: &'a Catalog,
+    snapshot: &'a SnapshotEntry,
+    interrupt: &'a Arc<AtomicBool>,
 }
 
-impl FileReader for StoredFiles<'_> {
+impl SnapshotReader for StoredFiles<'_> {
+    fn root(&self) -> Result<Vec<Node>> {
+        let mut trees = TreeReader::new(self.repo, self.catalog);
+        Ok(trees.tree(&self.snapshot.snapshot.tree)?.nodes)
+    }
+
     fn read_file(
         &self,
         node: &Node,
@@ -472,11 +386,32 @@ impl FileReader for StoredFiles<'_> {
     ) -> Result<()> {
         restore::stream_file(self.repo, self.catalog, node, sink)
     }
+
+    fn restore_tree(&self, dir: &Path, overwrite: bool, progress: &Progress) -> Result<u64> {
+        let summary = restore::run(
+            self.repo,
+            self.catalog,
+            RestoreRequest {
+                snapshot: self.snapshot,
+                subpath: self.snapshot.snapshot.paths.first().map(PathBuf::from),
+                target: dir.to_path_buf(),
+                contents_only: true,
+                overwrite,
+                interrupt: self.interrupt.clone(),
+                progress,
+            },
+        )?;
+        for w in &summary.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(summary.bytes)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SourceKind;
     use crate::repo::id::SnapshotId;
 
     fn point(minute: u32, sources: &[(&str, bool)]) -> PointEntry {

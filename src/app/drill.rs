@@ -81,7 +81,7 @@ impl App {
                     && s.def
                         .source
                         .iter()
-                        .any(|x| x.kind != crate::config::SourceKind::Volume)
+                        .any(|x| crate::source::driver(x.kind).is_database())
             })
         });
         let docker = if needs_docker {

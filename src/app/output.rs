@@ -5,7 +5,6 @@ use std::io::Write;
 
 use chrono::{DateTime, Local, Utc};
 
-use crate::config::SourceKind;
 use crate::error::{Error, Result};
 use crate::human::human_bytes;
 use crate::repo::point::{SourceRecord, SourceStatus};
@@ -34,23 +33,13 @@ pub(crate) fn local_time(t: &DateTime<Utc>) -> String {
         .to_string()
 }
 
-/// The name of a source kind, as the configuration spells it.
-pub(crate) fn kind_name(k: SourceKind) -> &'static str {
-    match k {
-        SourceKind::Postgres => "postgres",
-        SourceKind::Mysql => "mysql",
-        SourceKind::Redis => "redis",
-        SourceKind::Volume => "volume",
-    }
-}
-
 /// One line per source of a recovery point.
 pub(crate) fn source_line(r: &SourceRecord) -> String {
     match r.status {
         SourceStatus::Ok => format!(
             "    {:<12} {:<8} ok      {:>10} read, {:>10} added, {:.1}s{}\n",
             r.name,
-            kind_name(r.kind),
+            r.kind.name(),
             human_bytes(r.bytes),
             human_bytes(r.bytes_added),
             r.duration_ms as f64 / 1000.0,
@@ -62,7 +51,7 @@ pub(crate) fn source_line(r: &SourceRecord) -> String {
         SourceStatus::Failed => format!(
             "    {:<12} {:<8} FAILED  {}\n",
             r.name,
-            kind_name(r.kind),
+            r.kind.name(),
             r.error.as_deref().unwrap_or("unknown error")
         ),
     }

@@ -4,17 +4,17 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::output::{kind_name, local_time, out, print_json};
+use super::output::{local_time, out, print_json};
 use super::App;
 use crate::catalog::Catalog;
 use crate::cli::RestoreArgs;
-use crate::config::{SourceKind, Stack};
+use crate::config::Stack;
 use crate::docker::Docker;
 use crate::error::{Error, Result};
 use crate::human::human_bytes;
 use crate::repo::point::{PointEntry, SourceRecord};
 use crate::repo::Repo;
-use crate::source::Target;
+use crate::source::{self, Target};
 use crate::stack::{self, Step, TargetCheck};
 use crate::timespec::parse_time;
 
@@ -99,7 +99,7 @@ impl App {
             text.push_str(&format!(
                 "  {:<12} {:<8} from {} (point {}, snapshot {})\n      {}\n",
                 s.rec.name,
-                kind_name(s.rec.kind),
+                s.rec.kind.name(),
                 local_time(&s.point.point.time),
                 s.point.id.short(),
                 s.snapshot.id.short(),
@@ -224,7 +224,7 @@ fn pick_points(
         .iter()
         .filter(|(_, f)| {
             f.as_ref()
-                .is_some_and(|(_, r)| r.kind != SourceKind::Volume)
+                .is_some_and(|(_, r)| source::driver(r.kind).is_database())
         })
         .count();
     if a.into_container.is_some() && several_db != 1 {
@@ -266,24 +266,22 @@ fn resolve_targets<'a>(
                 ))
             })?;
         let def = config.and_then(|c| c.def.source.iter().find(|d| d.name.get_ref() == &source));
-        let container = match (&a.into_container, rec.kind) {
-            (_, SourceKind::Volume) => String::new(),
-            (Some(c), _) => c.clone(),
-            (None, _) => def
+        let is_database = source::driver(rec.kind).is_database();
+        let container = match (&a.into_container, is_database) {
+            (_, false) => String::new(),
+            (Some(c), true) => c.clone(),
+            (None, true) => def
                 .and_then(|d| d.container.as_ref().map(|c| c.get_ref().clone()))
                 .or_else(|| rec.container.clone())
                 .unwrap_or_default(),
         };
-        let dir = match rec.kind {
-            SourceKind::Volume => a.to.as_ref().map(|t| {
-                if several_volumes(points) {
-                    t.join(&source)
-                } else {
-                    t.clone()
-                }
-            }),
-            _ => a.to.as_ref().map(|t| t.join(&source)),
-        };
+        let dir = a.to.as_ref().map(|t| {
+            if is_database || several_volumes(points) {
+                t.join(&source)
+            } else {
+                t.clone()
+            }
+        });
         steps.push(Step {
             rec,
             point,
@@ -302,13 +300,9 @@ fn resolve_targets<'a>(
 /// Whether any step needs Docker. A volume restored elsewhere (`--to`) needs none: its
 /// containers are not touched and its mount point is not looked up.
 fn needs_docker(steps: &[Step<'_>]) -> bool {
-    steps.iter().any(|s| {
-        if s.rec.kind != SourceKind::Volume {
-            return s.target.dir.is_none();
-        }
-        stack::in_place(&s.rec, &s.target)
-            && (!s.rec.stop.is_empty() || !s.rec.pause.is_empty() || s.rec.volume.is_some())
-    })
+    steps
+        .iter()
+        .any(|s| source::driver(s.rec.kind).restore_needs_docker(&s.rec, &s.target))
 }
 
 /// The dry run's JSON: each step's plan line and whether it would need `--force`.
@@ -331,7 +325,7 @@ fn several_volumes(points: &[PointEntry]) -> bool {
     let mut names: Vec<&str> = points
         .iter()
         .flat_map(|p| p.point.sources.iter())
-        .filter(|s| s.kind == SourceKind::Volume)
+        .filter(|s| !source::driver(s.kind).is_database())
         .map(|s| s.name.as_str())
         .collect();
     names.sort();

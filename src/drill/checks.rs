@@ -9,7 +9,7 @@ use super::scratch::Scratch;
 use crate::config::drill::{Check, CheckKind};
 use crate::config::SourceKind;
 use crate::docker::Docker;
-use crate::source::{mysql, postgres, redis};
+use crate::source::{self, DatabaseDriver};
 use crate::timespec::format_duration;
 
 /// Runs one check; `Ok((passed, value))`, or the error that kept it from running.
@@ -22,23 +22,22 @@ pub(super) fn evaluate(
     point_time: Option<DateTime<Utc>>,
     first_db: Option<String>,
 ) -> std::result::Result<(bool, String), String> {
-    let server = || -> std::result::Result<(&Docker, &String), String> {
+    let server = || -> std::result::Result<(&dyn DatabaseDriver, &Docker, &String), String> {
         Ok((
+            source::driver(kind)
+                .database()
+                .ok_or("a volume source has no server")?,
             docker.ok_or("the Docker daemon is needed")?,
             container.ok_or("no scratch server")?,
         ))
     };
     let query = |sql: &str, database: &Option<String>| -> std::result::Result<String, String> {
-        let (d, c) = server()?;
+        let (server, d, c) = server()?;
         let db = database
             .clone()
             .or_else(|| first_db.clone())
             .ok_or("the source recorded no database; set database")?;
-        let out = match kind {
-            SourceKind::Postgres => postgres::scalar(d, c, &db, sql),
-            _ => mysql::scalar(d, c, &db, sql),
-        };
-        out.map_err(|e| e.to_string())
+        server.scalar(d, c, &db, sql).map_err(|e| e.to_string())
     };
     match &check.kind {
         CheckKind::Sql {
@@ -70,8 +69,8 @@ pub(super) fn evaluate(
             Ok((n >= *min_files, format!("{n} file(s)")))
         }
         CheckKind::RedisKeys { expect } => {
-            let (d, c) = server()?;
-            let n = redis::key_count(d, c).map_err(|e| e.to_string())?;
+            let (server, d, c) = server()?;
+            let n = server.key_count(d, c).map_err(|e| e.to_string())?;
             Ok((expect.holds(&n.to_string()), n.to_string()))
         }
     }

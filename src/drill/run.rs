@@ -10,14 +10,13 @@ use super::checks::evaluate;
 use super::scratch::{self, Scratch, ScratchServer};
 use super::{point_lag, DrillRequest};
 use crate::catalog::Catalog;
-use crate::config::SourceKind;
 use crate::docker::Docker;
 use crate::error::{Error, Result};
 use crate::repo::drill::{CheckResult, DrillResult, Phase, SourceResult, Verdict};
 use crate::repo::point::{PointEntry, SourceRecord};
 use crate::repo::snapshot::SnapshotEntry;
 use crate::repo::Repo;
-use crate::source::Target;
+use crate::source::{self, Target};
 use crate::stack::{self, Step};
 use crate::timespec::format_duration;
 
@@ -172,7 +171,7 @@ impl DrillRun<'_> {
         step.as_step();
         for (name, found) in &self.picked {
             let Some((_, rec)) = found else { continue };
-            if rec.kind == SourceKind::Volume {
+            if !source::driver(rec.kind).is_database() {
                 continue;
             }
             step.set_message(&format!(
@@ -211,7 +210,7 @@ impl DrillRun<'_> {
                 }
                 continue;
             };
-            if (rec.kind == SourceKind::Volume) != volumes {
+            if source::driver(rec.kind).is_database() == volumes {
                 continue;
             }
             let mut src = SourceResult {

@@ -11,11 +11,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::config::SourceKind;
 use crate::docker::{ContainerSpec, Docker};
 use crate::error::{Error, Result};
 use crate::repo::point::SourceRecord;
-use crate::source::{mysql, postgres, redis, secrets};
+use crate::source::{self, secrets};
 
 /// The label on every scratch container and network; its value is the run ID.
 pub const LABEL: &str = "io.drctl.drill";
@@ -71,9 +70,7 @@ impl Scratch {
     }
 
     fn docker(&self) -> Result<&Docker> {
-        self.docker
-            .as_ref()
-            .ok_or_else(|| Error::Environment("the Docker daemon is needed".into()))
+        source::need_docker(self.docker.as_ref())
     }
 
     fn labels(&self) -> HashMap<String, String> {
@@ -104,20 +101,15 @@ impl Scratch {
     /// digest when the store still has it), entrypoint and command, with throwaway
     /// credentials, and waits until it accepts connections.
     pub fn server(&mut self, rec: &SourceRecord) -> Result<ScratchServer> {
+        let db = source::driver(rec.kind)
+            .database()
+            .expect("volumes restore into directories");
         let network = self.network()?;
         let docker = self.docker()?.clone();
         let (image, warnings) = resolve_image(&docker, rec)?;
         let name = format!("drctl-drill-{}-{}", self.run_id, rec.name);
         let password = hex::encode(rand::random::<[u8; 16]>());
-        let credentials: Vec<String> = match rec.kind {
-            SourceKind::Postgres => vec![format!("POSTGRES_PASSWORD={password}")],
-            SourceKind::Mysql => vec![
-                format!("MARIADB_ROOT_PASSWORD={password}"),
-                format!("MYSQL_ROOT_PASSWORD={password}"),
-            ],
-            SourceKind::Redis => vec![format!("REDIS_PASSWORD={password}")],
-            SourceKind::Volume => unreachable!("volumes restore into directories"),
-        };
+        let credentials = db.scratch_credentials(&password);
         // The original's configuration (PGDATA, POSTGRES_DB, MYSQL_DATABASE, ...), with
         // throwaway credentials instead of its own (which were never recorded); a
         // credential redacted from its command line becomes the throwaway one too, so
@@ -147,16 +139,7 @@ impl Scratch {
         self.containers.push(name.clone());
         docker.create_and_start(spec, "scratch container")?;
         let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let ready = match rec.kind {
-                SourceKind::Postgres => postgres::ready(&docker, &name),
-                SourceKind::Mysql => mysql::ready(&docker, &name),
-                SourceKind::Redis => redis::ready(&docker, &name),
-                SourceKind::Volume => true,
-            };
-            if ready {
-                break;
-            }
+        while !db.ready(&docker, &name) {
             let info = docker.container(&name)?;
             if info.status != "running" || Instant::now() > deadline {
                 let logs = docker.last_logs(&name, 10);

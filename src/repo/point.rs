@@ -26,6 +26,18 @@ pub enum SourceKind {
     Volume,
 }
 
+impl SourceKind {
+    /// Its name as the configuration and the stored records spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Postgres => "postgres",
+            SourceKind::Mysql => "mysql",
+            SourceKind::Redis => "redis",
+            SourceKind::Volume => "volume",
+        }
+    }
+}
+
 /// One run of a stack.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RecoveryPoint {
@@ -166,4 +178,24 @@ pub struct PointEntry {
     /// Its contents.
     #[serde(flatten)]
     pub point: RecoveryPoint,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_are_the_stored_names() {
+        for k in [
+            SourceKind::Postgres,
+            SourceKind::Mysql,
+            SourceKind::Redis,
+            SourceKind::Volume,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("\"{}\"", k.name())
+            );
+        }
+    }
 }

@@ -2,10 +2,14 @@
 //! trees read from the host) and how it goes back.
 //!
 //! A database source becomes a snapshot whose root holds one file per dump; a volume
-//! source becomes a snapshot of its directory. Each module has a `backup` side that
-//! fills in the source's record and returns what to store, and a `restore` side.
+//! source becomes a snapshot of its directory. Each kind's module implements
+//! [`SourceDriver`] once (the database kinds through [`DatabaseDriver`]), and [`driver`]
+//! is the one place that picks the implementation for a stored kind, so that backup,
+//! restore and drills never ask which kind they hold.
 
+pub mod database;
 pub mod hold;
+pub mod kinds;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
@@ -13,7 +17,7 @@ pub mod secrets;
 pub mod volume;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::SourceDef;
 use crate::docker::{self, Docker, ExecReader};
@@ -22,6 +26,112 @@ use crate::progress::Progress;
 use crate::repo::point::SourceRecord;
 use crate::repo::tree::Node;
 use crate::safe_fs::Dir;
+
+pub use kinds::driver;
+
+/// One kind of source: all that backup, restore and drills do differently per kind.
+pub trait SourceDriver {
+    /// The kind's server side, for a kind that lives in a database server (a drill starts
+    /// a scratch one); `None` for a kind that is restored into a directory.
+    fn database(&self) -> Option<&dyn DatabaseDriver>;
+
+    /// Whether the kind lives in a database server rather than in a directory.
+    fn is_database(&self) -> bool {
+        self.database().is_some()
+    }
+
+    /// Whether backing up `def` needs the Docker daemon.
+    fn backup_needs_docker(&self, def: &SourceDef) -> bool;
+
+    /// Checks the source and plans its backup (the streams or paths to store), filling in
+    /// what `rec` records of it.
+    fn backup(
+        &self,
+        docker: Option<&Docker>,
+        def: &SourceDef,
+        rec: &mut SourceRecord,
+    ) -> Result<Prepared>;
+
+    /// Whether restoring `rec` to `target` needs the Docker daemon.
+    fn restore_needs_docker(&self, rec: &SourceRecord, target: &Target<'_>) -> bool;
+
+    /// What a restore to `target` will do, for the plan; a target that holds data is
+    /// refused (a usage error) unless forced.
+    fn check_target(
+        &self,
+        docker: Option<&Docker>,
+        rec: &SourceRecord,
+        target: &Target<'_>,
+    ) -> Result<Vec<String>>;
+
+    /// Restores the snapshot to `target`; containers it stops are recorded in `ledger`.
+    fn restore(
+        &self,
+        docker: Option<&Docker>,
+        ledger: &dyn hold::Ledger,
+        rec: &SourceRecord,
+        target: &Target<'_>,
+        snapshot: &dyn SnapshotReader,
+        progress: &Progress,
+    ) -> Result<Loaded>;
+}
+
+/// A kind that lives in a database server, dumped and loaded by the server's own tools in
+/// its container. Every one is a [`SourceDriver`] (see [`database`]).
+pub trait DatabaseDriver {
+    /// Checks the server and plans the dumps, filling in what `rec` records of it.
+    fn dump(&self, docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared>;
+
+    /// What loading into the target's server will replace, for the plan; data is refused
+    /// (a usage error) unless forced.
+    fn check_server(
+        &self,
+        docker: &Docker,
+        rec: &SourceRecord,
+        target: &Target<'_>,
+    ) -> Result<Vec<String>>;
+
+    /// Loads the snapshot's dumps into the target's server; what the operator should know.
+    fn load(
+        &self,
+        docker: &Docker,
+        rec: &SourceRecord,
+        target: &Target<'_>,
+        files: &SnapshotFiles<'_>,
+    ) -> Result<Vec<String>>;
+
+    /// The environment (`NAME=value`) that makes `password` a drill's scratch server's
+    /// credentials.
+    fn scratch_credentials(&self, password: &str) -> Vec<String>;
+
+    /// Whether the server in `container` accepts connections.
+    fn ready(&self, docker: &Docker, container: &str) -> bool;
+
+    /// The first column of the first row of `sql` in `db`, with the container's own
+    /// credentials (a drill's scratch server); the server's error text when it fails.
+    fn scalar(&self, _docker: &Docker, _container: &str, _db: &str, _sql: &str) -> Result<String> {
+        Err(Error::Usage("sql is for postgres and mysql sources".into()))
+    }
+
+    /// Keys in all databases, with the container's own credentials (a drill's scratch
+    /// server).
+    fn key_count(&self, _docker: &Docker, _container: &str) -> Result<u64> {
+        Err(Error::Usage("redis_keys is for redis sources".into()))
+    }
+}
+
+/// The Docker daemon, for a step that cannot do without it.
+pub fn need_docker(docker: Option<&Docker>) -> Result<&Docker> {
+    docker.ok_or_else(|| Error::Environment("the Docker daemon is needed".into()))
+}
+
+/// What the restore of one source did.
+pub struct Loaded {
+    /// Bytes written or loaded.
+    pub bytes: u64,
+    /// Things the operator should know.
+    pub warnings: Vec<String>,
+}
 
 /// Checks that run alongside a source's dumps; on success, what they found for its record.
 pub type PendingChecks = std::thread::JoinHandle<Result<Box<dyn FnOnce(&mut SourceRecord) + Send>>>;
@@ -64,20 +174,28 @@ pub struct Target<'a> {
     pub def: Option<&'a SourceDef>,
 }
 
-/// Reads a stored file's bytes: the restore side's, handed to a source that loads them.
-pub trait FileReader {
+/// The stored snapshot a source is restored from: the restore side's, handed to a source
+/// (which reads the repository only through it).
+pub trait SnapshotReader {
+    /// The entries at the snapshot's root.
+    fn root(&self) -> Result<Vec<Node>>;
+
     /// Streams the contents of `node` into `sink`, in order.
     fn read_file(
         &self,
         node: &Node,
         sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<()>;
+
+    /// Restores the snapshot's directory (its contents) into `dir`, replacing files there
+    /// when `overwrite`; the bytes written.
+    fn restore_tree(&self, dir: &Path, overwrite: bool, progress: &Progress) -> Result<u64>;
 }
 
 /// A source snapshot's files by name, and the means to read them.
 pub struct SnapshotFiles<'a> {
     /// Reads their contents.
-    pub reader: &'a dyn FileReader,
+    pub reader: &'a dyn SnapshotReader,
     /// Root entries of the snapshot.
     pub files: HashMap<String, Node>,
     /// Progress display, counting bytes.
@@ -106,6 +224,16 @@ impl SnapshotFiles<'_> {
             sink(b)
         })?;
         Ok(n)
+    }
+
+    /// A small file's whole contents as text (invalid UTF-8 replaced).
+    pub fn text(&self, name: &str) -> Result<String> {
+        let mut bytes = Vec::new();
+        self.stream(name, |b| {
+            bytes.extend_from_slice(b);
+            Ok(())
+        })?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// Streams one file into a command's stdin in a container, and checks it succeeded.
@@ -182,22 +310,6 @@ impl SnapshotFiles<'_> {
     }
 }
 
-/// The snapshot file name of a database's dump: readable, and safe for any name a
-/// database server accepts (a dot is escaped, so no database collides with the
-/// `*.roles.sql`-style files that hold server-wide objects).
-pub fn dump_file_name(database: &str) -> String {
-    let mut out = String::new();
-    for b in database.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out.push_str(".sql");
-    out
-}
-
 /// The password from the source's `password_file`, when it names one.
 pub fn password_from_file(def: Option<&SourceDef>) -> Result<Option<String>> {
     let Some(path) = def.and_then(|d| d.password_file.as_ref()) else {
@@ -230,27 +342,6 @@ pub fn exec_stream(
     }
 }
 
-/// What a restore will do to one database, given how many objects (`unit`) it holds
-/// now (`None`: it does not exist); a database holding data is refused unless forced.
-pub fn plan_database(
-    db: &str,
-    state: Option<u64>,
-    unit: &str,
-    target: &Target<'_>,
-) -> Result<String> {
-    Ok(match state {
-        Some(n) if n > 0 && !target.force => {
-            return Err(Error::Usage(format!(
-                "database {db} in container {} holds data ({n} {unit}); pass --force to replace it",
-                target.container
-            )))
-        }
-        Some(n) if n > 0 => format!("database {db} will be dropped and replaced"),
-        Some(_) => format!("empty database {db} will be replaced"),
-        None => format!("database {db} will be created"),
-    })
-}
-
 /// The container a database source names; config check guarantees one.
 pub fn container_of(def: &SourceDef) -> Result<&str> {
     def.container
@@ -268,16 +359,4 @@ pub fn record_container(rec: &mut SourceRecord, info: &docker::ContainerInfo) {
     rec.entrypoint = secrets::redact_command(&info.entrypoint);
     rec.command = secrets::redact_command(&info.cmd);
     rec.environment = secrets::public_environment(&info.env);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dump_file_names_are_safe_and_distinct() {
-        assert_eq!(dump_file_name("seller1"), "seller1.sql");
-        assert_eq!(dump_file_name("a.b/c"), "a%2Eb%2Fc.sql");
-        assert_ne!(dump_file_name("globals.roles"), "globals.roles.sql");
-    }
 }

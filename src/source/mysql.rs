@@ -2,8 +2,9 @@
 //! `--single-transaction` (a consistent InnoDB view without locking writers), routines,
 //! triggers and events; on MariaDB also the accounts (`--system=users`).
 
+use super::database::{dump_file_name, SqlServer};
 use super::{
-    container_of, dump_file_name, exec_stream, password_from_file, Prepared, SnapshotFiles, Target,
+    container_of, exec_stream, password_from_file, DatabaseDriver, Prepared, SnapshotFiles, Target,
 };
 use crate::config::SourceDef;
 use crate::docker::{ContainerInfo, Docker};
@@ -16,6 +17,9 @@ pub const USERS_FILE: &str = "users.grants.sql";
 const DUMP_MARKER: &str = "-- Dump completed";
 /// Schemas of the server itself.
 const SYSTEM_SCHEMAS: [&str; 4] = ["information_schema", "performance_schema", "sys", "mysql"];
+
+/// The MySQL and MariaDB kind.
+pub struct Mysql;
 
 /// The dump tool and the client in this container (MariaDB names first).
 struct Tools {
@@ -80,52 +84,121 @@ fn credentials(
     Ok((user, env))
 }
 
-fn query(
-    docker: &Docker,
-    container: &str,
-    client: &str,
-    user: &str,
-    env: &[(String, String)],
-    sql: &str,
-) -> Result<String> {
-    docker.run_ok(container, &[client, "-u", user, "-N", "-B", "-e", sql], env)
+/// A server as drctl logs in to it, with the container's tools.
+struct Session<'a> {
+    docker: &'a Docker,
+    container: &'a str,
+    tools: Tools,
+    user: String,
+    env: Vec<(String, String)>,
 }
 
-/// The first column of the first row of `sql` in `db`, as root with the container's
-/// own credentials (a drill's scratch server); the server's error text when it fails.
-pub fn scalar(docker: &Docker, container: &str, db: &str, sql: &str) -> Result<String> {
-    let info = docker.running_container(container)?;
-    let (user, env) = credentials(None, &info)?;
-    let tools = tools(docker, container)?;
-    let out = docker.run_ok(
-        container,
-        &[&tools.client, "-u", &user, "-N", "-B", "-D", db, "-e", sql],
-        &env,
-    )?;
-    Ok(out
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split('\t')
-        .next()
-        .unwrap_or("")
-        .to_string())
+impl<'a> Session<'a> {
+    /// Logs in as the source's configuration says, else as the container's settings do.
+    fn new(
+        docker: &'a Docker,
+        container: &'a str,
+        def: Option<&SourceDef>,
+        info: &ContainerInfo,
+    ) -> Result<Session<'a>> {
+        let tools = tools(docker, container)?;
+        let (user, env) = credentials(def, info)?;
+        Ok(Session {
+            docker,
+            container,
+            tools,
+            user,
+            env,
+        })
+    }
+
+    /// Logs in to the server of a running container.
+    fn open(docker: &'a Docker, container: &'a str, def: Option<&SourceDef>) -> Result<Self> {
+        let info = docker.running_container(container)?;
+        Session::new(docker, container, def, &info)
+    }
+
+    /// Runs a statement; its rows without the header, columns split by tabs.
+    fn query(&self, sql: &str) -> Result<String> {
+        self.run(&["-N", "-B", "-e", sql])
+    }
+
+    /// Runs the client with `args`.
+    fn run(&self, args: &[&str]) -> Result<String> {
+        let mut cmd = vec![self.tools.client.as_str(), "-u", &self.user];
+        cmd.extend(args);
+        self.docker.run_ok(self.container, &cmd, &self.env)
+    }
 }
 
-/// Whether the server answers on TCP (an image's init phase runs without networking).
-pub fn ready(docker: &Docker, container: &str) -> bool {
-    let Ok(info) = docker.running_container(container) else {
-        return false;
-    };
-    let Ok((user, env)) = credentials(None, &info) else {
-        return false;
-    };
-    let probe = format!(
-        "for t in mariadb-admin mysqladmin; do command -v $t >/dev/null && exec $t ping -h 127.0.0.1 -u '{user}' --silent; done; exit 1"
-    );
-    docker
-        .run(container, &["sh", "-c", &probe], &env, None)
-        .is_ok_and(|o| o.exit_code == Some(0))
+impl SqlServer for Session<'_> {
+    const UNIT: &'static str = "tables";
+    const SEPARATOR: char = '\t';
+
+    /// The accounts, when the snapshot has them (MariaDB). Accounts that exist are kept as
+    /// they are (`CREATE USER IF NOT EXISTS`); `--force` lets the rest load when one grant
+    /// names something missing. The statements for the account this restore connects as
+    /// are left out: their `GRANT ... IDENTIFIED BY PASSWORD` would set the target's
+    /// password to the source's and lock the rest of the restore (and a drill's checks)
+    /// out. The file is small: grants only.
+    fn load_server_objects(&self, files: &SnapshotFiles<'_>) -> Result<Vec<String>> {
+        if !files.files.contains_key(USERS_FILE) {
+            return Ok(Vec::new());
+        }
+        let own = format!("`{}`@", self.user);
+        let kept: String = files
+            .text(USERS_FILE)?
+            .lines()
+            .filter(|l| !l.contains(&own))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let out = self.docker.run(
+            self.container,
+            &[&self.tools.client, "-u", &self.user, "--force"],
+            &self.env,
+            Some(kept.as_bytes()),
+        );
+        Ok(match out {
+            Ok(o) if o.exit_code == Some(0) => Vec::new(),
+            Ok(o) => vec![format!("accounts: {}", o.stderr.trim())],
+            Err(e) => vec![format!("accounts: {e}")],
+        })
+    }
+
+    /// Whether a database exists, and how many tables it holds.
+    fn database_state(&self, db: &str) -> Result<Option<u64>> {
+        let count = |what: &str, column: &str| {
+            self.query(&format!(
+                "SELECT COUNT(*) FROM information_schema.{what} WHERE {column} = {}",
+                literal(db)
+            ))
+        };
+        if count("schemata", "schema_name")?.trim() == "0" {
+            return Ok(None);
+        }
+        let n = count("tables", "table_schema")?;
+        Ok(Some(n.trim().parse().unwrap_or(0)))
+    }
+
+    fn drop_database(&self, db: &str) -> Result<()> {
+        self.query(&format!("DROP DATABASE {}", ident(db)))?;
+        Ok(())
+    }
+
+    fn load_dump(&self, files: &SnapshotFiles<'_>, name: &str) -> Result<()> {
+        files.feed(
+            self.docker,
+            self.container,
+            name,
+            &[&self.tools.client, "-u", &self.user],
+            &self.env,
+        )?;
+        Ok(())
+    }
+
+    fn query_in(&self, db: &str, sql: &str) -> Result<String> {
+        self.run(&["-N", "-B", "-D", db, "-e", sql])
+    }
 }
 
 /// `'text'` as an SQL string literal.
@@ -138,214 +211,129 @@ fn ident(s: &str) -> String {
     format!("`{}`", s.replace('`', "``"))
 }
 
-/// Checks the server and plans one dump per database, plus the accounts on MariaDB.
-pub fn backup(docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
-    let container = container_of(def)?;
-    let info = docker.running_container(container)?;
-    super::record_container(rec, &info);
-    let tools = tools(docker, container)?;
-    let (user, env) = credentials(Some(def), &info)?;
-    rec.server_version = Some(query(
-        docker,
-        container,
-        &tools.client,
-        &user,
-        &env,
-        "SELECT VERSION()",
-    )?);
-    rec.tool_versions.insert(
-        tools.dump.clone(),
-        docker.run_ok(container, &[&tools.dump, "--version"], &[])?,
-    );
-    let present: Vec<String> = query(
-        docker,
-        container,
-        &tools.client,
-        &user,
-        &env,
-        "SHOW DATABASES",
-    )?
-    .lines()
-    .map(str::to_string)
-    .collect();
-    let databases: Vec<String> = if def.databases.is_empty() {
-        present
-            .into_iter()
-            .filter(|d| !SYSTEM_SCHEMAS.contains(&d.as_str()))
-            .collect()
-    } else {
-        for db in &def.databases {
-            if !present.contains(db) {
-                return Err(Error::Failed(format!(
-                    "database {db} does not exist in container {container}"
-                )));
-            }
-        }
-        def.databases.clone()
-    };
-    rec.databases = databases.clone();
-    let base = |extra: &[&str]| -> Vec<String> {
-        let mut cmd = vec![tools.dump.clone(), "-u".into(), user.clone()];
-        cmd.extend(extra.iter().map(|s| s.to_string()));
-        cmd
-    };
-    let mut streams = Vec::new();
-    if tools.dump == "mariadb-dump" {
-        streams.push(exec_stream(
-            docker,
-            container,
-            USERS_FILE.into(),
-            base(&["--system=users", "--insert-ignore", "--skip-add-locks"]),
-            env.clone(),
-            Some(DUMP_MARKER),
-        ));
-    }
-    for db in databases {
-        let mut cmd = base(&[
-            "--single-transaction",
-            "--routines",
-            "--triggers",
-            "--events",
-            "--hex-blob",
-            "--default-character-set=utf8mb4",
-            "--databases",
-        ]);
-        cmd.push(db.clone());
-        streams.push(exec_stream(
-            docker,
-            container,
-            dump_file_name(&db),
-            cmd,
-            env.clone(),
-            Some(DUMP_MARKER),
-        ));
-    }
-    Ok(Prepared {
-        streams,
-        ..Default::default()
-    })
-}
-
-/// Tables in a database, or `None` when it does not exist.
-fn database_state(
-    docker: &Docker,
-    container: &str,
-    client: &str,
-    user: &str,
-    env: &[(String, String)],
-    db: &str,
-) -> Result<Option<u64>> {
-    let exists = query(
-        docker,
-        container,
-        client,
-        user,
-        env,
-        &format!(
-            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = {}",
-            literal(db)
-        ),
-    )?;
-    if exists.trim() == "0" {
-        return Ok(None);
-    }
-    let n = query(
-        docker,
-        container,
-        client,
-        user,
-        env,
-        &format!(
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = {}",
-            literal(db)
-        ),
-    )?;
-    Ok(Some(n.trim().parse().unwrap_or(0)))
-}
-
-/// Checks what a restore would replace: refuses databases that hold data unless forced.
-pub fn check_target(
-    docker: &Docker,
-    rec: &SourceRecord,
-    target: &Target<'_>,
-) -> Result<Vec<String>> {
-    let info = docker.running_container(&target.container)?;
-    let tools = tools(docker, &target.container)?;
-    let (user, env) = credentials(target.def, &info)?;
-    rec.databases
-        .iter()
-        .map(|db| {
-            super::plan_database(
-                db,
-                database_state(docker, &target.container, &tools.client, &user, &env, db)?,
-                "tables",
-                target,
-            )
-        })
-        .collect()
-}
-
-/// Loads the accounts, then each database, into the target container.
-pub fn restore(
-    docker: &Docker,
-    rec: &SourceRecord,
-    target: &Target<'_>,
-    files: &SnapshotFiles<'_>,
-) -> Result<Vec<String>> {
-    let container = target.container.as_str();
-    let info = docker.running_container(container)?;
-    let tools = tools(docker, container)?;
-    let (user, env) = credentials(target.def, &info)?;
-    let mut warnings = Vec::new();
-    if files.files.contains_key(USERS_FILE) {
-        // Accounts that exist are kept as they are (`CREATE USER IF NOT EXISTS`); `--force`
-        // lets the rest load when one grant names something missing. The statements for
-        // the account this restore connects as are left out: their `GRANT ... IDENTIFIED
-        // BY PASSWORD` would set the target's password to the source's and lock the rest
-        // of the restore (and a drill's checks) out. The file is small: grants only.
-        let mut sql = Vec::new();
-        files.stream(USERS_FILE, |b| {
-            sql.extend_from_slice(b);
-            Ok(())
-        })?;
-        let own = format!("`{user}`@");
-        let kept: String = String::from_utf8_lossy(&sql)
-            .lines()
-            .filter(|l| !l.contains(&own))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let out = docker.run(
-            container,
-            &[&tools.client, "-u", &user, "--force"],
-            &env,
-            Some(kept.as_bytes()),
+impl DatabaseDriver for Mysql {
+    /// Checks the server and plans one dump per database, plus the accounts on MariaDB.
+    fn dump(&self, docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
+        let container = container_of(def)?;
+        let info = docker.running_container(container)?;
+        super::record_container(rec, &info);
+        let session = Session::new(docker, container, Some(def), &info)?;
+        let (tools, user, env) = (&session.tools, &session.user, &session.env);
+        rec.server_version = Some(session.query("SELECT VERSION()")?);
+        rec.tool_versions.insert(
+            tools.dump.clone(),
+            docker.run_ok(container, &[&tools.dump, "--version"], &[])?,
         );
-        match out {
-            Ok(o) if o.exit_code == Some(0) => {}
-            Ok(o) => warnings.push(format!("accounts: {}", o.stderr.trim())),
-            Err(e) => warnings.push(format!("accounts: {e}")),
-        }
-    }
-    for db in &rec.databases {
-        if database_state(docker, container, &tools.client, &user, &env, db)?.is_some() {
-            query(
+        let present: Vec<String> = session
+            .query("SHOW DATABASES")?
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let databases: Vec<String> = if def.databases.is_empty() {
+            present
+                .into_iter()
+                .filter(|d| !SYSTEM_SCHEMAS.contains(&d.as_str()))
+                .collect()
+        } else {
+            for db in &def.databases {
+                if !present.contains(db) {
+                    return Err(Error::Failed(format!(
+                        "database {db} does not exist in container {container}"
+                    )));
+                }
+            }
+            def.databases.clone()
+        };
+        rec.databases = databases.clone();
+        let base = |extra: &[&str]| -> Vec<String> {
+            let mut cmd = vec![tools.dump.clone(), "-u".into(), user.clone()];
+            cmd.extend(extra.iter().map(|s| s.to_string()));
+            cmd
+        };
+        let mut streams = Vec::new();
+        if tools.dump == "mariadb-dump" {
+            streams.push(exec_stream(
                 docker,
                 container,
-                &tools.client,
-                &user,
-                &env,
-                &format!("DROP DATABASE {}", ident(db)),
-            )?;
+                USERS_FILE.into(),
+                base(&["--system=users", "--insert-ignore", "--skip-add-locks"]),
+                env.clone(),
+                Some(DUMP_MARKER),
+            ));
         }
-        files.feed(
-            docker,
-            container,
-            &dump_file_name(db),
-            &[&tools.client, "-u", &user],
-            &env,
-        )?;
+        for db in databases {
+            let mut cmd = base(&[
+                "--single-transaction",
+                "--routines",
+                "--triggers",
+                "--events",
+                "--hex-blob",
+                "--default-character-set=utf8mb4",
+                "--databases",
+            ]);
+            cmd.push(db.clone());
+            streams.push(exec_stream(
+                docker,
+                container,
+                dump_file_name(&db),
+                cmd,
+                env.clone(),
+                Some(DUMP_MARKER),
+            ));
+        }
+        Ok(Prepared {
+            streams,
+            ..Default::default()
+        })
     }
-    Ok(warnings)
+
+    /// Refuses databases that hold data unless forced.
+    fn check_server(
+        &self,
+        docker: &Docker,
+        rec: &SourceRecord,
+        target: &Target<'_>,
+    ) -> Result<Vec<String>> {
+        Session::open(docker, &target.container, target.def)?.plan(rec, target)
+    }
+
+    fn load(
+        &self,
+        docker: &Docker,
+        rec: &SourceRecord,
+        target: &Target<'_>,
+        files: &SnapshotFiles<'_>,
+    ) -> Result<Vec<String>> {
+        Session::open(docker, &target.container, target.def)?.load(rec, files)
+    }
+
+    fn scratch_credentials(&self, password: &str) -> Vec<String> {
+        vec![
+            format!("MARIADB_ROOT_PASSWORD={password}"),
+            format!("MYSQL_ROOT_PASSWORD={password}"),
+        ]
+    }
+
+    /// Answering on TCP: an image's init phase runs without networking.
+    fn ready(&self, docker: &Docker, container: &str) -> bool {
+        let Ok(info) = docker.running_container(container) else {
+            return false;
+        };
+        let Ok((user, env)) = credentials(None, &info) else {
+            return false;
+        };
+        let probe = format!(
+            "for t in mariadb-admin mysqladmin; do command -v $t >/dev/null && exec $t ping -h 127.0.0.1 -u '{user}' --silent; done; exit 1"
+        );
+        docker
+            .run(container, &["sh", "-c", &probe], &env, None)
+            .is_ok_and(|o| o.exit_code == Some(0))
+    }
+
+    /// As root with the container's own credentials.
+    fn scalar(&self, docker: &Docker, container: &str, db: &str, sql: &str) -> Result<String> {
+        Session::open(docker, container, None)?.scalar(db, sql)
+    }
 }
 
 #[cfg(test)]

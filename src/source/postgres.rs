@@ -2,11 +2,12 @@
 //! runs and restores with `psql`) plus `pg_dumpall --globals-only` for roles, all run in
 //! the server's own container so the tools match the server.
 
+use super::database::{dump_file_name, SqlServer};
 use super::{
-    container_of, dump_file_name, exec_stream, password_from_file, Prepared, SnapshotFiles, Target,
+    container_of, exec_stream, password_from_file, DatabaseDriver, Prepared, SnapshotFiles, Target,
 };
 use crate::config::SourceDef;
-use crate::docker::{ContainerInfo, Docker};
+use crate::docker::{self, ContainerInfo, Docker};
 use crate::error::{Error, Result};
 use crate::repo::point::SourceRecord;
 
@@ -16,6 +17,9 @@ pub const GLOBALS_FILE: &str = "globals.roles.sql";
 const DUMP_MARKER: &str = "-- PostgreSQL database dump complete";
 /// The last line pg_dumpall writes.
 const DUMPALL_MARKER: &str = "-- PostgreSQL database cluster dump complete";
+
+/// The PostgreSQL kind.
+pub struct Postgres;
 
 /// psql for scripts: no psqlrc, unaligned tuples only, stop at the first error.
 fn psql_cmd(db: &str) -> Vec<&str> {
@@ -32,172 +36,270 @@ fn psql_cmd(db: &str) -> Vec<&str> {
     ]
 }
 
-/// Connection settings for the tools, passed through the exec environment.
-fn credentials(
-    def: Option<&SourceDef>,
-    info: &ContainerInfo,
-) -> Result<(String, Vec<(String, String)>)> {
-    let user = def
-        .and_then(|d| d.user.clone())
-        .or_else(|| info.env_var("POSTGRES_USER").map(str::to_string))
-        .unwrap_or_else(|| "postgres".into());
-    let mut env = vec![("PGUSER".to_string(), user.clone())];
-    let password = match password_from_file(def)? {
-        Some(p) => Some(p),
-        None => info.env_var("POSTGRES_PASSWORD").map(str::to_string),
-    };
-    if let Some(p) = password {
-        env.push(("PGPASSWORD".into(), p));
+/// A server as drctl logs in to it: the tools' connection settings, passed through the
+/// exec environment.
+#[derive(Clone)]
+struct Session {
+    docker: Docker,
+    container: String,
+    user: String,
+    env: Vec<(String, String)>,
+}
+
+impl Session {
+    /// Logs in as the source's configuration says, else as the container's settings do.
+    fn new(
+        docker: &Docker,
+        container: &str,
+        def: Option<&SourceDef>,
+        info: &ContainerInfo,
+    ) -> Result<Session> {
+        let user = def
+            .and_then(|d| d.user.clone())
+            .or_else(|| info.env_var("POSTGRES_USER").map(str::to_string))
+            .unwrap_or_else(|| "postgres".into());
+        let mut env = vec![("PGUSER".to_string(), user.clone())];
+        let password = match password_from_file(def)? {
+            Some(p) => Some(p),
+            None => info.env_var("POSTGRES_PASSWORD").map(str::to_string),
+        };
+        if let Some(p) = password {
+            env.push(("PGPASSWORD".into(), p));
+        }
+        Ok(Session {
+            docker: docker.clone(),
+            container: container.to_string(),
+            user,
+            env,
+        })
     }
-    Ok((user, env))
-}
 
-fn psql(
-    docker: &Docker,
-    container: &str,
-    env: &[(String, String)],
-    db: &str,
-    sql: &str,
-) -> Result<String> {
-    let mut cmd = psql_cmd(db);
-    cmd.extend(["-c", sql]);
-    docker.run_ok(container, &cmd, env)
-}
-
-/// Runs a psql script given on stdin, where `:'name'` and `:"name"` quote variables.
-fn psql_script(
-    docker: &Docker,
-    container: &str,
-    env: &[(String, String)],
-    db: &str,
-    vars: &[(&str, &str)],
-    script: &str,
-) -> Result<String> {
-    let mut cmd = psql_cmd(db);
-    let defs: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    for d in &defs {
-        cmd.extend(["-v", d.as_str()]);
+    /// Logs in to the server of a running container.
+    fn open(docker: &Docker, container: &str, def: Option<&SourceDef>) -> Result<Session> {
+        let info = docker.running_container(container)?;
+        Session::new(docker, container, def, &info)
     }
-    let out = docker.run(container, &cmd, env, Some(script.as_bytes()))?;
-    if out.exit_code != Some(0) {
-        return Err(Error::Failed(format!(
-            "psql {}: {}",
-            super::docker::exit_text(out.exit_code),
-            super::docker::stderr_summary(&out.stderr)
-        )));
+
+    fn psql(&self, db: &str, sql: &str) -> Result<String> {
+        let mut cmd = psql_cmd(db);
+        cmd.extend(["-c", sql]);
+        self.docker.run_ok(&self.container, &cmd, &self.env)
     }
-    Ok(out.text())
-}
 
-/// Runs several statements in one psql (one exec); their outputs follow each other.
-fn psql_multi(
-    docker: &Docker,
-    container: &str,
-    env: &[(String, String)],
-    sqls: &[&str],
-) -> Result<String> {
-    let mut cmd = psql_cmd("postgres");
-    for s in sqls {
-        cmd.extend(["-c", s]);
+    /// Runs a psql script given on stdin, where `:'name'` and `:"name"` quote variables.
+    fn psql_script(&self, db: &str, vars: &[(&str, &str)], script: &str) -> Result<String> {
+        let mut cmd = psql_cmd(db);
+        let defs: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for d in &defs {
+            cmd.extend(["-v", d.as_str()]);
+        }
+        let out = self
+            .docker
+            .run(&self.container, &cmd, &self.env, Some(script.as_bytes()))?;
+        if out.exit_code != Some(0) {
+            return Err(Error::Failed(format!(
+                "psql {}: {}",
+                docker::exit_text(out.exit_code),
+                docker::stderr_summary(&out.stderr)
+            )));
+        }
+        Ok(out.text())
     }
-    docker.run_ok(container, &cmd, env)
+
+    /// Runs several statements in one psql (one exec); their outputs follow each other.
+    fn psql_multi(&self, sqls: &[&str]) -> Result<String> {
+        let mut cmd = psql_cmd("postgres");
+        for s in sqls {
+            cmd.extend(["-c", s]);
+        }
+        self.docker.run_ok(&self.container, &cmd, &self.env)
+    }
 }
 
-/// The first column of the first row of `sql` in `db`, with the container's own
-/// credentials (a drill's scratch server); the server's error text when it fails.
-pub fn scalar(docker: &Docker, container: &str, db: &str, sql: &str) -> Result<String> {
-    let info = docker.running_container(container)?;
-    let (_, env) = credentials(None, &info)?;
-    let out = psql(docker, container, &env, db, sql)?;
-    Ok(out
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split('|')
-        .next()
-        .unwrap_or("")
-        .to_string())
+impl SqlServer for Session {
+    const UNIT: &'static str = "relations";
+    const SEPARATOR: char = '|';
+
+    /// The roles, so that ownership and grants in the dumps resolve. Statements about the
+    /// role drctl connects as are left out: replaying them would change its password to
+    /// the one at backup time and lock drctl (and the application) out. Errors other than
+    /// existing roles are warnings.
+    fn load_server_objects(&self, files: &SnapshotFiles<'_>) -> Result<Vec<String>> {
+        let globals = filter_own_role(&files.text(GLOBALS_FILE)?, &self.user);
+        let out = self.docker.run(
+            &self.container,
+            &["psql", "-X", "-q", "-d", "postgres"],
+            &self.env,
+            Some(globals.as_bytes()),
+        )?;
+        Ok(out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("ERROR") && !l.contains("already exists"))
+            .map(|line| format!("roles: {}", line.trim()))
+            .collect())
+    }
+
+    /// Whether a database exists, and how many user relations it holds.
+    fn database_state(&self, db: &str) -> Result<Option<u64>> {
+        let exists = self.psql_script(
+            "template1",
+            &[("db", db)],
+            "SELECT count(*) FROM pg_database WHERE datname = :'db';\n",
+        )?;
+        if exists.trim() != "1" {
+            return Ok(None);
+        }
+        let n = self.psql(
+            db,
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
+        )?;
+        Ok(Some(n.trim().parse().unwrap_or(0)))
+    }
+
+    fn drop_database(&self, db: &str) -> Result<()> {
+        self.psql_script(
+            // Not the database being dropped: `postgres` itself may be restored.
+            "template1",
+            &[("db", db)],
+            "DROP DATABASE :\"db\" WITH (FORCE);\n",
+        )?;
+        Ok(())
+    }
+
+    fn load_dump(&self, files: &SnapshotFiles<'_>, name: &str) -> Result<()> {
+        files.feed(
+            &self.docker,
+            &self.container,
+            name,
+            &[
+                "psql",
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                "template1",
+            ],
+            &self.env,
+        )?;
+        Ok(())
+    }
+
+    fn query_in(&self, db: &str, sql: &str) -> Result<String> {
+        self.psql(db, sql)
+    }
 }
 
-/// Whether the server accepts TCP connections (an image's init phase listens on its
-/// socket only, so this waits for the real server).
-pub fn ready(docker: &Docker, container: &str) -> bool {
-    docker
-        .run(
-            container,
-            &["pg_isready", "-q", "-h", "127.0.0.1"],
-            &[],
-            None,
-        )
-        .is_ok_and(|o| o.exit_code == Some(0))
-}
-
-/// Checks the server and plans one dump per database plus the globals.
-pub fn backup(docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
-    let container = container_of(def)?;
-    let info = docker.running_container(container)?;
-    super::record_container(rec, &info);
-    let (_, env) = credentials(Some(def), &info)?;
-    let run_probe = {
-        let (docker, container, env) = (docker.clone(), container.to_string(), env.clone());
-        move || probe(&docker, &container, &env)
-    };
-    // With the databases named, nothing the dumps need waits for the probe: it runs
-    // alongside them (each exec costs a tenth of a second here), and is judged first
-    // after them, so that its plainer message names a missing database.
-    let (databases, checks) = if def.databases.is_empty() {
-        let found = run_probe()?;
-        let databases = found.databases.clone();
-        found.record(rec);
-        (databases, None)
-    } else {
-        let wanted = def.databases.clone();
-        let container = container.to_string();
-        let checks: super::PendingChecks = std::thread::spawn(move || {
+impl DatabaseDriver for Postgres {
+    /// Checks the server and plans one dump per database plus the globals.
+    fn dump(&self, docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
+        let container = container_of(def)?;
+        let info = docker.running_container(container)?;
+        super::record_container(rec, &info);
+        let session = Session::new(docker, container, Some(def), &info)?;
+        let env = session.env.clone();
+        let run_probe = move || probe(&session);
+        // With the databases named, nothing the dumps need waits for the probe: it runs
+        // alongside them (each exec costs a tenth of a second here), and is judged first
+        // after them, so that its plainer message names a missing database.
+        let (databases, checks) = if def.databases.is_empty() {
             let found = run_probe()?;
-            if let Some(db) = wanted.iter().find(|db| !found.databases.contains(db)) {
-                return Err(Error::Failed(format!(
-                    "database {db} does not exist in container {container}"
-                )));
-            }
-            Ok(Box::new(move |rec: &mut SourceRecord| found.record(rec)) as _)
-        });
-        (def.databases.clone(), Some(checks))
-    };
-    rec.databases = databases.clone();
-    let mut streams = vec![exec_stream(
-        docker,
-        container,
-        GLOBALS_FILE.into(),
-        vec![
-            "pg_dumpall".into(),
-            "--globals-only".into(),
-            "-l".into(),
-            "postgres".into(),
-        ],
-        env.clone(),
-        Some(DUMPALL_MARKER),
-    )];
-    for db in databases {
-        streams.push(exec_stream(
+            let databases = found.databases.clone();
+            found.record(rec);
+            (databases, None)
+        } else {
+            let wanted = def.databases.clone();
+            let container = container.to_string();
+            let checks: super::PendingChecks = std::thread::spawn(move || {
+                let found = run_probe()?;
+                if let Some(db) = wanted.iter().find(|db| !found.databases.contains(db)) {
+                    return Err(Error::Failed(format!(
+                        "database {db} does not exist in container {container}"
+                    )));
+                }
+                Ok(Box::new(move |rec: &mut SourceRecord| found.record(rec)) as _)
+            });
+            (def.databases.clone(), Some(checks))
+        };
+        rec.databases = databases.clone();
+        let mut streams = vec![exec_stream(
             docker,
             container,
-            dump_file_name(&db),
+            GLOBALS_FILE.into(),
             vec![
-                "pg_dump".into(),
-                "--create".into(),
-                "--dbname".into(),
-                db.clone(),
+                "pg_dumpall".into(),
+                "--globals-only".into(),
+                "-l".into(),
+                "postgres".into(),
             ],
             env.clone(),
-            Some(DUMP_MARKER),
-        ));
+            Some(DUMPALL_MARKER),
+        )];
+        for db in databases {
+            streams.push(exec_stream(
+                docker,
+                container,
+                dump_file_name(&db),
+                vec![
+                    "pg_dump".into(),
+                    "--create".into(),
+                    "--dbname".into(),
+                    db.clone(),
+                ],
+                env.clone(),
+                Some(DUMP_MARKER),
+            ));
+        }
+        Ok(Prepared {
+            streams,
+            checks,
+            ..Default::default()
+        })
     }
-    Ok(Prepared {
-        streams,
-        checks,
-        ..Default::default()
-    })
+
+    /// Refuses databases that hold data unless forced.
+    fn check_server(
+        &self,
+        docker: &Docker,
+        rec: &SourceRecord,
+        target: &Target<'_>,
+    ) -> Result<Vec<String>> {
+        Session::open(docker, &target.container, target.def)?.plan(rec, target)
+    }
+
+    fn load(
+        &self,
+        docker: &Docker,
+        rec: &SourceRecord,
+        target: &Target<'_>,
+        files: &SnapshotFiles<'_>,
+    ) -> Result<Vec<String>> {
+        Session::open(docker, &target.container, target.def)?.load(rec, files)
+    }
+
+    fn scratch_credentials(&self, password: &str) -> Vec<String> {
+        vec![format!("POSTGRES_PASSWORD={password}")]
+    }
+
+    /// Accepting TCP connections: an image's init phase listens on its socket only, so
+    /// this waits for the real server.
+    fn ready(&self, docker: &Docker, container: &str) -> bool {
+        docker
+            .run(
+                container,
+                &["pg_isready", "-q", "-h", "127.0.0.1"],
+                &[],
+                None,
+            )
+            .is_ok_and(|o| o.exit_code == Some(0))
+    }
+
+    fn scalar(&self, docker: &Docker, container: &str, db: &str, sql: &str) -> Result<String> {
+        Session::open(docker, container, None)?.scalar(db, sql)
+    }
 }
 
 /// What the probe of a server found.
@@ -218,18 +320,17 @@ impl Probed {
 }
 
 /// The server's version and databases and pg_dump's version; the two execs run at once.
-fn probe(docker: &Docker, container: &str, env: &[(String, String)]) -> Result<Probed> {
+fn probe(session: &Session) -> Result<Probed> {
     let (probe, version) = std::thread::scope(|s| {
-        let version = s.spawn(|| docker.run_ok(container, &["pg_dump", "--version"], &[]));
-        let probe = psql_multi(
-            docker,
-            container,
-            env,
-            &[
-                "SHOW server_version",
-                "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1",
-            ],
-        );
+        let version = s.spawn(|| {
+            session
+                .docker
+                .run_ok(&session.container, &["pg_dump", "--version"], &[])
+        });
+        let probe = session.psql_multi(&[
+            "SHOW server_version",
+            "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1",
+        ]);
         (probe, version.join().expect("probe thread"))
     });
     let probe = probe?;
@@ -239,121 +340,6 @@ fn probe(docker: &Docker, container: &str, env: &[(String, String)]) -> Result<P
         pg_dump_version: version?,
         databases: lines.collect(),
     })
-}
-
-/// Whether a database exists, and how many user relations it holds.
-fn database_state(
-    docker: &Docker,
-    container: &str,
-    env: &[(String, String)],
-    db: &str,
-) -> Result<Option<u64>> {
-    let exists = psql_script(
-        docker,
-        container,
-        env,
-        "template1",
-        &[("db", db)],
-        "SELECT count(*) FROM pg_database WHERE datname = :'db';\n",
-    )?;
-    if exists.trim() != "1" {
-        return Ok(None);
-    }
-    let n = psql(
-        docker,
-        container,
-        env,
-        db,
-        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
-         AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
-    )?;
-    Ok(Some(n.trim().parse().unwrap_or(0)))
-}
-
-/// Checks what a restore would replace: refuses databases that hold data unless forced.
-pub fn check_target(
-    docker: &Docker,
-    rec: &SourceRecord,
-    target: &Target<'_>,
-) -> Result<Vec<String>> {
-    let info = docker.running_container(&target.container)?;
-    let (_, env) = credentials(target.def, &info)?;
-    rec.databases
-        .iter()
-        .map(|db| {
-            super::plan_database(
-                db,
-                database_state(docker, &target.container, &env, db)?,
-                "relations",
-                target,
-            )
-        })
-        .collect()
-}
-
-/// Loads roles, then each database, into the target container.
-pub fn restore(
-    docker: &Docker,
-    rec: &SourceRecord,
-    target: &Target<'_>,
-    files: &SnapshotFiles<'_>,
-) -> Result<Vec<String>> {
-    let container = target.container.as_str();
-    let info = docker.running_container(container)?;
-    let (user, env) = credentials(target.def, &info)?;
-    let mut warnings = Vec::new();
-    // Roles first, so ownership and grants in the dumps resolve. Statements about the
-    // role drctl connects as are left out: replaying them would change its password to
-    // the one at backup time and lock drctl (and the application) out.
-    let mut globals = Vec::new();
-    files.stream(GLOBALS_FILE, |b| {
-        globals.extend_from_slice(b);
-        Ok(())
-    })?;
-    let globals = filter_own_role(&String::from_utf8_lossy(&globals), &user);
-    let out = docker.run(
-        container,
-        &["psql", "-X", "-q", "-d", "postgres"],
-        &env,
-        Some(globals.as_bytes()),
-    )?;
-    for line in out
-        .stderr
-        .lines()
-        .filter(|l| l.contains("ERROR") && !l.contains("already exists"))
-    {
-        warnings.push(format!("roles: {}", line.trim()));
-    }
-    for db in &rec.databases {
-        if database_state(docker, container, &env, db)?.is_some() {
-            psql_script(
-                docker,
-                container,
-                &env,
-                // Not the database being dropped: `postgres` itself may be restored.
-                "template1",
-                &[("db", db)],
-                "DROP DATABASE :\"db\" WITH (FORCE);\n",
-            )?;
-        }
-        files.feed(
-            docker,
-            container,
-            &dump_file_name(db),
-            &[
-                "psql",
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                "template1",
-            ],
-            &env,
-        )?;
-    }
-    Ok(warnings)
 }
 
 /// Removes `CREATE ROLE user;` and `ALTER ROLE user ...` lines for the connecting role.

@@ -1,0 +1,189 @@
+//! What the database kinds share: every [`DatabaseDriver`] is a [`SourceDriver`] that
+//! needs the Docker daemon, writes its dump files to a directory instead when the
+//! restore asks for one, and loads them otherwise; and the steps PostgreSQL and MySQL
+//! take alike for each database ([`SqlServer`]).
+
+use super::{
+    hold, need_docker, DatabaseDriver, Loaded, Prepared, SnapshotFiles, SnapshotReader,
+    SourceDriver, Target,
+};
+use crate::config::SourceDef;
+use crate::docker::Docker;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::repo::point::SourceRecord;
+
+impl<T: DatabaseDriver> SourceDriver for T {
+    fn database(&self) -> Option<&dyn DatabaseDriver> {
+        Some(self)
+    }
+
+    fn backup_needs_docker(&self, _def: &SourceDef) -> bool {
+        true
+    }
+
+    fn backup(
+        &self,
+        docker: Option<&Docker>,
+        def: &SourceDef,
+        rec: &mut SourceRecord,
+    ) -> Result<Prepared> {
+        self.dump(need_docker(docker)?, def, rec)
+    }
+
+    fn restore_needs_docker(&self, _rec: &SourceRecord, target: &Target<'_>) -> bool {
+        target.dir.is_none()
+    }
+
+    fn check_target(
+        &self,
+        docker: Option<&Docker>,
+        rec: &SourceRecord,
+        target: &Target<'_>,
+    ) -> Result<Vec<String>> {
+        if let Some(dir) = &target.dir {
+            return Ok(vec![format!(
+                "dump files will be written to {}",
+                dir.display()
+            )]);
+        }
+        self.check_server(need_docker(docker)?, rec, target)
+    }
+
+    fn restore(
+        &self,
+        docker: Option<&Docker>,
+        _ledger: &dyn hold::Ledger,
+        rec: &SourceRecord,
+        target: &Target<'_>,
+        snapshot: &dyn SnapshotReader,
+        progress: &Progress,
+    ) -> Result<Loaded> {
+        let files = SnapshotFiles {
+            reader: snapshot,
+            files: snapshot
+                .root()?
+                .into_iter()
+                .map(|n| (n.os_name().to_string_lossy().into_owned(), n))
+                .collect(),
+            progress,
+        };
+        let total = files.files.values().map(|n| n.size).sum();
+        progress.set_total(total);
+        let loaded = match &target.dir {
+            Some(dir) => Loaded {
+                bytes: files.write_to(dir)?,
+                warnings: Vec::new(),
+            },
+            None => Loaded {
+                warnings: self.load(need_docker(docker)?, rec, target, &files)?,
+                bytes: total,
+            },
+        };
+        progress.finish();
+        Ok(loaded)
+    }
+}
+
+/// A SQL server logged in to through `docker exec`, as the steps PostgreSQL and MySQL
+/// share see it.
+pub(super) trait SqlServer {
+    /// What [`SqlServer::database_state`] counts, for the plan ("relations", "tables").
+    const UNIT: &'static str;
+    /// What separates the columns of [`SqlServer::query_in`]'s output.
+    const SEPARATOR: char;
+
+    /// Objects a database holds, or `None` when it does not exist.
+    fn database_state(&self, db: &str) -> Result<Option<u64>>;
+
+    /// Drops a database that exists.
+    fn drop_database(&self, db: &str) -> Result<()>;
+
+    /// Loads one dump file of the snapshot.
+    fn load_dump(&self, files: &SnapshotFiles<'_>, name: &str) -> Result<()>;
+
+    /// Loads what the server keeps beside its databases (roles, accounts) and the dumps
+    /// refer to; what the operator should know.
+    fn load_server_objects(&self, files: &SnapshotFiles<'_>) -> Result<Vec<String>>;
+
+    /// The rows `sql` gives in `db`, one a line.
+    fn query_in(&self, db: &str, sql: &str) -> Result<String>;
+
+    /// What a restore will do to each database of the record.
+    fn plan(&self, rec: &SourceRecord, target: &Target<'_>) -> Result<Vec<String>> {
+        rec.databases
+            .iter()
+            .map(|db| plan_database(db, self.database_state(db)?, Self::UNIT, target))
+            .collect()
+    }
+
+    /// Loads the server-wide objects, then replaces each database of the record with its
+    /// dump: dropped when it exists, then loaded.
+    fn load(&self, rec: &SourceRecord, files: &SnapshotFiles<'_>) -> Result<Vec<String>> {
+        let warnings = self.load_server_objects(files)?;
+        for db in &rec.databases {
+            if self.database_state(db)?.is_some() {
+                self.drop_database(db)?;
+            }
+            self.load_dump(files, &dump_file_name(db))?;
+        }
+        Ok(warnings)
+    }
+
+    /// The first column of the first row of `sql` in `db`.
+    fn scalar(&self, db: &str, sql: &str) -> Result<String> {
+        let out = self.query_in(db, sql)?;
+        Ok(out
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split(Self::SEPARATOR)
+            .next()
+            .unwrap_or("")
+            .to_string())
+    }
+}
+
+/// The snapshot file name of a database's dump: readable, and safe for any name a
+/// database server accepts (a dot is escaped, so no database collides with the
+/// `*.roles.sql`-style files that hold server-wide objects).
+pub fn dump_file_name(database: &str) -> String {
+    let mut out = String::new();
+    for b in database.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.push_str(".sql");
+    out
+}
+
+/// What a restore will do to one database, given how many objects (`unit`) it holds
+/// now (`None`: it does not exist); a database holding data is refused unless forced.
+fn plan_database(db: &str, state: Option<u64>, unit: &str, target: &Target<'_>) -> Result<String> {
+    Ok(match state {
+        Some(n) if n > 0 && !target.force => {
+            return Err(Error::Usage(format!(
+                "database {db} in container {} holds data ({n} {unit}); pass --force to replace it",
+                target.container
+            )))
+        }
+        Some(n) if n > 0 => format!("database {db} will be dropped and replaced"),
+        Some(_) => format!("empty database {db} will be replaced"),
+        None => format!("database {db} will be created"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dump_file_names_are_safe_and_distinct() {
+        assert_eq!(dump_file_name("seller1"), "seller1.sql");
+        assert_eq!(dump_file_name("a.b/c"), "a%2Eb%2Fc.sql");
+        assert_ne!(dump_file_name("globals.roles"), "globals.roles.sql");
+    }
+}
