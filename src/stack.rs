@@ -23,6 +23,10 @@ use crate::restore::{self, RestoreRequest, TreeReader};
 use crate::source::hold::{Action, Holds, Ledger};
 use crate::source::{self, SnapshotReader, Target};
 
+pub mod plan;
+
+pub use plan::{Destination, LiveTargets, Planned, RestorePlan, Selection};
+
 /// A stack backup's result: the point, and a message per failed source.
 pub struct StackOutcome {
     /// The recovery point written.
@@ -198,52 +202,8 @@ fn catalog_ref(c: &Catalog) -> &Catalog {
     c
 }
 
-/// For each source, the newest point at or before `at` whose record for it is ok.
-pub fn plan(
-    points: &[PointEntry],
-    sources: &[String],
-    at: Option<DateTime<Utc>>,
-) -> Vec<(String, Option<(PointEntry, SourceRecord)>)> {
-    sources
-        .iter()
-        .map(|name| {
-            let found = points
-                .iter()
-                .filter(|p| at.is_none_or(|t| p.point.time <= t))
-                .rev()
-                .find_map(|p| {
-                    p.point
-                        .source(name)
-                        .filter(|r| r.status == SourceStatus::Ok && r.snapshot.is_some())
-                        .map(|r| (p.clone(), r.clone()))
-                });
-            (name.clone(), found)
-        })
-        .collect()
-}
-
-/// Source names a stack's points know, in the order of the newest point that has them.
-pub fn known_sources(points: &[PointEntry], config: Option<&Stack>) -> Vec<String> {
-    let mut names: Vec<String> = config
-        .map(|s| {
-            s.def
-                .source
-                .iter()
-                .map(|d| d.name.get_ref().clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    for p in points.iter().rev() {
-        for s in &p.point.sources {
-            if !names.contains(&s.name) {
-                names.push(s.name.clone());
-            }
-        }
-    }
-    names
-}
-
 /// One step of a stack restore.
+#[derive(Clone)]
 pub struct Step<'a> {
     /// The source's record in the chosen point.
     pub rec: SourceRecord,
@@ -280,7 +240,7 @@ pub struct TargetCheck {
 /// on, so the whole plan is shown.
 pub fn check_targets(
     docker: Option<&Docker>,
-    steps: &[Step<'_>],
+    steps: &[&Step<'_>],
     dry_run: bool,
 ) -> Result<Vec<TargetCheck>> {
     let mut out = Vec::new();
@@ -405,60 +365,5 @@ impl SnapshotReader for StoredFiles<'_> {
             tracing::warn!("{w}");
         }
         Ok(summary.bytes)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::SourceKind;
-    use crate::repo::id::SnapshotId;
-
-    fn point(minute: u32, sources: &[(&str, bool)]) -> PointEntry {
-        let time = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 20, 3, minute, 0).unwrap();
-        PointEntry {
-            id: PointId([minute as u8; 32]),
-            point: RecoveryPoint {
-                stack: "s".into(),
-                time,
-                hostname: "h".into(),
-                sources: sources
-                    .iter()
-                    .map(|(n, ok)| {
-                        let mut r = SourceRecord::new(n, SourceKind::Postgres);
-                        if *ok {
-                            r.status = SourceStatus::Ok;
-                            r.snapshot = Some(SnapshotId([minute as u8; 32]));
-                        }
-                        r
-                    })
-                    .collect(),
-                duration_ms: 0,
-                drctl_version: "x".into(),
-            },
-        }
-    }
-
-    #[test]
-    fn plan_takes_the_newest_complete_backup_per_source_at_or_before_the_time() {
-        let points = vec![
-            point(0, &[("db", true), ("files", true)]),
-            point(15, &[("db", false), ("files", true)]),
-            point(30, &[("db", true)]),
-        ];
-        let names = vec!["db".to_string(), "files".to_string()];
-        let at = |m| Some(chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 20, 3, m, 0).unwrap());
-        let pick = |at| -> Vec<Option<u32>> {
-            plan(&points, &names, at)
-                .into_iter()
-                .map(|(_, f)| f.map(|(p, _)| chrono::Timelike::minute(&p.point.time)))
-                .collect()
-        };
-        assert_eq!(pick(at(20)), vec![Some(0), Some(15)]);
-        assert_eq!(pick(at(30)), vec![Some(30), Some(15)]);
-        assert_eq!(pick(None), vec![Some(30), Some(15)]);
-        assert_eq!(pick(at(14)), vec![Some(0), Some(0)]);
-        let before = Some(chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 20, 2, 0, 0).unwrap());
-        assert_eq!(pick(before), vec![None, None]);
     }
 }

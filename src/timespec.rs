@@ -14,6 +14,13 @@ pub const MAX_DURATION_SECS: i64 = 36525 * 86400;
 /// The years a point in time from a user may fall in: those RFC 3339 can write.
 const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 
+/// A time as people read it here: local, to the second.
+pub fn local_time(t: &DateTime<Utc>) -> String {
+    t.with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
 /// Parses RFC 3339, `YYYY-MM-DD[ HH:MM[:SS]]` (local time), `now`, or `N<unit> ago`
 /// (units s, m, h, d, w, also spelled out).
 pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {

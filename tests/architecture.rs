@@ -15,8 +15,6 @@ struct File {
     text: String,
     /// The file's text with comments and string contents removed.
     code: String,
-    /// Whether it is a `mod.rs` (or `lib.rs`): its children are `self::`'s.
-    is_dir: bool,
 }
 
 fn read_src() -> BTreeMap<Module, File> {
@@ -48,7 +46,6 @@ fn read_src() -> BTreeMap<Module, File> {
                     path: rel,
                     text,
                     code,
-                    is_dir,
                 },
             );
         }
@@ -190,11 +187,9 @@ fn imports(files: &BTreeMap<Module, File>) -> BTreeMap<Module, BTreeSet<Module>>
     let mut out = BTreeMap::new();
     for (module, file) in files {
         let code = &file.code;
-        let parent: Module = if file.is_dir {
-            module.clone()
-        } else {
-            module[..module.len() - 1].to_vec()
-        };
+        // `self::` and a `use child::` name the file's own module, whether it is a
+        // `mod.rs` or `stack.rs` beside `stack/plan.rs`.
+        let parent: Module = module.clone();
         let inline = inline_mods(code);
         let mut paths = Vec::new();
         for key in ["crate::", "super::", "self::", "drctl::"] {

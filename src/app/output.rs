@@ -3,8 +3,6 @@
 
 use std::io::Write;
 
-use chrono::{DateTime, Local, Utc};
-
 use crate::error::{Error, Result};
 use crate::human::human_bytes;
 use crate::repo::point::{SourceRecord, SourceStatus};
@@ -26,12 +24,7 @@ pub(crate) fn print_json(v: &serde_json::Value) -> Result<()> {
     ))
 }
 
-/// A time as people read it here: local, to the second.
-pub(crate) fn local_time(t: &DateTime<Utc>) -> String {
-    t.with_timezone(&Local)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
-}
+pub(crate) use crate::timespec::local_time;
 
 /// One line per source of a recovery point.
 pub(crate) fn source_line(r: &SourceRecord) -> String {

@@ -8,18 +8,15 @@ use super::output::{local_time, out, print_json};
 use super::App;
 use crate::catalog::Catalog;
 use crate::cli::RestoreArgs;
-use crate::config::Stack;
 use crate::docker::Docker;
 use crate::error::{Error, Result};
 use crate::human::human_bytes;
-use crate::repo::point::{PointEntry, SourceRecord};
+use crate::repo::point::PointEntry;
 use crate::repo::Repo;
-use crate::source::{self, Target};
-use crate::stack::{self, Step, TargetCheck};
+use crate::stack::{
+    self, Destination, LiveTargets, Planned, RestorePlan, Selection, Step, TargetCheck,
+};
 use crate::timespec::parse_time;
-
-/// Each selected source with the newest complete backup of it, if any: `stack::plan`'s pick.
-type Picked = Vec<(String, Option<(PointEntry, SourceRecord)>)>;
 
 impl App {
     /// `restore`: a name with recovery points is a stack, anything else one snapshot.
@@ -58,19 +55,31 @@ impl App {
         // The configuration is optional: a point holds all a restore needs, and after a
         // disaster the schedules may not be back yet. It adds credentials files.
         let stacks = self.stacks().unwrap_or_default();
-        let config = stacks.iter().find(|s| s.name == name);
-        let names = select_sources(name, points, config, a)?;
-        let when = at
-            .map(|t| format!(" at or before {}", local_time(&t)))
-            .unwrap_or_default();
-        let picked = pick_points(name, points, &names, at, &when, a)?;
-        let steps = resolve_targets(catalog, name, points, config, picked, &when, a)?;
-        let docker = if needs_docker(&steps) {
+        let dest = Destination::Live(LiveTargets {
+            config: stacks.iter().find(|s| s.name == name),
+            into_container: a.into_container.as_deref(),
+            to: a.to.as_deref(),
+            force: a.force,
+        });
+        let selection = Selection {
+            only: &a.source,
+            at,
+        };
+        let snapshots = catalog.snapshots(Some(name))?;
+        let plan = RestorePlan::build(name, points, &snapshots, &selection, dest)?;
+        let when = stack::plan::when(at);
+        for s in &plan.sources {
+            if let Planned::NoBackup(source) = s {
+                eprintln!("warning: source {source} has no complete backup{when}; skipped");
+            }
+        }
+        let docker = if plan.needs_docker() {
             Some(Docker::connect(self.rt.clone())?)
         } else {
             None
         };
-        let checks = stack::check_targets(docker.as_ref(), &steps, a.dry_run)?;
+        let checks = plan.check(docker.as_ref(), a.dry_run)?;
+        let steps: Vec<&Step<'_>> = plan.steps().collect();
         if !self.json && !self.quiet || a.dry_run {
             self.print_plan(name, &when, &steps, &checks, a.dry_run)?;
         }
@@ -89,7 +98,7 @@ impl App {
         &self,
         name: &str,
         when: &str,
-        steps: &[Step<'_>],
+        steps: &[&Step<'_>],
         checks: &[TargetCheck],
         dry_run: bool,
     ) -> Result<()> {
@@ -134,7 +143,7 @@ impl App {
         catalog: &Catalog,
         docker: Option<&Docker>,
         name: &str,
-        steps: &[Step<'_>],
+        steps: &[&Step<'_>],
     ) -> Result<()> {
         let mut done = Vec::new();
         for s in steps {
@@ -177,136 +186,8 @@ impl App {
     }
 }
 
-/// The sources to restore: all the stack has ever backed up or configures, or those
-/// `--source` names, refusing a name the stack does not have rather than restoring less.
-fn select_sources(
-    name: &str,
-    points: &[PointEntry],
-    config: Option<&Stack>,
-    a: &RestoreArgs,
-) -> Result<Vec<String>> {
-    let mut names = stack::known_sources(points, config);
-    if !a.source.is_empty() {
-        for s in &a.source {
-            if !names.contains(s) {
-                return Err(Error::Usage(format!("stack {name} has no source {s}")));
-            }
-        }
-        names.retain(|n| a.source.contains(n));
-    }
-    Ok(names)
-}
-
-/// Picks each source's newest complete backup (at or before `at`). A source asked for by
-/// name must have one; otherwise only a stack with none at all is refused, and
-/// `--into-container` must leave no doubt which database it means.
-fn pick_points(
-    name: &str,
-    points: &[PointEntry],
-    names: &[String],
-    at: Option<DateTime<Utc>>,
-    when: &str,
-    a: &RestoreArgs,
-) -> Result<Picked> {
-    let picked = stack::plan(points, names, at);
-    let missing: Vec<&str> = picked
-        .iter()
-        .filter(|(_, f)| f.is_none())
-        .map(|(n, _)| n.as_str())
-        .collect();
-    if !missing.is_empty() && !a.source.is_empty() || missing.len() == picked.len() {
-        return Err(Error::Usage(format!(
-            "stack {name} has no complete backup of source(s) {}{when}",
-            missing.join(", ")
-        )));
-    }
-    let several_db = picked
-        .iter()
-        .filter(|(_, f)| {
-            f.as_ref()
-                .is_some_and(|(_, r)| source::driver(r.kind).is_database())
-        })
-        .count();
-    if a.into_container.is_some() && several_db != 1 {
-        return Err(Error::Usage(
-            "--into-container needs exactly one database source: choose it with --source".into(),
-        ));
-    }
-    Ok(picked)
-}
-
-/// Turns each pick into a step with its snapshot and target: the container from
-/// `--into-container`, the configuration or the point, and the directory under `--to`.
-/// A source without a backup is skipped with a warning, as the others can still be restored.
-fn resolve_targets<'a>(
-    catalog: &Catalog,
-    name: &str,
-    points: &[PointEntry],
-    config: Option<&'a Stack>,
-    picked: Picked,
-    when: &str,
-    a: &RestoreArgs,
-) -> Result<Vec<Step<'a>>> {
-    let mut steps = Vec::new();
-    for (source, found) in picked {
-        let Some((point, rec)) = found else {
-            eprintln!("warning: source {source} has no complete backup{when}; skipped");
-            continue;
-        };
-        let snap_id = rec.snapshot.expect("ok records have a snapshot");
-        let snapshot = catalog
-            .snapshots(Some(name))?
-            .into_iter()
-            .find(|s| s.id == snap_id)
-            .ok_or_else(|| {
-                Error::Damage(format!(
-                    "snapshot {} of source {source} (recovery point {}) is missing",
-                    snap_id.short(),
-                    point.id.short()
-                ))
-            })?;
-        let def = config.and_then(|c| c.def.source.iter().find(|d| d.name.get_ref() == &source));
-        let is_database = source::driver(rec.kind).is_database();
-        let container = match (&a.into_container, is_database) {
-            (_, false) => String::new(),
-            (Some(c), true) => c.clone(),
-            (None, true) => def
-                .and_then(|d| d.container.as_ref().map(|c| c.get_ref().clone()))
-                .or_else(|| rec.container.clone())
-                .unwrap_or_default(),
-        };
-        let dir = a.to.as_ref().map(|t| {
-            if is_database || several_volumes(points) {
-                t.join(&source)
-            } else {
-                t.clone()
-            }
-        });
-        steps.push(Step {
-            rec,
-            point,
-            snapshot,
-            target: Target {
-                container,
-                dir,
-                force: a.force,
-                def,
-            },
-        });
-    }
-    Ok(steps)
-}
-
-/// Whether any step needs Docker. A volume restored elsewhere (`--to`) needs none: its
-/// containers are not touched and its mount point is not looked up.
-fn needs_docker(steps: &[Step<'_>]) -> bool {
-    steps
-        .iter()
-        .any(|s| source::driver(s.rec.kind).restore_needs_docker(&s.rec, &s.target))
-}
-
 /// The dry run's JSON: each step's plan line and whether it would need `--force`.
-fn print_dry_run(name: &str, steps: &[Step<'_>], checks: &[TargetCheck]) -> Result<()> {
+fn print_dry_run(name: &str, steps: &[&Step<'_>], checks: &[TargetCheck]) -> Result<()> {
     let v: Vec<_> = steps
         .iter()
         .zip(checks)
@@ -318,17 +199,4 @@ fn print_dry_run(name: &str, steps: &[Step<'_>], checks: &[TargetCheck]) -> Resu
         })
         .collect();
     print_json(&json!({"stack": name, "dry_run": true, "sources": v}))
-}
-
-/// Whether restores of volume sources under `--to` each need a subdirectory.
-fn several_volumes(points: &[PointEntry]) -> bool {
-    let mut names: Vec<&str> = points
-        .iter()
-        .flat_map(|p| p.point.sources.iter())
-        .filter(|s| !source::driver(s.kind).is_database())
-        .map(|s| s.name.as_str())
-        .collect();
-    names.sort();
-    names.dedup();
-    names.len() > 1
 }

@@ -14,14 +14,10 @@ use crate::docker::Docker;
 use crate::error::{Error, Result};
 use crate::repo::drill::{CheckResult, DrillResult, Phase, SourceResult, Verdict};
 use crate::repo::point::{PointEntry, SourceRecord};
-use crate::repo::snapshot::SnapshotEntry;
 use crate::repo::Repo;
-use crate::source::{self, Target};
-use crate::stack::{self, Step};
+use crate::source;
+use crate::stack::{self, Destination, Planned, RestorePlan, Selection};
 use crate::timespec::format_duration;
-
-/// Each source of the stack, and the point and record a drill restores it from.
-type Picked = Vec<(String, Option<(PointEntry, SourceRecord)>)>;
 
 /// Runs a drill. An error means the drill could not run at all (no point, no Docker,
 /// interrupted); a restore or check that fails is a FAIL in the result.
@@ -34,16 +30,18 @@ pub fn run(
     let t0 = Instant::now();
     let drill = req.drill;
     let points = catalog.points(&drill.stack)?;
-    let names = stack::known_sources(&points, Some(req.stack));
-    let picked = stack::plan(&points, &names, req.at);
-    if picked.iter().all(|(_, f)| f.is_none()) {
-        return Err(Error::Failed(format!(
-            "stack {} has no complete backup{} to drill",
-            drill.stack,
-            req.at
-                .map_or(String::new(), |t| format!(" at or before {t}"))
-        )));
-    }
+    let snapshots = catalog.snapshots(Some(&drill.stack))?;
+    let selection = Selection {
+        only: &[],
+        at: req.at,
+    };
+    let plan = RestorePlan::build(
+        &drill.stack,
+        &points,
+        &snapshots,
+        &selection,
+        Destination::Scratch(req.stack),
+    )?;
     let run_id = format!(
         "{}-{}",
         req.now.format("%Y%m%dT%H%M%S"),
@@ -64,9 +62,8 @@ pub fn run(
         req,
         rto_target,
         rpo_target,
-        snapshots: catalog.snapshots(Some(&drill.stack))?,
         result: new_result(req, rto_target, rpo_target),
-        picked,
+        plan,
         servers: BTreeMap::new(),
         scratch,
     };
@@ -147,9 +144,9 @@ struct DrillRun<'a> {
     req: &'a DrillRequest<'a>,
     rto_target: Option<chrono::Duration>,
     rpo_target: Option<chrono::Duration>,
-    snapshots: Vec<SnapshotEntry>,
     result: DrillResult,
-    picked: Picked,
+    /// What is restored from where; the targets are filled in once the scratch exists.
+    plan: RestorePlan<'a>,
     /// Scratch database servers by source.
     servers: BTreeMap<String, ScratchServer>,
     scratch: Scratch,
@@ -169,11 +166,14 @@ impl DrillRun<'_> {
         let t = Instant::now();
         let step = (self.req.progress)("drill");
         step.as_step();
-        for (name, found) in &self.picked {
-            let Some((_, rec)) = found else { continue };
+        for planned in &self.plan.sources {
+            let Some((_, rec)) = picked(planned) else {
+                continue;
+            };
             if !source::driver(rec.kind).is_database() {
                 continue;
             }
+            let name = &rec.name;
             step.set_message(&format!(
                 "{}: starting a scratch server for {name}",
                 self.req.drill.name
@@ -200,9 +200,10 @@ impl DrillRun<'_> {
     /// (into scratch directories), timed as one phase.
     fn restore_sources(&mut self, phase: &str, volumes: bool) -> Result<()> {
         let t = Instant::now();
-        let picked = std::mem::take(&mut self.picked);
-        for (name, found) in &picked {
-            let Some((point, rec)) = found else {
+        let sources = std::mem::take(&mut self.plan.sources);
+        for planned in &sources {
+            let name = planned.name();
+            let Some((point, rec)) = picked(planned) else {
                 if volumes {
                     self.result
                         .reasons
@@ -214,7 +215,7 @@ impl DrillRun<'_> {
                 continue;
             }
             let mut src = SourceResult {
-                name: name.clone(),
+                name: name.to_string(),
                 kind: rec.kind,
                 point: Some(point.id.to_hex()),
                 point_time: Some(point.point.time),
@@ -223,7 +224,7 @@ impl DrillRun<'_> {
                 seconds: 0.0,
                 error: None,
             };
-            let restored = self.restore_one(name, phase, point, rec, volumes, &mut src);
+            let restored = self.restore_one(planned, phase, volumes, &mut src);
             self.interrupted()?;
             match restored {
                 Ok(r) => {
@@ -244,7 +245,7 @@ impl DrillRun<'_> {
             };
             self.result.sources.push(src);
         }
-        self.picked = picked;
+        self.plan.sources = sources;
         self.result.phases.push(Phase {
             name: phase.into(),
             seconds: t.elapsed().as_secs_f64(),
@@ -256,13 +257,12 @@ impl DrillRun<'_> {
     /// Restores one source into its scratch server or directory.
     fn restore_one(
         &self,
-        name: &str,
+        planned: &Planned<'_>,
         phase: &str,
-        point: &PointEntry,
-        rec: &SourceRecord,
         volumes: bool,
         src: &mut SourceResult,
     ) -> Result<stack::Restored> {
+        let name = planned.name();
         let dir = if volumes {
             Some(self.scratch.directory(name)?)
         } else {
@@ -279,28 +279,13 @@ impl DrillRun<'_> {
                 s.name.clone()
             }
         };
-        let snap_id = rec.snapshot.expect("ok records have a snapshot");
-        let snapshot = self
-            .snapshots
-            .iter()
-            .find(|s| s.id == snap_id)
-            .cloned()
-            .ok_or_else(|| Error::Damage(format!("snapshot {} is missing", snap_id.short())))?;
-        // The stack's own containers are never stopped or paused by a drill.
-        let mut rec = rec.clone();
-        rec.stop.clear();
-        rec.pause.clear();
-        let step = Step {
-            rec,
-            point: point.clone(),
-            snapshot,
-            target: Target {
-                container,
-                dir,
-                force: false,
-                def: None,
-            },
+        let mut step = match planned {
+            Planned::Ready(step) => step.clone(),
+            Planned::Broken { error, .. } => return Err(Error::Damage(error.to_string())),
+            Planned::NoBackup(_) => unreachable!("only sources with a backup are restored"),
         };
+        step.target.container = container;
+        step.target.dir = dir;
         let progress = (self.req.progress)("restoring");
         progress.set_message(&format!("{name} ({phase})"));
         stack::restore_step(
@@ -337,10 +322,11 @@ impl DrillRun<'_> {
                     self.servers.get(&check.source).map(|s| &s.name),
                     &self.scratch,
                     s.point_time,
-                    self.picked
+                    self.plan
+                        .sources
                         .iter()
-                        .find(|(n, _)| *n == check.source)
-                        .and_then(|(_, f)| f.as_ref())
+                        .find(|p| p.name() == check.source)
+                        .and_then(picked)
                         .and_then(|(_, r)| r.databases.first().cloned()),
                 ),
                 _ => Err(format!("source {} was not restored", check.source)),
@@ -413,5 +399,14 @@ impl DrillRun<'_> {
         } else {
             Verdict::Fail
         };
+    }
+}
+
+/// The point and record a planned source is restored from, if it has a backup.
+fn picked<'p>(planned: &'p Planned<'_>) -> Option<(&'p PointEntry, &'p SourceRecord)> {
+    match planned {
+        Planned::Ready(step) => Some((&step.point, &step.rec)),
+        Planned::Broken { point, rec, .. } => Some((point, rec)),
+        Planned::NoBackup(_) => None,
     }
 }

@@ -162,6 +162,7 @@ pub struct Prepared {
 }
 
 /// Where a restore sends a source.
+#[derive(Clone)]
 pub struct Target<'a> {
     /// The container to load a database into.
     pub container: String,
