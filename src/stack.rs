@@ -169,7 +169,7 @@ fn backup_source(
         }
     }
     let bar = progress(&format!("{} {}", stack.name, def.name.get_ref()));
-    let mut own = Catalog::open(catalog.path(), &repo.config.id)?;
+    let mut own = catalog.connector().connect()?;
     let outcome = backup::run(
         repo,
         &mut own,

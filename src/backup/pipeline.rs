@@ -112,7 +112,7 @@ pub(super) enum Content {
 /// State shared by the pipeline's threads.
 pub(super) struct Shared<'a> {
     pub(super) repo: &'a Repo,
-    pub(super) catalog_path: &'a Path,
+    pub(super) catalog: crate::catalog::Connector,
     /// Blobs sent for storing in this run: the in-memory half of the dedup check.
     pub(super) seen: Mutex<HashSet<BlobId>>,
     /// Packs of other runs that deduplicated blobs were found in (see `commit`).

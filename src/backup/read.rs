@@ -27,7 +27,7 @@ pub(super) fn read_files(
     jobs: Receiver<FileJob>,
     blobs: Sender<NewBlob>,
 ) -> Result<()> {
-    let catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
+    let catalog = sh.catalog.connect()?;
     let _pin = catalog.pin_snapshot()?;
     for job in jobs {
         if sh.stopped() {

@@ -135,10 +135,9 @@ pub(super) fn run_once(
     );
     catalog.drop_abandoned_staging()?;
 
-    let catalog_path = catalog.path().to_path_buf();
     let shared = Shared {
         repo,
-        catalog_path: &catalog_path,
+        catalog: catalog.connector(),
         seen: Mutex::new(HashSet::new()),
         reused: Mutex::new(HashSet::new()),
         abort: AtomicBool::new(false),

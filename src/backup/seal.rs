@@ -4,7 +4,6 @@ use std::sync::atomic::Ordering;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::repo::index::IndexedPack;
 use crate::repo::pack::{BlobKind, Compression, FinishedPack, PackWriter};
@@ -72,7 +71,7 @@ pub(super) fn seal_blobs(sh: &Shared<'_>, blobs: Receiver<NewBlob>, packs: Sende
 /// it is stored: a backup killed right after an upload still leaves the next run knowing
 /// that pack, so it is reused instead of uploaded again.
 pub(super) fn upload_packs(sh: &Shared<'_>, packs: Receiver<FinishedPack>) -> Result<()> {
-    let mut catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
+    let mut catalog = sh.catalog.connect()?;
     let rt = sh.repo.runtime().clone();
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<(IndexedPack, Result<()>)>();
     let mut in_flight = 0usize;

@@ -64,7 +64,7 @@ pub(super) fn build_trees(
 ) -> (Result<(BlobId, Vec<String>)>, Counts) {
     let mut counts = Counts::default();
     let r = (|| {
-        let mut catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
+        let mut catalog = sh.catalog.connect()?;
         let mut warnings = Vec::new();
         let mut stack: Vec<(Option<Node>, Vec<Node>)> = vec![(None, Vec::new())];
         let mut staged: Vec<(Vec<u8>, FileStamp, Vec<BlobId>)> = Vec::new();

@@ -68,7 +68,7 @@ pub(super) fn walk(
     events: &Sender<Event>,
     jobs: &Sender<FileJob>,
 ) -> Result<()> {
-    let catalog = Catalog::open(sh.catalog_path, &sh.repo.config.id)?;
+    let catalog = sh.catalog.connect()?;
     let _pin = catalog.pin_snapshot()?;
     let send = |e: Event| events.send(e).map_err(|_| Error::Interrupted);
     // Streams are files at the root, in name order like every tree.

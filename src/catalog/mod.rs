@@ -137,6 +137,23 @@ pub struct Catalog {
     path: PathBuf,
 }
 
+/// Opens further connections to an open catalog (see [`Catalog::connector`]).
+#[derive(Debug, Clone)]
+pub struct Connector {
+    path: PathBuf,
+}
+
+impl Connector {
+    /// Another connection to the same catalog.
+    pub fn connect(&self) -> Result<Catalog> {
+        let conn = open_conn(&self.path).map_err(|e| Catalog::err_at(&self.path, e))?;
+        Ok(Catalog {
+            conn,
+            path: self.path.clone(),
+        })
+    }
+}
+
 /// Opens a connection, waiting while another process holds the lock that switching a new
 /// database to WAL mode needs (SQLite reports that as busy without waiting).
 fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
@@ -382,6 +399,14 @@ impl Catalog {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Opens more connections to this catalog, for other threads (a SQLite connection
+    /// serves one thread at a time); the catalog is already opened and checked.
+    pub fn connector(&self) -> Connector {
+        Connector {
+            path: self.path.clone(),
+        }
     }
 
     /// Runs `sql` as one transaction, rolled back on any error so that the connection is
