@@ -418,3 +418,68 @@ fn the_reader_sees_paths_the_way_rust_does() {
         1
     );
 }
+
+/// The longest a function in `src/` may be, in lines, and a file.
+const MAX_FN_LINES: usize = 120;
+const MAX_FILE_LINES: usize = 700;
+
+/// Whether a line of code (comments and strings stripped) declares a function.
+fn declares_fn(line: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some(at) = words.iter().position(|w| *w == "fn") else {
+        return false;
+    };
+    // Only qualifiers may stand before `fn`: not `Box<dyn Fn..>` or a call.
+    words[..at].iter().all(|w| {
+        matches!(*w, "pub" | "const" | "async" | "unsafe" | "extern")
+            || w.starts_with("pub(")
+            || *w == "\"C\""
+            || *w == "\"\""
+    })
+}
+
+#[test]
+fn no_function_over_120_lines_and_no_file_over_700() {
+    let mut long = Vec::new();
+    for file in read_src().values() {
+        let lines = file.text.lines().count();
+        if lines > MAX_FILE_LINES {
+            long.push(format!("{}: {lines} lines", file.path));
+        }
+        let code: Vec<&str> = file.code.lines().collect();
+        for (start, line) in code.iter().enumerate() {
+            if !declares_fn(line) {
+                continue;
+            }
+            let (mut depth, mut opened) = (0i64, false);
+            for (i, l) in code.iter().enumerate().skip(start) {
+                if !opened && l.contains(';') && !l.contains('{') {
+                    break; // a declaration without a body
+                }
+                for c in l.chars() {
+                    match c {
+                        '{' => (depth, opened) = (depth + 1, true),
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                }
+                if opened && depth <= 0 {
+                    let n = i - start + 1;
+                    if n > MAX_FN_LINES {
+                        long.push(format!(
+                            "{}:{}: a function of {n} lines",
+                            file.path,
+                            start + 1
+                        ));
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "over {MAX_FN_LINES} lines a function or {MAX_FILE_LINES} a file:\n{}",
+        long.join("\n")
+    );
+}
