@@ -25,7 +25,7 @@ use crate::source::{self, SnapshotReader, Target};
 
 pub mod plan;
 
-pub use plan::{Destination, LiveTargets, Planned, RestorePlan, Selection};
+pub use plan::{Destination, LiveTargets, Planned, RestorePlan, Selection, TargetCheck};
 
 /// A stack backup's result: the point, and a message per failed source.
 pub struct StackOutcome {
@@ -225,53 +225,6 @@ pub struct Restored {
     pub seconds: f64,
     /// Things the operator should know.
     pub warnings: Vec<String>,
-}
-
-/// What a restore will do to one step's target.
-pub struct TargetCheck {
-    /// `source: what happens`, for the plan.
-    pub line: String,
-    /// Why the step would be refused without `--force` (dry runs only; a real run fails).
-    pub needs_force: Option<String>,
-}
-
-/// Checks every step's target before any is touched; returns a line per step for the plan.
-/// A target that holds data is refused unless forced; a dry run instead marks it and goes
-/// on, so the whole plan is shown.
-pub fn check_targets(
-    docker: Option<&Docker>,
-    steps: &[&Step<'_>],
-    dry_run: bool,
-) -> Result<Vec<TargetCheck>> {
-    let mut out = Vec::new();
-    for s in steps {
-        let (notes, needs_force) = match check_target(docker, s, &s.target) {
-            Ok(notes) => (notes, None),
-            // Refused without --force: what it would do with it.
-            Err(Error::Usage(why)) if dry_run && !s.target.force => {
-                let forced = Target {
-                    container: s.target.container.clone(),
-                    dir: s.target.dir.clone(),
-                    force: true,
-                    def: s.target.def,
-                };
-                match check_target(docker, s, &forced) {
-                    Ok(notes) => (notes, Some(why)),
-                    Err(_) => return Err(Error::Usage(why)),
-                }
-            }
-            Err(e) => return Err(e),
-        };
-        out.push(TargetCheck {
-            line: format!("{}: {}", s.rec.name, notes.join("; ")),
-            needs_force,
-        });
-    }
-    Ok(out)
-}
-
-fn check_target(docker: Option<&Docker>, s: &Step<'_>, target: &Target<'_>) -> Result<Vec<String>> {
-    source::driver(s.rec.kind).check_target(docker, &s.rec, target)
 }
 
 /// Restores one step.

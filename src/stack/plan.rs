@@ -7,7 +7,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use super::{check_targets, Step, TargetCheck};
+use super::Step;
 use crate::config::Stack;
 use crate::docker::Docker;
 use crate::error::{Error, Result};
@@ -44,6 +44,14 @@ pub struct LiveTargets<'a> {
     pub to: Option<&'a Path>,
     /// Replace targets that hold data (`--force`).
     pub force: bool,
+}
+
+/// What a restore will do to one step's target.
+pub struct TargetCheck {
+    /// `source: what happens`, for the plan.
+    pub line: String,
+    /// Why the step would be refused without `--force` (dry runs only; a real run fails).
+    pub needs_force: Option<String>,
 }
 
 /// One source of a plan.
@@ -168,8 +176,32 @@ impl<'a> RestorePlan<'a> {
     /// Checks every step's target before any is touched: a line per step for the plan. A
     /// target holding data is refused unless forced; a dry run marks it instead.
     pub fn check(&self, docker: Option<&Docker>, dry_run: bool) -> Result<Vec<TargetCheck>> {
-        let steps: Vec<&Step<'_>> = self.steps().collect();
-        check_targets(docker, &steps, dry_run)
+        let mut out = Vec::new();
+        for s in self.steps() {
+            let check = |target: &Target<'_>| {
+                source::driver(s.rec.kind).check_target(docker, &s.rec, target)
+            };
+            let (notes, needs_force) = match check(&s.target) {
+                Ok(notes) => (notes, None),
+                // Refused without --force: what it would do with it.
+                Err(Error::Usage(why)) if dry_run && !s.target.force => {
+                    let forced = Target {
+                        force: true,
+                        ..s.target.clone()
+                    };
+                    match check(&forced) {
+                        Ok(notes) => (notes, Some(why)),
+                        Err(_) => return Err(Error::Usage(why)),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            out.push(TargetCheck {
+                line: format!("{}: {}", s.rec.name, notes.join("; ")),
+                needs_force,
+            });
+        }
+        Ok(out)
     }
 }
 
