@@ -14,6 +14,7 @@ use crate::repo::snapshot::SnapshotEntry;
 use crate::repo::tree::NodeKind;
 use crate::repo::Repo;
 use crate::restore::TreeReader;
+use crate::session::{Readable, Session};
 
 /// One problem found.
 #[derive(Debug, Clone, Serialize)]
@@ -53,7 +54,8 @@ const VERIFY_BATCH: usize = 16;
 /// Checks structure; with `read_data_percent`, also downloads and verifies that share of
 /// the packs. Memory stays proportional to the number of packs, not of blobs: blob
 /// lookups go through the catalog, which the caller has just refreshed from the store.
-pub fn run(repo: &Repo, catalog: &Catalog, read_data_percent: Option<f64>) -> Result<CheckReport> {
+pub fn run(session: &Session<Readable>, read_data_percent: Option<f64>) -> Result<CheckReport> {
+    let (repo, catalog) = (session.repo(), session.catalog());
     let mut report = CheckReport::default();
     let indexed = check_index_files(repo, &mut report)?;
     // Every manifest, read from the store, not the catalog: a damaged one is named here,

@@ -16,8 +16,8 @@ use crate::config::Stack;
 use crate::error::Result;
 use crate::repo::layout::Handle;
 use crate::repo::point::SourceStatus;
-use crate::repo::Repo;
 use crate::retention::{self, KeepPolicy};
+use crate::session::Session;
 
 /// One manifest and the verdict on it.
 #[derive(Debug, Clone, Serialize)]
@@ -160,7 +160,8 @@ pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<Sta
 /// Deletes the manifests the plan does not keep: the point first, then its snapshots, so
 /// an interrupted forget never leaves a point that names a missing snapshot (at worst a
 /// snapshot no point names, which keeps its data until a later forget of it).
-pub fn execute(repo: &Repo, catalog: &mut Catalog, plan: &StackPlan) -> Result<usize> {
+pub fn execute<A>(session: &mut Session<A>, plan: &StackPlan) -> Result<usize> {
+    let repo = session.repo();
     let mut removed = 0;
     for item in plan.items.iter().filter(|i| !i.keep) {
         for object in &item.objects {
@@ -168,6 +169,6 @@ pub fn execute(repo: &Repo, catalog: &mut Catalog, plan: &StackPlan) -> Result<u
         }
         removed += 1;
     }
-    catalog.refresh(repo)?;
+    session.refresh()?;
     Ok(removed)
 }

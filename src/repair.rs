@@ -9,13 +9,13 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::repo::id::{content_hash, IndexId, PackId};
 use crate::repo::index::IndexedPack;
 use crate::repo::layout::{FileType, Handle};
 use crate::repo::pack::{self, BlobKind};
 use crate::repo::Repo;
+use crate::session::{Readable, Session};
 
 /// Packs per index file written by a repair.
 const PACKS_PER_INDEX: usize = 64;
@@ -38,8 +38,8 @@ pub struct IndexRepair {
 }
 
 /// Indexes again every pack that no readable index file lists.
-pub fn index(repo: &Repo, catalog: &mut Catalog) -> Result<IndexRepair> {
-    repo.identity()?;
+pub fn index(session: &mut Session<Readable>) -> Result<IndexRepair> {
+    let (repo, catalog) = session.parts();
     let mut report = IndexRepair::default();
     let mut listed: HashSet<PackId> = HashSet::new();
     let mut damaged: Vec<IndexId> = Vec::new();

@@ -16,7 +16,7 @@ use crate::hooks;
 use crate::lock::StackLock;
 use crate::notify::{Event, Notice, Notifier};
 use crate::progress::Progress;
-use crate::repo::Repo;
+use crate::session::Session;
 use crate::stack::{self, StackOutcome};
 
 /// What a run needs from its surroundings.
@@ -47,9 +47,8 @@ pub struct RunOutcome {
 }
 
 /// Runs the given sources of a stack (all when `only` is empty) as one recovery point.
-pub fn run_stack(
-    repo: &Repo,
-    catalog: &mut Catalog,
+pub fn run_stack<A>(
+    session: &mut Session<A>,
     stack: &Stack,
     only: &[String],
     env: &RunEnv<'_>,
@@ -68,7 +67,7 @@ pub fn run_stack(
         Ok(l) => l,
         Err(e @ Error::Locked(_)) => {
             record(
-                catalog,
+                session.catalog(),
                 stack,
                 None,
                 env.now,
@@ -91,15 +90,15 @@ pub fn run_stack(
     };
     notices.send(notices.notice(Event::Start, "running", None), &mut warnings);
 
-    let (backup, mut error) = back_up(repo, catalog, stack, &sources, env, &mut warnings);
+    let (backup, mut error) = back_up(session, stack, &sources, env, &mut warnings);
     run_post_hooks(stack, env, backup.as_ref(), &mut error, &mut warnings);
     let status = status_of(error.as_ref());
 
     if let Some(b) = &backup {
-        record_sources(catalog, stack, env.now, b)?;
+        record_sources(session.catalog(), stack, env.now, b)?;
     }
     record(
-        catalog,
+        session.catalog(),
         stack,
         backup.as_ref(),
         env.now,
@@ -193,9 +192,8 @@ fn hook_env(
 
 /// The pre hooks, then the backup of the sources: the point when one was written, and
 /// the error that decides the run (a failed pre hook means no backup at all).
-fn back_up(
-    repo: &Repo,
-    catalog: &mut Catalog,
+fn back_up<A>(
+    session: &mut Session<A>,
     stack: &Stack,
     sources: &[&SourceDef],
     env: &RunEnv<'_>,
@@ -210,8 +208,7 @@ fn back_up(
     .and_then(|w| {
         warnings.extend(w);
         stack::backup(
-            repo,
-            catalog,
+            session,
             stack,
             sources,
             env.hostname,

@@ -18,8 +18,8 @@ use crate::repo::id::PointId;
 use crate::repo::point::{PointEntry, RecoveryPoint, SourceRecord, SourceStatus};
 use crate::repo::snapshot::SnapshotEntry;
 use crate::repo::tree::Node;
-use crate::repo::Repo;
 use crate::restore::{self, RestoreRequest, TreeReader};
+use crate::session::{Readable, Session};
 use crate::source::hold::{Action, Holds, Ledger};
 use crate::source::{self, SnapshotReader, Target};
 
@@ -65,9 +65,8 @@ pub fn select<'a>(stack: &'a Stack, only: &[String]) -> Result<Vec<&'a SourceDef
 /// failed source does not stop the others; an interrupt stops everything and records
 /// nothing.
 #[allow(clippy::too_many_arguments)]
-pub fn backup(
-    repo: &Repo,
-    catalog: &mut Catalog,
+pub fn backup<A>(
+    session: &mut Session<A>,
     stack: &Stack,
     sources: &[&SourceDef],
     hostname: &str,
@@ -78,7 +77,7 @@ pub fn backup(
     let started = Instant::now();
     // The daemon is checked before anything is written: unreachable is exit 2.
     let docker = if sources.iter().any(|s| needs_docker(s)) {
-        Some(Docker::connect(repo.runtime().clone())?)
+        Some(Docker::connect(session.repo().runtime().clone())?)
     } else {
         None
     };
@@ -90,8 +89,7 @@ pub fn backup(
         let mut rec = SourceRecord::new(&name, def.kind);
         let t0 = Instant::now();
         let result = backup_source(
-            repo,
-            catalog,
+            session,
             stack,
             def,
             docker.as_ref(),
@@ -134,8 +132,7 @@ pub fn backup(
         duration_ms: started.elapsed().as_millis() as u64,
         drctl_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let id = repo.write_point(&point)?;
-    catalog.add_point(id, &point)?;
+    let id = session.commit_point(&point)?;
     Ok(StackOutcome {
         id,
         point,
@@ -145,9 +142,8 @@ pub fn backup(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn backup_source(
-    repo: &Repo,
-    catalog: &mut Catalog,
+fn backup_source<A>(
+    session: &mut Session<A>,
     stack: &Stack,
     def: &SourceDef,
     docker: Option<&Docker>,
@@ -159,7 +155,9 @@ fn backup_source(
 ) -> Result<backup::BackupOutcome> {
     let prepared = source::driver(def.kind).backup(docker, def, rec)?;
     // Held only while this source is read; put back on every way out of this function.
-    let mut holds = docker.map(|d| Holds::new(d, catalog_ref(catalog)));
+    // The holds are recorded on a catalog connection of their own, beside the backup's.
+    let ledger = session.catalog().connector().connect()?;
+    let mut holds = docker.map(|d| Holds::new(d, &ledger as &dyn Ledger));
     if let Some(h) = holds.as_mut() {
         for c in &def.stop {
             h.hold(c, Action::Stop)?;
@@ -169,10 +167,8 @@ fn backup_source(
         }
     }
     let bar = progress(&format!("{} {}", stack.name, def.name.get_ref()));
-    let mut own = catalog.connector().connect()?;
     let outcome = backup::run(
-        repo,
-        &mut own,
+        session,
         BackupRequest {
             stack: stack.name.clone(),
             paths: prepared.paths,
@@ -195,11 +191,6 @@ fn backup_source(
         record(rec);
     }
     outcome
-}
-
-/// A shared view of the catalog for the hold records (SQLite serializes the writes).
-fn catalog_ref(c: &Catalog) -> &Catalog {
-    c
 }
 
 /// One step of a stack restore.
@@ -229,8 +220,7 @@ pub struct Restored {
 
 /// Restores one step.
 pub fn restore_step(
-    repo: &Repo,
-    catalog: &Catalog,
+    session: &Session<Readable>,
     docker: Option<&Docker>,
     step: &Step<'_>,
     interrupt: &Arc<AtomicBool>,
@@ -238,9 +228,9 @@ pub fn restore_step(
 ) -> Result<Restored> {
     let t0 = Instant::now();
     let rec = &step.rec;
+    let catalog = session.catalog();
     let snapshot = StoredFiles {
-        repo,
-        catalog,
+        session,
         snapshot: &step.snapshot,
         interrupt,
     };
@@ -280,15 +270,14 @@ impl Ledger for Catalog {
 
 /// A snapshot as a source restores it: read from the repository.
 struct StoredFiles<'a> {
-    repo: &'a Repo,
-    catalog: &'a Catalog,
+    session: &'a Session<Readable>,
     snapshot: &'a SnapshotEntry,
     interrupt: &'a Arc<AtomicBool>,
 }
 
 impl SnapshotReader for StoredFiles<'_> {
     fn root(&self) -> Result<Vec<Node>> {
-        let mut trees = TreeReader::new(self.repo, self.catalog);
+        let mut trees = TreeReader::new(self.session.repo(), self.session.catalog());
         Ok(trees.tree(&self.snapshot.snapshot.tree)?.nodes)
     }
 
@@ -297,13 +286,12 @@ impl SnapshotReader for StoredFiles<'_> {
         node: &Node,
         sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<()> {
-        restore::stream_file(self.repo, self.catalog, node, sink)
+        restore::stream_file(self.session.repo(), self.session.catalog(), node, sink)
     }
 
     fn restore_tree(&self, dir: &Path, overwrite: bool, progress: &Progress) -> Result<u64> {
         let summary = restore::run(
-            self.repo,
-            self.catalog,
+            self.session,
             RestoreRequest {
                 snapshot: self.snapshot,
                 subpath: self.snapshot.snapshot.paths.first().map(PathBuf::from),

@@ -266,7 +266,15 @@ const NEVER: &[(&str, &[&str])] = &[
     (
         "catalog",
         &[
-            "backup", "restore", "source", "stack", "drill", "schedule", "prune",
+            "backup", "restore", "source", "stack", "drill", "schedule", "prune", "session",
+        ],
+    ),
+    // The handle on repository and catalog, below every command.
+    (
+        "session",
+        &[
+            "backup", "restore", "source", "stack", "drill", "schedule", "prune", "check",
+            "forget", "repair", "run", "status", "docker",
         ],
     ),
 ];

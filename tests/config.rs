@@ -611,3 +611,66 @@ fn drill_check_paths_stay_inside_the_restored_volume() {
         );
     }
 }
+
+/// A host given only the write-only key backs its stacks up (snapshots, points) and is
+/// refused, before anything is touched, by every command that reads data: restore,
+/// check, prune, a drill; a due drill under `run --due` fails alone, the due backup runs.
+#[test]
+fn a_write_only_key_backs_up_stacks_and_reads_nothing() {
+    let env = Env::init(Kind::Local).unwrap();
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("a"), "a").unwrap();
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(
+        env.path("schedules/s.toml"),
+        format!(
+            "[stack.web]\nschedule = \"* * * * *\"\n[[stack.web.source]]\nname = \"files\"\nkind = \"volume\"\npath = \"{}\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(env.path("restore-drills")).unwrap();
+    std::fs::write(
+        env.path("restore-drills/d.toml"),
+        "[drill.d]\nstack = \"web\"\nschedule = \"* * * * *\"\n[[drill.d.check]]\nsource = \"files\"\npath = \"a\"\n",
+    )
+    .unwrap();
+    let wo = env.path("write-only.key");
+    assert_ok(&env.run(&["key", "export", "--write-only", wo.to_str().unwrap()]));
+    let with_wo = |args: &[&str]| {
+        env.cmd()
+            .env("DRCTL_KEY_FILE", &wo)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert_ok(&with_wo(&["backup", "web"]));
+    let out = env.path("out");
+    for args in [
+        vec!["restore", "web", "--to", out.to_str().unwrap()],
+        vec!["check"],
+        vec!["prune"],
+        vec!["drill", "d"],
+    ] {
+        assert_fails(&with_wo(&args), 2, "write-only");
+    }
+    assert!(!out.exists(), "a refused restore created its target");
+    // Nothing was stored by the refused drill; the full key sees the point and can read.
+    let history = env.run(&["--json", "drill", "history"]);
+    assert_ok(&history);
+    assert_eq!(text(&history.stdout).trim(), "[]");
+
+    // Both jobs are due: the backup commits a second point, the drill fails on its own.
+    std::fs::write(data.join("b"), "b").unwrap();
+    let o = with_wo(&["run", "--due", "--now", "2099-01-01 00:00:30"]);
+    assert_fails(&o, 1, "one or more due jobs failed");
+    assert!(
+        text(&o.stderr).contains("write-only"),
+        "{}",
+        text(&o.stderr)
+    );
+    // The one volume of the stack is restored into --to itself.
+    assert_ok(&env.run(&["restore", "web", "--to", out.to_str().unwrap()]));
+    assert_eq!(std::fs::read(out.join("b")).unwrap(), b"b");
+}

@@ -5,14 +5,13 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{hostname, out, print_json, App};
-use crate::catalog::Catalog;
 use crate::cli::{DrillArgs, DrillCommand};
 use crate::config::drill::Drill;
 use crate::config::Stack;
 use crate::docker::Docker;
 use crate::drill::{self, DrillRequest, DrillResult, Verdict};
 use crate::error::{Error, Result};
-use crate::repo::Repo;
+use crate::session::{Readable, Session};
 use crate::timespec::parse_time;
 
 impl App {
@@ -49,9 +48,9 @@ impl App {
             a.at.as_deref()
                 .map(|t| parse_time(t, self.now))
                 .transpose()?;
-        let (repo, catalog) = self.open()?;
-        self.writable(&repo)?;
-        let results = self.run_drills(&repo, &catalog, &stacks, &chosen, at, a.keep, self.now)?;
+        let mut session = self.open_for_reading()?;
+        self.writable(session.repo())?;
+        let results = self.run_drills(&mut session, &stacks, &chosen, at, a.keep, self.now)?;
         if let Some(path) = &a.junit {
             std::fs::write(path, drill::junit::render(&results))
                 .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
@@ -67,8 +66,7 @@ impl App {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn run_drills(
         &self,
-        repo: &Repo,
-        catalog: &Catalog,
+        session: &mut Session<Readable>,
         stacks: &[Stack],
         chosen: &[&Drill],
         at: Option<DateTime<Utc>>,
@@ -100,8 +98,7 @@ impl App {
                 );
             }
             let r = drill::run(
-                repo,
-                catalog,
+                session,
                 docker.clone(),
                 &DrillRequest {
                     drill: d,
@@ -115,12 +112,11 @@ impl App {
                     progress: &progress,
                 },
             )?;
-            match repo.write_drill(&r) {
-                Ok(id) => catalog.add_drill(&id, &r)?,
-                Err(e) => eprintln!(
+            if let Err(e) = session.commit_drill(&r) {
+                eprintln!(
                     "warning: drill {}: the result could not be stored: {e}",
                     d.name
-                ),
+                );
             }
             if !self.json {
                 out(&describe(&r))?;
@@ -147,8 +143,7 @@ pub(super) fn verdicts(results: &[DrillResult]) -> Result<()> {
 
 impl App {
     fn drill_history(&self, name: Option<&str>) -> Result<()> {
-        let (_repo, catalog) = self.open()?;
-        let results = catalog.drills(name)?;
+        let results = self.open()?.catalog().drills(name)?;
         if self.json {
             return print_json(&json!(results));
         }
@@ -175,8 +170,7 @@ impl App {
     }
 
     fn drill_report(&self, html: Option<&std::path::Path>) -> Result<()> {
-        let (_repo, catalog) = self.open()?;
-        let page = drill::report::render(&catalog.drills(None)?, self.now);
+        let page = drill::report::render(&self.open()?.catalog().drills(None)?, self.now);
         match html {
             Some(p) => std::fs::write(p, page)
                 .map_err(|e| Error::io(format!("writing {}", p.display()), e)),

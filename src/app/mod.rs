@@ -29,6 +29,7 @@ use crate::human::human_bytes;
 use crate::progress::Progress;
 use crate::repo::keys::Keys;
 use crate::repo::Repo;
+use crate::session::{Readable, Session, WriteOnly};
 use crate::settings::{self, RepoSettings};
 use crate::source::hold::release_orphans;
 use crate::store::backend::BackendOptions;
@@ -148,32 +149,35 @@ impl App {
         Ok(Backend::new(store, BackendOptions::default()))
     }
 
-    /// Opens the repository and brings its catalog up to date.
-    fn open(&self) -> Result<(Repo, Catalog)> {
-        self.open_checked(false)
+    /// Opens the repository and brings its catalog up to date; enough to back up and to
+    /// record points and drill results, even with a write-only key.
+    fn open(&self) -> Result<Session<WriteOnly>> {
+        self.session(self.open_repo()?)
     }
 
-    /// Opens for a command that reads snapshots or data: the identity must be there.
-    fn open_for_reading(&self) -> Result<(Repo, Catalog)> {
-        self.open_checked(true)
+    /// Opens for a command that reads snapshots or data: a write-only key is refused
+    /// before the catalog is touched.
+    fn open_for_reading(&self) -> Result<Session<Readable>> {
+        let repo = self.open_repo()?;
+        repo.identity()?;
+        self.session(repo)?.readable()
     }
 
-    fn open_checked(&self, reading: bool) -> Result<(Repo, Catalog)> {
-        let repo = Repo::open(
+    fn open_repo(&self) -> Result<Repo> {
+        Repo::open(
             self.backend(false)?,
             &self.settings.key_file,
             self.rt.clone(),
-        )?;
-        if reading {
-            repo.identity()?;
-        }
-        let mut catalog = Catalog::open(
+        )
+    }
+
+    fn session(&self, repo: Repo) -> Result<Session<WriteOnly>> {
+        let catalog = Catalog::open(
             &self.settings.catalog_path(&repo.config.id),
             &repo.config.id,
         )?;
         self.release_orphaned_containers(&catalog);
-        catalog.refresh(&repo)?;
-        Ok((repo, catalog))
+        Session::open(repo, catalog)
     }
 
     /// Fails before anything is read, held or written when the repository cannot be
@@ -218,12 +222,11 @@ impl App {
     fn backup(&self, stack: &str, paths: Vec<PathBuf>) -> Result<()> {
         // The same rule as for stacks in files: the name becomes part of paths.
         crate::config::check_name("stack", stack).map_err(Error::Usage)?;
-        let (repo, mut catalog) = self.open()?;
-        self.writable(&repo)?;
+        let mut session = self.open()?;
+        self.writable(session.repo())?;
         let progress = self.progress("backing up");
         let outcome = backup::run(
-            &repo,
-            &mut catalog,
+            &mut session,
             BackupRequest {
                 stack: stack.to_string(),
                 paths,
@@ -285,8 +288,8 @@ impl App {
                     })
             })
             .transpose()?;
-        let (repo, catalog) = self.open_for_reading()?;
-        let report = check::run(&repo, &catalog, pct)?;
+        let session = self.open_for_reading()?;
+        let report = check::run(&session, pct)?;
         if self.json {
             print_json(&serde_json::to_value(&report).expect("json"))?;
         } else {
@@ -376,11 +379,7 @@ impl App {
     }
 
     fn catalog_rebuild(&self) -> Result<()> {
-        let repo = Repo::open(
-            self.backend(false)?,
-            &self.settings.key_file,
-            self.rt.clone(),
-        )?;
+        let repo = self.open_repo()?;
         let path = self.settings.catalog_path(&repo.config.id);
         let mut catalog =
             Catalog::open(&path, &repo.config.id)?.verify_or_replace(&repo.config.id)?;
@@ -399,8 +398,8 @@ impl App {
     }
 
     fn repair_index(&self) -> Result<()> {
-        let (repo, mut catalog) = self.open_checked(true)?;
-        let report = crate::repair::index(&repo, &mut catalog)?;
+        let mut session = self.open_for_reading()?;
+        let report = crate::repair::index(&mut session)?;
         if self.json {
             return print_json(&serde_json::to_value(&report).expect("json"));
         }
@@ -433,11 +432,7 @@ impl App {
     }
 
     fn key_export(&self, write_only: bool, output: &Path) -> Result<()> {
-        let repo = Repo::open(
-            self.backend(false)?,
-            &self.settings.key_file,
-            self.rt.clone(),
-        )?;
+        let repo = self.open_repo()?;
         let keys: Keys = if write_only {
             repo.keys.write_only()
         } else {
@@ -494,10 +489,10 @@ impl App {
     fn backup_stack(&self, name: &str, only: &[String]) -> Result<()> {
         let stacks = self.stacks()?;
         let stack = self.find_stack(&stacks, name)?;
-        let (repo, mut catalog) = self.open()?;
-        self.writable(&repo)?;
-        let outcome = self.run_job(&repo, &mut catalog, stack, only, self.now)?;
-        self.write_metrics_file(&catalog, &stacks);
+        let mut session = self.open()?;
+        self.writable(session.repo())?;
+        let outcome = self.run_job(&mut session, stack, only, self.now)?;
+        self.write_metrics_file(session.catalog(), &stacks);
         self.report_run(outcome)
     }
 
@@ -511,10 +506,9 @@ impl App {
     }
 
     /// One run of a stack through the runner (lock, hooks, notices, history).
-    fn run_job(
+    fn run_job<A>(
         &self,
-        repo: &Repo,
-        catalog: &mut Catalog,
+        session: &mut Session<A>,
         stack: &Stack,
         only: &[String],
         now: DateTime<Utc>,
@@ -527,8 +521,7 @@ impl App {
             p
         };
         crate::run::run_stack(
-            repo,
-            catalog,
+            session,
             stack,
             only,
             &crate::run::RunEnv {

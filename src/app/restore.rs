@@ -6,13 +6,12 @@ use serde_json::json;
 
 use super::output::{local_time, out, print_json};
 use super::App;
-use crate::catalog::Catalog;
 use crate::cli::RestoreArgs;
 use crate::docker::Docker;
 use crate::error::{Error, Result};
 use crate::human::human_bytes;
 use crate::repo::point::PointEntry;
-use crate::repo::Repo;
+use crate::session::{Readable, Session};
 use crate::stack::{
     self, Destination, LiveTargets, Planned, RestorePlan, Selection, Step, TargetCheck,
 };
@@ -25,8 +24,8 @@ impl App {
             a.at.as_deref()
                 .map(|s| parse_time(s, self.now))
                 .transpose()?;
-        let (repo, catalog) = self.open_for_reading()?;
-        let points = catalog.points(&a.what)?;
+        let session = self.open_for_reading()?;
+        let points = session.catalog().points(&a.what)?;
         if points.is_empty() {
             if !a.source.is_empty() || a.into_container.is_some() || a.dry_run || a.force {
                 return Err(Error::Usage(format!(
@@ -36,17 +35,16 @@ impl App {
             }
             let to =
                 a.to.ok_or_else(|| Error::Usage("restoring a snapshot needs --to DIR".into()))?;
-            return self.restore(&repo, &catalog, &a.what, at, a.path, to, a.overwrite);
+            return self.restore(&session, &a.what, at, a.path, to, a.overwrite);
         }
-        self.restore_stack(&repo, &catalog, &a.what, &points, at, &a)
+        self.restore_stack(&session, &a.what, &points, at, &a)
     }
 
     /// Restores a stack: every source, point and target is chosen and checked before the
     /// first target is touched, so a refused restore changes nothing.
     fn restore_stack(
         &self,
-        repo: &Repo,
-        catalog: &Catalog,
+        session: &Session<Readable>,
         name: &str,
         points: &[PointEntry],
         at: Option<DateTime<Utc>>,
@@ -65,7 +63,7 @@ impl App {
             only: &a.source,
             at,
         };
-        let snapshots = catalog.snapshots(Some(name))?;
+        let snapshots = session.catalog().snapshots(Some(name))?;
         let plan = RestorePlan::build(name, points, &snapshots, &selection, dest)?;
         let when = stack::plan::when(at);
         for s in &plan.sources {
@@ -89,7 +87,7 @@ impl App {
             }
             return Ok(());
         }
-        self.execute_steps(repo, catalog, docker.as_ref(), name, &steps)
+        self.execute_steps(session, docker.as_ref(), name, &steps)
     }
 
     /// Prints the plan, for people even under `--json` (then on stderr, as stdout holds
@@ -139,8 +137,7 @@ impl App {
     /// and source, so the sources already restored are reported by what was printed.
     fn execute_steps(
         &self,
-        repo: &Repo,
-        catalog: &Catalog,
+        session: &Session<Readable>,
         docker: Option<&Docker>,
         name: &str,
         steps: &[&Step<'_>],
@@ -149,7 +146,7 @@ impl App {
         for s in steps {
             let progress = self.progress("restoring");
             progress.set_message(&format!("{name} {}", s.rec.name));
-            let r = stack::restore_step(repo, catalog, docker, s, &self.interrupt, &progress)
+            let r = stack::restore_step(session, docker, s, &self.interrupt, &progress)
                 .map_err(|e| e.context(format!("stack {name}, source {}", s.rec.name)))?;
             for w in &r.warnings {
                 eprintln!("warning: source {}: {w}", s.rec.name);

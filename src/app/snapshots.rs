@@ -15,12 +15,13 @@ use crate::human::human_bytes;
 use crate::repo::point::PointEntry;
 use crate::repo::snapshot::SnapshotEntry;
 use crate::repo::tree::{Node, NodeKind};
-use crate::repo::Repo;
 use crate::restore::{self, RestoreRequest, TreeReader};
+use crate::session::{Readable, Session};
 
 impl App {
     pub(super) fn snapshots(&self, stack: Option<&str>) -> Result<()> {
-        let (_repo, catalog) = self.open_for_reading()?;
+        let session = self.open_for_reading()?;
+        let catalog = session.catalog();
         if let Some(name) = stack {
             let points = catalog.points(name)?;
             if !points.is_empty() {
@@ -57,9 +58,10 @@ impl App {
     }
 
     pub(super) fn ls(&self, what: &str, path: Option<&Path>) -> Result<()> {
-        let (repo, catalog) = self.open_for_reading()?;
-        let snap = resolve_snapshot(&catalog, what, None)?;
-        let mut trees = TreeReader::new(&repo, &catalog);
+        let session = self.open_for_reading()?;
+        let (repo, catalog) = (session.repo(), session.catalog());
+        let snap = resolve_snapshot(catalog, what, None)?;
+        let mut trees = TreeReader::new(repo, catalog);
         let mut rows: Vec<(PathBuf, Node)> = Vec::new();
         let (start, prefix) = match path {
             None => (Some(snap.snapshot.tree), PathBuf::from("/")),
@@ -114,20 +116,18 @@ impl App {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn restore(
         &self,
-        repo: &Repo,
-        catalog: &Catalog,
+        session: &Session<Readable>,
         what: &str,
         at: Option<DateTime<Utc>>,
         path: Option<PathBuf>,
         to: PathBuf,
         overwrite: bool,
     ) -> Result<()> {
-        let snap = resolve_snapshot(catalog, what, at)?;
+        let snap = resolve_snapshot(session.catalog(), what, at)?;
         let progress = self.progress("restoring");
         let started = std::time::Instant::now();
         let summary = restore::run(
-            repo,
-            catalog,
+            session,
             RestoreRequest {
                 snapshot: &snap,
                 subpath: path,
@@ -164,9 +164,10 @@ impl App {
     }
 
     pub(super) fn dump(&self, what: &str, path: &Path) -> Result<()> {
-        let (repo, catalog) = self.open_for_reading()?;
-        let snap = resolve_snapshot(&catalog, what, None)?;
-        let mut trees = TreeReader::new(&repo, &catalog);
+        let session = self.open_for_reading()?;
+        let (repo, catalog) = (session.repo(), session.catalog());
+        let snap = resolve_snapshot(catalog, what, None)?;
+        let mut trees = TreeReader::new(repo, catalog);
         let (_, node) = trees.find(&snap.snapshot.tree, path)?.ok_or_else(|| {
             Error::Usage(format!(
                 "path {} is not in snapshot {}",
@@ -181,7 +182,7 @@ impl App {
             )));
         }
         let mut stdout = std::io::stdout().lock();
-        match restore::stream_file(&repo, &catalog, &node, |b| stdout.write_all(b)) {
+        match restore::stream_file(repo, catalog, &node, |b| stdout.write_all(b)) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {}
             r => r?,
         }

@@ -14,8 +14,8 @@ use crate::cli::{InstallArgs, PruneArgs};
 use crate::config::drill::Drill;
 use crate::config::Stack;
 use crate::error::{Error, IoContext, Result};
-use crate::repo::Repo;
 use crate::schedule::{self, install, Job};
+use crate::session::{Session, WriteOnly};
 use crate::status;
 
 impl App {
@@ -46,10 +46,9 @@ impl App {
 
     /// Runs one job: a backup (recorded in the run history) or a drill (its result
     /// stored). Errors of the job itself come back in the inner result.
-    fn run_one(
+    fn run_one<A>(
         &self,
-        repo: &Repo,
-        catalog: &mut Catalog,
+        session: &mut Session<A>,
         stacks: &[Stack],
         drills: &[Drill],
         job: &Job,
@@ -60,13 +59,15 @@ impl App {
                 .iter()
                 .find(|d| &d.name == name)
                 .expect("drill jobs come from these drills");
-            return Ok(self
-                .run_drills(repo, catalog, stacks, &[drill], None, false, now)
+            // A drill reads data: a write-only key fails this job, not the others.
+            return Ok(session
+                .fork_readable()
+                .and_then(|mut s| self.run_drills(&mut s, stacks, &[drill], None, false, now))
                 .and_then(|r| verdicts(&r)));
         }
         let stack = self.find_stack(stacks, &job.stack)?;
         let only = schedule::job_sources(job, stack);
-        let outcome = self.run_job(repo, catalog, stack, &only, now)?;
+        let outcome = self.run_job(session, stack, &only, now)?;
         Ok(self.report_run(outcome))
     }
 
@@ -75,10 +76,10 @@ impl App {
     pub(super) fn run_due(&self) -> Result<()> {
         let (stacks, drills) = self.drills()?;
         let jobs = self.jobs(&stacks, &drills)?;
-        let (repo, mut catalog) = self.open()?;
-        let due = self.due_now(&catalog, &stacks, &jobs, self.now)?;
+        let mut session = self.open()?;
+        let due = self.due_now(session.catalog(), &stacks, &jobs, self.now)?;
         if !due.is_empty() {
-            self.writable(&repo)?;
+            self.writable(session.repo())?;
         }
         let mut worst: Option<Error> = None;
         for (job, slot) in due {
@@ -88,10 +89,10 @@ impl App {
             if !self.quiet && !self.json {
                 eprintln!("running {} (due since {})", job.name(), local_time(&slot));
             }
-            let result = self.run_one(&repo, &mut catalog, &stacks, &drills, job, self.now)?;
+            let result = self.run_one(&mut session, &stacks, &drills, job, self.now)?;
             if let Err(e) = result {
                 if matches!(e, Error::Interrupted) {
-                    self.write_metrics_file(&catalog, &stacks);
+                    self.write_metrics_file(session.catalog(), &stacks);
                     return Err(e);
                 }
                 eprintln!("error: {e}");
@@ -105,7 +106,7 @@ impl App {
                 }
             }
         }
-        self.write_metrics_file(&catalog, &stacks);
+        self.write_metrics_file(session.catalog(), &stacks);
         match worst {
             None => Ok(()),
             Some(Error::Locked(m)) => Err(Error::Locked(format!("{m} (and possibly others)"))),
@@ -140,8 +141,8 @@ impl App {
     /// the real clock; SIGTERM or SIGINT aborts running jobs cleanly (their containers
     /// restarted, no point recorded) and ends it.
     pub(super) fn daemon(&self, max: usize) -> Result<()> {
-        let (repo, mut catalog) = self.open()?;
-        self.writable(&repo)?;
+        let mut session = self.open()?;
+        self.writable(session.repo())?;
         let (mut stacks, mut drills) = self.drills()?;
         eprintln!(
             "drctl daemon: {} stack(s), at most {max} job(s) at once",
@@ -170,21 +171,22 @@ impl App {
                     Err(e) => eprintln!("warning: keeping the previous configuration: {e}"),
                 }
                 let now = Utc::now();
-                catalog.refresh(&repo)?;
+                session.refresh()?;
                 let jobs = self.jobs(&stacks, &drills)?;
-                for (job, _slot) in self.due_now(&catalog, &stacks, &jobs, now)? {
+                for (job, _slot) in self.due_now(session.catalog(), &stacks, &jobs, now)? {
                     if running.len() >= max || running.contains(&job.stack) {
                         continue;
                     }
                     running.push(job.stack.clone());
-                    let (repo, tx, job) = (&repo, done_tx.clone(), job.clone());
+                    // Each job on a catalog connection of its own.
+                    let (fork, tx, job) = (session.fork(), done_tx.clone(), job.clone());
                     let (stacks, drills) = (stacks.clone(), drills.clone());
                     scope.spawn(move || {
-                        let status = self.daemon_job(repo, &stacks, &drills, &job, now);
+                        let status = self.daemon_job(fork, &stacks, &drills, &job, now);
                         let _ = tx.send((job.stack.clone(), status));
                     });
                 }
-                self.write_metrics_file(&catalog, &stacks);
+                self.write_metrics_file(session.catalog(), &stacks);
                 // Wake at the next whole second: slots are at least a second apart.
                 for _ in 0..20 {
                     if self.interrupt.load(Ordering::SeqCst) || !done_rx.is_empty() {
@@ -195,7 +197,7 @@ impl App {
             }
             Ok(())
         })?;
-        self.write_metrics_file(&catalog, &stacks);
+        self.write_metrics_file(session.catalog(), &stacks);
         eprintln!("drctl daemon: stopped");
         if aborted {
             return Err(Error::Interrupted);
@@ -205,18 +207,14 @@ impl App {
 
     fn daemon_job(
         &self,
-        repo: &Repo,
+        session: Result<Session<WriteOnly>>,
         stacks: &[Stack],
         drills: &[Drill],
         job: &Job,
         now: chrono::DateTime<Utc>,
     ) -> RunStatus {
         let name = job.name();
-        let result =
-            Catalog::open(self.catalog_path(repo).as_path(), &repo.config.id).and_then(|mut c| {
-                c.refresh(repo)?;
-                self.run_one(repo, &mut c, stacks, drills, job, now)?
-            });
+        let result = session.and_then(|mut s| self.run_one(&mut s, stacks, drills, job, now)?);
         match result {
             Ok(()) => {
                 eprintln!("{name}: ok");
@@ -233,18 +231,15 @@ impl App {
         }
     }
 
-    fn catalog_path(&self, repo: &Repo) -> std::path::PathBuf {
-        self.settings.catalog_path(&repo.config.id)
-    }
-
     /// `schedule list`.
     pub(super) fn schedule_list(&self) -> Result<()> {
         let (stacks, drills) = self.drills()?;
         let jobs = self.jobs(&stacks, &drills)?;
-        let (_repo, catalog) = self.open()?;
+        let session = self.open()?;
+        let catalog = session.catalog();
         let mut rows = Vec::new();
         for j in &jobs {
-            let h = self.job_history(&catalog, &stacks, j)?;
+            let h = self.job_history(catalog, &stacks, j)?;
             rows.push((j, h, j.next_slot(self.now), j.due(h, self.now).is_some()));
         }
         if self.json {
@@ -386,10 +381,11 @@ impl App {
     pub(super) fn status(&self, check: bool) -> Result<()> {
         let stacks = self.stacks()?;
         let jobs = self.backup_jobs(&stacks)?;
-        let (_repo, catalog) = self.open()?;
-        let st = status::compute(&catalog, &stacks, &jobs, self.now)?;
+        let session = self.open()?;
+        let catalog = session.catalog();
+        let st = status::compute(catalog, &stacks, &jobs, self.now)?;
         if let Some(path) = &self.metrics_file {
-            status::write_metrics(path, &status::metrics(&st, &catalog)?)?;
+            status::write_metrics(path, &status::metrics(&st, catalog)?)?;
         }
         if self.json {
             print_json(&serde_json::to_value(&st).expect("json"))?;
@@ -462,14 +458,14 @@ impl App {
             }
             None => stacks.iter().filter(|s| s.def.keep.is_some()).collect(),
         };
-        let (repo, mut catalog) = self.open_for_reading()?;
+        let mut session = self.open_for_reading()?;
         if !dry_run {
-            self.writable(&repo)?;
+            self.writable(session.repo())?;
         }
         let mut plans = Vec::new();
         for s in chosen {
             let policy = s.def.keep.as_ref().expect("filtered").get_ref().policy();
-            plans.push(crate::forget::plan(&catalog, s, &policy)?);
+            plans.push(crate::forget::plan(session.catalog(), s, &policy)?);
         }
         if !self.json && !self.quiet {
             let mut text = String::new();
@@ -496,7 +492,7 @@ impl App {
         let mut removed = 0;
         if !dry_run {
             for p in &plans {
-                removed += crate::forget::execute(&repo, &mut catalog, p)?;
+                removed += crate::forget::execute(&mut session, p)?;
             }
         }
         if self.json {
@@ -513,13 +509,12 @@ impl App {
     pub(super) fn prune(&self, a: &PruneArgs) -> Result<()> {
         let grace = crate::timespec::parse_duration(&a.grace)
             .map_err(|e| Error::Usage(format!("--grace: {e}")))?;
-        let (repo, mut catalog) = self.open_for_reading()?;
+        let mut session = self.open_for_reading()?;
         if !a.dry_run {
-            self.writable(&repo)?;
+            self.writable(session.repo())?;
         }
         let report = crate::prune::run(
-            &repo,
-            &mut catalog,
+            &mut session,
             &crate::prune::PruneOptions {
                 dry_run: a.dry_run,
                 grace,

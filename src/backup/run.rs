@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use crossbeam_channel::bounded;
 
 use crate::catalog::Catalog;
-use crate::commit;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
 use crate::repo::id::{BlobId, IndexId, PackId, SnapshotId};
@@ -20,6 +19,7 @@ use crate::repo::index::IndexedPack;
 use crate::repo::pack::FinishedPack;
 use crate::repo::snapshot::{Snapshot, Summary};
 use crate::repo::Repo;
+use crate::session::{self, Session};
 use crate::source::StreamFile;
 
 use super::pipeline::*;
@@ -69,15 +69,15 @@ pub(super) const COMMIT_ATTEMPTS: usize = 3;
 /// Runs a backup and commits its snapshot.
 ///
 /// A prune that marks a pack the backup deduplicated against while it ran makes the
-/// commit refuse (see [`commit`]). A backup of paths then runs again, reading only what
+/// commit refuse (see [`session::commit`]). A backup of paths then runs again, reading only what
 /// lived in those packs (the files cache still holds the rest); one with streams (a
 /// database dump, which cannot be replayed) fails, and the next scheduled run takes it.
-pub fn run(repo: &Repo, catalog: &mut Catalog, req: BackupRequest<'_>) -> Result<BackupOutcome> {
+pub fn run<A>(session: &mut Session<A>, req: BackupRequest<'_>) -> Result<BackupOutcome> {
     let mut req = req;
     let mut attempt = 1;
     loop {
         let again = (attempt < COMMIT_ATTEMPTS && req.streams.is_empty()).then(|| req.again());
-        match run_once(repo, catalog, req)? {
+        match run_once(session, req)? {
             Ok(outcome) => return Ok(outcome),
             Err(lost) => match again {
                 Some(next) if lost.only_marked() => {
@@ -114,11 +114,11 @@ impl BackupRequest<'_> {
 
 /// One run of [`run`]; `Ok(Err(..))` when the commit refused because a prune took packs
 /// it relied on.
-pub(super) fn run_once(
-    repo: &Repo,
-    catalog: &mut Catalog,
+pub(super) fn run_once<A>(
+    session: &mut Session<A>,
     req: BackupRequest<'_>,
-) -> Result<std::result::Result<BackupOutcome, commit::Lost>> {
+) -> Result<std::result::Result<BackupOutcome, session::Lost>> {
+    let (repo, catalog) = session.parts();
     let started = Instant::now();
     if req.paths.is_empty() && req.streams.is_empty() {
         return Err(Error::Usage(
@@ -167,11 +167,11 @@ pub(super) fn run_once(
 
     // Packs are all stored: prove they and those reused are still live, list them in
     // index files, then commit the snapshot and prove it again.
-    let deps = commit::Dependencies {
+    let deps = session::Dependencies {
         reused: std::mem::take(&mut *shared.reused.lock().unwrap()),
         own: catalog.unindexed_packs()?.iter().map(|p| p.id).collect(),
     };
-    if let Err(lost) = commit::check_before(repo, catalog, &deps)? {
+    if let Err(lost) = session::commit::check_before(repo, catalog, &deps)? {
         return Ok(Err(lost));
     }
     let written = write_indexes(repo, catalog)?;
@@ -197,10 +197,7 @@ pub(super) fn run_once(
     if req.interrupt.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
     }
-    let id = repo.write_snapshot(&snapshot)?;
-    commit::check_after(repo, catalog, &deps, &id, &written)?;
-    catalog.add_snapshot(id, &snapshot)?;
-    catalog.commit_files(&run_id)?;
+    let id = session.commit_snapshot(&snapshot, &deps, &written, &run_id)?;
     Ok(Ok(BackupOutcome {
         id,
         snapshot,

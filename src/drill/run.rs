@@ -9,12 +9,11 @@ use std::time::Instant;
 use super::checks::evaluate;
 use super::scratch::{self, Scratch, ScratchServer};
 use super::{point_lag, DrillRequest};
-use crate::catalog::Catalog;
 use crate::docker::Docker;
 use crate::error::{Error, Result};
 use crate::repo::drill::{CheckResult, DrillResult, Phase, SourceResult, Verdict};
 use crate::repo::point::{PointEntry, SourceRecord};
-use crate::repo::Repo;
+use crate::session::{Readable, Session};
 use crate::source;
 use crate::stack::{self, Destination, Planned, RestorePlan, Selection};
 use crate::timespec::format_duration;
@@ -22,11 +21,11 @@ use crate::timespec::format_duration;
 /// Runs a drill. An error means the drill could not run at all (no point, no Docker,
 /// interrupted); a restore or check that fails is a FAIL in the result.
 pub fn run(
-    repo: &Repo,
-    catalog: &Catalog,
+    session: &Session<Readable>,
     docker: Option<Docker>,
     req: &DrillRequest<'_>,
 ) -> Result<DrillResult> {
+    let (repo, catalog) = (session.repo(), session.catalog());
     let t0 = Instant::now();
     let drill = req.drill;
     let points = catalog.points(&drill.stack)?;
@@ -56,8 +55,7 @@ pub fn run(
     scratch.keep = req.keep;
     let (rto_target, rpo_target) = targets(req);
     let mut run = DrillRun {
-        repo,
-        catalog,
+        session,
         docker,
         req,
         rto_target,
@@ -138,8 +136,7 @@ fn new_result(
 
 /// A drill under way.
 struct DrillRun<'a> {
-    repo: &'a Repo,
-    catalog: &'a Catalog,
+    session: &'a Session<Readable>,
     docker: Option<Docker>,
     req: &'a DrillRequest<'a>,
     rto_target: Option<chrono::Duration>,
@@ -289,8 +286,7 @@ impl DrillRun<'_> {
         let progress = (self.req.progress)("restoring");
         progress.set_message(&format!("{name} ({phase})"));
         stack::restore_step(
-            self.repo,
-            self.catalog,
+            self.session,
             self.docker.as_ref(),
             &step,
             &self.req.interrupt,

@@ -1,11 +1,13 @@
 //! A drill's scratch resources: one Docker network with no route out, throwaway database
 //! servers on it (no published ports, throwaway credentials), and directories.
 //!
-//! Every container and network carries the label [`LABEL`] with the drill's run ID, and
-//! every directory lives under `<data dir>/drill-scratch/<run ID>/`. That directory is
-//! made first and records the owning process, so a drctl killed mid-drill leaves a trace
-//! that the next drctl command finds cheaply ([`sweep`]) before it asks Docker for what
-//! carries the label.
+//! Every container and network carries the label [`LABEL`] with the drill's run ID and
+//! its owning process, and every directory lives under `<data dir>/drill-scratch/<run
+//! ID>/`. That directory is made first and records the owning process too, so a drctl
+//! killed mid-drill leaves a trace that the next drctl command finds cheaply ([`sweep`])
+//! before it asks Docker for what carries the label. A labelled resource is a stray only
+//! when its own owner is dead: a drctl with another data directory (another user, another
+//! configuration) never takes a running drill's resources for strays.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::repo::point::SourceRecord;
 use crate::source::{self, secrets};
 
-/// The label on every scratch container and network; its value is the run ID.
+/// The label on every scratch container and network; its value is `<run ID>@<owner>`.
 pub const LABEL: &str = "io.drctl.drill";
 /// How long a scratch server may take to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
@@ -57,7 +59,7 @@ impl Scratch {
         let dir = root(data_dir).join(run_id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        std::fs::write(dir.join(OWNER_FILE), std::process::id().to_string())
+        std::fs::write(dir.join(OWNER_FILE), owner_token(std::process::id() as i32))
             .map_err(|e| Error::io(format!("writing {}", dir.display()), e))?;
         Ok(Scratch {
             docker,
@@ -74,7 +76,8 @@ impl Scratch {
     }
 
     fn labels(&self) -> HashMap<String, String> {
-        HashMap::from([(LABEL.to_string(), self.run_id.clone())])
+        let owner = owner_token(std::process::id() as i32);
+        HashMap::from([(LABEL.to_string(), format!("{}@{owner}", self.run_id))])
     }
 
     /// A directory for a volume source.
@@ -237,18 +240,51 @@ fn resolve_image(docker: &Docker, rec: &SourceRecord) -> Result<(String, Vec<Str
     )))
 }
 
-/// Whether a process is alive.
-fn alive(pid: i32) -> bool {
+/// A process as `pid:start`, its start time (in clock ticks since boot) telling it from a
+/// later process that got the same PID.
+fn owner_token(pid: i32) -> String {
+    match start_ticks(pid) {
+        Some(t) => format!("{pid}:{t}"),
+        None => pid.to_string(),
+    }
+}
+
+/// Field 22 of `/proc/PID/stat`, read after the parenthesised command name, which may
+/// itself hold spaces and parentheses.
+fn start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after) = stat.rsplit_once(')')?;
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process a token names is alive and the same process.
+fn alive(token: &str) -> bool {
+    let (pid, start) = match token.trim().split_once(':') {
+        Some((p, s)) => (p, s.parse::<u64>().ok()),
+        None => (token.trim(), None),
+    };
+    let Ok(pid) = pid.parse::<i32>() else {
+        return false;
+    };
     // SAFETY: signal 0 only checks that the process exists.
-    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+    let exists = pid > 0 && unsafe { libc::kill(pid, 0) } == 0;
+    exists && start.is_none_or(|s| start_ticks(pid).is_none_or(|now| now == s))
 }
 
 /// Whether the run `run_id` is owned by a live process (its directory names one).
 fn owned(data_dir: &Path, run_id: &str) -> bool {
     std::fs::read_to_string(root(data_dir).join(run_id).join(OWNER_FILE))
         .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok())
-        .is_some_and(alive)
+        .is_some_and(|s| alive(&s))
+}
+
+/// Whether a labelled resource belongs to a live drill: by the owner in its label, or,
+/// for a label without one, by the run directory in this data directory.
+fn labelled_owned(data_dir: &Path, value: &str) -> bool {
+    match value.split_once('@') {
+        Some((_, owner)) => alive(owner),
+        None => owned(data_dir, value),
+    }
 }
 
 /// Removes labelled containers and networks whose run no live process owns, directory or
@@ -257,14 +293,17 @@ fn owned(data_dir: &Path, run_id: &str) -> bool {
 /// calls this first. Returns what it removed.
 pub fn sweep_strays(data_dir: &Path, docker: &Docker) -> Vec<String> {
     let mut removed = Vec::new();
-    for (name, run_id) in docker.containers_with_label(LABEL) {
-        if !owned(data_dir, &run_id) && docker.remove_container(&name, "scratch container").is_ok()
+    for (name, value) in docker.containers_with_label(LABEL) {
+        if !labelled_owned(data_dir, &value)
+            && docker.remove_container(&name, "scratch container").is_ok()
         {
             removed.push(format!("container {name}"));
         }
     }
-    for (name, run_id) in docker.networks_with_label(LABEL) {
-        if !owned(data_dir, &run_id) && docker.remove_network(&name, "scratch network").is_ok() {
+    for (name, value) in docker.networks_with_label(LABEL) {
+        if !labelled_owned(data_dir, &value)
+            && docker.remove_network(&name, "scratch network").is_ok()
+        {
             removed.push(format!("network {name}"));
         }
     }
@@ -299,4 +338,31 @@ pub fn sweep(data_dir: &Path, docker: impl FnOnce() -> Option<Docker>) -> Vec<St
         }
     }
     removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_owner_is_alive_only_as_the_same_process() {
+        let me = owner_token(std::process::id() as i32);
+        assert!(me.contains(':'), "{me}");
+        assert!(alive(&me));
+        // The same PID with another start time is a later process: the owner is dead.
+        let (pid, start) = me.split_once(':').unwrap();
+        let reborn = format!("{pid}:{}", start.parse::<u64>().unwrap() + 1);
+        assert!(!alive(&reborn));
+        assert!(!alive("2147483646:1"));
+        assert!(!alive("not-a-pid"));
+        // A label names its owner; one without names its run directory in this data dir.
+        let dir = tempfile::tempdir().unwrap();
+        assert!(labelled_owned(dir.path(), &format!("r1@{me}")));
+        assert!(!labelled_owned(dir.path(), "r1@2147483646:1"));
+        assert!(!labelled_owned(dir.path(), "r1"));
+        let run = root(dir.path()).join("r1");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join(OWNER_FILE), &me).unwrap();
+        assert!(labelled_owned(dir.path(), "r1"));
+    }
 }

@@ -15,6 +15,7 @@ use crate::repo::layout::{FileType, Handle};
 use crate::repo::pack::{self, BlobKind, PackWriter};
 use crate::repo::{Mark, Repo};
 use crate::restore::TreeReader;
+use crate::session::{Readable, Session};
 
 /// Repacked blobs go into packs of about this size.
 const REPACK_PACK_BYTES: usize = 16 << 20;
@@ -66,7 +67,8 @@ fn blobs_under(repo: &Repo, catalog: &Catalog, roots: Vec<BlobId>) -> Result<Has
 
 /// Runs a prune: under the lock (a dry run takes none), plans from one reading of the
 /// store and the index, then carries the plan out.
-pub fn run(repo: &Repo, catalog: &mut Catalog, opts: &PruneOptions) -> Result<PruneReport> {
+pub fn run(session: &mut Session<Readable>, opts: &PruneOptions) -> Result<PruneReport> {
+    let (repo, catalog) = session.parts();
     let mut warnings = Vec::new();
     // A dry run changes nothing, so it neither needs nor waits for the lock.
     let lock = if opts.dry_run {
@@ -618,7 +620,13 @@ mod tests {
         let rt = Arc::new(tokio::runtime::Runtime::new().unwrap());
         let backend = Backend::new(Arc::new(store), BackendOptions::default());
         let repo = Repo::init(backend, &dir.path().join("key"), rt, chrono::Utc::now(), 3).unwrap();
-        let mut catalog = Catalog::open(&dir.path().join("catalog.db"), &repo.config.id).unwrap();
+        let catalog = Catalog::open(&dir.path().join("catalog.db"), &repo.config.id).unwrap();
+        // The prune's own handle on the repository; the test writes through `repo`.
+        let mut session = {
+            let backend = Backend::new(Arc::new(FileStore::new(&root)), BackendOptions::default());
+            let own = Repo::open(backend, &dir.path().join("key"), repo.runtime().clone()).unwrap();
+            Session::open(own, catalog).unwrap().readable().unwrap()
+        };
         let opts = PruneOptions {
             dry_run: false,
             grace: chrono::Duration::seconds(60),
@@ -637,7 +645,7 @@ mod tests {
         )
         .unwrap();
         age(&root, &Handle::pack(f.kind, &f.id), 3600);
-        let r = run(&repo, &mut catalog, &opts).unwrap();
+        let r = run(&mut session, &opts).unwrap();
         assert_eq!((r.packs_marked, r.packs_deleted), (1, 0));
         let marks = repo.list_marks().unwrap();
         assert_eq!(repo.read_mark(&marks[0].0).unwrap().unindexed, vec![f.id]);
@@ -652,7 +660,7 @@ mod tests {
         }])
         .unwrap();
         age(&root, &marks[0].0, 3600);
-        let r = run(&repo, &mut catalog, &opts).unwrap();
+        let r = run(&mut session, &opts).unwrap();
         assert_eq!((r.packs_deleted, r.packs_marked), (0, 1), "{r:?}");
         assert!(repo
             .block_on(repo.objects().stat(&Handle::pack(f.kind, &f.id)))
@@ -663,7 +671,7 @@ mod tests {
 
         // Still unneeded once that mark ripens: deleted, index first.
         age(&root, &marks[0].0, 3600);
-        let r = run(&repo, &mut catalog, &opts).unwrap();
+        let r = run(&mut session, &opts).unwrap();
         assert_eq!((r.packs_deleted, r.index_files_rewritten), (1, 1), "{r:?}");
         assert!(repo
             .block_on(repo.objects().stat(&Handle::pack(f.kind, &f.id)))

@@ -20,6 +20,7 @@ use crate::repo::id::{BlobId, PackId};
 use crate::repo::snapshot::SnapshotEntry;
 use crate::repo::{BlobLocation, Repo};
 use crate::safe_fs::Dir;
+use crate::session::{Readable, Session};
 
 /// What to restore where.
 pub struct RestoreRequest<'a> {
@@ -42,7 +43,8 @@ pub struct RestoreRequest<'a> {
 
 /// Restores a snapshot into `req.target`: find what is asked for, create the skeleton,
 /// fetch pack by pack into the files, then finish the directories deepest first.
-pub fn run(repo: &Repo, catalog: &Catalog, req: RestoreRequest<'_>) -> Result<RestoreSummary> {
+pub fn run(session: &Session<Readable>, req: RestoreRequest<'_>) -> Result<RestoreSummary> {
+    let (repo, catalog) = (session.repo(), session.catalog());
     let target = &req.target;
     check_target(&req)?;
     let _pin = catalog.pin_snapshot()?;
