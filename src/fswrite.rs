@@ -186,9 +186,6 @@ pub fn set_xattrs_fd(
     node: &Node,
     refusals: &XattrRefusals,
 ) -> std::io::Result<()> {
-    if node.xattrs.is_empty() {
-        return Ok(());
-    }
     let fd = fd.as_raw_fd();
     // SAFETY: name and value are valid for the lengths given.
     set_all(&node.xattrs, path, refusals, |name, v| unsafe {

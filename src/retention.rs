@@ -2,18 +2,43 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveDateTime, TimeZone, Utc};
 
-/// How many snapshots to keep per kind of period; `None` (or 0, as in restic) = no rule of that kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-pub struct KeepPolicy {
+/// How many snapshots to keep per kind of period; `None` (or 0, as in restic) = no rule
+/// of that kind. As configured (`[stack.NAME.keep]`), `within` is the text the operator
+/// wrote (`W` = its spanned string); as applied, a duration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepPolicy<W = Duration> {
+    /// The newest N, whatever their age.
     pub last: Option<u32>,
+    /// The newest of each of the last N hours that have one.
     pub hourly: Option<u32>,
+    /// The newest of each of the last N days that have one.
     pub daily: Option<u32>,
+    /// The newest of each of the last N ISO weeks that have one.
     pub weekly: Option<u32>,
+    /// The newest of each of the last N months that have one.
     pub monthly: Option<u32>,
+    /// The newest of each of the last N years that have one.
     pub yearly: Option<u32>,
-    /// Keep everything this close to the newest snapshot (not to "now": a stack whose backups stopped keeps its history).
-    #[serde(skip)]
-    pub within: Option<Duration>,
+    /// Keep everything this close to the newest snapshot (not to "now": a stack whose
+    /// backups stopped keeps its history).
+    pub within: Option<W>,
+}
+
+impl<W> KeepPolicy<W> {
+    /// The same counts with `within` turned into another form (`None` when it does not
+    /// convert).
+    pub fn map_within<V>(&self, f: impl FnOnce(&W) -> Option<V>) -> KeepPolicy<V> {
+        KeepPolicy {
+            last: self.last,
+            hourly: self.hourly,
+            daily: self.daily,
+            weekly: self.weekly,
+            monthly: self.monthly,
+            yearly: self.yearly,
+            within: self.within.as_ref().and_then(f),
+        }
+    }
 }
 
 impl KeepPolicy {

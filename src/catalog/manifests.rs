@@ -13,38 +13,25 @@ use crate::repo::snapshot::{Snapshot, SnapshotEntry};
 use crate::repo::Repo;
 
 impl Catalog {
-    /// Loads the snapshots that appeared in the store and forgets those that disappeared;
-    /// returns how many it loaded.
-    pub(super) fn refresh_snapshots(&mut self, repo: &Repo) -> Result<usize> {
-        let listed = repo.list_snapshot_ids()?;
-        let new = self.new_manifests("snapshots", "snapshot_id", &listed, |i| i.0)?;
-        let loaded = load_manifests(repo, &new, |id| repo.read_snapshot(id))?;
-        for (id, snap) in &loaded {
-            self.add_snapshot(*id, snap)?;
-        }
-        Ok(loaded.len())
-    }
-
-    /// Loads the recovery points that appeared in the store and forgets those that disappeared;
-    /// returns how many it loaded.
-    pub(super) fn refresh_points(&mut self, repo: &Repo) -> Result<usize> {
-        let listed = repo.list_point_ids()?;
-        let new = self.new_manifests("points", "point_id", &listed, |i| i.0)?;
-        let loaded = load_manifests(repo, &new, |id| repo.read_point(id))?;
-        for (id, point) in &loaded {
-            self.add_point(*id, point)?;
-        }
-        Ok(loaded.len())
-    }
-
-    /// Loads the drill results that appeared in the store and forgets those that disappeared;
-    /// returns how many it loaded.
-    pub(super) fn refresh_drills(&mut self, repo: &Repo) -> Result<usize> {
-        let listed = repo.list_drill_ids()?;
-        let new = self.new_manifests("drills", "drill_id", &listed, |i| i.0)?;
-        let loaded = load_manifests(repo, &new, |id| repo.read_drill(id))?;
-        for (id, r) in &loaded {
-            self.add_drill(id, r)?;
+    /// Loads the manifests of one kind that appeared in the store (`listed`, each named
+    /// by `raw`, read by `read`, recorded by `add`) and forgets those of `table` that
+    /// disappeared; returns how many it loaded.
+    pub(super) fn refresh_manifests<I: Copy, T, F>(
+        &mut self,
+        repo: &Repo,
+        (table, column): (&str, &str),
+        listed: &[I],
+        raw: impl Fn(&I) -> [u8; 32],
+        read: impl Fn(I) -> F,
+        add: impl Fn(&Catalog, &I, &T) -> Result<()>,
+    ) -> Result<usize>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let new = self.new_manifests(table, column, listed, raw)?;
+        let loaded = load_manifests(repo, &new, read)?;
+        for (id, manifest) in &loaded {
+            add(self, id, manifest)?;
         }
         Ok(loaded.len())
     }
@@ -137,67 +124,74 @@ impl Catalog {
 
     /// Records a committed snapshot.
     pub fn add_snapshot(&self, id: SnapshotId, snap: &Snapshot) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO snapshots(snapshot_id, time, stack, manifest) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    &id.0[..],
-                    snap.time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-                    snap.stack,
-                    serde_json::to_string(snap).expect("snapshots serialize")
-                ],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.insert_manifest(
+            "INSERT OR REPLACE INTO snapshots(snapshot_id, time, stack, manifest) VALUES (?1, ?2, ?3, ?4)",
+            &id.0,
+            snap.time,
+            &snap.stack,
+            serde_json::to_string(snap).expect("snapshots serialize"),
+        )
     }
 
     /// Snapshots, oldest first, optionally of one stack.
     pub fn snapshots(&self, stack: Option<&str>) -> Result<Vec<SnapshotEntry>> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT snapshot_id, manifest FROM snapshots WHERE ?1 IS NULL OR stack=?1 ORDER BY time, snapshot_id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([stack], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, json) = row.map_err(|e| self.err(e))?;
-            if let (Some(id), Ok(snapshot)) =
-                (SnapshotId::from_slice(&id), serde_json::from_str(&json))
-            {
-                out.push(SnapshotEntry { id, snapshot });
-            }
-        }
-        Ok(out)
+        self.select_manifests(
+            "SELECT snapshot_id, manifest FROM snapshots WHERE ?1 IS NULL OR stack=?1 ORDER BY time, snapshot_id",
+            stack,
+            |id, snapshot| Some(SnapshotEntry { id: SnapshotId::from_slice(id)?, snapshot }),
+        )
     }
 
     /// Records a recovery point.
     pub fn add_point(&self, id: PointId, point: &RecoveryPoint) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO points(point_id, time, stack, manifest) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    &id.0[..],
-                    point.time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-                    point.stack,
-                    serde_json::to_string(point).expect("points serialize")
-                ],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.insert_manifest(
+            "INSERT OR REPLACE INTO points(point_id, time, stack, manifest) VALUES (?1, ?2, ?3, ?4)",
+            &id.0,
+            point.time,
+            &point.stack,
+            serde_json::to_string(point).expect("points serialize"),
+        )
     }
 
     /// Recovery points of a stack, oldest first.
     pub fn points(&self, stack: &str) -> Result<Vec<PointEntry>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT point_id, manifest FROM points WHERE stack=?1 ORDER BY time, point_id")
-            .map_err(|e| self.err(e))?;
+        self.select_manifests(
+            "SELECT point_id, manifest FROM points WHERE stack=?1 ORDER BY time, point_id",
+            Some(stack),
+            |id, point| {
+                Some(PointEntry {
+                    id: PointId::from_slice(id)?,
+                    point,
+                })
+            },
+        )
+    }
+
+    /// Runs `sql`, an insert of a manifest's ID, time, stack and JSON.
+    fn insert_manifest(
+        &self,
+        sql: &str,
+        id: &[u8; 32],
+        time: chrono::DateTime<chrono::Utc>,
+        stack: &str,
+        json: String,
+    ) -> Result<()> {
+        let time = time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        self.conn
+            .execute(sql, params![&id[..], time, stack, json])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The rows (ID, JSON) `sql` selects for `stack`, each made into an entry by `entry`;
+    /// one that does not parse is left out.
+    fn select_manifests<T: serde::de::DeserializeOwned, E>(
+        &self,
+        sql: &str,
+        stack: Option<&str>,
+        entry: impl Fn(&[u8], T) -> Option<E>,
+    ) -> Result<Vec<E>> {
+        let mut st = self.conn.prepare(sql).map_err(|e| self.err(e))?;
         let rows = st
             .query_map([stack], |r| {
                 Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
@@ -206,8 +200,8 @@ impl Catalog {
         let mut out = Vec::new();
         for row in rows {
             let (id, json) = row.map_err(|e| self.err(e))?;
-            if let (Some(id), Ok(point)) = (PointId::from_slice(&id), serde_json::from_str(&json)) {
-                out.push(PointEntry { id, point });
+            if let Some(e) = serde_json::from_str(&json).ok().and_then(|m| entry(&id, m)) {
+                out.push(e);
             }
         }
         Ok(out)

@@ -38,9 +38,30 @@ impl Catalog {
         // then its recovery point, so listing them in the reverse order never finds a
         // manifest whose data no index listed yet.
         if repo.keys.identity.is_some() {
-            stats.points = self.refresh_points(repo)?;
-            stats.snapshots = self.refresh_snapshots(repo)?;
-            self.refresh_drills(repo)?;
+            stats.points = self.refresh_manifests(
+                repo,
+                ("points", "point_id"),
+                &repo.list_point_ids()?,
+                |i| i.0,
+                |id| repo.read_point(id),
+                |c, id, point| c.add_point(*id, point),
+            )?;
+            stats.snapshots = self.refresh_manifests(
+                repo,
+                ("snapshots", "snapshot_id"),
+                &repo.list_snapshot_ids()?,
+                |i| i.0,
+                |id| repo.read_snapshot(id),
+                |c, id, snap| c.add_snapshot(*id, snap),
+            )?;
+            self.refresh_manifests(
+                repo,
+                ("drills", "drill_id"),
+                &repo.list_drill_ids()?,
+                |i| i.0,
+                |id| repo.read_drill(id),
+                Catalog::add_drill,
+            )?;
         }
         // Marks first, so that a blob in a marked pack and a live one is placed in the live
         // one as the index files load (see `insert_pack`).

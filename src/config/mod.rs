@@ -83,41 +83,13 @@ pub struct StackDef {
     pub notify: Option<NotifyDef>,
 }
 
-/// `[stack.NAME.keep]`: the retention policy of a stack's recovery points.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeepDef {
-    /// The newest N, whatever their age.
-    pub last: Option<u32>,
-    /// The newest of each of the last N hours that have one.
-    pub hourly: Option<u32>,
-    /// The newest of each of the last N days that have one.
-    pub daily: Option<u32>,
-    /// The newest of each of the last N ISO weeks that have one.
-    pub weekly: Option<u32>,
-    /// The newest of each of the last N months that have one.
-    pub monthly: Option<u32>,
-    /// The newest of each of the last N years that have one.
-    pub yearly: Option<u32>,
-    /// Everything within this duration of the newest point (`7d`).
-    pub within: Option<Spanned<String>>,
-}
+/// `[stack.NAME.keep]`: the retention policy of a stack's recovery points, as written.
+pub type KeepDef = KeepPolicy<Spanned<String>>;
 
 impl KeepDef {
-    /// The policy, once `parse_stack_file` has checked the duration.
+    /// The policy to apply; `within` was checked when the file was loaded.
     pub fn policy(&self) -> KeepPolicy {
-        KeepPolicy {
-            last: self.last,
-            hourly: self.hourly,
-            daily: self.daily,
-            weekly: self.weekly,
-            monthly: self.monthly,
-            yearly: self.yearly,
-            within: self
-                .within
-                .as_ref()
-                .and_then(|w| parse_duration(w.get_ref()).ok()),
-        }
+        self.map_within(|w| parse_duration(w.get_ref()).ok())
     }
 }
 

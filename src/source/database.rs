@@ -8,7 +8,7 @@ use super::{
     SourceDriver, Target,
 };
 use crate::config::SourceDef;
-use crate::docker::Docker;
+use crate::docker::{ContainerInfo, Docker};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::point::SourceRecord;
@@ -174,6 +174,33 @@ fn plan_database(db: &str, state: Option<u64>, unit: &str, target: &Target<'_>) 
         Some(_) => format!("empty database {db} will be replaced"),
         None => format!("database {db} will be created"),
     })
+}
+
+/// A server as a kind logs in to it, through `docker exec` in its container.
+pub(super) trait Login<'a>: Sized {
+    /// Logs in as the source's configuration (`def`) says, else as the container's
+    /// settings (`info`) do.
+    fn login(at: LoginAt<'a>, info: &ContainerInfo) -> Result<Self>;
+
+    /// Logs in to the server of a running container.
+    fn open(docker: &'a Docker, container: &'a str, def: Option<&'a SourceDef>) -> Result<Self> {
+        let info = docker.running_container(container)?;
+        Self::login(
+            LoginAt {
+                docker,
+                container,
+                def,
+            },
+            &info,
+        )
+    }
+}
+
+/// Where [`Login::login`] logs in.
+pub(super) struct LoginAt<'a> {
+    pub docker: &'a Docker,
+    pub container: &'a str,
+    pub def: Option<&'a SourceDef>,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! `--single-transaction` (a consistent InnoDB view without locking writers), routines,
 //! triggers and events; on MariaDB also the accounts (`--system=users`).
 
-use super::database::{dump_file_name, SqlServer};
+use super::database::{dump_file_name, Login, LoginAt, SqlServer};
 use super::{
     container_of, exec_stream, password_from_file, DatabaseDriver, Prepared, SnapshotFiles, Target,
 };
@@ -93,14 +93,10 @@ struct Session<'a> {
     env: Vec<(String, String)>,
 }
 
-impl<'a> Session<'a> {
-    /// Logs in as the source's configuration says, else as the container's settings do.
-    fn new(
-        docker: &'a Docker,
-        container: &'a str,
-        def: Option<&SourceDef>,
-        info: &ContainerInfo,
-    ) -> Result<Session<'a>> {
+impl<'a> Login<'a> for Session<'a> {
+    /// With the container's own client tools, as its root password variables say.
+    fn login(at: LoginAt<'a>, info: &ContainerInfo) -> Result<Session<'a>> {
+        let (docker, container, def) = (at.docker, at.container, at.def);
         let tools = tools(docker, container)?;
         let (user, env) = credentials(def, info)?;
         Ok(Session {
@@ -111,13 +107,9 @@ impl<'a> Session<'a> {
             env,
         })
     }
+}
 
-    /// Logs in to the server of a running container.
-    fn open(docker: &'a Docker, container: &'a str, def: Option<&SourceDef>) -> Result<Self> {
-        let info = docker.running_container(container)?;
-        Session::new(docker, container, def, &info)
-    }
-
+impl<'a> Session<'a> {
     /// Runs a statement; its rows without the header, columns split by tabs.
     fn query(&self, sql: &str) -> Result<String> {
         self.run(&["-N", "-B", "-e", sql])
@@ -217,7 +209,14 @@ impl DatabaseDriver for Mysql {
         let container = container_of(def)?;
         let info = docker.running_container(container)?;
         super::record_container(rec, &info);
-        let session = Session::new(docker, container, Some(def), &info)?;
+        let session = Session::login(
+            LoginAt {
+                docker,
+                container,
+                def: Some(def),
+            },
+            &info,
+        )?;
         let (tools, user, env) = (&session.tools, &session.user, &session.env);
         rec.server_version = Some(session.query("SELECT VERSION()")?);
         rec.tool_versions.insert(

@@ -2,7 +2,7 @@
 //! runs and restores with `psql`) plus `pg_dumpall --globals-only` for roles, all run in
 //! the server's own container so the tools match the server.
 
-use super::database::{dump_file_name, SqlServer};
+use super::database::{dump_file_name, Login, LoginAt, SqlServer};
 use super::{
     container_of, exec_stream, password_from_file, DatabaseDriver, Prepared, SnapshotFiles, Target,
 };
@@ -46,14 +46,10 @@ struct Session {
     env: Vec<(String, String)>,
 }
 
-impl Session {
-    /// Logs in as the source's configuration says, else as the container's settings do.
-    fn new(
-        docker: &Docker,
-        container: &str,
-        def: Option<&SourceDef>,
-        info: &ContainerInfo,
-    ) -> Result<Session> {
+impl Login<'_> for Session {
+    /// As `POSTGRES_USER` and `POSTGRES_PASSWORD` say, unless configured.
+    fn login(at: LoginAt<'_>, info: &ContainerInfo) -> Result<Session> {
+        let (docker, container, def) = (at.docker, at.container, at.def);
         let user = def
             .and_then(|d| d.user.clone())
             .or_else(|| info.env_var("POSTGRES_USER").map(str::to_string))
@@ -73,13 +69,9 @@ impl Session {
             env,
         })
     }
+}
 
-    /// Logs in to the server of a running container.
-    fn open(docker: &Docker, container: &str, def: Option<&SourceDef>) -> Result<Session> {
-        let info = docker.running_container(container)?;
-        Session::new(docker, container, def, &info)
-    }
-
+impl Session {
     fn psql(&self, db: &str, sql: &str) -> Result<String> {
         let mut cmd = psql_cmd(db);
         cmd.extend(["-c", sql]);
@@ -199,7 +191,14 @@ impl DatabaseDriver for Postgres {
         let container = container_of(def)?;
         let info = docker.running_container(container)?;
         super::record_container(rec, &info);
-        let session = Session::new(docker, container, Some(def), &info)?;
+        let session = Session::login(
+            LoginAt {
+                docker,
+                container,
+                def: Some(def),
+            },
+            &info,
+        )?;
         let env = session.env.clone();
         let run_probe = move || probe(&session);
         // With the databases named, nothing the dumps need waits for the probe: it runs

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::database::{Login, LoginAt};
 use super::{
     container_of, password_from_file, DatabaseDriver, Prepared, SnapshotFiles, StreamFile, Target,
 };
@@ -30,14 +31,10 @@ struct Session<'a> {
     env: Vec<(String, String)>,
 }
 
-impl<'a> Session<'a> {
-    /// Logs in as the source's configuration says, else as the container's settings do.
-    fn new(
-        docker: &'a Docker,
-        container: &'a str,
-        def: Option<&SourceDef>,
-        info: &ContainerInfo,
-    ) -> Result<Session<'a>> {
+impl<'a> Login<'a> for Session<'a> {
+    /// With the password from the file, `REDIS_PASSWORD` or `--requirepass`.
+    fn login(at: LoginAt<'a>, info: &ContainerInfo) -> Result<Session<'a>> {
+        let (docker, container, def) = (at.docker, at.container, at.def);
         let password = match password_from_file(def)? {
             Some(p) => Some(p),
             // The official image has no password variable: compose files pass
@@ -57,13 +54,9 @@ impl<'a> Session<'a> {
                 .unwrap_or_default(),
         })
     }
+}
 
-    /// Logs in to the server of a running container.
-    fn open(docker: &'a Docker, container: &'a str, def: Option<&SourceDef>) -> Result<Self> {
-        let info = docker.running_container(container)?;
-        Session::new(docker, container, def, &info)
-    }
-
+impl<'a> Session<'a> {
     /// Runs redis-cli in `mode` (`--raw`, `--no-raw`) with `args`.
     fn run(&self, mode: &str, args: &[&str]) -> Result<String> {
         let mut cmd = vec!["redis-cli", mode];
@@ -186,7 +179,14 @@ impl DatabaseDriver for Redis {
         let container = container_of(def)?;
         let cinfo = docker.running_container(container)?;
         super::record_container(rec, &cinfo);
-        let session = Session::new(docker, container, Some(def), &cinfo)?;
+        let session = Session::login(
+            LoginAt {
+                docker,
+                container,
+                def: Some(def),
+            },
+            &cinfo,
+        )?;
         let server = session.info("server")?;
         rec.server_version = server.get("redis_version").cloned();
         rec.tool_versions.insert(
