@@ -16,6 +16,9 @@ _drctl() {
             ",$1")
                 cmd="drctl"
                 ;;
+            drctl,archive)
+                cmd="drctl__subcmd__archive"
+                ;;
             drctl,backup)
                 cmd="drctl__subcmd__backup"
                 ;;
@@ -114,6 +117,9 @@ _drctl() {
                 ;;
             drctl__subcmd__drill__subcmd__help,report)
                 cmd="drctl__subcmd__drill__subcmd__help__subcmd__report"
+                ;;
+            drctl__subcmd__help,archive)
+                cmd="drctl__subcmd__help__subcmd__archive"
                 ;;
             drctl__subcmd__help,backup)
                 cmd="drctl__subcmd__help__subcmd__backup"
@@ -254,12 +260,70 @@ _drctl() {
 
     case "${cmd}" in
         drctl)
-            opts="-q -v -h -V --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help --version init backup snapshots ls restore dump run daemon schedule status forget prune drill check catalog repair config key help"
+            opts="-q -v -h -V --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help --version init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check catalog repair config key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --repo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --catalog)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --path-style)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        drctl__subcmd__archive)
+            opts="-q -v -h --source --partial-every --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --partial-every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --repo)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1072,8 +1136,22 @@ _drctl() {
             return 0
             ;;
         drctl__subcmd__help)
-            opts="init backup snapshots ls restore dump run daemon schedule status forget prune drill check catalog repair config key help"
+            opts="init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check catalog repair config key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        drctl__subcmd__help__subcmd__archive)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -5,6 +5,7 @@
 //! index, snapshots), `catalog` (the local cache), then `backup`, `restore` and `check`.
 
 pub mod app;
+pub mod archive;
 pub mod backup;
 pub mod catalog;
 pub mod check;

@@ -178,6 +178,7 @@ fn backup_source<A>(
             progress: &bar,
             streams: prepared.streams,
             exclude: prepared.exclude,
+            wal: None,
             source: Some(def.name.get_ref().clone()),
         },
     );

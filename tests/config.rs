@@ -220,6 +220,7 @@ fn config_check_rejects_what_cannot_work_at_its_place() {
         ("schedules/s.toml", source("colour = \"red\"\n"), "s.toml:6:1", "unknown field `colour`"),
         ("schedules/s.toml", source("exclude = [\"ok/**\", \"[z-a]\"]\n"), "s.toml:6:21", "exclude pattern \"[z-a]\""),
         ("schedules/s.toml", source("exclude = [\"a/{b\"]\n"), "s.toml:6:12", "exclude pattern"),
+        ("schedules/s.toml", source("pitr = true\n"), "s.toml:6:8", "pitr is for postgres sources"),
         ("schedules/s.toml", "[stack.web]\nschedule = \"0 0 30 2 *\"\n".into(), "s.toml:2:12", "never fires"),
         ("schedules/s.toml", "[stack.web]\nschedule = \"0 0 0 1 1 * 2020\"\n".into(), "s.toml:2:12", "never fires"),
         ("schedules/s.toml", "[stack.web]\nrpo = \"0s\"\n".into(), "s.toml:2:7", "longer than 0s"),

@@ -644,3 +644,56 @@ fn volume_under_swaps_ends_and_sigterm_puts_the_held_container_back() {
     assert_eq!(web.status(), "running");
     assert_eq!(points(&env, "web").len(), before);
 }
+
+/// `pitr = true`: each run also stores the server's own physical base backup, with the
+/// timeline and WAL position it starts from; the tar alone starts a server holding the
+/// data (it carries the WAL that makes it consistent), and the dumps restore as before.
+#[test]
+fn a_pitr_source_stores_a_base_backup_that_starts_a_server_by_itself() {
+    if skip() {
+        return;
+    }
+    let pw = "pg-base-1";
+    let name = unique("drctl-t-pgbase");
+    let c = docker::postgres(&name, pw);
+    c.psql(pw, "postgres", "CREATE DATABASE shop");
+    c.psql(
+        pw,
+        "shop",
+        "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 5000) g",
+    );
+    let env = env_with(&format!(
+        "[stack.shop]\n[[stack.shop.source]]\nname = \"db\"\nkind = \"postgres\"\ncontainer = \"{name}\"\ndatabases = [\"shop\"]\npitr = true\n"
+    ));
+    assert_ok(&env.run(&["backup", "shop"]));
+    let db = &points(&env, "shop")[0]["sources"][0];
+    assert_eq!(db["status"], "ok", "{db:#}");
+    assert_eq!(db["base"]["file"], "base.tar", "{db:#}");
+    assert_eq!(db["base"]["timeline"], 1, "{db:#}");
+    assert!(db["base"]["wal_start"].as_str().unwrap().contains('/'));
+
+    let out = env.path("out");
+    assert_ok(&env.run(&["restore", "shop", "--to", out.to_str().unwrap()]));
+    let tar = out.join("db/base.tar");
+    assert!(out.join("db/shop.sql").exists() && tar.exists());
+    let data = env.path("pgdata");
+    std::fs::create_dir_all(&data).unwrap();
+    // As the server's own user, whatever that user is called on this host.
+    let o = std::process::Command::new("tar")
+        .arg("--numeric-owner")
+        .arg("-xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(data.join("PG_VERSION").exists() && data.join("backup_label").exists());
+    c.psql(pw, "shop", "DELETE FROM orders");
+    let mount = format!("{}:/var/lib/postgresql/data", data.display());
+    let copy = docker::postgres_with(&unique("drctl-t-pgbase-copy"), pw, &["-v", &mount]);
+    assert_eq!(
+        copy.psql(pw, "shop", "SELECT count(*), sum(id) FROM orders"),
+        "5000|12502500"
+    );
+}

@@ -1,5 +1,6 @@
 //! The commands: settings in, library calls, output for people or for `--json`.
 
+mod archive;
 mod drill;
 mod output;
 mod restore;
@@ -95,6 +96,7 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
             None => app.run_due(),
         },
         Command::Daemon(a) => app.daemon(a.jobs as usize),
+        Command::Archive(a) => app.archive(&a),
         Command::Schedule(ScheduleCommand::List) => app.schedule_list(),
         Command::Schedule(ScheduleCommand::Install(a)) => app.schedule_install(&a),
         Command::Status(a) => app.status(a.check),
@@ -236,6 +238,7 @@ impl App {
                 progress: &progress,
                 streams: Vec::new(),
                 exclude: Vec::new(),
+                wal: None,
                 source: None,
             },
         )?;

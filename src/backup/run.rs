@@ -17,7 +17,7 @@ use crate::progress::Progress;
 use crate::repo::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::repo::index::IndexedPack;
 use crate::repo::pack::FinishedPack;
-use crate::repo::snapshot::{Snapshot, Summary};
+use crate::repo::snapshot::{Snapshot, Summary, WalFile};
 use crate::repo::Repo;
 use crate::session::{self, Session};
 use crate::source::StreamFile;
@@ -50,6 +50,8 @@ pub struct BackupRequest<'a> {
     pub exclude: Vec<String>,
     /// The source these paths or streams are, for a stack's recovery point.
     pub source: Option<String>,
+    /// The WAL file the one stream is, for a source's continuous archive.
+    pub wal: Option<WalFile>,
 }
 
 /// A committed backup.
@@ -108,6 +110,7 @@ impl BackupRequest<'_> {
             streams: Vec::new(),
             exclude: self.exclude.clone(),
             source: self.source.clone(),
+            wal: self.wal.clone(),
         }
     }
 }
@@ -181,6 +184,7 @@ pub(super) fn run_once<A>(
         hostname: req.hostname.clone(),
         paths: req.paths.iter().map(|p| p.display().to_string()).collect(),
         source: req.source.clone(),
+        wal: req.wal.clone(),
         tree: root,
         summary: Summary {
             files: counts.files,

@@ -133,6 +133,14 @@ impl Catalog {
         )
     }
 
+    /// Forgets a snapshot deleted from the store.
+    pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM snapshots WHERE snapshot_id = ?1", [&id.0[..]])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// Snapshots, oldest first, optionally of one stack.
     pub fn snapshots(&self, stack: Option<&str>) -> Result<Vec<SnapshotEntry>> {
         self.select_manifests(

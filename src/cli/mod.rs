@@ -92,6 +92,8 @@ pub enum Command {
     Dump(DumpArgs),
     /// Run a stack's backup now, or every job that is due (for cron and systemd timers)
     Run(RunArgs),
+    /// Ship a PostgreSQL source's WAL to the repository continuously (a service)
+    Archive(ArchiveArgs),
     /// Run due jobs as they come due, until SIGTERM or SIGINT
     Daemon(DaemonArgs),
     /// List or install schedules
@@ -157,6 +159,19 @@ pub struct RunArgs {
     /// Only this source of the stack (repeatable)
     #[arg(long, value_name = "NAME", requires = "stack")]
     pub source: Vec<String>,
+}
+
+/// `drctl archive`.
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// The stack
+    pub stack: String,
+    /// Its source with `pitr = true` (needed only when it has several)
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// Store the growing WAL segment again at most this often
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub partial_every: String,
 }
 
 /// `drctl daemon`.

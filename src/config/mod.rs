@@ -57,6 +57,9 @@ pub struct SourceDef {
     pub exclude: Vec<Spanned<String>>,
     /// A schedule for this source alone (cron expression).
     pub schedule: Option<Spanned<String>>,
+    /// PostgreSQL: also take a physical base backup (`pg_basebackup`) with each run, the
+    /// start of a point-in-time restore.
+    pub pitr: Option<Spanned<bool>>,
 }
 
 /// One stack, as written.
@@ -81,6 +84,13 @@ pub struct StackDef {
     pub hook: Vec<HookDef>,
     /// Who hears of each run's start and outcome.
     pub notify: Option<NotifyDef>,
+}
+
+impl SourceDef {
+    /// Whether it takes base backups for point-in-time restores.
+    pub fn pitr(&self) -> bool {
+        self.pitr.as_ref().is_some_and(|p| *p.get_ref())
+    }
 }
 
 /// `[stack.NAME.keep]`: the retention policy of a stack's recovery points, as written.
@@ -436,6 +446,18 @@ fn check_source(s: &SourceDef, err: ErrAt<'_>) -> Result<()> {
             }
             _ => {}
         },
+    }
+    if let Some(p) = s.pitr.as_ref().filter(|p| *p.get_ref()) {
+        if s.kind != SourceKind::Postgres {
+            return Err(err(
+                &p.span(),
+                format!(
+                    "pitr is for postgres sources; source {} is {}",
+                    s.name.get_ref(),
+                    s.kind.name()
+                ),
+            ));
+        }
     }
     for x in &s.exclude {
         exclude_glob("/", x.get_ref()).map_err(|m| err(&x.span(), m))?;

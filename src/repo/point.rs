@@ -77,6 +77,19 @@ pub enum SourceStatus {
     Failed,
 }
 
+/// A PostgreSQL base backup: the server's data directory as `pg_basebackup` wrote it (a
+/// tar, with the WAL it needs to be consistent), stored as a file of the source's snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BaseBackup {
+    /// The file in the snapshot.
+    pub file: String,
+    /// The server's timeline when the backup started.
+    pub timeline: u32,
+    /// The WAL position before the backup started (its start is at or after it): WAL
+    /// from here on replays onto it.
+    pub wal_start: String,
+}
+
 /// What a source's backup was and where it came from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SourceRecord {
@@ -133,6 +146,10 @@ pub struct SourceRecord {
     /// Containers paused while the source was read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pause: Vec<String>,
+    /// A physical base backup taken beside the dumps (`pitr = true`), the start of a
+    /// point-in-time restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseBackup>,
     /// Bytes read from the source.
     pub bytes: u64,
     /// Bytes the source added to the repository.
@@ -163,6 +180,7 @@ impl SourceRecord {
             volume: None,
             stop: Vec::new(),
             pause: Vec::new(),
+            base: None,
             bytes: 0,
             bytes_added: 0,
             duration_ms: 0,

@@ -19,12 +19,32 @@ pub struct Snapshot {
     /// The stack source this snapshot holds, when it is part of a recovery point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The one WAL file this snapshot holds, when it is part of a source's continuous
+    /// archive rather than of a recovery point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal: Option<WalFile>,
     /// Root tree; its entries are the given paths' components.
     pub tree: BlobId,
     /// Figures of the run.
     pub summary: Summary,
     /// The drctl that wrote it.
     pub drctl_version: String,
+}
+
+/// A PostgreSQL WAL file as the archive stores it: a completed 16 MiB segment, the
+/// partial segment being written (stored again as it grows), or a timeline history file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WalFile {
+    /// The server's name for it (`000000010000000000000003`, `00000002.history`), without
+    /// the `.partial` suffix.
+    pub name: String,
+    /// The timeline its name carries.
+    pub timeline: u32,
+    /// Still being written when it was stored.
+    pub partial: bool,
+    /// When drctl started reading it: every transaction the server had committed and sent
+    /// by then is in it, so the archive reaches this time.
+    pub covers_until: DateTime<Utc>,
 }
 
 /// What a backup read and added.

@@ -121,6 +121,13 @@ impl<A> Session<A> {
         Ok(id)
     }
 
+    /// Deletes a snapshot no point names (a WAL segment's earlier, growing copy): from
+    /// the repository first, then from the catalog. Its data goes at the next prune.
+    pub fn forget_snapshot(&mut self, id: &SnapshotId) -> Result<()> {
+        self.repo.delete_snapshot(id)?;
+        self.catalog.remove_snapshot(id)
+    }
+
     /// Records a stack's recovery point.
     pub fn commit_point(&mut self, point: &RecoveryPoint) -> Result<PointId> {
         let id = self.repo.write_point(point)?;

@@ -2,6 +2,8 @@
 //! runs and restores with `psql`) plus `pg_dumpall --globals-only` for roles, all run in
 //! the server's own container so the tools match the server.
 
+pub mod wal;
+
 use super::database::{dump_file_name, Login, LoginAt, SqlServer};
 use super::{
     container_of, exec_stream, password_from_file, DatabaseDriver, Prepared, SnapshotFiles, Target,
@@ -9,7 +11,7 @@ use super::{
 use crate::config::SourceDef;
 use crate::docker::{self, ContainerInfo, Docker};
 use crate::error::{Error, Result};
-use crate::repo::point::SourceRecord;
+use crate::repo::point::{BaseBackup, SourceRecord};
 
 /// The file holding roles and tablespaces.
 pub const GLOBALS_FILE: &str = "globals.roles.sql";
@@ -17,6 +19,25 @@ pub const GLOBALS_FILE: &str = "globals.roles.sql";
 const DUMP_MARKER: &str = "-- PostgreSQL database dump complete";
 /// The last line pg_dumpall writes.
 const DUMPALL_MARKER: &str = "-- PostgreSQL database cluster dump complete";
+
+/// The base backup's file in the snapshot.
+pub const BASE_FILE: &str = "base.tar";
+/// The server's own tool writes the data directory as one tar to stdout, with the WAL
+/// that makes it consistent (`-X fetch`: streaming WAL is not possible to stdout), after
+/// an immediate checkpoint.
+const BASE_BACKUP: &[&str] = &[
+    "pg_basebackup",
+    "-D",
+    "-",
+    "-F",
+    "t",
+    "-X",
+    "fetch",
+    "-c",
+    "fast",
+    "-l",
+    "drctl base backup",
+];
 
 /// The PostgreSQL kind.
 pub struct Postgres;
@@ -199,6 +220,8 @@ impl DatabaseDriver for Postgres {
             },
             &info,
         )?;
+        // Where WAL replay onto the base backup starts, read before it starts.
+        let base = def.pitr().then(|| base_start(&session)).transpose()?;
         let env = session.env.clone();
         let run_probe = move || probe(&session);
         // With the databases named, nothing the dumps need waits for the probe: it runs
@@ -251,6 +274,17 @@ impl DatabaseDriver for Postgres {
                 env.clone(),
                 Some(DUMP_MARKER),
             ));
+        }
+        if let Some(base) = base {
+            streams.push(exec_stream(
+                docker,
+                container,
+                base.file.clone(),
+                BASE_BACKUP.iter().map(|s| s.to_string()).collect(),
+                env.clone(),
+                None,
+            ));
+            rec.base = Some(base);
         }
         Ok(Prepared {
             streams,
@@ -319,6 +353,28 @@ impl Probed {
 }
 
 /// The server's version and databases and pg_dump's version; the two execs run at once.
+/// The timeline and WAL position before a base backup starts.
+fn base_start(session: &Session) -> Result<BaseBackup> {
+    let out = session.psql_multi(&[
+        "SELECT timeline_id FROM pg_control_checkpoint()",
+        "SELECT pg_current_wal_lsn()",
+    ])?;
+    let mut lines = out.lines().map(str::trim).filter(|l| !l.is_empty());
+    let (timeline, lsn) = (lines.next(), lines.next());
+    let timeline = timeline.and_then(|t| t.parse::<u32>().ok());
+    match (timeline, lsn) {
+        (Some(timeline), Some(lsn)) if lsn.contains('/') => Ok(BaseBackup {
+            file: BASE_FILE.into(),
+            timeline,
+            wal_start: lsn.to_string(),
+        }),
+        _ => Err(Error::Failed(format!(
+            "PostgreSQL in container {} did not report its timeline and WAL position: {out:?}",
+            session.container
+        ))),
+    }
+}
+
 fn probe(session: &Session) -> Result<Probed> {
     let (probe, version) = std::thread::scope(|s| {
         let version = s.spawn(|| {

@@ -433,6 +433,7 @@ mod tests {
         SnapshotEntry {
             id: rec.snapshot.unwrap(),
             snapshot: crate::repo::snapshot::Snapshot {
+                wal: None,
                 time: p.point.time,
                 stack: "s".into(),
                 hostname: "h".into(),

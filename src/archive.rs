@@ -1,0 +1,199 @@
+//! `drctl archive STACK`: a PostgreSQL source's WAL, shipped to the repository as it is
+//! written, for restores to a time between base backups.
+//!
+//! `pg_receivewal` runs in the database container on a replication slot (see
+//! `source::postgres::wal`), restarted whenever it ends (a server restart). Every poll,
+//! each completed segment and history file is stored as a snapshot of its own (chunked,
+//! deduplicated, encrypted like everything else, its manifest saying which WAL file it
+//! is), then removed from the container; the growing segment is stored again whenever it
+//! changed, at most every `partial_every`, replacing the copy stored before it, so that
+//! the archive trails the server by seconds, not by a 16 MiB segment.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use crate::backup::{self, BackupRequest};
+use crate::config::{SourceDef, Stack};
+use crate::docker::Docker;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::repo::id::SnapshotId;
+use crate::repo::snapshot::WalFile;
+use crate::session::Session;
+use crate::source::postgres::wal::{Received, WalReceiver};
+
+/// What to archive and how often.
+pub struct ArchiveRequest<'a> {
+    /// The stack.
+    pub stack: &'a Stack,
+    /// Its PostgreSQL source.
+    pub def: &'a SourceDef,
+    /// Recorded in the snapshots.
+    pub hostname: String,
+    /// Set by SIGINT/SIGTERM: the archive stops cleanly.
+    pub interrupt: Arc<AtomicBool>,
+    /// How often the received files are looked at.
+    pub poll: Duration,
+    /// The growing segment is stored again at most this often.
+    pub partial_every: Duration,
+    /// Progress display (hidden for a service).
+    pub progress: &'a Progress,
+}
+
+/// The growing segment as last stored.
+struct StoredPartial {
+    name: String,
+    size: u64,
+    mtime: String,
+    snapshot: SnapshotId,
+    at: Instant,
+}
+
+/// Runs until interrupted; returns `Error::Interrupted` then.
+pub fn run<A>(session: &mut Session<A>, docker: &Docker, req: &ArchiveRequest<'_>) -> Result<()> {
+    let receiver = WalReceiver::open(docker, req.def)?;
+    receiver.prepare()?;
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let receiving = scope.spawn(|| keep_receiving(&receiver, &stop));
+        let result = ship_until_interrupted(session, &receiver, req);
+        stop.store(true, Ordering::SeqCst);
+        // The receiver ends when its walsender is terminated; ask until it has.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !receiving.is_finished() && Instant::now() < deadline {
+            let _ = receiver.stop();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        result
+    })
+}
+
+/// Keeps `pg_receivewal` running: it ends whenever the server goes away, and starts again
+/// (slot and directory made again if a restore replaced them) once it is back.
+fn keep_receiving(receiver: &WalReceiver, stop: &AtomicBool) {
+    let mut backoff = Duration::from_millis(500);
+    while !stop.load(Ordering::SeqCst) {
+        let started = Instant::now();
+        match receiver.prepare().and_then(|()| receiver.receive()) {
+            Ok(_) if stop.load(Ordering::SeqCst) => return,
+            Ok(ended) => eprintln!("note: {ended}; starting it again"),
+            Err(e) => eprintln!("warning: WAL receiver: {e}; trying again"),
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            backoff = Duration::from_millis(500);
+        }
+        let until = Instant::now() + backoff;
+        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+fn ship_until_interrupted<A>(
+    session: &mut Session<A>,
+    receiver: &WalReceiver,
+    req: &ArchiveRequest<'_>,
+) -> Result<()> {
+    let mut partial: Option<StoredPartial> = None;
+    let mut last_warning = String::new();
+    while !req.interrupt.load(Ordering::SeqCst) {
+        let t0 = Instant::now();
+        match ship_received(session, receiver, req, &mut partial) {
+            Ok(()) => last_warning.clear(),
+            Err(Error::Interrupted) => break,
+            // The server restarting, the store unreachable: said once, tried again.
+            Err(e) => {
+                let text = e.to_string();
+                if text != last_warning {
+                    eprintln!("warning: archive of {}: {text}", req.def.name.get_ref());
+                    last_warning = text;
+                }
+            }
+        }
+        while t0.elapsed() < req.poll && !req.interrupt.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Err(Error::Interrupted)
+}
+
+/// One look at the receive directory: completed files stored and removed, the growing
+/// segment stored again when due.
+fn ship_received<A>(
+    session: &mut Session<A>,
+    receiver: &WalReceiver,
+    req: &ArchiveRequest<'_>,
+    partial: &mut Option<StoredPartial>,
+) -> Result<()> {
+    for f in receiver.list()? {
+        if !f.partial {
+            store(session, receiver, req, &f)?;
+            receiver.remove(&f)?;
+            // The completed segment replaces its growing copies.
+            if let Some(p) = partial.take_if(|p| p.name == f.name) {
+                session.forget_snapshot(&p.snapshot)?;
+            }
+            continue;
+        }
+        let unchanged = partial
+            .as_ref()
+            .is_some_and(|p| p.name == f.name && p.size == f.size && p.mtime == f.mtime);
+        let recent = partial
+            .as_ref()
+            .is_some_and(|p| p.at.elapsed() < req.partial_every);
+        if unchanged || recent {
+            continue;
+        }
+        let at = Instant::now();
+        let snapshot = store(session, receiver, req, &f)?;
+        if let Some(old) = partial.replace(StoredPartial {
+            name: f.name.clone(),
+            size: f.size,
+            mtime: f.mtime.clone(),
+            snapshot,
+            at,
+        }) {
+            session.forget_snapshot(&old.snapshot)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores one received file as a snapshot of the source.
+fn store<A>(
+    session: &mut Session<A>,
+    receiver: &WalReceiver,
+    req: &ArchiveRequest<'_>,
+    f: &Received,
+) -> Result<SnapshotId> {
+    // Everything the server had sent before this moment is in what is read next.
+    let covers_until = Utc::now();
+    let outcome = backup::run(
+        session,
+        BackupRequest {
+            stack: req.stack.name.clone(),
+            paths: Vec::new(),
+            hostname: req.hostname.clone(),
+            now: covers_until,
+            interrupt: req.interrupt.clone(),
+            progress: req.progress,
+            streams: vec![receiver.stream(f)],
+            exclude: Vec::new(),
+            source: Some(req.def.name.get_ref().clone()),
+            wal: Some(WalFile {
+                name: f.name.clone(),
+                timeline: f.timeline,
+                partial: f.partial,
+                covers_until,
+            }),
+        },
+    )?;
+    if !f.partial {
+        tracing::info!("stored {} as snapshot {}", f.name, outcome.id.short());
+    }
+    Ok(outcome.id)
+}

@@ -1,0 +1,246 @@
+//! PostgreSQL's WAL, received continuously inside the database container by the server's
+//! own `pg_receivewal` over the local socket (replication from the container itself is
+//! what a stock `pg_hba.conf` allows), through a physical replication slot so that the
+//! server keeps what was not received yet. drctl reads the files it writes and ships them.
+
+use super::{Login, Session};
+use crate::config::SourceDef;
+use crate::docker::{self, Docker};
+use crate::error::{Error, Result};
+use crate::source::{container_of, exec_stream, StreamFile};
+
+/// Where `pg_receivewal` writes, in the container's own file system: not in the data
+/// directory, which base backups would then carry.
+const RECEIVE_ROOT: &str = "/tmp/drctl-wal";
+
+/// One source's WAL receiver in its container.
+pub struct WalReceiver {
+    session: Session,
+    slot: String,
+    dir: String,
+}
+
+/// A file in the receive directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Its name there (`…03.partial` while being written).
+    pub file: String,
+    /// Its WAL name, without `.partial`.
+    pub name: String,
+    /// Still being written.
+    pub partial: bool,
+    /// The timeline the name carries.
+    pub timeline: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time (seconds, fractional).
+    pub mtime: String,
+}
+
+impl WalReceiver {
+    /// Logs in to the source's running container; the slot is named for the source.
+    pub fn open(docker: &Docker, def: &SourceDef) -> Result<WalReceiver> {
+        let container = container_of(def)?;
+        let session = Session::open(docker, container, Some(def))?;
+        let source: String = def
+            .name
+            .get_ref()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Ok(WalReceiver {
+            session,
+            slot: format!("drctl_{source}"),
+            dir: format!("{RECEIVE_ROOT}/{source}"),
+        })
+    }
+
+    /// The replication slot's name.
+    pub fn slot(&self) -> &str {
+        &self.slot
+    }
+
+    /// Creates the slot when missing, reserving WAL from now on; ends any receiver still
+    /// streaming from it (one left by a killed drctl), so that this one can take over.
+    pub fn prepare(&self) -> Result<()> {
+        let slot = &self.slot;
+        self.session.psql_multi(&[
+            &format!(
+                "SELECT pg_create_physical_replication_slot('{slot}', true) \
+                 WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')"
+            ),
+            &format!(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+                 WHERE slot_name = '{slot}' AND active_pid IS NOT NULL"
+            ),
+        ])?;
+        self.session
+            .docker
+            .run_ok(&self.session.container, &["mkdir", "-p", &self.dir], &[])?;
+        Ok(())
+    }
+
+    /// Runs `pg_receivewal` until it ends (the server stopped, or [`Self::stop`]); its
+    /// error output, for the log.
+    pub fn receive(&self) -> Result<String> {
+        let out = self.session.docker.run(
+            &self.session.container,
+            &[
+                "pg_receivewal",
+                "-D",
+                &self.dir,
+                "-S",
+                &self.slot,
+                "--no-loop",
+                "--synchronous",
+            ],
+            &self.session.env,
+            None,
+        )?;
+        Ok(format!(
+            "pg_receivewal {}: {}",
+            docker::exit_text(out.exit_code),
+            docker::stderr_summary(&out.stderr)
+        ))
+    }
+
+    /// Ends the running receiver: its walsender is terminated and `--no-loop` makes it
+    /// exit.
+    pub fn stop(&self) -> Result<()> {
+        self.session.psql(
+            "postgres",
+            &format!(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+                 WHERE slot_name = '{}' AND active_pid IS NOT NULL",
+                self.slot
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// The WAL files received, oldest name first.
+    pub fn list(&self) -> Result<Vec<Received>> {
+        let out = self.session.docker.run_ok(
+            &self.session.container,
+            &[
+                "find",
+                &self.dir,
+                "-maxdepth",
+                "1",
+                "-type",
+                "f",
+                "-printf",
+                "%f %s %T@\\n",
+            ],
+            &[],
+        )?;
+        let mut files: Vec<Received> = out.lines().filter_map(parse_listing).collect();
+        files.sort_by(|a, b| a.name.cmp(&b.name).then(a.partial.cmp(&b.partial)));
+        Ok(files)
+    }
+
+    /// The file's bytes, read in the container.
+    pub fn stream(&self, file: &Received) -> StreamFile {
+        exec_stream(
+            &self.session.docker,
+            &self.session.container,
+            file.name.clone(),
+            vec!["cat".into(), format!("{}/{}", self.dir, file.file)],
+            Vec::new(),
+            None,
+        )
+    }
+
+    /// Removes a file that is stored.
+    pub fn remove(&self, file: &Received) -> Result<()> {
+        let path = format!("{}/{}", self.dir, file.file);
+        self.session
+            .docker
+            .run_ok(&self.session.container, &["rm", "-f", &path], &[])
+            .map(|_| ())
+    }
+
+    /// The WAL the slot holds back on the server, in bytes (what a stopped archive costs
+    /// the server's disk).
+    pub fn retained_bytes(&self) -> Result<u64> {
+        let out = self.session.psql(
+            "postgres",
+            &format!(
+                "SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint \
+                 FROM pg_replication_slots WHERE slot_name = '{}'",
+                self.slot
+            ),
+        )?;
+        out.trim()
+            .parse()
+            .map_err(|_| Error::Failed(format!("unexpected slot size {out:?}")))
+    }
+}
+
+/// `NAME SIZE MTIME` as `find -printf` gives it, for WAL segment and history files only.
+fn parse_listing(line: &str) -> Option<Received> {
+    let mut parts = line.split_whitespace();
+    let (file, size, mtime) = (parts.next()?, parts.next()?, parts.next()?);
+    let (name, partial) = match file.strip_suffix(".partial") {
+        Some(n) => (n, true),
+        None => (file, false),
+    };
+    let timeline = wal_timeline(name)?;
+    Some(Received {
+        file: file.to_string(),
+        name: name.to_string(),
+        partial,
+        timeline,
+        size: size.parse().ok()?,
+        mtime: mtime.to_string(),
+    })
+}
+
+/// The timeline of a WAL segment (`TTTTTTTTLLLLLLLLSSSSSSSS`) or history file
+/// (`TTTTTTTT.history`); `None` for any other name.
+pub fn wal_timeline(name: &str) -> Option<u32> {
+    let hex = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase())
+    };
+    let tli = match name.strip_suffix(".history") {
+        Some(t) if t.len() == 8 && hex(t) => t,
+        None if name.len() == 24 && hex(name) => &name[..8],
+        _ => return None,
+    };
+    u32::from_str_radix(tli, 16).ok().filter(|t| *t > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_wal_names_are_listed() {
+        assert_eq!(wal_timeline("000000010000000000000003"), Some(1));
+        assert_eq!(wal_timeline("0000000A0000000100000003"), Some(10));
+        assert_eq!(wal_timeline("00000002.history"), Some(2));
+        for bad in [
+            "00000001000000000000003",
+            "0000000100000000000000zz",
+            "000000010000000000000003.tmp",
+            "00000000.history",
+            "archive_status",
+            "0000000a0000000100000003",
+        ] {
+            assert_eq!(wal_timeline(bad), None, "{bad}");
+        }
+        let r = parse_listing("000000010000000000000004.partial 16777216 1764925000.25").unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.partial, r.size),
+            ("000000010000000000000004", true, 16777216)
+        );
+        assert!(parse_listing("notwal 1 2").is_none());
+    }
+}

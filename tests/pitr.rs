@@ -1,0 +1,195 @@
+//! Continuous WAL archiving of PostgreSQL, with the real binary, a real server in the test
+//! image started as the official image starts, and its stock `pg_hba.conf`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::docker::{self, skip, Container};
+use common::{text, unique, Env, Kind};
+
+const PW: &str = "pg-wal-1";
+
+fn env_with_pitr(container: &str) -> Env {
+    let env = Env::init(Kind::Local).unwrap();
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(
+        env.path("schedules/shop.toml"),
+        format!(
+            "[stack.shop]\n[[stack.shop.source]]\nname = \"db\"\nkind = \"postgres\"\n\
+             container = \"{container}\"\ndatabases = [\"shop\"]\npitr = true\n"
+        ),
+    )
+    .unwrap();
+    env
+}
+
+/// `drctl archive shop` in the background, its output kept for failures.
+fn start_archive(env: &Env) -> Child {
+    env.cmd()
+        .args(["archive", "shop", "--partial-every", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The WAL files the archive holds: (name, partial, covers_until).
+fn archived(env: &Env) -> Vec<(String, bool, chrono::DateTime<chrono::Utc>)> {
+    let v = env.json(&["snapshots"]);
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["wal"].is_object())
+        .map(|s| {
+            let w = &s["wal"];
+            (
+                w["name"].as_str().unwrap().to_string(),
+                w["partial"].as_bool().unwrap(),
+                w["covers_until"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !done() {
+        assert!(t0.elapsed() < limit, "waited {limit:?} for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Switches to a new WAL segment and returns the name of the one it completed.
+fn switch_wal(c: &Container) -> String {
+    c.psql(PW, "shop", "INSERT INTO orders VALUES (default)");
+    c.psql(PW, "postgres", "SELECT pg_walfile_name(pg_switch_wal())")
+}
+
+/// Completed segments of timeline 1 stored, by name.
+fn completed(env: &Env) -> BTreeSet<String> {
+    archived(env)
+        .into_iter()
+        .filter(|(n, p, _)| !p && !n.ends_with(".history"))
+        .map(|(n, _, _)| n)
+        .collect()
+}
+
+/// The segment after `name` on the same timeline (256 segments of 16 MiB per log file).
+fn next_segment(name: &str) -> String {
+    let log = u64::from_str_radix(&name[8..16], 16).unwrap();
+    let seg = u64::from_str_radix(&name[16..24], 16).unwrap();
+    let (log, seg) = if seg == 0xFF {
+        (log + 1, 0)
+    } else {
+        (log, seg + 1)
+    };
+    format!("{}{log:08X}{seg:08X}", &name[..8])
+}
+
+fn assert_contiguous(names: &BTreeSet<String>, from: &str, to: &str) {
+    let mut n = from.to_string();
+    while n.as_str() <= to {
+        assert!(
+            names.contains(&n),
+            "segment {n} missing from the archive: {names:?}"
+        );
+        n = next_segment(&n);
+    }
+}
+
+fn stop_archive(child: Child) -> String {
+    // SAFETY: a plain signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    text(&out.stderr)
+}
+
+/// Segments arrive within seconds of a commit, the growing one included; a server
+/// restart and a killed archiver lose nothing (the slot kept what was not received); a
+/// stopped archiver leaves its slot inactive.
+#[test]
+fn wal_reaches_the_repository_in_seconds_through_restarts_without_a_gap() {
+    if skip() {
+        return;
+    }
+    let name = unique("drctl-t-wal");
+    let c = docker::postgres(&name, PW);
+    c.psql(PW, "postgres", "CREATE DATABASE shop");
+    c.psql(
+        PW,
+        "shop",
+        "CREATE TABLE orders (id serial PRIMARY KEY, at timestamptz DEFAULT now())",
+    );
+    let env = env_with_pitr(&name);
+    let archive = start_archive(&env);
+
+    // A completed segment.
+    wait_for("the receiver", Duration::from_secs(30), || {
+        c.psql(
+            PW,
+            "postgres",
+            "SELECT count(*) FROM pg_replication_slots WHERE active",
+        ) == "1"
+    });
+    let first = switch_wal(&c);
+    wait_for("the first segment", Duration::from_secs(20), || {
+        completed(&env).contains(&first)
+    });
+
+    // The growing segment: a commit is in the archive within seconds.
+    let committed = chrono::Utc::now();
+    c.psql(PW, "shop", "INSERT INTO orders VALUES (default)");
+    let t0 = Instant::now();
+    wait_for(
+        "the commit in the partial segment",
+        Duration::from_secs(10),
+        || {
+            archived(&env)
+                .iter()
+                .any(|(_, p, at)| *p && *at > committed)
+        },
+    );
+    eprintln!("commit archived after {:?}", t0.elapsed());
+    let partials = archived(&env).iter().filter(|(_, p, _)| *p).count();
+    assert_eq!(partials, 1, "each growing copy replaces the one before");
+
+    // The server restarts under the archiver.
+    c.stop();
+    c.start();
+    let after_restart = switch_wal(&c);
+    wait_for(
+        "a segment after the restart",
+        Duration::from_secs(40),
+        || completed(&env).contains(&after_restart),
+    );
+
+    // The archiver is killed; WAL written meanwhile waits in the slot.
+    let mut archive = archive;
+    archive.kill().unwrap();
+    archive.wait().unwrap();
+    let mut while_down = Vec::new();
+    for _ in 0..3 {
+        while_down.push(switch_wal(&c));
+    }
+    let archive = start_archive(&env);
+    let last = while_down.last().unwrap().clone();
+    wait_for(
+        "the segments written while it was down",
+        Duration::from_secs(40),
+        || completed(&env).contains(&last),
+    );
+    assert_contiguous(&completed(&env), &first, &last);
+
+    let log = stop_archive(archive);
+    wait_for("the slot to be released", Duration::from_secs(20), || {
+        c.psql(
+            PW,
+            "postgres",
+            "SELECT count(*) FROM pg_replication_slots WHERE active",
+        ) == "0"
+    });
+    assert!(!log.contains(PW), "password in the log: {log}");
+}
