@@ -21,7 +21,7 @@ use crate::repo::tree::Node;
 use crate::restore::{self, RestoreRequest, TreeReader};
 use crate::session::{Readable, Session};
 use crate::source::hold::{Action, Holds, Ledger};
-use crate::source::{self, SnapshotReader, Target};
+use crate::source::{self, PointInTime, SnapshotReader, Target, WalArchive};
 
 pub mod plan;
 
@@ -205,6 +205,10 @@ pub struct Step<'a> {
     pub snapshot: SnapshotEntry,
     /// Where it goes.
     pub target: Target<'a>,
+    /// A point-in-time restore's archived WAL files (one snapshot each), oldest first.
+    pub wal: Vec<SnapshotEntry>,
+    /// The time a point-in-time restore stops at.
+    pub to_time: Option<DateTime<Utc>>,
 }
 
 /// What was restored.
@@ -235,14 +239,16 @@ pub fn restore_step(
         snapshot: &step.snapshot,
         interrupt,
     };
-    let loaded = source::driver(rec.kind).restore(
-        docker,
-        catalog,
-        rec,
-        &step.target,
-        &snapshot,
-        progress,
-    )?;
+    let wal = StoredWal {
+        session,
+        files: &step.wal,
+    };
+    let mut target = step.target.clone();
+    if let Some(time) = step.to_time {
+        target.at = Some(PointInTime { time, wal: &wal });
+    }
+    let loaded =
+        source::driver(rec.kind).restore(docker, catalog, rec, &target, &snapshot, progress)?;
     if interrupt.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
     }
@@ -307,5 +313,41 @@ impl SnapshotReader for StoredFiles<'_> {
             tracing::warn!("{w}");
         }
         Ok(summary.bytes)
+    }
+}
+
+/// A source's archived WAL, one snapshot per file, as a point-in-time restore reads it.
+struct StoredWal<'a> {
+    session: &'a Session<Readable>,
+    files: &'a [SnapshotEntry],
+}
+
+impl WalArchive for StoredWal<'_> {
+    fn names(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .filter_map(|s| s.snapshot.wal.as_ref().map(|w| w.name.clone()))
+            .collect()
+    }
+
+    fn read(&self, name: &str, sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> Result<()> {
+        let entry = self
+            .files
+            .iter()
+            .find(|s| s.snapshot.wal.as_ref().is_some_and(|w| w.name == name))
+            .ok_or_else(|| Error::Damage(format!("WAL file {name} is not in the archive")))?;
+        let (repo, catalog) = (self.session.repo(), self.session.catalog());
+        let root = TreeReader::new(repo, catalog).tree(&entry.snapshot.tree)?;
+        let node = root
+            .nodes
+            .iter()
+            .find(|n| n.os_name().to_string_lossy() == name)
+            .ok_or_else(|| {
+                Error::Damage(format!(
+                    "snapshot {} does not hold WAL file {name}",
+                    entry.id.short()
+                ))
+            })?;
+        restore::stream_file(repo, catalog, node, sink)
     }
 }

@@ -193,3 +193,87 @@ fn wal_reaches_the_repository_in_seconds_through_restarts_without_a_gap() {
     });
     assert!(!log.contains(PW), "password in the log: {log}");
 }
+
+/// Inserts a marker row carrying its own commit-time clock every ~200 ms until `until`.
+fn markers_until(c: &Container, until: chrono::DateTime<chrono::Utc>) {
+    while chrono::Utc::now() < until {
+        c.psql(PW, "shop", "INSERT INTO markers VALUES (clock_timestamp())");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+/// The operator's mistake and its undoing: a base backup, writes with a marker row every
+/// fraction of a second, then a `DELETE` of a table; `restore --at` one second before the
+/// delete, into the same container's data volume, brings every row back, with the
+/// markers up to within a second of the time and none after it.
+#[test]
+fn restore_at_a_second_before_a_delete_brings_every_row_back() {
+    if skip() {
+        return;
+    }
+    let name = unique("drctl-t-pitr");
+    let vol = docker::volume(&format!("{name}-data"));
+    let mount = format!("{}:/var/lib/postgresql/data", vol.name);
+    let c = docker::postgres_with(&name, PW, &["-v", &mount]);
+    c.psql(PW, "postgres", "CREATE DATABASE shop");
+    c.psql(
+        PW,
+        "shop",
+        "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 20000) g",
+    );
+    c.psql(PW, "shop", "CREATE TABLE markers (at timestamptz)");
+    let env = env_with_pitr(&name);
+    let archive = start_archive(&env);
+    wait_for("the receiver", Duration::from_secs(30), || {
+        c.psql(
+            PW,
+            "postgres",
+            "SELECT count(*) FROM pg_replication_slots WHERE active",
+        ) == "1"
+    });
+    common::assert_ok(&env.run(&["backup", "shop"]));
+
+    // Markers for a few seconds; T is a whole second among them; then the mistake.
+    let start = chrono::Utc::now();
+    let t = chrono::DateTime::from_timestamp(start.timestamp() + 3, 0).unwrap();
+    markers_until(&c, t + chrono::Duration::seconds(2));
+    c.psql(PW, "shop", "DELETE FROM orders");
+    let deleted = chrono::Utc::now();
+    markers_until(&c, deleted + chrono::Duration::seconds(1));
+    wait_for("the delete in the archive", Duration::from_secs(20), || {
+        archived(&env).iter().any(|(_, _, at)| *at > deleted)
+    });
+    stop_archive(archive);
+
+    let o = env.run(&["restore", "shop", "--at", &t.to_rfc3339(), "--force"]);
+    common::assert_ok(&o);
+    assert!(
+        text(&o.stdout).contains("restored db"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(c.psql(PW, "shop", "SELECT count(*) FROM orders"), "20000");
+    let newest: chrono::DateTime<chrono::Utc> = c
+        .psql(
+            PW,
+            "shop",
+            "SELECT to_char(max(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM markers",
+        )
+        .parse()
+        .unwrap();
+    assert!(newest <= t, "a marker after the time: {newest} > {t}");
+    assert!(
+        t - newest <= chrono::Duration::seconds(1),
+        "markers end more than a second before the time: {newest} < {t}"
+    );
+    // The server runs on, promoted, on a new timeline.
+    assert_eq!(c.psql(PW, "postgres", "SELECT pg_is_in_recovery()"), "f");
+    assert_eq!(
+        c.psql(
+            PW,
+            "postgres",
+            "SELECT timeline_id FROM pg_control_checkpoint()"
+        ),
+        "2"
+    );
+}

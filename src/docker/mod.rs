@@ -16,7 +16,7 @@ pub use exec::{stderr_summary, ExecOutput, ExecReader, ExecWriter};
 pub use tar::TarFile;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +52,23 @@ pub struct ContainerInfo {
     pub entrypoint: Vec<String>,
     /// See `entrypoint`.
     pub cmd: Vec<String>,
+    /// Its mounts: (path in the container, path on this host).
+    pub mounts: Vec<(String, PathBuf)>,
+}
+
+impl ContainerInfo {
+    /// Where a path of the container lives on this host: under the mount that holds it
+    /// (the deepest), or `None` when it is in the container's own file system.
+    pub fn host_path(&self, path: &str) -> Option<PathBuf> {
+        self.mounts
+            .iter()
+            .filter_map(|(dest, source)| {
+                let rest = Path::new(path).strip_prefix(dest).ok()?;
+                Some((dest.len(), source.join(rest)))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, p)| p)
+    }
 }
 
 impl ContainerInfo {
@@ -155,6 +172,12 @@ impl Docker {
             env,
             entrypoint: config.entrypoint.unwrap_or_default(),
             cmd: config.cmd.unwrap_or_default(),
+            mounts: c
+                .mounts
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|m| Some((m.destination?, PathBuf::from(m.source?))))
+                .collect(),
         })
     }
 

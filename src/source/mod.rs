@@ -173,6 +173,26 @@ pub struct Target<'a> {
     pub force: bool,
     /// The source's configuration, when the stack is configured on this host.
     pub def: Option<&'a SourceDef>,
+    /// Restore to this time from a base backup and the archived WAL, not from the dumps.
+    pub at: Option<PointInTime<'a>>,
+}
+
+/// A point-in-time restore's time and the WAL to replay up to it.
+#[derive(Clone, Copy)]
+pub struct PointInTime<'a> {
+    /// The time to stop at.
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// The source's archived WAL.
+    pub wal: &'a dyn WalArchive,
+}
+
+/// A source's archived WAL, as the restore side reads it from the repository.
+pub trait WalArchive {
+    /// The names of the stored WAL files to stage (a completed copy where there is one).
+    fn names(&self) -> Vec<String>;
+
+    /// Streams a file's bytes into `sink`.
+    fn read(&self, name: &str, sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> Result<()>;
 }
 
 /// The stored snapshot a source is restored from: the restore side's, handed to a source

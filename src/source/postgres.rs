@@ -2,6 +2,7 @@
 //! runs and restores with `psql`) plus `pg_dumpall --globals-only` for roles, all run in
 //! the server's own container so the tools match the server.
 
+pub mod pitr;
 pub mod wal;
 
 use super::database::{dump_file_name, Login, LoginAt, SqlServer};
@@ -310,6 +311,9 @@ impl DatabaseDriver for Postgres {
         target: &Target<'_>,
         files: &SnapshotFiles<'_>,
     ) -> Result<Vec<String>> {
+        if let Some(at) = target.at {
+            return pitr::restore(docker, rec, target, files, at);
+        }
         Session::open(docker, &target.container, target.def)?.load(rec, files)
     }
 
