@@ -62,6 +62,17 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until the archiver's `pg_receivewal` streams from its slot.
+fn wait_for_receiver(c: &Container) {
+    wait_for("the receiver", Duration::from_secs(30), || {
+        c.psql(
+            PW,
+            "postgres",
+            "SELECT count(*) FROM pg_replication_slots WHERE active",
+        ) == "1"
+    });
+}
+
 /// Switches to a new WAL segment and returns the name of the one it completed.
 fn switch_wal(c: &Container) -> String {
     c.psql(PW, "shop", "INSERT INTO orders VALUES (default)");
@@ -127,13 +138,7 @@ fn wal_reaches_the_repository_in_seconds_through_restarts_without_a_gap() {
     let archive = start_archive(&env);
 
     // A completed segment.
-    wait_for("the receiver", Duration::from_secs(30), || {
-        c.psql(
-            PW,
-            "postgres",
-            "SELECT count(*) FROM pg_replication_slots WHERE active",
-        ) == "1"
-    });
+    wait_for_receiver(&c);
     let first = switch_wal(&c);
     wait_for("the first segment", Duration::from_secs(20), || {
         completed(&env).contains(&first)
@@ -224,13 +229,7 @@ fn restore_at_a_second_before_a_delete_brings_every_row_back() {
     c.psql(PW, "shop", "CREATE TABLE markers (at timestamptz)");
     let env = env_with_pitr(&name);
     let archive = start_archive(&env);
-    wait_for("the receiver", Duration::from_secs(30), || {
-        c.psql(
-            PW,
-            "postgres",
-            "SELECT count(*) FROM pg_replication_slots WHERE active",
-        ) == "1"
-    });
+    wait_for_receiver(&c);
     common::assert_ok(&env.run(&["backup", "shop"]));
 
     // Markers for a few seconds; T is a whole second among them; then the mistake.

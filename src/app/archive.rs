@@ -32,9 +32,8 @@ impl App {
         let docker = Docker::connect(self.rt.clone())?;
         if !self.quiet {
             eprintln!(
-                "drctl archive: WAL of stack {}, source {} (slot drctl_{})",
+                "drctl archive: WAL of stack {}, source {}",
                 stack.name,
-                def.name.get_ref(),
                 def.name.get_ref()
             );
         }

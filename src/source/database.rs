@@ -182,6 +182,22 @@ pub(super) trait Login<'a>: Sized {
     /// settings (`info`) do.
     fn login(at: LoginAt<'a>, info: &ContainerInfo) -> Result<Self>;
 
+    /// Logs in to a source's running container for its backup, recording the container
+    /// (image, command, environment without credentials) in `rec`.
+    fn for_backup(docker: &'a Docker, def: &'a SourceDef, rec: &mut SourceRecord) -> Result<Self> {
+        let container = super::container_of(def)?;
+        let info = docker.running_container(container)?;
+        super::record_container(rec, &info);
+        Self::login(
+            LoginAt {
+                docker,
+                container,
+                def: Some(def),
+            },
+            &info,
+        )
+    }
+
     /// Logs in to the server of a running container.
     fn open(docker: &'a Docker, container: &'a str, def: Option<&'a SourceDef>) -> Result<Self> {
         let info = docker.running_container(container)?;

@@ -207,16 +207,7 @@ impl DatabaseDriver for Mysql {
     /// Checks the server and plans one dump per database, plus the accounts on MariaDB.
     fn dump(&self, docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
         let container = container_of(def)?;
-        let info = docker.running_container(container)?;
-        super::record_container(rec, &info);
-        let session = Session::login(
-            LoginAt {
-                docker,
-                container,
-                def: Some(def),
-            },
-            &info,
-        )?;
+        let session = Session::for_backup(docker, def, rec)?;
         let (tools, user, env) = (&session.tools, &session.user, &session.env);
         rec.server_version = Some(session.query("SELECT VERSION()")?);
         rec.tool_versions.insert(

@@ -211,16 +211,7 @@ impl DatabaseDriver for Postgres {
     /// Checks the server and plans one dump per database plus the globals.
     fn dump(&self, docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
         let container = container_of(def)?;
-        let info = docker.running_container(container)?;
-        super::record_container(rec, &info);
-        let session = Session::login(
-            LoginAt {
-                docker,
-                container,
-                def: Some(def),
-            },
-            &info,
-        )?;
+        let session = Session::for_backup(docker, def, rec)?;
         // Where WAL replay onto the base backup starts, read before it starts.
         let base = def.pitr().then(|| base_start(&session)).transpose()?;
         let env = session.env.clone();

@@ -177,16 +177,7 @@ impl DatabaseDriver for Redis {
     /// Saves a fresh RDB and plans to stream it.
     fn dump(&self, docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
         let container = container_of(def)?;
-        let cinfo = docker.running_container(container)?;
-        super::record_container(rec, &cinfo);
-        let session = Session::login(
-            LoginAt {
-                docker,
-                container,
-                def: Some(def),
-            },
-            &cinfo,
-        )?;
+        let session = Session::for_backup(docker, def, rec)?;
         let server = session.info("server")?;
         rec.server_version = server.get("redis_version").cloned();
         rec.tool_versions.insert(

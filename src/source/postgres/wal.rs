@@ -6,7 +6,7 @@
 use super::{Login, Session};
 use crate::config::SourceDef;
 use crate::docker::{self, Docker};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::source::{container_of, exec_stream, StreamFile};
 
 /// Where `pg_receivewal` writes, in the container's own file system: not in the data
@@ -61,11 +61,6 @@ impl WalReceiver {
         })
     }
 
-    /// The replication slot's name.
-    pub fn slot(&self) -> &str {
-        &self.slot
-    }
-
     /// Creates the slot when missing, reserving WAL from now on; ends any receiver still
     /// streaming from it (one left by a killed drctl), so that this one can take over.
     pub fn prepare(&self) -> Result<()> {
@@ -75,10 +70,7 @@ impl WalReceiver {
                 "SELECT pg_create_physical_replication_slot('{slot}', true) \
                  WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')"
             ),
-            &format!(
-                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
-                 WHERE slot_name = '{slot}' AND active_pid IS NOT NULL"
-            ),
+            &self.end_receiver_sql(),
         ])?;
         self.session
             .docker
@@ -113,15 +105,17 @@ impl WalReceiver {
     /// Ends the running receiver: its walsender is terminated and `--no-loop` makes it
     /// exit.
     pub fn stop(&self) -> Result<()> {
-        self.session.psql(
-            "postgres",
-            &format!(
-                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
-                 WHERE slot_name = '{}' AND active_pid IS NOT NULL",
-                self.slot
-            ),
-        )?;
+        self.session.psql("postgres", &self.end_receiver_sql())?;
         Ok(())
+    }
+
+    /// Terminates the walsender streaming from the slot, if any.
+    fn end_receiver_sql(&self) -> String {
+        format!(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+             WHERE slot_name = '{}' AND active_pid IS NOT NULL",
+            self.slot
+        )
     }
 
     /// The WAL files received, oldest name first.
@@ -164,22 +158,6 @@ impl WalReceiver {
             .docker
             .run_ok(&self.session.container, &["rm", "-f", &path], &[])
             .map(|_| ())
-    }
-
-    /// The WAL the slot holds back on the server, in bytes (what a stopped archive costs
-    /// the server's disk).
-    pub fn retained_bytes(&self) -> Result<u64> {
-        let out = self.session.psql(
-            "postgres",
-            &format!(
-                "SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint \
-                 FROM pg_replication_slots WHERE slot_name = '{}'",
-                self.slot
-            ),
-        )?;
-        out.trim()
-            .parse()
-            .map_err(|_| Error::Failed(format!("unexpected slot size {out:?}")))
     }
 }
 
