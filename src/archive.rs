@@ -43,6 +43,9 @@ pub struct ArchiveRequest<'a> {
     pub progress: &'a Progress,
 }
 
+/// How often an unchanged growing segment is stored again: the archive's heartbeat.
+const IDLE_REFRESH: Duration = Duration::from_secs(10);
+
 /// The growing segment as last stored.
 struct StoredPartial {
     name: String,
@@ -55,11 +58,15 @@ struct StoredPartial {
 /// Runs until interrupted; returns `Error::Interrupted` then.
 pub fn run<A>(session: &mut Session<A>, docker: &Docker, req: &ArchiveRequest<'_>) -> Result<()> {
     let receiver = WalReceiver::open(docker, req.def)?;
-    receiver.prepare()?;
+    let limit = req.def.wal_keep_limit();
+    for note in receiver.prepare(limit)? {
+        eprintln!("warning: {note}");
+    }
     let stop = AtomicBool::new(false);
+    let streaming = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let receiving = scope.spawn(|| keep_receiving(&receiver, &stop));
-        let result = ship_until_interrupted(session, &receiver, req);
+        let receiving = scope.spawn(|| keep_receiving(&receiver, limit, &stop, &streaming));
+        let result = ship_until_interrupted(session, &receiver, req, &streaming);
         stop.store(true, Ordering::SeqCst);
         // The receiver ends when its walsender is terminated; ask until it has.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -73,11 +80,21 @@ pub fn run<A>(session: &mut Session<A>, docker: &Docker, req: &ArchiveRequest<'_
 
 /// Keeps `pg_receivewal` running: it ends whenever the server goes away, and starts again
 /// (slot and directory made again if a restore replaced them) once it is back.
-fn keep_receiving(receiver: &WalReceiver, stop: &AtomicBool) {
+/// `streaming` says whether it runs now.
+fn keep_receiving(receiver: &WalReceiver, limit: u64, stop: &AtomicBool, streaming: &AtomicBool) {
     let mut backoff = Duration::from_millis(500);
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
-        match receiver.prepare().and_then(|()| receiver.receive()) {
+        let received = receiver.prepare(limit).and_then(|notes| {
+            for note in notes {
+                eprintln!("warning: {note}");
+            }
+            streaming.store(true, Ordering::SeqCst);
+            let ended = receiver.receive();
+            streaming.store(false, Ordering::SeqCst);
+            ended
+        });
+        match received {
             Ok(_) if stop.load(Ordering::SeqCst) => return,
             Ok(ended) => eprintln!("note: {ended}; starting it again"),
             Err(e) => eprintln!("warning: WAL receiver: {e}; trying again"),
@@ -97,12 +114,13 @@ fn ship_until_interrupted<A>(
     session: &mut Session<A>,
     receiver: &WalReceiver,
     req: &ArchiveRequest<'_>,
+    streaming: &AtomicBool,
 ) -> Result<()> {
     let mut partial: Option<StoredPartial> = None;
     let mut last_warning = String::new();
     while !req.interrupt.load(Ordering::SeqCst) {
         let t0 = Instant::now();
-        match ship_received(session, receiver, req, &mut partial) {
+        match ship_received(session, receiver, req, &mut partial, streaming) {
             Ok(()) => last_warning.clear(),
             Err(Error::Interrupted) => break,
             // The server restarting, the store unreachable: said once, tried again.
@@ -128,13 +146,14 @@ fn ship_received<A>(
     receiver: &WalReceiver,
     req: &ArchiveRequest<'_>,
     partial: &mut Option<StoredPartial>,
+    streaming: &AtomicBool,
 ) -> Result<()> {
     for f in receiver.list()? {
-        if !f.partial {
+        if f.is_final() {
             store(session, receiver, req, &f)?;
             receiver.remove(&f)?;
             // The completed segment replaces its growing copies.
-            if let Some(p) = partial.take_if(|p| p.name == f.name) {
+            if let Some(p) = partial.take_if(|p| p.name == f.name && !f.partial) {
                 session.forget_snapshot(&p.snapshot)?;
             }
             continue;
@@ -142,10 +161,15 @@ fn ship_received<A>(
         let unchanged = partial
             .as_ref()
             .is_some_and(|p| p.name == f.name && p.size == f.size && p.mtime == f.mtime);
-        let recent = partial
-            .as_ref()
-            .is_some_and(|p| p.at.elapsed() < req.partial_every);
-        if unchanged || recent {
+        let age = partial.as_ref().map(|p| p.at.elapsed());
+        // Unchanged while the receiver streams: nothing was written since. Stored again
+        // now and then all the same, so that the archive says how current it is.
+        let due = match age {
+            None => true,
+            Some(a) if unchanged => a >= IDLE_REFRESH && streaming.load(Ordering::SeqCst),
+            Some(a) => a >= req.partial_every,
+        };
+        if !due {
             continue;
         }
         let at = Instant::now();
@@ -172,6 +196,11 @@ fn store<A>(
 ) -> Result<SnapshotId> {
     // Everything the server had sent before this moment is in what is read next.
     let covers_until = Utc::now();
+    let history = if f.name.ends_with(".history") {
+        crate::pitr::parse_history(&receiver.read(f)?)
+    } else {
+        Vec::new()
+    };
     let outcome = backup::run(
         session,
         BackupRequest {
@@ -189,6 +218,7 @@ fn store<A>(
                 timeline: f.timeline,
                 partial: f.partial,
                 covers_until,
+                history,
             }),
         },
     )?;

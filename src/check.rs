@@ -66,6 +66,7 @@ pub fn run(session: &Session<Readable>, read_data_percent: Option<f64>) -> Resul
     report.snapshots = snapshots.len();
     let mut trees = TreeReader::new(repo, catalog);
     check_trees(catalog, &mut trees, &snapshots, &mut damaged, &mut report)?;
+    check_wal_continuity(catalog, &snapshots, &mut report.problems)?;
     if let Some(pct) = read_data_percent {
         read_packs(repo, catalog, &indexed, pct, &mut damaged, &mut report)?;
     }
@@ -337,6 +338,40 @@ async fn verify_pack(
             .ok_or_else(|| fail("it is truncated".into()))?;
         repo.decode_blob(&loc, sealed)
             .map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Every source's archived WAL must run unbroken from each base backup to the archive's
+/// end: each missing segment is named with the span of time it makes unrestorable.
+fn check_wal_continuity(
+    catalog: &Catalog,
+    snapshots: &[SnapshotEntry],
+    problems: &mut Vec<Problem>,
+) -> Result<()> {
+    let mut sources: Vec<(&str, &str)> = snapshots
+        .iter()
+        .filter(|s| s.snapshot.wal.is_some())
+        .filter_map(|s| Some((s.snapshot.stack.as_str(), s.snapshot.source.as_deref()?)))
+        .collect();
+    sources.sort();
+    sources.dedup();
+    for (stack, source) in sources {
+        let points = catalog.points(stack)?;
+        let wal = crate::pitr::ArchivedWal::of(snapshots, stack, source);
+        let cov = crate::pitr::coverage(&crate::pitr::bases(&points, source), &wal);
+        for g in cov.gaps {
+            problems.push(Problem {
+                pack: None,
+                message: format!(
+                    "stack {stack}, source {source}: WAL segment {} is missing: nothing \
+                     between {} and {} can be restored",
+                    g.missing,
+                    crate::timespec::local_time(&g.broken.from),
+                    crate::timespec::local_time(&g.broken.to)
+                ),
+            });
+        }
     }
     Ok(())
 }

@@ -22,8 +22,8 @@ use crate::session::Session;
 /// One manifest and the verdict on it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
-    /// `point`, `snapshot`, or `orphan` (a source snapshot of an interrupted stack
-    /// backup, which no point names).
+    /// `point`, `snapshot`, `wal` (an archived WAL file), or `orphan` (a source snapshot
+    /// of an interrupted stack backup, which no point names).
     pub kind: &'static str,
     /// Its ID.
     pub id: String,
@@ -122,8 +122,11 @@ pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<Sta
     // before its point was written. Once a later point exists, that backup is certainly
     // over (one run per stack at a time), so they are garbage, never restorable.
     let newest_point = points.iter().map(|e| e.point.time).max();
-    for s in catalog.snapshots(Some(&stack.name))? {
+    let snapshots = catalog.snapshots(Some(&stack.name))?;
+    items.extend(wal_items(stack, &points, &items, &snapshots));
+    for s in &snapshots {
         if s.snapshot.source.is_some()
+            && s.snapshot.wal.is_none()
             && !in_points.contains(&s.id)
             && newest_point.is_some_and(|t| t > s.snapshot.time)
         {
@@ -155,6 +158,67 @@ pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<Sta
         stack: stack.name.clone(),
         items,
     })
+}
+
+/// The verdicts on a stack's archived WAL, given the verdicts on its points: every file
+/// from the oldest kept base backup's start on is kept (each kept base replays from
+/// there); older segments go, and so do growing copies a newer copy replaces. A source
+/// with no kept base backup keeps all its WAL: nothing decides what it is for.
+fn wal_items(
+    stack: &Stack,
+    points: &[crate::repo::point::PointEntry],
+    verdicts: &[Item],
+    snapshots: &[crate::repo::snapshot::SnapshotEntry],
+) -> Vec<Item> {
+    let kept: std::collections::HashSet<String> = verdicts
+        .iter()
+        .filter(|i| i.keep && i.kind == "point")
+        .map(|i| i.id.clone())
+        .collect();
+    let mut sources: Vec<&str> = snapshots
+        .iter()
+        .filter(|s| s.snapshot.wal.is_some())
+        .filter_map(|s| s.snapshot.source.as_deref())
+        .collect();
+    sources.sort();
+    sources.dedup();
+    let mut out = Vec::new();
+    for source in sources {
+        let wal = crate::pitr::ArchivedWal::of(snapshots, &stack.name, source);
+        let superseded: std::collections::HashSet<_> = wal
+            .superseded(snapshots, &stack.name, source)
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        let oldest = crate::pitr::bases(points, source)
+            .into_iter()
+            .filter(|b| kept.contains(&b.point.id.to_string()))
+            .filter_map(|b| crate::pitr::ArchivedWal::first_needed(b.rec.base.as_ref()?))
+            .min_by_key(|(_, seg)| *seg);
+        for s in snapshots {
+            let Some(w) = s.snapshot.wal.as_ref() else {
+                continue;
+            };
+            if s.snapshot.source.as_deref() != Some(source) {
+                continue;
+            }
+            let old = oldest.is_some_and(|o| crate::pitr::ArchivedWal::older_than(&w.name, o));
+            let replaced = superseded.contains(&s.id);
+            out.push(Item {
+                kind: "wal",
+                id: s.id.to_string(),
+                time: s.snapshot.time,
+                keep: !old && !replaced,
+                reasons: if old || replaced {
+                    Vec::new()
+                } else {
+                    vec![format!("WAL {} for the kept base backups", w.name)]
+                },
+                objects: vec![Handle::snapshot(&s.id)],
+            });
+        }
+    }
+    out
 }
 
 /// Deletes the manifests the plan does not keep: the point first, then its snapshots, so

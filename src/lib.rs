@@ -22,6 +22,7 @@ pub mod hooks;
 pub mod human;
 pub mod lock;
 pub mod notify;
+pub mod pitr;
 pub mod progress;
 pub mod prune;
 pub mod repair;

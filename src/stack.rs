@@ -205,10 +205,9 @@ pub struct Step<'a> {
     pub snapshot: SnapshotEntry,
     /// Where it goes.
     pub target: Target<'a>,
-    /// A point-in-time restore's archived WAL files (one snapshot each), oldest first.
-    pub wal: Vec<SnapshotEntry>,
-    /// The time a point-in-time restore stops at.
-    pub to_time: Option<DateTime<Utc>>,
+    /// A point-in-time restore: the time it stops at and the archived WAL that gets it
+    /// there from the base backup.
+    pub replay: Option<(DateTime<Utc>, crate::pitr::Replay)>,
 }
 
 /// What was restored.
@@ -239,13 +238,18 @@ pub fn restore_step(
         snapshot: &step.snapshot,
         interrupt,
     };
+    let no_wal = Vec::new();
     let wal = StoredWal {
         session,
-        files: &step.wal,
+        files: step.replay.as_ref().map_or(&no_wal, |(_, r)| &r.files),
     };
     let mut target = step.target.clone();
-    if let Some(time) = step.to_time {
-        target.at = Some(PointInTime { time, wal: &wal });
+    if let Some((time, replay)) = &step.replay {
+        target.at = Some(PointInTime {
+            time: *time,
+            timeline: replay.timeline,
+            wal: &wal,
+        });
     }
     let loaded =
         source::driver(rec.kind).restore(docker, catalog, rec, &target, &snapshot, progress)?;

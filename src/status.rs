@@ -11,8 +11,10 @@ use serde::Serialize;
 use crate::catalog::{Catalog, RunRecord, RunStatus};
 use crate::config::Stack;
 use crate::error::{IoContext, Result};
+use crate::pitr::{bases, coverage, ArchivedWal, Coverage, Span};
 use crate::repo::point::SourceStatus;
 use crate::schedule::Job;
+use crate::source::postgres::wal::SlotState;
 use crate::timespec::parse_duration;
 
 /// A stack's state against its recovery point objective.
@@ -25,6 +27,8 @@ pub enum Health {
     Late,
     /// Some source has never been backed up successfully.
     Missing,
+    /// A point-in-time source's archive misses WAL: some span cannot be restored.
+    Gap,
 }
 
 impl Health {
@@ -34,6 +38,7 @@ impl Health {
             Health::Ok => "OK",
             Health::Late => "LATE",
             Health::Missing => "MISSING",
+            Health::Gap => "GAP",
         }
     }
 }
@@ -49,6 +54,23 @@ pub struct SourceState {
     pub point_id: Option<String>,
     /// Its age now, in seconds.
     pub age_seconds: Option<i64>,
+    /// Point-in-time recovery, for a source that archives WAL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pitr: Option<PitrState>,
+}
+
+/// A point-in-time source's recovery window and archive.
+#[derive(Debug, Clone, Serialize)]
+pub struct PitrState {
+    /// Oldest restorable time to newest, over all its base backups.
+    pub window: Option<Span>,
+    /// Where the archive reaches and where it breaks.
+    #[serde(flatten)]
+    pub coverage: Coverage,
+    /// Seconds the archive trails the clock; `None` when nothing is archived.
+    pub lag_seconds: Option<i64>,
+    /// The server's replication slot, when this host could look at it.
+    pub slot: Option<SlotState>,
 }
 
 /// One stack's status.
@@ -129,6 +151,11 @@ pub fn compute(
     let mut total_added = 0;
     for stack in stacks {
         let points = catalog.points(&stack.name)?;
+        let snapshots = if stack.def.source.iter().any(|d| d.pitr()) {
+            catalog.snapshots(Some(&stack.name))?
+        } else {
+            Vec::new()
+        };
         let mut sources = Vec::new();
         for def in &stack.def.source {
             let name = def.name.get_ref();
@@ -140,11 +167,30 @@ pub fn compute(
                         .is_some_and(|r| r.status == SourceStatus::Ok)
                 })
                 .max_by_key(|e| e.point.time);
+            let pitr = def.pitr().then(|| {
+                let coverage = coverage(
+                    &bases(&points, name),
+                    &ArchivedWal::of(&snapshots, &stack.name, name),
+                );
+                PitrState {
+                    window: match (coverage.windows.first(), coverage.windows.last()) {
+                        (Some(a), Some(b)) => Some(Span {
+                            from: a.from,
+                            to: b.to,
+                        }),
+                        _ => None,
+                    },
+                    lag_seconds: coverage.archived_until.map(|t| (now - t).num_seconds()),
+                    coverage,
+                    slot: None,
+                }
+            });
             sources.push(SourceState {
                 source: name.clone(),
                 last_success: newest.map(|e| e.point.time),
                 point_id: newest.map(|e| e.id.to_string()),
                 age_seconds: newest.map(|e| (now - e.point.time).num_seconds()),
+                pitr,
             });
         }
         let rpo = stack
@@ -163,6 +209,7 @@ pub fn compute(
             (false, Some(a), Some(r)) if a > r.num_seconds() => Health::Late,
             _ => Health::Ok,
         };
+        let health = pitr_health(health, &sources, rpo);
         let added: u64 = points
             .iter()
             .filter(|e| e.point.time >= week_ago)
@@ -211,6 +258,38 @@ pub fn compute(
         repository_packs: packs,
         added_last_7d: total_added,
     })
+}
+
+/// A stack's health once its point-in-time sources are judged: a gap in an archive, or
+/// an archive trailing by more than the RPO (or never written), makes it worse.
+pub fn pitr_health(health: Health, sources: &[SourceState], rpo: Option<Duration>) -> Health {
+    if health == Health::Missing {
+        return health;
+    }
+    let pitr = sources.iter().filter_map(|s| s.pitr.as_ref());
+    let mut out = health;
+    for p in pitr {
+        let lost = p.slot.as_ref().is_some_and(|s| s.wal_status == "lost");
+        if !p.coverage.gaps.is_empty() || lost {
+            return Health::Gap;
+        }
+        // Past four fifths of the server's bound, the server is about to drop WAL the
+        // archive has not received: said before it happens.
+        let filling = p.slot.as_ref().is_some_and(|s| {
+            s.limit_bytes
+                .is_some_and(|l| s.retained_bytes.saturating_mul(5) > l.saturating_mul(4))
+        });
+        let behind = filling
+            || match (p.lag_seconds, rpo) {
+                (None, _) => true,
+                (Some(l), Some(r)) => l > r.num_seconds(),
+                (Some(_), None) => false,
+            };
+        if behind {
+            out = Health::Late;
+        }
+    }
+    out
 }
 
 /// A label value in the text format: backslash, double quote and newline escaped.
@@ -300,6 +379,7 @@ fn rpo_metrics(o: &mut String, status: &Status) {
             f.sample(&[("stack", &s.stack)], r as f64);
         }
     }
+    pitr_metrics(o, status);
     let mut f = family(
         o,
         "drctl_rpo_met",
@@ -308,6 +388,65 @@ fn rpo_metrics(o: &mut String, status: &Status) {
     for s in &status.stacks {
         let v = if s.health == Health::Ok { 1.0 } else { 0.0 };
         f.sample(&[("stack", &s.stack)], v);
+    }
+}
+
+/// Each point-in-time source's window, archive lag, gaps and slot.
+fn pitr_metrics(o: &mut String, status: &Status) {
+    let each = || {
+        status.stacks.iter().flat_map(|s| {
+            s.sources.iter().filter_map(move |src| {
+                src.pitr
+                    .as_ref()
+                    .map(|p| (s.stack.as_str(), src.source.as_str(), p))
+            })
+        })
+    };
+    type Value = fn(&PitrState) -> Option<f64>;
+    let families: [(&str, &str, Value); 6] = [
+        (
+            "drctl_pitr_window_start_timestamp_seconds",
+            "Oldest time a point-in-time restore reaches.",
+            |p| p.window.map(|w| timestamp_secs(&w.from)),
+        ),
+        (
+            "drctl_pitr_window_end_timestamp_seconds",
+            "Newest time a point-in-time restore reaches.",
+            |p| p.window.map(|w| timestamp_secs(&w.to)),
+        ),
+        (
+            "drctl_pitr_archive_lag_seconds",
+            "How far the WAL archive trails the clock.",
+            |p| p.lag_seconds.map(|l| l as f64),
+        ),
+        (
+            "drctl_pitr_gaps",
+            "Missing WAL segments that break the recovery window.",
+            |p| Some(p.coverage.gaps.len() as f64),
+        ),
+        (
+            "drctl_pitr_slot_retained_bytes",
+            "WAL the server keeps for drctl's replication slot.",
+            |p| p.slot.as_ref().map(|s| s.retained_bytes as f64),
+        ),
+        (
+            "drctl_pitr_slot_limit_bytes",
+            "The server's bound on that WAL (max_slot_wal_keep_size).",
+            |p| {
+                p.slot
+                    .as_ref()
+                    .and_then(|s| s.limit_bytes)
+                    .map(|b| b as f64)
+            },
+        ),
+    ];
+    for (name, help, value) in families {
+        let mut f = family(o, name, help);
+        for (stack, source, p) in each() {
+            if let Some(v) = value(p) {
+                f.sample(&[("stack", stack), ("source", source)], v);
+            }
+        }
     }
 }
 

@@ -207,10 +207,68 @@ fn markers_until(c: &Container, until: chrono::DateTime<chrono::Utc>) {
     }
 }
 
+/// The newest marker row, to the microsecond.
+fn newest_marker(c: &Container) -> chrono::DateTime<chrono::Utc> {
+    c.psql(
+        PW,
+        "shop",
+        "SELECT to_char(max(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM markers",
+    )
+    .parse()
+    .unwrap()
+}
+
+/// Markers for a few seconds around a whole second T, then the mistake (`DELETE FROM
+/// orders`), then a second more of markers, until the archive holds the mistake.
+/// Returns T, at least a second before the delete.
+fn markers_then_delete(c: &Container, env: &Env) -> chrono::DateTime<chrono::Utc> {
+    let start = chrono::Utc::now();
+    let t = chrono::DateTime::from_timestamp(start.timestamp() + 3, 0).unwrap();
+    markers_until(c, t + chrono::Duration::seconds(2));
+    c.psql(PW, "shop", "DELETE FROM orders");
+    let deleted = chrono::Utc::now();
+    markers_until(c, deleted + chrono::Duration::seconds(1));
+    wait_for("the delete in the archive", Duration::from_secs(30), || {
+        archived(env).iter().any(|(_, _, at)| *at > deleted)
+    });
+    t
+}
+
+/// Restores to `t` and checks the server holds every order and markers up to within a
+/// second of `t`, none after, on timeline `timeline`.
+fn restore_and_verify(env: &Env, c: &Container, t: chrono::DateTime<chrono::Utc>, timeline: u32) {
+    let o = env.run(&["restore", "shop", "--at", &t.to_rfc3339(), "--force"]);
+    common::assert_ok(&o);
+    assert!(
+        text(&o.stdout).contains("restored db"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(c.psql(PW, "shop", "SELECT count(*) FROM orders"), "20000");
+    let newest = newest_marker(c);
+    assert!(newest <= t, "a marker after the time: {newest} > {t}");
+    assert!(
+        t - newest <= chrono::Duration::seconds(1),
+        "markers end more than a second before the time: {newest} < {t}"
+    );
+    // The server runs on, promoted, on a new timeline.
+    assert_eq!(c.psql(PW, "postgres", "SELECT pg_is_in_recovery()"), "f");
+    assert_eq!(
+        c.psql(
+            PW,
+            "postgres",
+            "SELECT timeline_id FROM pg_control_checkpoint()"
+        ),
+        timeline.to_string()
+    );
+}
+
 /// The operator's mistake and its undoing: a base backup, writes with a marker row every
 /// fraction of a second, then a `DELETE` of a table; `restore --at` one second before the
 /// delete, into the same container's data volume, brings every row back, with the
-/// markers up to within a second of the time and none after it.
+/// markers up to within a second of the time and none after it. The archive runs on
+/// through the restore, onto the server's new timeline, and the same mistake made again
+/// there is undone from the same base backup: across the branch, to timeline 3.
 #[test]
 fn restore_at_a_second_before_a_delete_brings_every_row_back() {
     if skip() {
@@ -232,47 +290,32 @@ fn restore_at_a_second_before_a_delete_brings_every_row_back() {
     wait_for_receiver(&c);
     common::assert_ok(&env.run(&["backup", "shop"]));
 
-    // Markers for a few seconds; T is a whole second among them; then the mistake.
-    let start = chrono::Utc::now();
-    let t = chrono::DateTime::from_timestamp(start.timestamp() + 3, 0).unwrap();
-    markers_until(&c, t + chrono::Duration::seconds(2));
-    c.psql(PW, "shop", "DELETE FROM orders");
-    let deleted = chrono::Utc::now();
-    markers_until(&c, deleted + chrono::Duration::seconds(1));
-    wait_for("the delete in the archive", Duration::from_secs(20), || {
-        archived(&env).iter().any(|(_, _, at)| *at > deleted)
-    });
-    stop_archive(archive);
+    let t1 = markers_then_delete(&c, &env);
+    restore_and_verify(&env, &c, t1, 2);
 
-    let o = env.run(&["restore", "shop", "--at", &t.to_rfc3339(), "--force"]);
-    common::assert_ok(&o);
-    assert!(
-        text(&o.stdout).contains("restored db"),
-        "{}",
-        text(&o.stdout)
+    // The archiver follows the restored server onto timeline 2, and the mistake again.
+    wait_for(
+        "timeline 2's history in the archive",
+        Duration::from_secs(40),
+        || {
+            archived(&env)
+                .iter()
+                .any(|(n, _, _)| n == "00000002.history")
+        },
     );
-    assert_eq!(c.psql(PW, "shop", "SELECT count(*) FROM orders"), "20000");
-    let newest: chrono::DateTime<chrono::Utc> = c
-        .psql(
-            PW,
-            "shop",
-            "SELECT to_char(max(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM markers",
-        )
-        .parse()
-        .unwrap();
-    assert!(newest <= t, "a marker after the time: {newest} > {t}");
+    let t2 = markers_then_delete(&c, &env);
     assert!(
-        t - newest <= chrono::Duration::seconds(1),
-        "markers end more than a second before the time: {newest} < {t}"
-    );
-    // The server runs on, promoted, on a new timeline.
-    assert_eq!(c.psql(PW, "postgres", "SELECT pg_is_in_recovery()"), "f");
-    assert_eq!(
         c.psql(
             PW,
-            "postgres",
-            "SELECT timeline_id FROM pg_control_checkpoint()"
-        ),
-        "2"
+            "shop",
+            &format!(
+                "SELECT count(*) FROM markers WHERE at > '{}'",
+                t1.to_rfc3339()
+            )
+        ) != "0",
+        "markers written on timeline 2"
     );
+    restore_and_verify(&env, &c, t2, 3);
+    let log = stop_archive(archive);
+    assert!(!log.contains(PW), "password in the log: {log}");
 }

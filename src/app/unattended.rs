@@ -383,7 +383,8 @@ impl App {
         let jobs = self.backup_jobs(&stacks)?;
         let session = self.open()?;
         let catalog = session.catalog();
-        let st = status::compute(catalog, &stacks, &jobs, self.now)?;
+        let mut st = status::compute(catalog, &stacks, &jobs, self.now)?;
+        self.read_slots(&stacks, &mut st);
         if let Some(path) = &self.metrics_file {
             status::write_metrics(path, &status::metrics(&st, catalog)?)?;
         }
@@ -420,6 +421,13 @@ impl App {
                     ))
                 ));
             }
+            for s in &st.stacks {
+                for src in &s.sources {
+                    if let Some(p) = &src.pitr {
+                        text.push_str(&pitr_line(&s.stack, &src.source, p));
+                    }
+                }
+            }
             text.push_str(&format!(
                 "repository: {} in {} pack(s), {} added in the last 7 days\n",
                 human_bytes(st.repository_bytes),
@@ -430,6 +438,20 @@ impl App {
         }
         let late = st.late();
         if check && !late.is_empty() {
+            for s in &late {
+                for src in &s.sources {
+                    for g in src.pitr.iter().flat_map(|p| p.coverage.gaps.iter()) {
+                        eprintln!(
+                            "stack {}, source {}: WAL segment {} is missing: {} to {} cannot be restored",
+                            s.stack,
+                            src.source,
+                            g.missing,
+                            local_time(&g.broken.from),
+                            local_time(&g.broken.to)
+                        );
+                    }
+                }
+            }
             let names: Vec<String> = late
                 .iter()
                 .map(|s| format!("{} ({})", s.stack, s.health.as_str()))
@@ -441,6 +463,32 @@ impl App {
             )));
         }
         Ok(())
+    }
+
+    /// Adds each point-in-time source's replication slot, as its server reports it, to
+    /// the status, and judges the stack again. Best effort: a server or Docker that
+    /// cannot be reached leaves the slot unknown (the archive lag still tells).
+    fn read_slots(&self, stacks: &[Stack], st: &mut status::Status) {
+        let pitr_defs = |s: &Stack| s.def.source.iter().filter(|d| d.pitr()).count();
+        if stacks.iter().all(|s| pitr_defs(s) == 0) {
+            return;
+        }
+        let Ok(docker) = crate::docker::Docker::connect(self.rt.clone()) else {
+            return;
+        };
+        for (stack, state) in stacks.iter().zip(st.stacks.iter_mut()) {
+            for (def, src) in stack.def.source.iter().zip(state.sources.iter_mut()) {
+                let Some(p) = src.pitr.as_mut() else {
+                    continue;
+                };
+                p.slot = crate::source::postgres::wal::WalReceiver::open(&docker, def)
+                    .and_then(|r| r.slot())
+                    .ok()
+                    .flatten();
+            }
+            let rpo = state.rpo_seconds.map(chrono::Duration::seconds);
+            state.health = status::pitr_health(state.health, &state.sources, rpo);
+        }
     }
 
     /// `forget [STACK] [--dry-run]`.
@@ -476,7 +524,21 @@ impl App {
                     p.items.len() - p.removed(),
                     p.removed()
                 ));
-                for i in &p.items {
+                // Archived WAL is hundreds of files a day: counted, not listed.
+                let wal = |keep: bool| {
+                    p.items
+                        .iter()
+                        .filter(|i| i.kind == "wal" && i.keep == keep)
+                        .count()
+                };
+                if wal(true) + wal(false) > 0 {
+                    text.push_str(&format!(
+                        "  WAL files: keep {} (from the oldest kept base backup on), remove {}\n",
+                        wal(true),
+                        wal(false)
+                    ));
+                }
+                for i in p.items.iter().filter(|i| i.kind != "wal") {
                     text.push_str(&format!(
                         "  {} {:<8} {:<8} {}  {}\n",
                         if i.keep { "keep  " } else { "remove" },
@@ -544,4 +606,44 @@ fn age(s: i64) -> String {
         s if s < 172_800 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86400),
     }
+}
+
+/// A point-in-time source's line under the status table.
+fn pitr_line(stack: &str, source: &str, p: &status::PitrState) -> String {
+    let window = p.window.map_or("none".to_string(), |w| {
+        format!("{} to {}", local_time(&w.from), local_time(&w.to))
+    });
+    let mut line = format!(
+        "{stack}/{source}: PITR window {window}; archive lag {}; last WAL {}",
+        p.lag_seconds.map_or(
+            "- (nothing archived: is `drctl archive` running?)".into(),
+            age
+        ),
+        p.coverage.last_position.as_deref().unwrap_or("-")
+    );
+    for g in &p.coverage.gaps {
+        line.push_str(&format!(
+            "; GAP: {} missing, {} to {} not restorable",
+            g.missing,
+            local_time(&g.broken.from),
+            local_time(&g.broken.to)
+        ));
+    }
+    if let Some(s) = &p.slot {
+        line.push_str(&format!(
+            "; slot {} {} keeps {}{}{}",
+            s.name,
+            if s.active { "streaming" } else { "idle" },
+            human_bytes(s.retained_bytes),
+            s.limit_bytes
+                .map_or(" (no bound)".into(), |l| format!(" of {}", human_bytes(l))),
+            if s.wal_status == "lost" {
+                " (LOST: the server dropped WAL the archive lacks)"
+            } else {
+                ""
+            }
+        ));
+    }
+    line.push('\n');
+    line
 }

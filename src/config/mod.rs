@@ -60,6 +60,10 @@ pub struct SourceDef {
     /// PostgreSQL: also take a physical base backup (`pg_basebackup`) with each run, the
     /// start of a point-in-time restore.
     pub pitr: Option<Spanned<bool>>,
+    /// With `pitr`: the most WAL the server may keep for drctl's replication slot while
+    /// the archive is behind (`max_slot_wal_keep_size`); past it the server drops what
+    /// was not archived rather than fill its disk. Default 2GiB.
+    pub wal_keep_limit: Option<Spanned<String>>,
 }
 
 /// One stack, as written.
@@ -91,7 +95,18 @@ impl SourceDef {
     pub fn pitr(&self) -> bool {
         self.pitr.as_ref().is_some_and(|p| *p.get_ref())
     }
+
+    /// The bound on WAL kept for the archive's slot, in bytes (checked when loaded).
+    pub fn wal_keep_limit(&self) -> u64 {
+        self.wal_keep_limit
+            .as_ref()
+            .and_then(|l| crate::human::parse_bytes(l.get_ref()).ok())
+            .unwrap_or(DEFAULT_WAL_KEEP_LIMIT)
+    }
 }
+
+/// The default bound on the WAL a server keeps for drctl's slot.
+pub const DEFAULT_WAL_KEEP_LIMIT: u64 = 2 << 30;
 
 /// `[stack.NAME.keep]`: the retention policy of a stack's recovery points, as written.
 pub type KeepDef = KeepPolicy<Spanned<String>>;
@@ -457,6 +472,27 @@ fn check_source(s: &SourceDef, err: ErrAt<'_>) -> Result<()> {
                     s.kind.name()
                 ),
             ));
+        }
+    }
+    if let Some(l) = &s.wal_keep_limit {
+        if !s.pitr() {
+            return Err(err(
+                &l.span(),
+                format!(
+                    "wal_keep_limit needs pitr = true (source {})",
+                    s.name.get_ref()
+                ),
+            ));
+        }
+        match crate::human::parse_bytes(l.get_ref()) {
+            Ok(n) if n >= 64 << 20 => {}
+            Ok(_) => {
+                return Err(err(
+                    &l.span(),
+                    "wal_keep_limit must be at least 64MiB".into(),
+                ))
+            }
+            Err(m) => return Err(err(&l.span(), m)),
         }
     }
     for x in &s.exclude {

@@ -45,6 +45,19 @@ pub struct WalFile {
     /// When drctl started reading it: every transaction the server had committed and sent
     /// by then is in it, so the archive reaches this time.
     pub covers_until: DateTime<Utc>,
+    /// For a timeline history file: the timelines before this one, oldest first, each
+    /// with the WAL position where it ended (the file's content, read when stored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<TimelineSwitch>,
+}
+
+/// One line of a timeline history file: timeline `parent` ended at `end` (an LSN, `X/Y`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TimelineSwitch {
+    /// The earlier timeline.
+    pub parent: u32,
+    /// Where the next timeline branched off it.
+    pub end: String,
 }
 
 /// What a backup read and added.

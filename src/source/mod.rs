@@ -182,6 +182,8 @@ pub struct Target<'a> {
 pub struct PointInTime<'a> {
     /// The time to stop at.
     pub time: chrono::DateTime<chrono::Utc>,
+    /// The timeline recovery follows to it.
+    pub timeline: u32,
     /// The source's archived WAL.
     pub wal: &'a dyn WalArchive,
 }

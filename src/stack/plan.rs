@@ -3,7 +3,6 @@
 //! restore changes nothing; `restore`, `restore --dry-run` and drills build the same plan
 //! and differ only in where it sends the sources ([`Destination`]).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -12,6 +11,7 @@ use super::Step;
 use crate::config::Stack;
 use crate::docker::Docker;
 use crate::error::{Error, Result};
+use crate::pitr;
 use crate::repo::point::{PointEntry, SourceRecord, SourceStatus};
 use crate::repo::snapshot::SnapshotEntry;
 use crate::source::{self, Target};
@@ -153,8 +153,7 @@ impl<'a> RestorePlan<'a> {
             };
             if let (Some(t), Destination::Live(_)) = (selection.at, &dest) {
                 if step.rec.base.is_some() && step.target.dir.is_none() {
-                    step.wal = archived_wal(stack, &step, snapshots, t)?;
-                    step.to_time = Some(t);
+                    to_the_time(stack, &mut step, points, snapshots, t)?;
                 }
             }
             sources.push(Planned::Ready(step));
@@ -304,71 +303,43 @@ fn live_step<'a>(
             def,
             at: None,
         },
-        wal: Vec::new(),
-        to_time: None,
+        replay: None,
     }
 }
 
-/// The archived WAL to replay onto a step's base backup up to `t`: the source's WAL
-/// files from the base's start on (a completed copy where there is one, else the newest
-/// growing one), oldest first. A time outside the recovery window is refused, naming it.
-fn archived_wal(
+/// Makes a step a restore to `t`: from the newest base backup whose archived WAL reaches
+/// `t` (perhaps an older point than the newest backup), with that WAL. A time no replay
+/// reaches is refused, naming the window or the missing segment.
+fn to_the_time(
     stack: &str,
-    step: &Step<'_>,
+    step: &mut Step<'_>,
+    points: &[PointEntry],
     snapshots: &[SnapshotEntry],
     t: DateTime<Utc>,
-) -> Result<Vec<SnapshotEntry>> {
-    let name = &step.rec.name;
-    let base = step.rec.base.as_ref().expect("checked by the caller");
-    let start = segment_of(&base.wal_start).unwrap_or_default();
-    let mut by_name: BTreeMap<String, SnapshotEntry> = BTreeMap::new();
-    for s in snapshots {
-        let Some(w) = s.snapshot.wal.as_ref() else {
-            continue;
-        };
-        let after_base = w.name.ends_with(".history") || w.name.get(8..) >= Some(start.as_str());
-        if s.snapshot.source.as_deref() != Some(name.as_str()) || !after_base {
-            continue;
-        }
-        // A completed copy over a growing one, a later growing one over an earlier.
-        let rank = |s: &SnapshotEntry| {
-            let w = s.snapshot.wal.as_ref().expect("a WAL snapshot");
-            (!w.partial, w.covers_until)
-        };
-        let better = by_name.get(&w.name).is_none_or(|old| rank(s) > rank(old));
-        if better {
-            by_name.insert(w.name.clone(), s.clone());
-        }
+) -> Result<()> {
+    let name = step.rec.name.clone();
+    let bases = pitr::bases(points, &name);
+    let wal = pitr::ArchivedWal::of(snapshots, stack, &name);
+    let (base, replay) = pitr::plan_replay(&bases, &wal, t)
+        .map_err(|m| Error::Failed(format!("stack {stack}, source {name}: {m}")))?;
+    if base.point.id != step.point.id {
+        let snap_id = base.rec.snapshot.expect("ok records have a snapshot");
+        step.snapshot = snapshots
+            .iter()
+            .find(|s| s.id == snap_id)
+            .cloned()
+            .ok_or_else(|| {
+                Error::Damage(format!(
+                    "snapshot {} of source {name} (recovery point {}) is missing",
+                    snap_id.short(),
+                    base.point.id.short()
+                ))
+            })?;
+        step.point = base.point.clone();
+        step.rec = base.rec.clone();
     }
-    let base_end =
-        step.point.point.time + chrono::Duration::milliseconds(step.rec.duration_ms as i64);
-    let end = by_name
-        .values()
-        .filter_map(|s| s.snapshot.wal.as_ref().map(|w| w.covers_until))
-        .max();
-    match end {
-        Some(end) if base_end <= t && t <= end => Ok(by_name.into_values().collect()),
-        Some(end) => Err(Error::Failed(format!(
-            "stack {stack}, source {name}: {} is outside its recovery window, {} to {}              (the base backup of point {} and the archived WAL)",
-            local_time(&t),
-            local_time(&base_end),
-            local_time(&end),
-            step.point.id.short()
-        ))),
-        None => Err(Error::Failed(format!(
-            "stack {stack}, source {name}: no WAL archived since the base backup of {}              (point {}): is `drctl archive {stack}` running?",
-            local_time(&base_end),
-            step.point.id.short()
-        ))),
-    }
-}
-
-/// The log and segment part of a WAL file name for an LSN (`X/Y`), with 16 MiB segments.
-fn segment_of(lsn: &str) -> Option<String> {
-    let (hi, lo) = lsn.split_once('/')?;
-    let pos = (u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?;
-    let segno = pos / 0x100_0000;
-    Some(format!("{:08X}{:08X}", segno / 0x100, segno % 0x100))
+    step.replay = Some((t, replay));
+    Ok(())
 }
 
 /// A step into scratch, whose target the drill fills in once its server or directory
@@ -387,8 +358,7 @@ fn scratch_step<'a>(point: PointEntry, mut rec: SourceRecord, snapshot: Snapshot
             def: None,
             at: None,
         },
-        wal: Vec::new(),
-        to_time: None,
+        replay: None,
     }
 }
 

@@ -62,7 +62,7 @@ pub fn restore(
         std::fs::metadata(host.join("PG_VERSION")).ctx(|| format!("reading {}", host.display()))?;
     let owner = (meta.uid(), meta.gid());
     stage_wal(at, &host.join(STAGING), owner)?;
-    write_recovery(&host, Some(at.time), owner)?;
+    write_recovery(&host, Some((at.time, at.timeline)), owner)?;
     docker.start(container)?;
     if !wait_promoted(docker, container, target)? {
         // No transaction after the time in the archive: all of it is the state at the time.
@@ -80,6 +80,7 @@ pub fn restore(
         "ALTER SYSTEM RESET restore_command",
         "ALTER SYSTEM RESET recovery_target_time",
         "ALTER SYSTEM RESET recovery_target_action",
+        "ALTER SYSTEM RESET recovery_target_timeline",
         "SELECT pg_reload_conf()",
     ])?;
     std::fs::remove_dir_all(host.join(STAGING)).ctx(|| "removing the staged WAL".to_string())?;
@@ -152,12 +153,18 @@ fn stage_wal(at: PointInTime<'_>, dir: &Path, (uid, gid): (u32, u32)) -> Result<
     Ok(())
 }
 
-/// `recovery.signal` and the recovery settings; `None` replays all the WAL there is.
-fn write_recovery(dir: &Path, time: Option<DateTime<Utc>>, (uid, gid): (u32, u32)) -> Result<()> {
+/// `recovery.signal` and the recovery settings: the time and the timeline to follow to
+/// it; `None` replays all the WAL there is (the timeline the staged history leads to).
+fn write_recovery(
+    dir: &Path,
+    target: Option<(DateTime<Utc>, u32)>,
+    (uid, gid): (u32, u32),
+) -> Result<()> {
     let mut conf = format!("restore_command = 'cp {STAGING}/%f \"%p\"'\n");
-    if let Some(t) = time {
+    if let Some((t, timeline)) = target {
         conf.push_str(&format!(
-            "recovery_target_time = '{}'\nrecovery_target_action = 'promote'\n",
+            "recovery_target_time = '{}'\nrecovery_target_action = 'promote'\n\
+             recovery_target_timeline = '{timeline}'\n",
             t.format("%Y-%m-%d %H:%M:%S%.6f+00")
         ));
     }
@@ -171,6 +178,7 @@ fn write_recovery(dir: &Path, time: Option<DateTime<Utc>>, (uid, gid): (u32, u32
                 "restore_command",
                 "recovery_target_time",
                 "recovery_target_action",
+                "recovery_target_timeline",
             ]
             .iter()
             .any(|k| l.trim_start().starts_with(k))

@@ -12,6 +12,23 @@ use crate::source::{container_of, exec_stream, StreamFile};
 /// Where `pg_receivewal` writes, in the container's own file system: not in the data
 /// directory, which base backups would then carry.
 const RECEIVE_ROOT: &str = "/tmp/drctl-wal";
+/// Beside the receive directory: files from before the slot was created again.
+const EARLIER: &str = "earlier";
+
+/// A replication slot as the server reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SlotState {
+    /// Its name.
+    pub name: String,
+    /// WAL the server keeps for it.
+    pub retained_bytes: u64,
+    /// `reserved`, `extended`, `unreserved` or `lost`.
+    pub wal_status: String,
+    /// A receiver streams from it.
+    pub active: bool,
+    /// The server's bound (`max_slot_wal_keep_size`), if any.
+    pub limit_bytes: Option<u64>,
+}
 
 /// One source's WAL receiver in its container.
 pub struct WalReceiver {
@@ -61,21 +78,99 @@ impl WalReceiver {
         })
     }
 
-    /// Creates the slot when missing, reserving WAL from now on; ends any receiver still
-    /// streaming from it (one left by a killed drctl), so that this one can take over.
-    pub fn prepare(&self) -> Result<()> {
+    /// Creates the slot when missing (or lost: the server dropped WAL it held past its
+    /// bound), reserving WAL from now on; bounds what the server keeps for it to `limit`
+    /// bytes where the server keeps WAL without bound; ends any receiver still streaming
+    /// from it (one left by a killed drctl), so that this one can take over. What changed,
+    /// for the operator.
+    pub fn prepare(&self, limit: u64) -> Result<Vec<String>> {
         let slot = &self.slot;
-        self.session.psql_multi(&[
+        let mut notes = Vec::new();
+        let lost = self.session.psql(
+            "postgres",
             &format!(
-                "SELECT pg_create_physical_replication_slot('{slot}', true) \
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                 WHERE slot_name = '{slot}' AND wal_status = 'lost' AND NOT active"
+            ),
+        )?;
+        if !lost.trim().is_empty() {
+            notes.push(format!(
+                "replication slot {slot} had lost WAL the archive had not received (the \
+                 server's bound was reached): dropped and created again; the archive has a \
+                 gap until the next base backup"
+            ));
+        }
+        let out = self.session.psql_multi(&[
+            &format!(
+                "SELECT 'created', pg_create_physical_replication_slot('{slot}', true) \
                  WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')"
             ),
+            "SELECT 'bound ' || setting FROM pg_settings WHERE name = 'max_slot_wal_keep_size'",
             &self.end_receiver_sql(),
         ])?;
+        let created = out.lines().any(|l| l.starts_with("created|"));
+        let bound: Option<i64> = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("bound "))
+            .and_then(|v| v.trim().parse().ok());
+        let limit_mb = (limit >> 20).max(1);
+        if bound == Some(-1) {
+            self.session.psql_multi(&[
+                &format!("ALTER SYSTEM SET max_slot_wal_keep_size = '{limit_mb}MB'"),
+                "SELECT pg_reload_conf()",
+            ])?;
+            notes.push(format!(
+                "set max_slot_wal_keep_size = {limit_mb}MB on the server (it kept WAL for \
+                 replication slots without bound): if the archive stops for longer than that \
+                 much WAL takes, the server drops it rather than fill its disk"
+            ));
+        }
+        let dir = &self.dir;
+        // Files received from a server this slot no longer streams from (one restored or
+        // recreated) are still shipped, from beside the directory pg_receivewal starts
+        // from: it would resume from the newest of them.
+        let setup = if created {
+            format!(
+                "mkdir -p {dir}/{EARLIER} && for f in {dir}/0*; do [ -e \"$f\" ] && \
+                 mv \"$f\" {dir}/{EARLIER}/; done; true"
+            )
+        } else {
+            format!("mkdir -p {dir}")
+        };
         self.session
             .docker
-            .run_ok(&self.session.container, &["mkdir", "-p", &self.dir], &[])?;
-        Ok(())
+            .run_ok(&self.session.container, &["sh", "-c", &setup], &[])?;
+        Ok(notes)
+    }
+
+    /// The slot's state on the server: `None` when it has none.
+    pub fn slot(&self) -> Result<Option<SlotState>> {
+        let out = self.session.psql(
+            "postgres",
+            &format!(
+                "SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint, \
+                 coalesce(wal_status, ''), active, \
+                 (SELECT setting FROM pg_settings WHERE name = 'max_slot_wal_keep_size') \
+                 FROM pg_replication_slots WHERE slot_name = '{}'",
+                self.slot
+            ),
+        )?;
+        let line = out.trim();
+        if line.is_empty() {
+            return Ok(None);
+        }
+        let f: Vec<&str> = line.split('|').collect();
+        Ok(Some(SlotState {
+            name: self.slot.clone(),
+            retained_bytes: f.first().and_then(|v| v.parse().ok()).unwrap_or(0),
+            wal_status: f.get(1).unwrap_or(&"").to_string(),
+            active: f.get(2) == Some(&"t"),
+            limit_bytes: f
+                .get(3)
+                .and_then(|v| v.parse::<i64>().ok())
+                .filter(|v| *v >= 0)
+                .map(|mb| (mb as u64) << 20),
+        }))
     }
 
     /// Runs `pg_receivewal` until it ends (the server stopped, or [`Self::stop`]); its
@@ -126,11 +221,11 @@ impl WalReceiver {
                 "find",
                 &self.dir,
                 "-maxdepth",
-                "1",
+                "2",
                 "-type",
                 "f",
                 "-printf",
-                "%f %s %T@\\n",
+                "%P %s %T@\\n",
             ],
             &[],
         )?;
@@ -151,6 +246,14 @@ impl WalReceiver {
         )
     }
 
+    /// A small file's contents (a timeline history).
+    pub fn read(&self, file: &Received) -> Result<String> {
+        let path = format!("{}/{}", self.dir, file.file);
+        self.session
+            .docker
+            .run_ok(&self.session.container, &["cat", &path], &[])
+    }
+
     /// Removes a file that is stored.
     pub fn remove(&self, file: &Received) -> Result<()> {
         let path = format!("{}/{}", self.dir, file.file);
@@ -161,11 +264,24 @@ impl WalReceiver {
     }
 }
 
+impl Received {
+    /// Whether it will not change any more: completed, or left by a receiver from before
+    /// the slot was created again.
+    pub fn is_final(&self) -> bool {
+        !self.partial || self.file.starts_with(EARLIER)
+    }
+}
+
 /// `NAME SIZE MTIME` as `find -printf` gives it, for WAL segment and history files only.
 fn parse_listing(line: &str) -> Option<Received> {
     let mut parts = line.split_whitespace();
     let (file, size, mtime) = (parts.next()?, parts.next()?, parts.next()?);
-    let (name, partial) = match file.strip_suffix(".partial") {
+    let base = match file.split_once('/') {
+        Some((EARLIER, rest)) => rest,
+        Some(_) => return None,
+        None => file,
+    };
+    let (name, partial) = match base.strip_suffix(".partial") {
         Some(n) => (n, true),
         None => (file, false),
     };
@@ -220,5 +336,14 @@ mod tests {
             ("000000010000000000000004", true, 16777216)
         );
         assert!(parse_listing("notwal 1 2").is_none());
+        let r = parse_listing("earlier/000000010000000000000004.partial 16 1.5").unwrap();
+        assert_eq!(
+            (r.file.as_str(), r.name.as_str()),
+            (
+                "earlier/000000010000000000000004.partial",
+                "000000010000000000000004"
+            )
+        );
+        assert!(parse_listing("other/000000010000000000000004 16 1.5").is_none());
     }
 }
