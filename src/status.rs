@@ -9,10 +9,11 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::catalog::{Catalog, RunRecord, RunStatus};
-use crate::config::Stack;
+use crate::config::{SourceDef, Stack};
 use crate::error::{IoContext, Result};
 use crate::pitr::{bases, coverage, ArchivedWal, Coverage, Span};
-use crate::repo::point::SourceStatus;
+use crate::repo::point::{PointEntry, SourceStatus};
+use crate::repo::snapshot::SnapshotEntry;
 use crate::schedule::Job;
 use crate::source::postgres::wal::SlotState;
 use crate::timespec::parse_duration;
@@ -156,43 +157,12 @@ pub fn compute(
         } else {
             Vec::new()
         };
-        let mut sources = Vec::new();
-        for def in &stack.def.source {
-            let name = def.name.get_ref();
-            let newest = points
-                .iter()
-                .filter(|e| {
-                    e.point
-                        .source(name)
-                        .is_some_and(|r| r.status == SourceStatus::Ok)
-                })
-                .max_by_key(|e| e.point.time);
-            let pitr = def.pitr().then(|| {
-                let coverage = coverage(
-                    &bases(&points, name),
-                    &ArchivedWal::of(&snapshots, &stack.name, name),
-                );
-                PitrState {
-                    window: match (coverage.windows.first(), coverage.windows.last()) {
-                        (Some(a), Some(b)) => Some(Span {
-                            from: a.from,
-                            to: b.to,
-                        }),
-                        _ => None,
-                    },
-                    lag_seconds: coverage.archived_until.map(|t| (now - t).num_seconds()),
-                    coverage,
-                    slot: None,
-                }
-            });
-            sources.push(SourceState {
-                source: name.clone(),
-                last_success: newest.map(|e| e.point.time),
-                point_id: newest.map(|e| e.id.to_string()),
-                age_seconds: newest.map(|e| (now - e.point.time).num_seconds()),
-                pitr,
-            });
-        }
+        let sources: Vec<SourceState> = stack
+            .def
+            .source
+            .iter()
+            .map(|def| source_state(def, &stack.name, &points, &snapshots, now))
+            .collect();
         let rpo = stack
             .def
             .rpo
@@ -258,6 +228,57 @@ pub fn compute(
         repository_packs: packs,
         added_last_7d: total_added,
     })
+}
+
+/// One source's newest good backup and, for a point-in-time source, its archive.
+fn source_state(
+    def: &SourceDef,
+    stack: &str,
+    points: &[PointEntry],
+    snapshots: &[SnapshotEntry],
+    now: DateTime<Utc>,
+) -> SourceState {
+    let name = def.name.get_ref();
+    let newest = points
+        .iter()
+        .filter(|e| {
+            e.point
+                .source(name)
+                .is_some_and(|r| r.status == SourceStatus::Ok)
+        })
+        .max_by_key(|e| e.point.time);
+    let pitr = def.pitr().then(|| {
+        let coverage = coverage(
+            &bases(points, name),
+            &ArchivedWal::of(snapshots, stack, name),
+        );
+        PitrState {
+            window: match (coverage.windows.first(), coverage.windows.last()) {
+                (Some(a), Some(b)) => Some(Span {
+                    from: a.from,
+                    to: b.to,
+                }),
+                _ => None,
+            },
+            lag_seconds: coverage.archived_until.map(|t| (now - t).num_seconds()),
+            coverage,
+            slot: None,
+        }
+    });
+    SourceState {
+        source: name.clone(),
+        last_success: newest.map(|e| e.point.time),
+        point_id: newest.map(|e| e.id.to_string()),
+        // A point-in-time source's newest recovery point is where its window ends.
+        age_seconds: newest.map(|e| {
+            let restorable = pitr
+                .as_ref()
+                .and_then(|p| p.window)
+                .map_or(e.point.time, |w| w.to.max(e.point.time));
+            (now - restorable).num_seconds()
+        }),
+        pitr,
+    }
 }
 
 /// A stack's health once its point-in-time sources are judged: a gap in an archive, or

@@ -13,13 +13,19 @@ use common::{text, unique, Env, Kind};
 const PW: &str = "pg-wal-1";
 
 fn env_with_pitr(container: &str) -> Env {
+    env_with(container, "", "")
+}
+
+/// A stack `shop` whose source `db` has `pitr = true`, with more lines for the stack
+/// and for the source.
+fn env_with(container: &str, stack: &str, source: &str) -> Env {
     let env = Env::init(Kind::Local).unwrap();
     std::fs::create_dir_all(env.path("schedules")).unwrap();
     std::fs::write(
         env.path("schedules/shop.toml"),
         format!(
-            "[stack.shop]\n[[stack.shop.source]]\nname = \"db\"\nkind = \"postgres\"\n\
-             container = \"{container}\"\ndatabases = [\"shop\"]\npitr = true\n"
+            "[stack.shop]\n{stack}[[stack.shop.source]]\nname = \"db\"\nkind = \"postgres\"\n\
+             container = \"{container}\"\ndatabases = [\"shop\"]\npitr = true\n{source}"
         ),
     )
     .unwrap();
@@ -318,4 +324,215 @@ fn restore_at_a_second_before_a_delete_brings_every_row_back() {
     restore_and_verify(&env, &c, t2, 3);
     let log = stop_archive(archive);
     assert!(!log.contains(PW), "password in the log: {log}");
+}
+
+/// A server with a table of orders and one of markers, archived by a running
+/// `drctl archive`, with a base backup.
+fn archived_shop(
+    name: &str,
+    stack: &str,
+    source: &str,
+    extra_args: &[&str],
+) -> (Container, Env, Child) {
+    let c = docker::postgres_with(name, PW, extra_args);
+    c.psql(PW, "postgres", "CREATE DATABASE shop");
+    c.psql(
+        PW,
+        "shop",
+        "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 20000) g",
+    );
+    c.psql(PW, "shop", "CREATE TABLE markers (at timestamptz)");
+    let env = env_with(name, stack, source);
+    let archive = start_archive(&env);
+    wait_for_receiver(&c);
+    common::assert_ok(&env.run(&["backup", "shop"]));
+    (c, env, archive)
+}
+
+/// The repository's snapshot holding the WAL file `name`, as an object key.
+fn wal_object(env: &Env, name: &str) -> String {
+    let snaps = env.json(&["snapshots"]);
+    let id = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["wal"]["name"] == name && s["wal"]["partial"] == false)
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("{name} is not archived"));
+    env.objects()
+        .into_iter()
+        .map(|(k, _)| k)
+        .find(|k| k.starts_with("snapshots/") && k.ends_with(&id))
+        .unwrap()
+}
+
+/// The first gap `status` reports for the source: (missing segment, from, to).
+fn status_gap(
+    env: &Env,
+) -> Option<(
+    String,
+    chrono::DateTime<chrono::Utc>,
+    chrono::DateTime<chrono::Utc>,
+)> {
+    let o = env.run(&["--json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let g = &v["stacks"][0]["sources"][0]["pitr"]["gaps"][0];
+    let time = |v: &serde_json::Value| v.as_str().unwrap().parse().unwrap();
+    g.is_object().then(|| {
+        (
+            g["missing"].as_str().unwrap().to_string(),
+            time(&g["broken"]["from"]),
+            time(&g["broken"]["to"]),
+        )
+    })
+}
+
+/// A segment deleted from the repository: `check` names it and the span it breaks,
+/// `status --check` fails, a restore to a time in that span fails naming it, and a
+/// restore to a time before it still works.
+#[test]
+fn a_missing_segment_is_named_and_only_its_span_is_unrestorable() {
+    if skip() {
+        return;
+    }
+    let name = unique("drctl-t-gap");
+    let vol = docker::volume(&format!("{name}-data"));
+    let mount = format!("{}:/var/lib/postgresql/data", vol.name);
+    let (c, env, archive) = archived_shop(&name, "rpo = \"1h\"\n", "", &["-v", &mount]);
+    let start = chrono::Utc::now();
+    let before_gap = chrono::DateTime::from_timestamp(start.timestamp() + 2, 0).unwrap();
+    markers_until(&c, before_gap + chrono::Duration::seconds(1));
+    let segments: Vec<String> = (0..3).map(|_| switch_wal(&c)).collect();
+    wait_for("three segments", Duration::from_secs(30), || {
+        completed(&env).contains(&segments[2])
+    });
+    // More time in the archive after the missing segment.
+    let later = chrono::Utc::now();
+    markers_until(&c, later + chrono::Duration::seconds(2));
+    wait_for("the later markers", Duration::from_secs(30), || {
+        archived(&env)
+            .iter()
+            .any(|(_, _, at)| *at > later + chrono::Duration::seconds(2))
+    });
+    common::assert_ok(&env.run(&["status", "--check"]));
+
+    let missing = &segments[1];
+    let key = wal_object(&env, missing);
+    common::rt().block_on(env.store().delete(&key)).unwrap();
+
+    let o = env.run(&["check"]);
+    let said = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("WAL segment {missing} is missing"))
+            && said.contains("nothing between"),
+        "{said}"
+    );
+    let o = env.run(&["status", "--check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("GAP"), "{}", text(&o.stdout));
+    let (named, from, to) = status_gap(&env).expect("status names the gap");
+    assert_eq!(&named, missing);
+    assert!(from >= before_gap && from < to, "{from} {to}");
+
+    let rows = c.psql(PW, "shop", "SELECT count(*) FROM orders");
+    let inside = from + (to - from) / 2;
+    let o = env.run(&["restore", "shop", "--at", &inside.to_rfc3339(), "--force"]);
+    common::assert_fails(&o, 1, &format!("WAL segment {missing} is missing"));
+    assert_eq!(
+        c.psql(PW, "shop", "SELECT count(*) FROM orders"),
+        rows,
+        "server untouched"
+    );
+
+    restore_and_verify(&env, &c, before_gap, 2);
+    stop_archive(archive);
+}
+
+/// The archive stops (its drctl killed): the receiver it left in the container ends by
+/// itself, `status --check` fails once the archive trails by more than the RPO, and the
+/// server keeps no more WAL for the slot than the configured bound.
+#[test]
+fn a_stopped_archive_is_late_and_its_slot_stays_within_the_bound() {
+    if skip() {
+        return;
+    }
+    let name = unique("drctl-t-stop");
+    let (c, env, mut archive) = archived_shop(
+        &name,
+        "rpo = \"15s\"\n",
+        "wal_keep_limit = \"64MiB\"\n",
+        &[],
+    );
+    assert_eq!(
+        c.psql(PW, "postgres", "SHOW max_slot_wal_keep_size"),
+        "64MB"
+    );
+    common::assert_ok(&env.run(&["status", "--check"]));
+
+    archive.kill().unwrap();
+    archive.wait().unwrap();
+    let killed = Instant::now();
+    wait_for("status --check to fail", Duration::from_secs(40), || {
+        env.run(&["status", "--check"]).status.code() == Some(1)
+    });
+    let o = env.run(&["--json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["stacks"][0]["health"], "LATE", "{v}");
+    let lag = v["stacks"][0]["sources"][0]["pitr"]["lag_seconds"]
+        .as_i64()
+        .unwrap();
+    assert!(lag > 15, "late before the RPO: {lag}s");
+
+    // The receiver left behind streams on until its watchdog sees nobody reading.
+    wait_for(
+        "the orphaned receiver to end",
+        Duration::from_secs(60),
+        || {
+            c.psql(
+                PW,
+                "postgres",
+                "SELECT count(*) FROM pg_replication_slots WHERE active",
+            ) == "0"
+        },
+    );
+    let ended = killed.elapsed();
+    eprintln!("orphaned receiver ended {ended:?} after drctl was killed");
+    assert!(ended >= Duration::from_secs(25), "ended early: {ended:?}");
+
+    // Eight segments (128 MiB) past a 64 MiB bound: the server drops the slot's WAL.
+    for _ in 0..8 {
+        switch_wal(&c);
+    }
+    c.psql(PW, "postgres", "CHECKPOINT");
+    let current = c.psql(
+        PW,
+        "postgres",
+        "SELECT pg_walfile_name(pg_current_wal_lsn())",
+    );
+    let oldest = c.psql(
+        PW,
+        "postgres",
+        &format!(
+            "SELECT min(name) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{{24}}$' AND name <= '{current}'"
+        ),
+    );
+    let segno = |n: &str| {
+        u64::from_str_radix(&n[8..16], 16).unwrap() * 256
+            + u64::from_str_radix(&n[16..24], 16).unwrap()
+    };
+    let kept = segno(&current) - segno(&oldest) + 1;
+    assert!(
+        kept <= 64 / 16 + 2,
+        "pg_wal keeps {kept} segments: {oldest} to {current}"
+    );
+    let wal_status = c.psql(
+        PW,
+        "postgres",
+        "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'drctl_db'",
+    );
+    assert_eq!(wal_status, "lost");
+    let o = env.run(&["status", "--check"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).contains("GAP"), "{}", text(&o.stdout));
 }

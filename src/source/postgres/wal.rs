@@ -14,6 +14,10 @@ use crate::source::{container_of, exec_stream, StreamFile};
 const RECEIVE_ROOT: &str = "/tmp/drctl-wal";
 /// Beside the receive directory: files from before the slot was created again.
 const EARLIER: &str = "earlier";
+/// In the receive directory: touched each time drctl looks.
+const ALIVE: &str = ".drctl-alive";
+/// A receiver nobody has looked at for this long is ended (see [`WalReceiver::receive`]).
+pub const ORPHAN_AFTER_SECS: u64 = 30;
 
 /// A replication slot as the server reports it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -89,11 +93,12 @@ impl WalReceiver {
         let lost = self.session.psql(
             "postgres",
             &format!(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                "SELECT 'dropped', pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
                  WHERE slot_name = '{slot}' AND wal_status = 'lost' AND NOT active"
             ),
         )?;
-        if !lost.trim().is_empty() {
+        // `pg_drop_replication_slot` returns void: the literal says a row was there.
+        if lost.contains("dropped") {
             notes.push(format!(
                 "replication slot {slot} had lost WAL the archive had not received (the \
                  server's bound was reached): dropped and created again; the archive has a \
@@ -175,10 +180,29 @@ impl WalReceiver {
 
     /// Runs `pg_receivewal` until it ends (the server stopped, or [`Self::stop`]); its
     /// error output, for the log.
+    ///
+    /// A `docker exec` outlives the client that started it: were drctl killed, the
+    /// receiver would stream on, holding the slot and filling the container's `/tmp`
+    /// with nobody shipping it. A watchdog beside it in the container ends it once drctl
+    /// has not listed the directory for [`ORPHAN_AFTER_SECS`].
     pub fn receive(&self) -> Result<String> {
+        let alive = format!("{}/{ALIVE}", self.dir);
+        let script = format!(
+            "touch {alive}; \"$@\" & pid=$!; \
+             while kill -0 $pid 2>/dev/null; do sleep 1; \
+               seen=$(stat -c %Y {alive} 2>/dev/null || echo 0); \
+               if [ $(( $(date +%s) - seen )) -gt {ORPHAN_AFTER_SECS} ]; then \
+                 echo 'drctl stopped reading the received WAL: receiver ended' >&2; \
+                 kill $pid; fi; \
+             done; wait $pid"
+        );
         let out = self.session.docker.run(
             &self.session.container,
             &[
+                "sh",
+                "-c",
+                &script,
+                "drctl-receive",
                 "pg_receivewal",
                 "-D",
                 &self.dir,
@@ -213,19 +237,18 @@ impl WalReceiver {
         )
     }
 
-    /// The WAL files received, oldest name first.
+    /// The WAL files received, oldest name first. Each look tells the receiver's
+    /// watchdog that drctl is still there.
     pub fn list(&self) -> Result<Vec<Received>> {
+        let dir = &self.dir;
         let out = self.session.docker.run_ok(
             &self.session.container,
             &[
-                "find",
-                &self.dir,
-                "-maxdepth",
-                "2",
-                "-type",
-                "f",
-                "-printf",
-                "%P %s %T@\\n",
+                "sh",
+                "-c",
+                &format!(
+                    "touch {dir}/{ALIVE} && find {dir} -maxdepth 2 -type f -printf '%P %s %T@\\n'"
+                ),
             ],
             &[],
         )?;
