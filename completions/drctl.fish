@@ -302,7 +302,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand prune" -l json -d 'Print one
 complete -c drctl -n "__fish_drctl_using_subcommand prune" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand prune" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
 complete -c drctl -n "__fish_drctl_using_subcommand prune" -s h -l help -d 'Print help'
-complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l at -d 'Restore the newest recovery point at or before this time instead of the newest' -r
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l at -d 'Restore to this time (point-in-time sources replayed to it, others from their newest point at or before it), or `random`: a random second of the recovery window' -r
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l junit -d 'Write the results as JUnit XML to this file' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
@@ -338,6 +338,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subco
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from history" -s h -l help -d 'Print help'
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l html -d 'Write the page here instead of to stdout' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l junit -d 'Also write each drill\'s newest result as JUnit XML to this file (for drills run by `run --due` or the daemon)' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and __fish_seen_subcommand_from report" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F

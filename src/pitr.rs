@@ -13,6 +13,10 @@
 //!
 //! Pure functions of the catalog's entries: no I/O, the clock not needed.
 
+mod pick;
+
+pub use pick::{common_windows, pick_time};
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};

@@ -220,6 +220,8 @@ pub struct Restored {
     pub seconds: f64,
     /// Things the operator should know.
     pub warnings: Vec<String>,
+    /// For a restore to a point in time: when the last transaction replayed committed.
+    pub replayed_to: Option<DateTime<Utc>>,
 }
 
 /// Restores one step.
@@ -261,6 +263,7 @@ pub fn restore_step(
         bytes: loaded.bytes,
         seconds: t0.elapsed().as_secs_f64(),
         warnings: loaded.warnings,
+        replayed_to: loaded.replayed_to,
     })
 }
 

@@ -237,6 +237,7 @@ fn config_check_rejects_what_cannot_work_at_its_place() {
         ("restore-drills/d.toml", drill("path = \"x\"\nmin_file = 3\n"), "d.toml:6:1", "unknown field `min_file`"),
         ("restore-drills/d.toml", "[drill.web]\nstack = \"web\"\nschedule = \"0 0 31 4 *\"\n".into(), "d.toml:3:12", "never fires"),
         ("restore-drills/d.toml", "[drills.web]\nstack = \"web\"\n".into(), "d.toml:1:2", "unknown field `drills`"),
+        ("restore-drills/d.toml", "[drill.web]\nstack = \"web\"\nat = \"2026-11-20 03:00\"\n".into(), "d.toml:3:6", "\"newest\" point or a \"random\" time"),
     ];
     for (file, body, place, what) in &cases {
         let mut files: Vec<(&str, &[u8])> = vec![];

@@ -536,3 +536,127 @@ fn a_stopped_archive_is_late_and_its_slot_stays_within_the_bound() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stdout).contains("GAP"), "{}", text(&o.stdout));
 }
+
+/// Markers every fraction of a second from another thread until `stop` is set.
+fn markers_while(c: &Container, stop: &std::sync::atomic::AtomicBool) {
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        c.psql(PW, "shop", "INSERT INTO markers VALUES (clock_timestamp())");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A drill scheduled to restore to a random time: `run --due` draws a whole second from
+/// the recovery window, replays the base backup's WAL to it in a scratch server, and
+/// reports how close the replay came (the measured RPO) and how far the archive trailed,
+/// beside the RTO, in its summary, the JUnit file and the HTML report. The stack's own
+/// server is left alone.
+#[test]
+fn a_scheduled_drill_to_a_random_time_measures_its_rpo() {
+    if skip() {
+        return;
+    }
+    let name = unique("drctl-t-pdrill");
+    let c = docker::postgres(&name, PW);
+    c.psql(PW, "postgres", "CREATE DATABASE shop");
+    c.psql(
+        PW,
+        "shop",
+        "CREATE TABLE orders AS SELECT g AS id FROM generate_series(1, 20000) g",
+    );
+    c.psql(PW, "shop", "CREATE TABLE markers (at timestamptz)");
+    let env = env_with_pitr(&name);
+    std::fs::create_dir_all(env.path("restore-drills")).unwrap();
+    std::fs::write(
+        env.path("restore-drills/shop.toml"),
+        "[drill.shop-pitr]\nstack = \"shop\"\nschedule = \"* * * * *\"\nat = \"random\"\nrpo = \"30s\"\n\
+         [[drill.shop-pitr.check]]\nsource = \"db\"\nsql = \"SELECT count(*) FROM orders\"\nexpect = \"= 20000\"\n\
+         [[drill.shop-pitr.check]]\nsource = \"db\"\nsql = \"SELECT max(at) FROM markers\"\nfresher_than = \"2s\"\n",
+    )
+    .unwrap();
+    let archive = start_archive(&env);
+    wait_for_receiver(&c);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let drilled = std::thread::scope(|scope| {
+        scope.spawn(|| markers_while(&c, &stop));
+        std::thread::sleep(Duration::from_secs(1));
+        common::assert_ok(&env.run(&["backup", "shop"]));
+        let after = chrono::Utc::now() + chrono::Duration::seconds(5);
+        wait_for(
+            "five seconds more in the archive",
+            Duration::from_secs(30),
+            || archived(&env).iter().any(|(_, _, at)| *at > after),
+        );
+        let status = env.json(&["status"]);
+        let window = &status["stacks"][0]["sources"][0]["pitr"]["window"];
+        let time = |v: &serde_json::Value| -> chrono::DateTime<chrono::Utc> {
+            v.as_str().unwrap().parse().unwrap()
+        };
+        let from = time(&window["from"]);
+        let o = env.run(&["run", "--due"]);
+        let to = chrono::Utc::now();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        (o, from, to)
+    });
+    let (o, from, to) = drilled;
+    common::assert_ok(&o);
+    let said = text(&o.stdout);
+    assert!(
+        said.contains("a random time in the recovery window"),
+        "{said}"
+    );
+    assert!(said.contains("RPO measured"), "{said}");
+
+    let history = env.json(&["drill", "history"]);
+    let r = &history.as_array().unwrap()[0];
+    assert_eq!(r["verdict"], "PASS", "{r}");
+    assert_eq!(r["checks"].as_array().unwrap().len(), 2);
+    let p = &r["pitr"];
+    assert_eq!(p["random"], true);
+    let target: chrono::DateTime<chrono::Utc> = p["target"].as_str().unwrap().parse().unwrap();
+    assert_eq!(target.timestamp_subsec_nanos(), 0, "a whole second");
+    assert!(
+        from <= target && target <= to,
+        "{target} outside {from}..{to}"
+    );
+    assert_eq!(r["sources"][0]["point_time"], p["target"]);
+    let replayed: chrono::DateTime<chrono::Utc> =
+        p["replayed_to"].as_str().unwrap().parse().unwrap();
+    assert!(replayed <= target, "replayed past the time: {replayed}");
+    let rpo = p["rpo_secs"].as_f64().unwrap();
+    assert!(rpo <= 2.0, "measured RPO {rpo}s");
+    assert!((rpo - (target - replayed).num_milliseconds() as f64 / 1000.0).abs() < 0.01);
+    let lag = p["archive_lag_secs"].as_f64().unwrap();
+    assert!(lag < 30.0, "archive lag {lag}s");
+    assert!(r["rto_secs"].as_f64().unwrap() > 0.0);
+
+    let (junit, html) = (env.path("drills.xml"), env.path("drills.html"));
+    common::assert_ok(&env.run(&[
+        "drill",
+        "report",
+        "--html",
+        html.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]));
+    let junit = std::fs::read_to_string(junit).unwrap();
+    for needle in [
+        "name=\"rto_seconds\"".to_string(),
+        format!("name=\"target_time\" value=\"{}\"", target.to_rfc3339()),
+        "name=\"target_random\" value=\"true\"".to_string(),
+        format!("name=\"rpo_measured_seconds\" value=\"{rpo:.3}\""),
+        "name=\"archive_lag_seconds\"".to_string(),
+        format!("RPO {rpo:.1}s behind"),
+    ] {
+        assert!(junit.contains(&needle), "{needle} not in {junit}");
+    }
+    let html = std::fs::read_to_string(html).unwrap();
+    assert!(
+        html.contains("RPO measured") && html.contains(&format!("{rpo:.1}s behind")),
+        "{html}"
+    );
+
+    // The stack's own server ran on untouched.
+    assert_eq!(c.psql(PW, "postgres", "SELECT pg_is_in_recovery()"), "f");
+    assert_eq!(c.psql(PW, "shop", "SELECT count(*) FROM orders"), "20000");
+    stop_archive(archive);
+}

@@ -9,7 +9,7 @@ use crate::cli::{DrillArgs, DrillCommand};
 use crate::config::drill::Drill;
 use crate::config::Stack;
 use crate::docker::Docker;
-use crate::drill::{self, DrillRequest, DrillResult, Verdict};
+use crate::drill::{self, DrillAt, DrillRequest, DrillResult, Verdict};
 use crate::error::{Error, Result};
 use crate::session::{Readable, Session};
 use crate::timespec::parse_time;
@@ -25,7 +25,9 @@ impl App {
     pub(super) fn drill(&self, a: &DrillArgs) -> Result<()> {
         match &a.command {
             Some(DrillCommand::History { name }) => return self.drill_history(name.as_deref()),
-            Some(DrillCommand::Report { html }) => return self.drill_report(html.as_deref()),
+            Some(DrillCommand::Report { html, junit }) => {
+                return self.drill_report(html.as_deref(), junit.as_deref())
+            }
             None => {}
         }
         let (stacks, drills) = self.drills()?;
@@ -44,10 +46,11 @@ impl App {
                 self.settings.drills_dir.display()
             )));
         }
-        let at =
-            a.at.as_deref()
-                .map(|t| parse_time(t, self.now))
-                .transpose()?;
+        let at = match a.at.as_deref() {
+            None => None,
+            Some("random") => Some(DrillAt::Random),
+            Some(t) => Some(DrillAt::Time(parse_time(t, self.now)?)),
+        };
         let mut session = self.open_for_reading()?;
         self.writable(session.repo())?;
         let results = self.run_drills(&mut session, &stacks, &chosen, at, a.keep, self.now)?;
@@ -62,14 +65,15 @@ impl App {
     }
 
     /// Runs drills one after the other, storing each result in the repository and the
-    /// catalog (so that `run --due` sees it at once) and printing its summary.
+    /// catalog (so that `run --due` sees it at once) and printing its summary. `at`
+    /// overrides each drill's own setting.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn run_drills(
         &self,
         session: &mut Session<Readable>,
         stacks: &[Stack],
         chosen: &[&Drill],
-        at: Option<DateTime<Utc>>,
+        at: Option<DrillAt>,
         keep: bool,
         now: DateTime<Utc>,
     ) -> Result<Vec<DrillResult>> {
@@ -103,7 +107,11 @@ impl App {
                 &DrillRequest {
                     drill: d,
                     stack,
-                    at,
+                    at: at.unwrap_or(if d.at_random {
+                        DrillAt::Random
+                    } else {
+                        DrillAt::Newest
+                    }),
                     now,
                     hostname: hostname(),
                     data_dir: &self.settings.data_dir,
@@ -169,8 +177,25 @@ impl App {
         out(&t)
     }
 
-    fn drill_report(&self, html: Option<&std::path::Path>) -> Result<()> {
-        let page = drill::report::render(&self.open()?.catalog().drills(None)?, self.now);
+    fn drill_report(
+        &self,
+        html: Option<&std::path::Path>,
+        junit: Option<&std::path::Path>,
+    ) -> Result<()> {
+        let results = self.open()?.catalog().drills(None)?;
+        if let Some(path) = junit {
+            // Oldest first in the catalog: the last of each drill is its newest.
+            let mut newest: Vec<DrillResult> = Vec::new();
+            for r in results.iter().rev() {
+                if !newest.iter().any(|n| n.drill == r.drill) {
+                    newest.push(r.clone());
+                }
+            }
+            newest.reverse();
+            std::fs::write(path, drill::junit::render(&newest))
+                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        }
+        let page = drill::report::render(&results, self.now);
         match html {
             Some(p) => std::fs::write(p, page)
                 .map_err(|e| Error::io(format!("writing {}", p.display()), e)),
@@ -194,12 +219,22 @@ fn age(secs: f64) -> String {
 /// The summary table of one drill.
 fn describe(r: &DrillResult) -> String {
     let mut t = format!("\ndrill {} (stack {}): {}\n", r.drill, r.stack, verdict(r));
-    if let Some(pt) = r.point_time {
-        t.push_str(&format!(
+    match (&r.pitr, r.point_time) {
+        (Some(p), _) => t.push_str(&format!(
+            "  restored to      {}{}\n",
+            p.target.format("%Y-%m-%d %H:%M:%S UTC"),
+            if p.random {
+                " (a random time in the recovery window)"
+            } else {
+                ""
+            }
+        )),
+        (None, Some(pt)) => t.push_str(&format!(
             "  recovery point   {} ({} old)\n",
             pt.format("%Y-%m-%d %H:%M:%S UTC"),
             r.point_age_secs.map_or("-".into(), age)
-        ));
+        )),
+        (None, None) => {}
     }
     for p in &r.phases {
         t.push_str(&format!(
@@ -242,6 +277,19 @@ fn describe(r: &DrillResult) -> String {
         r.rto_secs,
         target(r.rto_target_secs)
     ));
+    if let Some(p) = &r.pitr {
+        let secs = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.1}s"));
+        t.push_str(&format!(
+            "  RPO measured {} behind it (last transaction replayed {}); archive lag at the \
+             start {} ({})\n",
+            secs(p.rpo_secs),
+            p.replayed_to.map_or("-".into(), |t| t
+                .format("%Y-%m-%d %H:%M:%S%.3f UTC")
+                .to_string()),
+            secs(p.archive_lag_secs),
+            target(r.rpo_target_secs)
+        ));
+    }
     for reason in &r.reasons {
         t.push_str(&format!("  reason: {reason}\n"));
     }

@@ -247,8 +247,9 @@ pub struct DrillArgs {
     /// Run every configured drill
     #[arg(long)]
     pub all: bool,
-    /// Restore the newest recovery point at or before this time instead of the newest
-    #[arg(long, value_name = "TIME")]
+    /// Restore to this time (point-in-time sources replayed to it, others from their newest
+    /// point at or before it), or `random`: a random second of the recovery window
+    #[arg(long, value_name = "TIME|random")]
     pub at: Option<String>,
     /// Leave the scratch containers, network and directories in place
     #[arg(long)]
@@ -271,6 +272,10 @@ pub enum DrillCommand {
         /// Write the page here instead of to stdout
         #[arg(long, value_name = "PATH")]
         html: Option<PathBuf>,
+        /// Also write each drill's newest result as JUnit XML to this file (for drills run
+        /// by `run --due` or the daemon)
+        #[arg(long, value_name = "PATH")]
+        junit: Option<PathBuf>,
     },
 }
 

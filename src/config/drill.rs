@@ -31,6 +31,9 @@ pub struct DrillDef {
     pub rto: Option<Spanned<String>>,
     /// Recovery point objective; default the stack's.
     pub rpo: Option<Spanned<String>>,
+    /// `"random"`: restore to a random second of the recovery window (point-in-time
+    /// sources replayed to it) instead of the newest point.
+    pub at: Option<Spanned<String>>,
     /// What must hold in the restored data.
     #[serde(default)]
     pub check: Vec<CheckDef>,
@@ -177,6 +180,8 @@ pub struct Drill {
     pub rpo: Option<chrono::Duration>,
     /// The checks, in order.
     pub checks: Vec<Check>,
+    /// Restores to a random time in the recovery window (`at = "random"`).
+    pub at_random: bool,
     /// The file that defines it.
     pub file: PathBuf,
     /// Where its name is written: `FILE:LINE:COLUMN`.
@@ -226,6 +231,88 @@ fn check_volume_path(path: &str) -> std::result::Result<String, String> {
     Ok(path.trim_end_matches('/').to_string())
 }
 
+/// A drill's `at`: `"random"` (true) or `"newest"`, the default.
+fn random_at(at: &str) -> std::result::Result<bool, String> {
+    match at {
+        "random" => Ok(true),
+        "newest" => Ok(false),
+        other => Err(format!(
+            "at {other:?}: a drill restores the \"newest\" point or a \"random\" time in the \
+             recovery window (a fixed time is `drctl drill NAME --at TIME`)"
+        )),
+    }
+}
+
+/// One `[[drill.NAME.check]]`, against the stack it looks at.
+fn parse_check(
+    c: &CheckDef,
+    stack: &Stack,
+    err: &dyn Fn(std::ops::Range<usize>, String) -> Error,
+) -> Result<Check> {
+    let source = c.source.get_ref();
+    let kind = stack
+        .def
+        .source
+        .iter()
+        .find(|s| s.name.get_ref() == source)
+        .map(|s| s.kind)
+        .ok_or_else(|| {
+            err(
+                c.source.span(),
+                format!("stack {} has no source {source:?}", stack.name),
+            )
+        })?;
+    let bad = |msg: &str| err(c.source.span(), format!("check on {source}: {msg}"));
+    let checked = match (&c.sql, &c.path, &c.redis_keys) {
+        (Some(sql), None, None) => {
+            if !matches!(kind, SourceKind::Postgres | SourceKind::Mysql) {
+                return Err(bad("sql is for postgres and mysql sources"));
+            }
+            match (&c.expect, &c.fresher_than) {
+                (Some(e), None) => CheckKind::Sql {
+                    sql: sql.clone(),
+                    database: c.database.clone(),
+                    expect: check_expect(e.get_ref()).map_err(|m| err(e.span(), m))?,
+                },
+                (None, Some(f)) => CheckKind::Fresh {
+                    sql: sql.clone(),
+                    database: c.database.clone(),
+                    within: check_duration(f, true).map_err(|m| err(f.span(), m))?,
+                },
+                _ => return Err(bad("an sql check has expect or fresher_than")),
+            }
+        }
+        (None, Some(path), None) => {
+            if kind != SourceKind::Volume {
+                return Err(bad("path is for volume sources"));
+            }
+            CheckKind::Path {
+                path: check_volume_path(path.get_ref()).map_err(|m| err(path.span(), m))?,
+                min_files: c.min_files.unwrap_or(0),
+            }
+        }
+        (None, None, Some(e)) => {
+            if kind != SourceKind::Redis {
+                return Err(bad("redis_keys is for redis sources"));
+            }
+            CheckKind::RedisKeys {
+                expect: check_expect(e.get_ref()).map_err(|m| err(e.span(), m))?,
+            }
+        }
+        _ => return Err(bad("give exactly one of sql, path or redis_keys")),
+    };
+    if c.min_files.is_some() && c.path.is_none() {
+        return Err(bad("min_files goes with path"));
+    }
+    if (c.expect.is_some() || c.fresher_than.is_some() || c.database.is_some()) && c.sql.is_none() {
+        return Err(bad("expect, fresher_than and database go with sql"));
+    }
+    Ok(Check {
+        source: source.clone(),
+        kind: checked,
+    })
+}
+
 /// Parses and validates one drill file against the configured stacks.
 pub fn parse_drill_file(file: &Path, text: &str, stacks: &[Stack]) -> Result<Vec<Drill>> {
     let parsed: DrillFile = toml::from_str(text)
@@ -262,73 +349,17 @@ pub fn parse_drill_file(file: &Path, text: &str, stacks: &[Stack]) -> Result<Vec
         let duration = |d: &Spanned<String>| check_duration(d, true).map_err(|m| err(d.span(), m));
         let rto = def.rto.as_ref().map(duration).transpose()?;
         let rpo = def.rpo.as_ref().map(duration).transpose()?;
-        let mut checks = Vec::new();
-        for c in &def.check {
-            let source = c.source.get_ref();
-            let kind = stack
-                .def
-                .source
-                .iter()
-                .find(|s| s.name.get_ref() == source)
-                .map(|s| s.kind)
-                .ok_or_else(|| {
-                    err(
-                        c.source.span(),
-                        format!("stack {} has no source {source:?}", stack.name),
-                    )
-                })?;
-            let bad = |msg: &str| err(c.source.span(), format!("check on {source}: {msg}"));
-            let checked = match (&c.sql, &c.path, &c.redis_keys) {
-                (Some(sql), None, None) => {
-                    if !matches!(kind, SourceKind::Postgres | SourceKind::Mysql) {
-                        return Err(bad("sql is for postgres and mysql sources"));
-                    }
-                    match (&c.expect, &c.fresher_than) {
-                        (Some(e), None) => CheckKind::Sql {
-                            sql: sql.clone(),
-                            database: c.database.clone(),
-                            expect: check_expect(e.get_ref()).map_err(|m| err(e.span(), m))?,
-                        },
-                        (None, Some(f)) => CheckKind::Fresh {
-                            sql: sql.clone(),
-                            database: c.database.clone(),
-                            within: duration(f)?,
-                        },
-                        _ => return Err(bad("an sql check has expect or fresher_than")),
-                    }
-                }
-                (None, Some(path), None) => {
-                    if kind != SourceKind::Volume {
-                        return Err(bad("path is for volume sources"));
-                    }
-                    CheckKind::Path {
-                        path: check_volume_path(path.get_ref()).map_err(|m| err(path.span(), m))?,
-                        min_files: c.min_files.unwrap_or(0),
-                    }
-                }
-                (None, None, Some(e)) => {
-                    if kind != SourceKind::Redis {
-                        return Err(bad("redis_keys is for redis sources"));
-                    }
-                    CheckKind::RedisKeys {
-                        expect: check_expect(e.get_ref()).map_err(|m| err(e.span(), m))?,
-                    }
-                }
-                _ => return Err(bad("give exactly one of sql, path or redis_keys")),
-            };
-            if c.min_files.is_some() && c.path.is_none() {
-                return Err(bad("min_files goes with path"));
-            }
-            if (c.expect.is_some() || c.fresher_than.is_some() || c.database.is_some())
-                && c.sql.is_none()
-            {
-                return Err(bad("expect, fresher_than and database go with sql"));
-            }
-            checks.push(Check {
-                source: source.clone(),
-                kind: checked,
-            });
-        }
+        let at_random = def
+            .at
+            .as_ref()
+            .map(|a| random_at(a.get_ref()).map_err(|m| err(a.span(), m)))
+            .transpose()?
+            .unwrap_or(false);
+        let checks = def
+            .check
+            .iter()
+            .map(|c| parse_check(c, stack, &err))
+            .collect::<Result<Vec<Check>>>()?;
         out.push(Drill {
             name,
             stack: stack.name.clone(),
@@ -337,6 +368,7 @@ pub fn parse_drill_file(file: &Path, text: &str, stacks: &[Stack]) -> Result<Vec
             rto,
             rpo,
             checks,
+            at_random,
             file: file.to_path_buf(),
             place: place(file, text, name_span.start),
         });

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountTypeEnum, NetworkCreateRequest,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
     StartContainerOptions,
@@ -28,6 +30,8 @@ pub struct ContainerSpec<'a> {
     pub labels: &'a HashMap<String, String>,
     /// The network it joins (its only one).
     pub network: &'a str,
+    /// Paths in the container that get an anonymous volume of their own (removed with it).
+    pub volumes: Vec<String>,
 }
 
 impl Docker {
@@ -51,7 +55,15 @@ impl Docker {
     /// Creates and starts a container; `what` names it in errors ("scratch container").
     pub fn create_and_start(&self, spec: ContainerSpec<'_>, what: &str) -> Result<()> {
         let name = spec.name;
-        let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
+        let mounts = spec
+            .volumes
+            .iter()
+            .map(|target| Mount {
+                target: Some(target.clone()),
+                typ: Some(MountTypeEnum::VOLUME),
+                ..Default::default()
+            })
+            .collect();
         let body = ContainerCreateBody {
             image: Some(spec.image.to_string()),
             env: Some(spec.env),
@@ -60,6 +72,7 @@ impl Docker {
             labels: Some(spec.labels.clone()),
             host_config: Some(HostConfig {
                 network_mode: Some(spec.network.to_string()),
+                mounts: non_empty(mounts),
                 ..Default::default()
             }),
             ..Default::default()
@@ -154,4 +167,9 @@ impl Docker {
             })
             .collect()
     }
+}
+
+/// `None` for an empty list: the image's own setting stays.
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
 }

@@ -63,12 +63,20 @@ fn cases(r: &DrillResult) -> Vec<Case> {
         Some(r.rto_secs),
         r.rto_target_secs,
     ));
-    out.push(target(
-        "RPO missed",
-        "RPO",
-        r.point_age_secs,
-        r.rpo_target_secs,
-    ));
+    let mut rpo = target("RPO missed", "RPO", r.point_age_secs, r.rpo_target_secs);
+    if let Some(p) = &r.pitr {
+        // To a time: how close the replay came to it, and what the archive risked.
+        let secs = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.1}s"));
+        rpo.name = format!(
+            "RPO {} behind {}, archive lag {} (target {})",
+            secs(p.rpo_secs),
+            p.target.format("%Y-%m-%dT%H:%M:%SZ"),
+            secs(p.archive_lag_secs),
+            r.rpo_target_secs
+                .map_or("none".into(), |t| format!("{t:.0}s"))
+        );
+    }
+    out.push(rpo);
     // Restores that failed are failures too, even with no check on the source.
     for s in r.sources.iter().filter(|s| s.error.is_some()) {
         out.push(Case {
@@ -79,6 +87,38 @@ fn cases(r: &DrillResult) -> Vec<Case> {
         });
     }
     out
+}
+
+/// A suite's properties: the stack, the verdict and the measured figures.
+fn properties(r: &DrillResult) -> String {
+    let mut props = vec![
+        ("stack", r.stack.clone()),
+        (
+            "verdict",
+            if r.verdict == Verdict::Pass {
+                "PASS"
+            } else {
+                "FAIL"
+            }
+            .into(),
+        ),
+        ("rto_seconds", format!("{:.3}", r.rto_secs)),
+    ];
+    if let Some(p) = &r.pitr {
+        props.push(("target_time", p.target.to_rfc3339()));
+        props.push(("target_random", p.random.to_string()));
+        let mut secs = |name, v: Option<f64>| {
+            if let Some(v) = v {
+                props.push((name, format!("{v:.3}")));
+            }
+        };
+        secs("rpo_measured_seconds", p.rpo_secs);
+        secs("archive_lag_seconds", p.archive_lag_secs);
+    }
+    props
+        .iter()
+        .map(|(k, v)| format!("<property name=\"{k}\" value=\"{}\"/>", escape(v)))
+        .collect()
 }
 
 /// The XML document for a set of drill results.
@@ -109,12 +149,7 @@ pub fn render(results: &[DrillResult]) -> String {
             r.started.format("%Y-%m-%dT%H:%M:%S"),
             escape(&r.hostname)
         );
-        let _ = writeln!(
-            x,
-            "    <properties><property name=\"stack\" value=\"{}\"/><property name=\"verdict\" value=\"{}\"/></properties>",
-            escape(&r.stack),
-            if r.verdict == Verdict::Pass { "PASS" } else { "FAIL" }
-        );
+        let _ = writeln!(x, "    <properties>{}</properties>", properties(r));
         for c in cs {
             let _ = write!(
                 x,

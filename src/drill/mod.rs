@@ -12,6 +12,7 @@ pub mod junit;
 pub mod report;
 mod run;
 pub mod scratch;
+mod window;
 
 pub use run::run;
 
@@ -32,8 +33,8 @@ pub struct DrillRequest<'a> {
     pub drill: &'a Drill,
     /// Its stack's configuration.
     pub stack: &'a Stack,
-    /// Restore the newest point at or before this time instead of the newest.
-    pub at: Option<DateTime<Utc>>,
+    /// What time to restore to.
+    pub at: DrillAt,
     /// The clock.
     pub now: DateTime<Utc>,
     /// This host's name.
@@ -46,6 +47,19 @@ pub struct DrillRequest<'a> {
     pub interrupt: Arc<AtomicBool>,
     /// Progress displays on a terminal.
     pub progress: &'a dyn Fn(&'static str) -> Progress,
+}
+
+/// What time a drill restores to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrillAt {
+    /// Each source's newest point.
+    Newest,
+    /// This time: point-in-time sources replayed to it, the others from their newest
+    /// point at or before it.
+    Time(DateTime<Utc>),
+    /// A whole second drawn at random from the window every point-in-time source can
+    /// reach (without one: between the stack's oldest and newest points).
+    Random,
 }
 
 /// The restored source whose recovery point lags its schedule most.
@@ -107,6 +121,7 @@ mod tests {
             bytes: 0,
             seconds: 0.0,
             error: None,
+            replayed_to: None,
         }
     }
 

@@ -147,22 +147,23 @@ pub fn render(results: &[DrillResult], now: DateTime<Utc>) -> String {
             v = verdict(last)
         );
         p.push_str(&chart(rs));
-        p.push_str("<table><tr><th>Started</th><th>Drill</th><th>Verdict</th><th>RTO</th><th>Target</th><th>Point age</th></tr>\n");
+        p.push_str("<table><tr><th>Started</th><th>Drill</th><th>Verdict</th><th>RTO</th><th>Target</th><th>Point age</th><th>RPO measured</th></tr>\n");
         for r in rs.iter().rev() {
             let _ = writeln!(
                 p,
-                "<tr><td>{}</td><td>{}</td><td class=\"{v}\">{v}</td><td>{:.1}s</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td class=\"{v}\">{v}</td><td>{:.1}s</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 r.started.format("%Y-%m-%d %H:%M"),
                 esc(&r.drill),
                 r.rto_secs,
                 r.rto_target_secs.map_or("-".into(), |t| format!("{t:.0}s")),
                 r.point_age_secs.map_or("-".into(), |a| format!("{:.0}s", a)),
+                esc(&measured_rpo(r)),
                 v = verdict(r)
             );
             if !r.reasons.is_empty() {
                 let _ = writeln!(
                     p,
-                    "<tr><td></td><td colspan=\"5\" class=\"reasons\">{}</td></tr>",
+                    "<tr><td></td><td colspan=\"6\" class=\"reasons\">{}</td></tr>",
                     r.reasons
                         .iter()
                         .map(|x| esc(x))
@@ -175,4 +176,19 @@ pub fn render(results: &[DrillResult], now: DateTime<Utc>) -> String {
     }
     p.push_str("</body></html>\n");
     p
+}
+
+/// A drill to a time: how far the replay came short of it and the archive's lag.
+fn measured_rpo(r: &DrillResult) -> String {
+    let Some(p) = &r.pitr else {
+        return "-".into();
+    };
+    let secs = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.1}s"));
+    format!(
+        "{} behind {}{} (archive lag {})",
+        secs(p.rpo_secs),
+        p.target.format("%Y-%m-%d %H:%M:%S"),
+        if p.random { ", random" } else { "" },
+        secs(p.archive_lag_secs)
+    )
 }

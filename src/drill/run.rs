@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use super::checks::evaluate;
 use super::scratch::{self, Scratch, ScratchServer};
-use super::{point_lag, DrillRequest};
+use super::window::Windows;
+use super::{point_lag, DrillAt, DrillRequest};
 use crate::docker::Docker;
 use crate::error::{Error, Result};
-use crate::repo::drill::{CheckResult, DrillResult, Phase, SourceResult, Verdict};
+use crate::repo::drill::{CheckResult, DrillResult, Phase, PitrDrill, SourceResult, Verdict};
 use crate::repo::point::{PointEntry, SourceRecord};
 use crate::session::{Readable, Session};
 use crate::source;
@@ -30,10 +31,13 @@ pub fn run(
     let drill = req.drill;
     let points = catalog.points(&drill.stack)?;
     let snapshots = catalog.snapshots(Some(&drill.stack))?;
-    let selection = Selection {
-        only: &[],
-        at: req.at,
+    let windows = Windows::of(req.stack, &points, &snapshots);
+    let at = match req.at {
+        DrillAt::Newest => None,
+        DrillAt::Time(t) => Some(t),
+        DrillAt::Random => Some(windows.random_time(rand::random())?),
     };
+    let selection = Selection { only: &[], at };
     let plan = RestorePlan::build(
         &drill.stack,
         &points,
@@ -61,6 +65,7 @@ pub fn run(
         rto_target,
         rpo_target,
         result: new_result(req, rto_target, rpo_target),
+        at,
         plan,
         servers: BTreeMap::new(),
         scratch,
@@ -70,6 +75,7 @@ pub fn run(
     let fetching_before = repo.fetching.total();
     run.restore_sources("database load", false)?;
     run.restore_sources("volume write", true)?;
+    run.measure_replay(&windows);
     run.result.phases.insert(
         1,
         Phase {
@@ -131,6 +137,7 @@ fn new_result(
         reasons: Vec::new(),
         warnings: Vec::new(),
         drctl_version: env!("CARGO_PKG_VERSION").to_string(),
+        pitr: None,
     }
 }
 
@@ -142,6 +149,8 @@ struct DrillRun<'a> {
     rto_target: Option<chrono::Duration>,
     rpo_target: Option<chrono::Duration>,
     result: DrillResult,
+    /// The time restored to, if not the newest points.
+    at: Option<chrono::DateTime<chrono::Utc>>,
     /// What is restored from where; the targets are filled in once the scratch exists.
     plan: RestorePlan<'a>,
     /// Scratch database servers by source.
@@ -211,15 +220,22 @@ impl DrillRun<'_> {
             if source::driver(rec.kind).is_database() == volumes {
                 continue;
             }
+            // A source replayed to a time holds that time, not its base backup's.
+            let holds = match planned {
+                Planned::Ready(step) => step.replay.as_ref().map(|(t, _)| *t),
+                _ => None,
+            }
+            .unwrap_or(point.point.time);
             let mut src = SourceResult {
                 name: name.to_string(),
                 kind: rec.kind,
                 point: Some(point.id.to_hex()),
-                point_time: Some(point.point.time),
+                point_time: Some(holds),
                 image: None,
                 bytes: 0,
                 seconds: 0.0,
                 error: None,
+                replayed_to: None,
             };
             let restored = self.restore_one(planned, phase, volumes, &mut src);
             self.interrupted()?;
@@ -227,6 +243,7 @@ impl DrillRun<'_> {
                 Ok(r) => {
                     src.bytes = r.bytes;
                     src.seconds = r.seconds;
+                    src.replayed_to = r.replayed_to;
                     self.result.warnings.extend(r.warnings);
                 }
                 Err(e) => {
@@ -237,8 +254,8 @@ impl DrillRun<'_> {
                 }
             }
             self.result.point_time = match self.result.point_time {
-                Some(t) if t <= point.point.time => Some(t),
-                _ => Some(point.point.time),
+                Some(t) if t <= holds => Some(t),
+                _ => Some(holds),
             };
             self.result.sources.push(src);
         }
@@ -249,6 +266,41 @@ impl DrillRun<'_> {
             concurrent: false,
         });
         Ok(())
+    }
+
+    /// For a drill to a time with point-in-time sources: how close their replay came
+    /// to it (the measured RPO) and how far their archive trailed at the start.
+    fn measure_replay(&mut self, windows: &Windows) {
+        let Some(target) = self.at else {
+            return;
+        };
+        let replayed: Vec<&SourceResult> = self
+            .result
+            .sources
+            .iter()
+            .filter(|s| {
+                self.plan.steps().any(|step| {
+                    step.rec.name == s.name && step.replay.is_some() && s.error.is_none()
+                })
+            })
+            .collect();
+        if replayed.is_empty() {
+            return;
+        }
+        let secs = |d: chrono::Duration| d.num_milliseconds() as f64 / 1000.0;
+        // A source with no transaction after its base backup is as far behind as that.
+        let reached: Vec<chrono::DateTime<chrono::Utc>> = replayed
+            .iter()
+            .map(|s| s.replayed_to.unwrap_or(s.point_time.unwrap_or(target)))
+            .collect();
+        let oldest = reached.iter().min().copied();
+        self.result.pitr = Some(PitrDrill {
+            target,
+            random: self.req.at == DrillAt::Random,
+            replayed_to: oldest,
+            rpo_secs: oldest.map(|t| secs((target - t).max(chrono::Duration::zero()))),
+            archive_lag_secs: windows.archive_lag(self.req.now).map(secs),
+        });
     }
 
     /// Restores one source into its scratch server or directory.
@@ -372,7 +424,18 @@ impl DrillRun<'_> {
                 ));
             }
         }
-        if let Some(lag) = point_lag(req.stack, &result.sources, req.at.unwrap_or(req.now)) {
+        if let (Some(p), Some(target)) = (&result.pitr, self.rpo_target) {
+            let lag = p.archive_lag_secs.unwrap_or(0.0);
+            if lag > target.num_milliseconds() as f64 / 1000.0 {
+                result.reasons.push(format!(
+                    "RPO missed: the continuous archive trailed by {} at the drill's start, \
+                     the target is {}",
+                    format_duration(&chrono::Duration::milliseconds((lag * 1000.0) as i64)),
+                    format_duration(&target)
+                ));
+            }
+        }
+        if let Some(lag) = point_lag(req.stack, &result.sources, self.at.unwrap_or(req.now)) {
             result.point_age_secs = Some(lag.age.num_milliseconds() as f64 / 1000.0);
             if let Some(target) = self.rpo_target {
                 if lag.age > target {

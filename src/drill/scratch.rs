@@ -129,6 +129,9 @@ impl Scratch {
             .collect();
         env.extend(credentials.iter().cloned());
         let labels = self.labels();
+        // The data directory on a volume of its own, as the official images declare it:
+        // a restore to a point in time writes it from this host.
+        let volumes = db.data_dir(&env).into_iter().collect();
         let spec = ContainerSpec {
             name: &name,
             image: &image,
@@ -137,6 +140,7 @@ impl Scratch {
             cmd: secrets::with_password(&rec.command, &password),
             labels: &labels,
             network: &network,
+            volumes,
         };
         // Recorded before it is started, so that a failed start is removed too.
         self.containers.push(name.clone());

@@ -50,6 +50,25 @@ pub struct SourceResult {
     /// Why it could not be restored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Restored to a time: when the last transaction replayed committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed_to: Option<DateTime<Utc>>,
+}
+
+/// A drill to a point in time: the time, and how close the restore came to it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PitrDrill {
+    /// The time restored to.
+    pub target: DateTime<Utc>,
+    /// Drawn at random from the recovery window.
+    pub random: bool,
+    /// The oldest of the replayed sources' last transactions.
+    pub replayed_to: Option<DateTime<Utc>>,
+    /// Measured RPO: how far that transaction is behind the target.
+    pub rpo_secs: Option<f64>,
+    /// How far the continuous archive trailed the clock at the drill's start (the worst
+    /// source): what a disaster at that moment would have lost.
+    pub archive_lag_secs: Option<f64>,
 }
 
 /// One check's outcome.
@@ -106,4 +125,7 @@ pub struct DrillResult {
     pub warnings: Vec<String>,
     /// The drctl that ran it.
     pub drctl_version: String,
+    /// For a drill to a point in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pitr: Option<PitrDrill>,
 }

@@ -70,14 +70,24 @@ impl<T: DatabaseDriver> SourceDriver for T {
         };
         let total = files.files.values().map(|n| n.size).sum();
         progress.set_total(total);
-        let loaded = match &target.dir {
-            Some(dir) => Loaded {
+        let loaded = match (&target.dir, target.at) {
+            (Some(dir), _) => Loaded {
                 bytes: files.write_to(dir)?,
                 warnings: Vec::new(),
+                replayed_to: None,
             },
-            None => Loaded {
+            (None, Some(at)) => {
+                let replayed = self.replay_to(need_docker(docker)?, rec, target, &files, at)?;
+                Loaded {
+                    bytes: total,
+                    warnings: replayed.notes,
+                    replayed_to: replayed.last_transaction,
+                }
+            }
+            (None, None) => Loaded {
                 warnings: self.load(need_docker(docker)?, rec, target, &files)?,
                 bytes: total,
+                replayed_to: None,
             },
         };
         progress.finish();

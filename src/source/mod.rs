@@ -118,6 +118,37 @@ pub trait DatabaseDriver {
     fn key_count(&self, _docker: &Docker, _container: &str) -> Result<u64> {
         Err(Error::Usage("redis_keys is for redis sources".into()))
     }
+
+    /// Where a server with this environment (`NAME=value`) keeps its data, for a kind
+    /// whose restore to a time writes it there (a drill gives it a volume).
+    fn data_dir(&self, _env: &[String]) -> Option<String> {
+        None
+    }
+
+    /// Restores the target's server to `at` from the record's base backup and the
+    /// archived WAL, instead of loading the dumps.
+    fn replay_to(
+        &self,
+        _docker: &Docker,
+        rec: &SourceRecord,
+        _target: &Target<'_>,
+        _files: &SnapshotFiles<'_>,
+        _at: PointInTime<'_>,
+    ) -> Result<Replayed> {
+        Err(Error::Usage(format!(
+            "source {} ({}) cannot be restored to a point in time",
+            rec.name,
+            rec.kind.name()
+        )))
+    }
+}
+
+/// What a restore to a point in time reached.
+pub struct Replayed {
+    /// When the last transaction replayed committed; `None` when none was after the base.
+    pub last_transaction: Option<chrono::DateTime<chrono::Utc>>,
+    /// Things the operator should know.
+    pub notes: Vec<String>,
 }
 
 /// The Docker daemon, for a step that cannot do without it.
@@ -131,6 +162,8 @@ pub struct Loaded {
     pub bytes: u64,
     /// Things the operator should know.
     pub warnings: Vec<String>,
+    /// For a restore to a point in time: when the last transaction replayed committed.
+    pub replayed_to: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Checks that run alongside a source's dumps; on success, what they found for its record.
@@ -175,6 +208,9 @@ pub struct Target<'a> {
     pub def: Option<&'a SourceDef>,
     /// Restore to this time from a base backup and the archived WAL, not from the dumps.
     pub at: Option<PointInTime<'a>>,
+    /// A drill's throwaway server, which drctl may open to local logins: a base backup
+    /// brings the original's roles and passwords, not the scratch credentials.
+    pub scratch: bool,
 }
 
 /// A point-in-time restore's time and the WAL to replay up to it.

@@ -7,7 +7,8 @@ pub mod wal;
 
 use super::database::{dump_file_name, Login, LoginAt, SqlServer};
 use super::{
-    container_of, exec_stream, password_from_file, DatabaseDriver, Prepared, SnapshotFiles, Target,
+    container_of, exec_stream, password_from_file, DatabaseDriver, PointInTime, Prepared, Replayed,
+    SnapshotFiles, Target,
 };
 use crate::config::SourceDef;
 use crate::docker::{self, ContainerInfo, Docker};
@@ -302,14 +303,30 @@ impl DatabaseDriver for Postgres {
         target: &Target<'_>,
         files: &SnapshotFiles<'_>,
     ) -> Result<Vec<String>> {
-        if let Some(at) = target.at {
-            return pitr::restore(docker, rec, target, files, at);
-        }
         Session::open(docker, &target.container, target.def)?.load(rec, files)
     }
 
     fn scratch_credentials(&self, password: &str) -> Vec<String> {
         vec![format!("POSTGRES_PASSWORD={password}")]
+    }
+
+    fn data_dir(&self, env: &[String]) -> Option<String> {
+        let pgdata = env
+            .iter()
+            .find_map(|kv| kv.strip_prefix("PGDATA="))
+            .filter(|v| !v.is_empty());
+        Some(pgdata.unwrap_or(pitr::DEFAULT_PGDATA).to_string())
+    }
+
+    fn replay_to(
+        &self,
+        docker: &Docker,
+        rec: &SourceRecord,
+        target: &Target<'_>,
+        files: &SnapshotFiles<'_>,
+        at: PointInTime<'_>,
+    ) -> Result<Replayed> {
+        pitr::restore(docker, rec, target, files, at)
     }
 
     /// Accepting TCP connections: an image's init phase listens on its socket only, so

@@ -115,6 +115,7 @@ impl SourceDriver for Volume {
         Ok(Loaded {
             bytes,
             warnings: Vec::new(),
+            replayed_to: None,
         })
     }
 }

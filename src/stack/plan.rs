@@ -151,9 +151,21 @@ impl<'a> RestorePlan<'a> {
                 Destination::Live(l) => live_step(l, point, rec, snapshot, several_volumes),
                 Destination::Scratch(_) => scratch_step(point, rec, snapshot),
             };
-            if let (Some(t), Destination::Live(_)) = (selection.at, &dest) {
+            if let Some(t) = selection.at {
                 if step.rec.base.is_some() && step.target.dir.is_none() {
-                    to_the_time(stack, &mut step, points, snapshots, t)?;
+                    match (to_the_time(stack, &mut step, points, snapshots, t), &dest) {
+                        (Ok(()), _) => {}
+                        (Err(e), Destination::Live(_)) => return Err(e),
+                        // A drill reports it, and restores the rest.
+                        (Err(error), Destination::Scratch(_)) => {
+                            sources.push(Planned::Broken {
+                                rec: step.rec,
+                                point: step.point,
+                                error,
+                            });
+                            continue;
+                        }
+                    }
                 }
             }
             sources.push(Planned::Ready(step));
@@ -302,6 +314,7 @@ fn live_step<'a>(
             force: l.force,
             def,
             at: None,
+            scratch: false,
         },
         replay: None,
     }
@@ -357,6 +370,7 @@ fn scratch_step<'a>(point: PointEntry, mut rec: SourceRecord, snapshot: Snapshot
             force: false,
             def: None,
             at: None,
+            scratch: true,
         },
         replay: None,
     }

@@ -19,7 +19,10 @@ use super::{Login, Session};
 use crate::docker::Docker;
 use crate::error::{Error, IoContext, Result};
 use crate::repo::point::SourceRecord;
-use crate::source::{PointInTime, SnapshotFiles, Target};
+use crate::source::{PointInTime, Replayed, SnapshotFiles, Target};
+
+/// The official image's data directory when `PGDATA` is not set.
+pub const DEFAULT_PGDATA: &str = "/var/lib/postgresql/data";
 
 /// Where the archived WAL is staged, inside the data directory (`restore_command` runs
 /// there); removed once the server is promoted.
@@ -36,7 +39,7 @@ pub fn restore(
     target: &Target<'_>,
     files: &SnapshotFiles<'_>,
     at: PointInTime<'_>,
-) -> Result<Vec<String>> {
+) -> Result<Replayed> {
     let base = rec.base.as_ref().ok_or_else(|| {
         Error::Failed(format!(
             "source {} has no base backup in this point",
@@ -45,10 +48,7 @@ pub fn restore(
     })?;
     let container = target.container.as_str();
     let info = docker.container(container)?;
-    let pgdata = info
-        .env_var("PGDATA")
-        .unwrap_or("/var/lib/postgresql/data")
-        .to_string();
+    let pgdata = info.env_var("PGDATA").unwrap_or(DEFAULT_PGDATA).to_string();
     let host = info.host_path(&pgdata).ok_or_else(|| {
         Error::Usage(format!(
             "the data directory {pgdata} of container {container} is not on a volume: a \
@@ -61,21 +61,27 @@ pub fn restore(
     let meta =
         std::fs::metadata(host.join("PG_VERSION")).ctx(|| format!("reading {}", host.display()))?;
     let owner = (meta.uid(), meta.gid());
+    if target.scratch {
+        trust_local(&host)?;
+    }
     stage_wal(at, &host.join(STAGING), owner)?;
     write_recovery(&host, Some((at.time, at.timeline)), owner)?;
     docker.start(container)?;
-    if !wait_promoted(docker, container, target)? {
+    if !wait_promoted(docker, container, &host)? {
         // No transaction after the time in the archive: all of it is the state at the time.
         write_recovery(&host, None, owner)?;
         docker.start(container)?;
-        if !wait_promoted(docker, container, target)? {
+        if !wait_promoted(docker, container, &host)? {
             return Err(Error::Failed(format!(
                 "PostgreSQL in container {container} could not replay the archived WAL"
             )));
         }
     }
     let session = Session::open(docker, container, target.def)?;
-    let last = session.psql("postgres", "SELECT pg_last_xact_replay_timestamp()")?;
+    let last = session.psql(
+        "postgres",
+        "SELECT extract(epoch FROM pg_last_xact_replay_timestamp())",
+    )?;
     session.psql_multi(&[
         "ALTER SYSTEM RESET restore_command",
         "ALTER SYSTEM RESET recovery_target_time",
@@ -84,16 +90,32 @@ pub fn restore(
         "SELECT pg_reload_conf()",
     ])?;
     std::fs::remove_dir_all(host.join(STAGING)).ctx(|| "removing the staged WAL".to_string())?;
-    let last = last.trim();
-    Ok(vec![format!(
-        "replayed to {at}: the last transaction replayed committed at {}",
-        if last.is_empty() {
-            "(none after the base backup)"
-        } else {
-            last
-        },
-        at = at.time.to_rfc3339()
-    )])
+    let last = parse_epoch(&last);
+    Ok(Replayed {
+        last_transaction: last,
+        notes: vec![format!(
+            "replayed to {}: the last transaction replayed committed at {}",
+            crate::timespec::local_time(&at.time),
+            last.map_or("(none after the base backup)".into(), |t| {
+                t.format("%Y-%m-%d %H:%M:%S%.6f UTC").to_string()
+            })
+        )],
+    })
+}
+
+/// Seconds since the epoch as PostgreSQL's `extract(epoch …)` prints them.
+fn parse_epoch(text: &str) -> Option<DateTime<Utc>> {
+    let secs: f64 = text.trim().parse().ok()?;
+    DateTime::from_timestamp_micros((secs * 1e6).round() as i64)
+}
+
+/// Lets local (socket) connections in without a password, ahead of the backup's own
+/// rules: the scratch server's throwaway credentials are not in the restored roles.
+fn trust_local(dir: &Path) -> Result<()> {
+    let path = dir.join("pg_hba.conf");
+    let text = std::fs::read_to_string(&path).ctx(|| format!("reading {}", path.display()))?;
+    std::fs::write(&path, format!("local all all trust\n{text}"))
+        .ctx(|| format!("writing {}", path.display()))
 }
 
 /// Empties the data directory (the target's, which a restore replaces).
@@ -196,9 +218,11 @@ fn write_recovery(
     Ok(())
 }
 
-/// Waits until the server has left recovery: `true`; `false` when it stopped because the
-/// WAL ended before the target; an error for any other stop.
-fn wait_promoted(docker: &Docker, container: &str, target: &Target<'_>) -> Result<bool> {
+/// Waits until the server has left recovery (its `recovery.signal` gone, in the data
+/// directory at `host`) and accepts connections: `true`; `false` when it stopped because
+/// the WAL ended before the target; an error for any other stop. No login: a restored
+/// server may not know the credentials drctl has.
+fn wait_promoted(docker: &Docker, container: &str, host: &Path) -> Result<bool> {
     let t0 = Instant::now();
     while t0.elapsed() < RECOVERY_TIMEOUT {
         let info = docker.container(container)?;
@@ -212,9 +236,10 @@ fn wait_promoted(docker: &Docker, container: &str, target: &Target<'_>) -> Resul
                 logs.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
             )));
         }
-        let promoted = Session::open(docker, container, target.def)
-            .and_then(|s| s.psql("postgres", "SELECT pg_is_in_recovery()"))
-            .is_ok_and(|r| r.trim() == "f");
+        let promoted = !host.join("recovery.signal").exists()
+            && docker
+                .run(container, &["pg_isready", "-q"], &[], None)
+                .is_ok_and(|o| o.exit_code == Some(0));
         if promoted {
             return Ok(true);
         }
