@@ -49,6 +49,8 @@ const IDLE_REFRESH: Duration = Duration::from_secs(10);
 /// The growing segment as last stored.
 struct StoredPartial {
     name: String,
+    /// The database system it came from: a server recreated empty repeats the names.
+    system: Option<String>,
     size: u64,
     mtime: String,
     snapshot: SnapshotId,
@@ -149,18 +151,25 @@ fn ship_received<A>(
     streaming: &AtomicBool,
 ) -> Result<()> {
     for f in receiver.list()? {
+        let system = receiver.system_of(&f);
         if f.is_final() {
-            store(session, receiver, req, &f)?;
+            store(session, receiver, req, &f, system.clone())?;
             receiver.remove(&f)?;
             // The completed segment replaces its growing copies.
-            if let Some(p) = partial.take_if(|p| p.name == f.name && !f.partial) {
+            if let Some(p) =
+                partial.take_if(|p| p.name == f.name && p.system == system && !f.partial)
+            {
                 session.forget_snapshot(&p.snapshot)?;
             }
             continue;
         }
-        let unchanged = partial
+        let same = partial
             .as_ref()
-            .is_some_and(|p| p.name == f.name && p.size == f.size && p.mtime == f.mtime);
+            .is_some_and(|p| p.name == f.name && p.system == system);
+        let unchanged = same
+            && partial
+                .as_ref()
+                .is_some_and(|p| p.size == f.size && p.mtime == f.mtime);
         let age = partial.as_ref().map(|p| p.at.elapsed());
         // Unchanged while the receiver streams: nothing was written since. Stored again
         // now and then all the same, so that the archive says how current it is.
@@ -173,14 +182,19 @@ fn ship_received<A>(
             continue;
         }
         let at = Instant::now();
-        let snapshot = store(session, receiver, req, &f)?;
-        if let Some(old) = partial.replace(StoredPartial {
+        let snapshot = store(session, receiver, req, &f, system.clone())?;
+        let stored = StoredPartial {
             name: f.name.clone(),
+            system,
             size: f.size,
             mtime: f.mtime.clone(),
             snapshot,
             at,
-        }) {
+        };
+        // An earlier copy of the same segment is superseded; the last copy of another
+        // is not: that segment may never be completed (its server was replaced, or
+        // restored onto a new timeline), and the copy holds its last transactions.
+        if let Some(old) = partial.replace(stored).filter(|_| same) {
             session.forget_snapshot(&old.snapshot)?;
         }
     }
@@ -193,6 +207,7 @@ fn store<A>(
     receiver: &WalReceiver,
     req: &ArchiveRequest<'_>,
     f: &Received,
+    system: Option<String>,
 ) -> Result<SnapshotId> {
     // Everything the server had sent before this moment is in what is read next.
     let covers_until = Utc::now();
@@ -219,6 +234,7 @@ fn store<A>(
                 partial: f.partial,
                 covers_until,
                 history,
+                system,
             }),
         },
     )?;

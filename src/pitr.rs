@@ -82,10 +82,31 @@ pub fn parse_history(text: &str) -> Vec<crate::repo::snapshot::TimelineSwitch> {
         .collect()
 }
 
-/// One source's archived WAL: the best stored copy of each file (a completed one over a
-/// growing one, a later growing one over an earlier).
+/// One source's archived WAL: per database system, the best stored copy of each file (a
+/// completed one over a growing one, a later growing one over an earlier). A server
+/// recreated empty under the same container name is a new system whose WAL names repeat
+/// the old one's; a base backup replays only its own system's WAL.
 pub struct ArchivedWal {
-    files: BTreeMap<String, SnapshotEntry>,
+    systems: BTreeMap<Option<String>, Files>,
+}
+
+/// WAL files by name.
+type Files = BTreeMap<String, SnapshotEntry>;
+
+/// Which of two copies of a file to keep.
+fn rank(w: &WalFile) -> (bool, DateTime<Utc>) {
+    (!w.partial, w.covers_until)
+}
+
+/// Adds a copy unless a better one of the file is there.
+fn keep_best(files: &mut Files, s: &SnapshotEntry) {
+    let w = wal(s);
+    if files
+        .get(&w.name)
+        .is_none_or(|old| rank(w) > rank(wal(old)))
+    {
+        files.insert(w.name.clone(), s.clone());
+    }
 }
 
 /// What replaying onto one base backup can reach.
@@ -111,7 +132,7 @@ fn wal(s: &SnapshotEntry) -> &WalFile {
 impl ArchivedWal {
     /// The WAL snapshots of `stack`'s `source` among `snapshots`.
     pub fn of(snapshots: &[SnapshotEntry], stack: &str, source: &str) -> ArchivedWal {
-        let mut files: BTreeMap<String, SnapshotEntry> = BTreeMap::new();
+        let mut systems: BTreeMap<Option<String>, Files> = BTreeMap::new();
         for s in snapshots {
             let Some(w) = s.snapshot.wal.as_ref() else {
                 continue;
@@ -119,26 +140,35 @@ impl ArchivedWal {
             if s.snapshot.stack != stack || s.snapshot.source.as_deref() != Some(source) {
                 continue;
             }
-            let rank = |w: &WalFile| (!w.partial, w.covers_until);
-            if files
-                .get(&w.name)
-                .is_none_or(|old| rank(w) > rank(wal(old)))
-            {
-                files.insert(w.name.clone(), s.clone());
+            keep_best(systems.entry(w.system.clone()).or_default(), s);
+        }
+        ArchivedWal { systems }
+    }
+
+    /// The files a base backup of `system` can replay: its system's, and those stored
+    /// before drctl recorded systems (`None`: then every system's, as before).
+    fn files_for(&self, system: Option<&str>) -> Files {
+        let mut files = Files::new();
+        for (sys, fs) in &self.systems {
+            if system.is_none() || sys.is_none() || sys.as_deref() == system {
+                for s in fs.values() {
+                    keep_best(&mut files, s);
+                }
             }
         }
-        ArchivedWal { files }
+        files
     }
 
     /// Whether nothing is archived.
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
+        self.systems.values().all(BTreeMap::is_empty)
     }
 
     /// The file stored last (the archive's position and how current it is).
     pub fn newest(&self) -> Option<&WalFile> {
-        self.files
+        self.systems
             .values()
+            .flat_map(BTreeMap::values)
             .map(wal)
             .filter(|w| parse_segment(&w.name).is_some())
             .max_by_key(|w| (w.covers_until, w.name.clone()))
@@ -157,20 +187,22 @@ impl ArchivedWal {
             .filter(|s| {
                 s.snapshot.stack == stack
                     && s.snapshot.source.as_deref() == Some(source)
-                    && s.snapshot
-                        .wal
-                        .as_ref()
-                        .is_some_and(|w| self.files.get(&w.name).is_some_and(|b| b.id != s.id))
+                    && s.snapshot.wal.as_ref().is_some_and(|w| {
+                        self.systems
+                            .get(&w.system)
+                            .and_then(|fs| fs.get(&w.name))
+                            .is_some_and(|b| b.id != s.id)
+                    })
             })
             .collect()
     }
 
     /// The timeline a base backup's replay follows and the timelines on the way, each
     /// with the segment where the next one takes over (`None` for the last).
-    fn path(&self, base: &BaseBackup) -> Vec<(u32, Option<u64>)> {
+    fn path(files: &Files, base: &BaseBackup) -> Vec<(u32, Option<u64>)> {
         let start = lsn(&base.wal_start).unwrap_or(0);
         let mut best = vec![(base.timeline, None)];
-        for s in self.files.values() {
+        for s in files.values() {
             let w = wal(s);
             if w.timeline <= best.last().map_or(0, |b| b.0) || w.history.is_empty() {
                 continue;
@@ -195,19 +227,19 @@ impl ArchivedWal {
     /// What a replay onto `base` can reach: the segments from the one its start lies in,
     /// each on the timeline the replay is on there, up to the first one missing.
     pub fn replay(&self, base: &BaseBackup) -> Replay {
-        let path = self.path(base);
+        let stored = self.files_for(base.system.as_deref());
+        let path = Self::path(&stored, base);
         let timeline = path.last().map_or(base.timeline, |p| p.0);
         let mut files: Vec<SnapshotEntry> = path[1..]
             .iter()
-            .filter_map(|(tli, _)| self.files.get(&history_name(*tli)).cloned())
+            .filter_map(|(tli, _)| stored.get(&history_name(*tli)).cloned())
             .collect();
         let on_path = |seg: u64| {
             path.iter()
                 .find(|(_, switch)| switch.is_none_or(|s| s > seg))
                 .map(|(tli, _)| *tli)
         };
-        let newest_seg = self
-            .files
+        let newest_seg = stored
             .keys()
             .filter_map(|n| parse_segment(n))
             // Segments of a timeline after it was left behind are not on the way.
@@ -222,7 +254,7 @@ impl ArchivedWal {
                 break;
             }
             let name = segment_name(tli, seg);
-            let Some(s) = self.files.get(&name) else {
+            let Some(s) = stored.get(&name) else {
                 missing = Some(name);
                 break;
             };
@@ -409,244 +441,4 @@ pub fn plan_replay<'a>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::SourceKind;
-    use crate::repo::id::{BlobId, PointId, SnapshotId};
-    use crate::repo::point::{RecoveryPoint, SourceStatus};
-    use crate::repo::snapshot::{Snapshot, TimelineSwitch};
-    use chrono::TimeZone;
-
-    fn at(s: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap() + chrono::Duration::seconds(s as i64)
-    }
-
-    /// A stored WAL file of source `db`; `covers` in seconds after 10:00.
-    fn file(name: &str, partial: bool, covers: u32, history: &[(u32, &str)]) -> SnapshotEntry {
-        let n = (name.len() + covers as usize + partial as usize) as u8;
-        let mut id = [n; 32];
-        id[..name.len().min(24)].copy_from_slice(&name.as_bytes()[..name.len().min(24)]);
-        SnapshotEntry {
-            id: SnapshotId(id),
-            snapshot: Snapshot {
-                time: at(covers),
-                stack: "s".into(),
-                hostname: "h".into(),
-                paths: vec![name.into()],
-                source: Some("db".into()),
-                tree: BlobId([0; 32]),
-                summary: Default::default(),
-                drctl_version: "x".into(),
-                wal: Some(WalFile {
-                    name: name.into(),
-                    timeline: u32::from_str_radix(&name[..8], 16).unwrap(),
-                    partial,
-                    covers_until: at(covers),
-                    history: history
-                        .iter()
-                        .map(|(p, e)| TimelineSwitch {
-                            parent: *p,
-                            end: e.to_string(),
-                        })
-                        .collect(),
-                }),
-            },
-        }
-    }
-
-    fn point_with_base(ended: u32, timeline: u32, start: &str) -> PointEntry {
-        let mut rec = SourceRecord::new("db", SourceKind::Postgres);
-        rec.status = SourceStatus::Ok;
-        rec.snapshot = Some(SnapshotId([ended as u8; 32]));
-        rec.base = Some(BaseBackup {
-            file: "base.tar".into(),
-            timeline,
-            wal_start: start.into(),
-        });
-        PointEntry {
-            id: PointId([ended as u8; 32]),
-            point: RecoveryPoint {
-                stack: "s".into(),
-                time: at(ended),
-                hostname: "h".into(),
-                sources: vec![rec],
-                duration_ms: 0,
-                drctl_version: "x".into(),
-            },
-        }
-    }
-
-    fn names(r: &Replay) -> Vec<String> {
-        r.files.iter().map(|s| wal(s).name.clone()).collect()
-    }
-
-    #[test]
-    fn names_and_positions() {
-        assert_eq!(lsn("1/2000028"), Some(0x1_0200_0028));
-        assert_eq!(
-            segment_name(1, segment_at(lsn("1/2000028").unwrap())),
-            "000000010000000100000002"
-        );
-        assert_eq!(parse_segment("0000000200000001000000FF"), Some((2, 0x1FF)));
-        assert_eq!(parse_segment("00000002.history"), None);
-        let h =
-            parse_history("1\t0/3000158\tbefore 2026-11-20\n\n2\t0/5000000\tno recovery target\n");
-        assert_eq!(
-            h,
-            vec![
-                TimelineSwitch {
-                    parent: 1,
-                    end: "0/3000158".into()
-                },
-                TimelineSwitch {
-                    parent: 2,
-                    end: "0/5000000".into()
-                }
-            ]
-        );
-    }
-
-    #[test]
-    fn a_replay_follows_its_timeline_and_takes_the_newest_copy_of_each_segment() {
-        let snaps = vec![
-            file("000000010000000000000001", false, 5, &[]),
-            file("000000010000000000000002", false, 10, &[]),
-            file("000000010000000000000003", true, 12, &[]),
-            file("000000010000000000000003", true, 15, &[]),
-        ];
-        let wal = ArchivedWal::of(&snaps, "s", "db");
-        let p = point_with_base(1, 1, "0/2000028");
-        let r = wal.replay(p.point.sources[0].base.as_ref().unwrap());
-        assert_eq!(
-            names(&r),
-            ["000000010000000000000002", "000000010000000000000003"]
-        );
-        assert_eq!((r.timeline, r.end, r.missing), (1, Some(at(15)), None));
-        assert_eq!(
-            wal.superseded(&snaps, "s", "db").len(),
-            1,
-            "the earlier growing copy"
-        );
-        assert_eq!(wal.newest().unwrap().covers_until, at(15));
-    }
-
-    #[test]
-    fn after_a_restore_the_replay_branches_to_the_newer_timeline_at_its_switch() {
-        // Timeline 2 branched from 1 inside segment 3; timeline 1 went on to segment 4.
-        let snaps = vec![
-            file("000000010000000000000002", false, 10, &[]),
-            file("000000010000000000000003", false, 20, &[]),
-            file("000000010000000000000004", true, 25, &[]),
-            file("00000002.history", false, 40, &[(1, "0/3000A00")]),
-            file("000000020000000000000003", false, 50, &[]),
-            file("000000020000000000000004", true, 60, &[]),
-            file("000000010000000000000005", true, 30, &[]),
-        ];
-        let wal = ArchivedWal::of(&snaps, "s", "db");
-        let old = point_with_base(1, 1, "0/2000028");
-        let r = wal.replay(old.point.sources[0].base.as_ref().unwrap());
-        assert_eq!(
-            names(&r),
-            [
-                "00000002.history",
-                "000000010000000000000002",
-                "000000020000000000000003",
-                "000000020000000000000004"
-            ]
-        );
-        assert_eq!(
-            (r.timeline, r.end, r.missing.as_deref()),
-            (2, Some(at(60)), None)
-        );
-        // A base taken after the branch point on timeline 1 cannot follow timeline 2.
-        let late = point_with_base(21, 1, "0/4000028");
-        let r = wal.replay(late.point.sources[0].base.as_ref().unwrap());
-        assert_eq!(names(&r), ["000000010000000000000004"]);
-        assert_eq!(r.timeline, 1);
-        // A base on timeline 2 replays timeline 2 only.
-        let new = point_with_base(45, 2, "0/3000F00");
-        let r = wal.replay(new.point.sources[0].base.as_ref().unwrap());
-        assert_eq!(
-            names(&r),
-            ["000000020000000000000003", "000000020000000000000004"]
-        );
-    }
-
-    #[test]
-    fn a_missing_segment_breaks_the_window_until_the_next_base_backup() {
-        let mut snaps: Vec<SnapshotEntry> = (1..=8)
-            .filter(|s| *s != 4)
-            .map(|s| file(&segment_name(1, s), s == 8, 10 * s as u32, &[]))
-            .collect();
-        snaps.push(file("000000010000000000000003", true, 25, &[]));
-        let wal = ArchivedWal::of(&snaps, "s", "db");
-        let points = vec![
-            point_with_base(5, 1, "0/1000028"),
-            point_with_base(55, 1, "0/6000028"),
-        ];
-        let bases = bases(&points, "db");
-        let cov = coverage(&bases, &wal);
-        assert_eq!(
-            cov.windows,
-            vec![
-                Span {
-                    from: at(5),
-                    to: at(30)
-                },
-                Span {
-                    from: at(55),
-                    to: at(80)
-                }
-            ]
-        );
-        assert_eq!(
-            cov.gaps,
-            vec![Gap {
-                missing: "000000010000000000000004".into(),
-                broken: Span {
-                    from: at(30),
-                    to: at(55)
-                }
-            }]
-        );
-        assert_eq!(
-            cov.last_position.as_deref(),
-            Some("000000010000000000000008")
-        );
-        // Inside the window of either base: restored; inside the gap: refused, named.
-        let (b, r) = plan_replay(&bases, &wal, at(20)).unwrap();
-        assert_eq!((b.end, r.files.len()), (at(5), 3));
-        let (b, _) = plan_replay(&bases, &wal, at(70)).unwrap();
-        assert_eq!(b.end, at(55));
-        let e = plan_replay(&bases, &wal, at(40)).unwrap_err();
-        assert!(
-            e.starts_with("WAL segment 000000010000000000000004 is missing"),
-            "{e}"
-        );
-        let e = plan_replay(&bases, &wal, at(90)).unwrap_err();
-        assert!(e.contains("outside its recovery window"), "{e}");
-        let e = plan_replay(&bases, &wal, at(2)).unwrap_err();
-        assert!(e.contains("outside its recovery window"), "{e}");
-    }
-
-    #[test]
-    fn a_gap_at_the_end_reaches_to_the_archives_newest_time() {
-        let snaps = vec![
-            file("000000010000000000000001", false, 10, &[]),
-            file("000000010000000000000003", true, 30, &[]),
-        ];
-        let wal = ArchivedWal::of(&snaps, "s", "db");
-        let points = vec![point_with_base(1, 1, "0/1000028")];
-        let cov = coverage(&bases(&points, "db"), &wal);
-        assert_eq!(cov.gaps.len(), 1);
-        assert_eq!(
-            cov.gaps[0].broken,
-            Span {
-                from: at(10),
-                to: at(30)
-            }
-        );
-        assert!(ArchivedWal::older_than("000000010000000000000001", (1, 2)));
-        assert!(!ArchivedWal::older_than("00000001.history", (1, 2)));
-    }
-}
+mod tests;

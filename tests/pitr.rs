@@ -660,3 +660,154 @@ fn a_scheduled_drill_to_a_random_time_measures_its_rpo() {
     assert_eq!(c.psql(PW, "shop", "SELECT count(*) FROM orders"), "20000");
     stop_archive(archive);
 }
+
+/// pgbench writing from inside the container until it is stopped (or the server goes).
+fn start_pgbench(c: &Container) {
+    c.exec_ok(
+        &[("PGPASSWORD", PW)],
+        &[
+            "sh",
+            "-c",
+            "nohup pgbench -U postgres -h /var/run/postgresql -c 2 -T 600 -n shop \
+             >/tmp/pgbench.log 2>&1 &",
+        ],
+    );
+}
+
+/// The operator's worst morning: pgbench writes throughout; a base backup; markers every
+/// fraction of a second through a server restart and a restart of drctl's archiver; then
+/// `DELETE FROM pgbench_accounts`; then the container and its volume are lost, and a new
+/// empty server comes up under the same name (whose WAL repeats the old names). `restore
+/// --at` one second before the delete, into that container: every table is back, the
+/// markers run up to within a second of the time and none after it.
+#[test]
+fn restore_at_into_a_recreated_empty_container_after_restarts_under_load() {
+    if skip() {
+        return;
+    }
+    let name = unique("drctl-t-recreate");
+    let mount_of = |v: &docker::Volume| format!("{}:/var/lib/postgresql/data", v.name);
+    let vol = docker::volume(&format!("{name}-data"));
+    let c = docker::postgres_with(&name, PW, &["-v", &mount_of(&vol)]);
+    c.psql(PW, "postgres", "CREATE DATABASE shop");
+    c.exec_ok(
+        &[("PGPASSWORD", PW)],
+        &[
+            "pgbench",
+            "-U",
+            "postgres",
+            "-h",
+            "/var/run/postgresql",
+            "-i",
+            "-q",
+            "shop",
+        ],
+    );
+    c.psql(PW, "shop", "CREATE TABLE markers (at timestamptz)");
+    let env = env_with_pitr(&name);
+    let archive = start_archive(&env);
+    wait_for_receiver(&c);
+    start_pgbench(&c);
+    common::assert_ok(&env.run(&["backup", "shop"]));
+    markers_until(&c, chrono::Utc::now() + chrono::Duration::seconds(2));
+
+    // The server restarts mid-stream (pgbench with it), then drctl's archiver.
+    c.stop();
+    c.start();
+    start_pgbench(&c);
+    markers_until(&c, chrono::Utc::now() + chrono::Duration::seconds(2));
+    let mut archive = archive;
+    archive.kill().unwrap();
+    archive.wait().unwrap();
+    markers_until(&c, chrono::Utc::now() + chrono::Duration::seconds(2));
+    let archive = start_archive(&env);
+
+    // The mistake, at least a second after T.
+    let start = chrono::Utc::now();
+    let t = chrono::DateTime::from_timestamp(start.timestamp() + 3, 0).unwrap();
+    markers_until(&c, t + chrono::Duration::seconds(2));
+    c.psql(PW, "shop", "DELETE FROM pgbench_accounts");
+    let deleted = chrono::Utc::now();
+    markers_until(&c, deleted + chrono::Duration::seconds(1));
+    wait_for("the delete in the archive", Duration::from_secs(40), || {
+        archived(&env).iter().any(|(_, _, at)| *at > deleted)
+    });
+    let history_at_t = |c: &Container| {
+        c.psql(
+            PW,
+            "shop",
+            &format!(
+                "SELECT count(*) FROM pgbench_history WHERE mtime <= '{}'",
+                t.naive_utc()
+            ),
+        )
+    };
+    let written = history_at_t(&c);
+    assert_ne!(written, "0", "pgbench wrote before the time");
+
+    // The container and its volume are lost; an empty server takes the name, and its
+    // own WAL reaches the archive under the same names.
+    drop(c);
+    drop(vol);
+    let vol = docker::volume(&format!("{name}-data"));
+    let c = docker::postgres_with(&name, PW, &["-v", &mount_of(&vol)]);
+    let recreated = chrono::Utc::now();
+    wait_for_receiver(&c);
+    let mut reused = Vec::new();
+    for _ in 0..4 {
+        c.psql(
+            PW,
+            "postgres",
+            "CREATE TABLE IF NOT EXISTS x (i int); INSERT INTO x VALUES (1)",
+        );
+        reused.push(c.psql(PW, "postgres", "SELECT pg_walfile_name(pg_switch_wal())"));
+    }
+    let last = reused.last().unwrap().clone();
+    wait_for("the new server's WAL", Duration::from_secs(30), || {
+        archived(&env)
+            .iter()
+            .any(|(n, p, at)| *n == last && !p && *at > recreated)
+    });
+
+    let o = env.run(&["restore", "shop", "--at", &t.to_rfc3339(), "--force"]);
+    if !o.status.success() {
+        let snaps = env.run(&["--json", "snapshots"]);
+        let check = env.run(&["check"]);
+        panic!(
+            "restore failed: {}\n{}\n{}{}",
+            text(&o.stderr),
+            text(&snaps.stdout),
+            text(&check.stdout),
+            text(&check.stderr)
+        );
+    }
+    let said = text(&o.stdout);
+    assert!(said.contains("restored db to "), "{said}");
+    for (table, rows) in [
+        ("pgbench_accounts", "100000"),
+        ("pgbench_branches", "1"),
+        ("pgbench_tellers", "10"),
+    ] {
+        assert_eq!(
+            c.psql(PW, "shop", &format!("SELECT count(*) FROM {table}")),
+            rows,
+            "{table}"
+        );
+    }
+    // pgbench's own log of transactions up to the time is there, but for the few that
+    // began before it and committed after it.
+    let (restored, written): (u64, u64) =
+        (history_at_t(&c).parse().unwrap(), written.parse().unwrap());
+    assert!(
+        restored <= written && written - restored <= 20,
+        "pgbench_history to the time: {restored} restored, {written} written"
+    );
+    let newest = newest_marker(&c);
+    assert!(newest <= t, "a marker after the time: {newest} > {t}");
+    assert!(
+        t - newest <= chrono::Duration::seconds(1),
+        "markers end more than a second before the time: {newest} < {t}"
+    );
+    let log = stop_archive(archive);
+    assert!(!log.contains(PW), "password in the log: {log}");
+}

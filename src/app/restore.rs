@@ -152,10 +152,23 @@ impl App {
                 eprintln!("warning: source {}: {w}", s.rec.name);
             }
             if !self.json && !self.quiet {
+                // The moment the source now holds.
+                let holds = match &s.replay {
+                    Some((t, _)) => format!(
+                        "to {} (base backup from {}, last transaction replayed {})",
+                        local_time(t),
+                        local_time(&s.point.point.time),
+                        r.replayed_to
+                            .map_or("none after the base backup".into(), |x| x
+                                .with_timezone(&chrono::Local)
+                                .format("%Y-%m-%d %H:%M:%S%.3f")
+                                .to_string())
+                    ),
+                    None => format!("from {}", local_time(&s.point.point.time)),
+                };
                 out(&format!(
-                    "restored {} from {}: {} in {:.1}s\n",
+                    "restored {} {holds}: {} in {:.1}s\n",
                     s.rec.name,
-                    local_time(&s.point.point.time),
                     human_bytes(r.bytes),
                     r.seconds
                 ))?;
@@ -168,7 +181,9 @@ impl App {
                 .map(|(s, r)| {
                     json!({
                 "source": r.name, "point_id": s.point.id, "time": s.point.point.time,
-                "bytes": r.bytes, "seconds": r.seconds, "warnings": r.warnings})
+                "bytes": r.bytes, "seconds": r.seconds, "warnings": r.warnings,
+                "replayed_to_time": s.replay.as_ref().map(|(t, _)| t),
+                "last_transaction": r.replayed_to})
                 })
                 .collect();
             return print_json(&json!({"stack": name, "restored": v}));

@@ -88,6 +88,10 @@ pub struct BaseBackup {
     /// The WAL position before the backup started (its start is at or after it): WAL
     /// from here on replays onto it.
     pub wal_start: String,
+    /// The database system it belongs to (PostgreSQL's `system_identifier`, made by
+    /// `initdb`): only WAL of the same system replays onto it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
 }
 
 /// What a source's backup was and where it came from.

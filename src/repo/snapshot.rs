@@ -49,6 +49,10 @@ pub struct WalFile {
     /// with the WAL position where it ended (the file's content, read when stored).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<TimelineSwitch>,
+    /// The database system that wrote it (see `BaseBackup::system`): a server
+    /// recreated empty under the same name writes WAL under the same names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
 }
 
 /// One line of a timeline history file: timeline `parent` ended at `end` (an LSN, `X/Y`).

@@ -370,15 +370,17 @@ fn base_start(session: &Session) -> Result<BaseBackup> {
     let out = session.psql_multi(&[
         "SELECT timeline_id FROM pg_control_checkpoint()",
         "SELECT pg_current_wal_lsn()",
+        "SELECT system_identifier FROM pg_control_system()",
     ])?;
     let mut lines = out.lines().map(str::trim).filter(|l| !l.is_empty());
-    let (timeline, lsn) = (lines.next(), lines.next());
+    let (timeline, lsn, system) = (lines.next(), lines.next(), lines.next());
     let timeline = timeline.and_then(|t| t.parse::<u32>().ok());
     match (timeline, lsn) {
         (Some(timeline), Some(lsn)) if lsn.contains('/') => Ok(BaseBackup {
             file: BASE_FILE.into(),
             timeline,
             wal_start: lsn.to_string(),
+            system: system.map(str::to_string),
         }),
         _ => Err(Error::Failed(format!(
             "PostgreSQL in container {} did not report its timeline and WAL position: {out:?}",

@@ -215,6 +215,15 @@ impl<'a> RestorePlan<'a> {
                 }
                 Err(e) => return Err(e),
             };
+            let mut notes = notes;
+            if let Some((t, replay)) = &s.replay {
+                notes.push(format!(
+                    "the server's whole data directory will be replaced by this base backup \
+                     and {} archived WAL file(s) replayed to {}",
+                    replay.files.len(),
+                    local_time(t)
+                ));
+            }
             out.push(TargetCheck {
                 line: format!("{}: {}", s.rec.name, notes.join("; ")),
                 needs_force,

@@ -39,6 +39,9 @@ pub struct WalReceiver {
     session: Session,
     slot: String,
     dir: String,
+    /// The database system streamed from now, and the one before it when it changed
+    /// (the files moved aside are that one's).
+    systems: std::sync::Mutex<(Option<String>, Option<String>)>,
 }
 
 /// A file in the receive directory.
@@ -79,6 +82,7 @@ impl WalReceiver {
             session,
             slot: format!("drctl_{source}"),
             dir: format!("{RECEIVE_ROOT}/{source}"),
+            systems: Default::default(),
         })
     }
 
@@ -111,8 +115,16 @@ impl WalReceiver {
                  WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')"
             ),
             "SELECT 'bound ' || setting FROM pg_settings WHERE name = 'max_slot_wal_keep_size'",
+            "SELECT 'system ' || system_identifier FROM pg_control_system()",
             &self.end_receiver_sql(),
         ])?;
+        if let Some(system) = out.lines().find_map(|l| l.trim().strip_prefix("system ")) {
+            let mut systems = self.systems.lock().expect("not poisoned");
+            if systems.0.as_deref().is_some_and(|s| s != system) {
+                systems.1 = systems.0.take();
+            }
+            systems.0 = Some(system.to_string());
+        }
         let created = out.lines().any(|l| l.starts_with("created|"));
         let bound: Option<i64> = out
             .lines()
@@ -235,6 +247,16 @@ impl WalReceiver {
              WHERE slot_name = '{}' AND active_pid IS NOT NULL",
             self.slot
         )
+    }
+
+    /// The database system that wrote a received file.
+    pub fn system_of(&self, file: &Received) -> Option<String> {
+        let systems = self.systems.lock().expect("not poisoned");
+        if file.file.starts_with(EARLIER) {
+            systems.1.clone().or_else(|| systems.0.clone())
+        } else {
+            systems.0.clone()
+        }
     }
 
     /// The WAL files received, oldest name first. Each look tells the receiver's
