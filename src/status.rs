@@ -55,6 +55,10 @@ pub struct SourceState {
     pub point_id: Option<String>,
     /// Its age now, in seconds.
     pub age_seconds: Option<i64>,
+    /// Why a source with `pitr = true` cannot be restored to a time, as its newest
+    /// backup found it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pitr_unavailable: Option<String>,
     /// Point-in-time recovery, for a source that archives WAL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pitr: Option<PitrState>,
@@ -247,7 +251,7 @@ fn source_state(
                 .is_some_and(|r| r.status == SourceStatus::Ok)
         })
         .max_by_key(|e| e.point.time);
-    let pitr = def.pitr().then(|| {
+    let pitr = (def.pitr() && def.kind == crate::config::SourceKind::Postgres).then(|| {
         let coverage = coverage(
             &bases(points, name),
             &ArchivedWal::of(snapshots, stack, name),
@@ -269,6 +273,9 @@ fn source_state(
         source: name.clone(),
         last_success: newest.map(|e| e.point.time),
         point_id: newest.map(|e| e.id.to_string()),
+        pitr_unavailable: newest
+            .and_then(|e| e.point.source(name))
+            .and_then(|r| r.pitr_unavailable.clone()),
         // A point-in-time source's newest recovery point is where its window ends.
         age_seconds: newest.map(|e| {
             let restorable = pitr

@@ -220,7 +220,7 @@ fn config_check_rejects_what_cannot_work_at_its_place() {
         ("schedules/s.toml", source("colour = \"red\"\n"), "s.toml:6:1", "unknown field `colour`"),
         ("schedules/s.toml", source("exclude = [\"ok/**\", \"[z-a]\"]\n"), "s.toml:6:21", "exclude pattern \"[z-a]\""),
         ("schedules/s.toml", source("exclude = [\"a/{b\"]\n"), "s.toml:6:12", "exclude pattern"),
-        ("schedules/s.toml", source("pitr = true\n"), "s.toml:6:8", "pitr is for postgres sources"),
+        ("schedules/s.toml", source("pitr = true\n"), "s.toml:6:8", "pitr is for postgres and mysql sources"),
         ("schedules/s.toml", source("wal_keep_limit = \"1GiB\"\n"), "s.toml:6:18", "wal_keep_limit needs pitr = true"),
         ("schedules/s.toml", "[stack.web]\n[[stack.web.source]]\nname = \"db\"\nkind = \"postgres\"\ncontainer = \"c\"\npitr = true\nwal_keep_limit = \"lots\"\n".into(), "s.toml:7:18", "cannot read size"),
         ("schedules/s.toml", "[stack.web]\n[[stack.web.source]]\nname = \"db\"\nkind = \"postgres\"\ncontainer = \"c\"\npitr = true\nwal_keep_limit = \"1MiB\"\n".into(), "s.toml:7:18", "at least 64MiB"),

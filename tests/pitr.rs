@@ -811,3 +811,65 @@ fn restore_at_into_a_recreated_empty_container_after_restarts_under_load() {
     let log = stop_archive(archive);
     assert!(!log.contains(PW), "password in the log: {log}");
 }
+
+/// MariaDB with binary logging off (the official images' default) and `pitr = true`:
+/// the source backs up with dumps, `status` says that PITR is unavailable and what to add
+/// to the container's command, and a restore to a time between two dumps says which dump
+/// it restores and why.
+#[test]
+fn mariadb_without_binary_logging_backs_up_with_dumps_and_says_what_to_change() {
+    if skip() {
+        return;
+    }
+    const MPW: &str = "maria-binlog-1";
+    let name = unique("drctl-t-binlog");
+    let c = docker::mariadb(&name, MPW);
+    c.mariadb_sql(
+        MPW,
+        "CREATE DATABASE shop; CREATE TABLE shop.orders (id int); INSERT INTO shop.orders VALUES (1)",
+    );
+    let env = Env::init(Kind::Local).unwrap();
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(
+        env.path("schedules/shop.toml"),
+        format!(
+            "[stack.shop]\nrpo = \"1h\"\n[[stack.shop.source]]\nname = \"db\"\nkind = \"mysql\"\n\
+             container = \"{name}\"\ndatabases = [\"shop\"]\npitr = true\n"
+        ),
+    )
+    .unwrap();
+    common::assert_ok(&env.run(&["backup", "shop"]));
+    std::thread::sleep(Duration::from_millis(1100));
+    let between = chrono::Utc::now();
+    std::thread::sleep(Duration::from_millis(1100));
+    c.mariadb_sql(MPW, "INSERT INTO shop.orders VALUES (2)");
+    common::assert_ok(&env.run(&["backup", "shop"]));
+
+    let o = env.run(&["status", "--check"]);
+    common::assert_ok(&o);
+    let said = text(&o.stdout);
+    assert!(
+        said.contains(&format!(
+            "shop/db: PITR unavailable: binary logging is off in container {name}: add \
+             --log-bin --binlog-format=ROW --server-id=1 to its command"
+        )),
+        "{said}"
+    );
+    let v = env.json(&["status"]);
+    let src = &v["stacks"][0]["sources"][0];
+    assert!(src["pitr_unavailable"]
+        .as_str()
+        .unwrap()
+        .contains("--log-bin"));
+    assert!(src.get("pitr").is_none(), "{src}");
+
+    let o = env.run(&["restore", "shop", "--at", &between.to_rfc3339(), "--force"]);
+    common::assert_ok(&o);
+    let said = text(&o.stdout);
+    assert!(
+        said.contains("its newest backup at or before")
+            && said.contains("binary logging is off in container"),
+        "{said}"
+    );
+    assert_eq!(c.mariadb_sql(MPW, "SELECT count(*) FROM shop.orders"), "1");
+}

@@ -426,6 +426,12 @@ impl App {
                     if let Some(p) = &src.pitr {
                         text.push_str(&pitr_line(&s.stack, &src.source, p));
                     }
+                    if let Some(why) = &src.pitr_unavailable {
+                        text.push_str(&format!(
+                            "{}/{}: PITR unavailable: {why}\n",
+                            s.stack, src.source
+                        ));
+                    }
                 }
             }
             text.push_str(&format!(

@@ -463,11 +463,11 @@ fn check_source(s: &SourceDef, err: ErrAt<'_>) -> Result<()> {
         },
     }
     if let Some(p) = s.pitr.as_ref().filter(|p| *p.get_ref()) {
-        if s.kind != SourceKind::Postgres {
+        if !matches!(s.kind, SourceKind::Postgres | SourceKind::Mysql) {
             return Err(err(
                 &p.span(),
                 format!(
-                    "pitr is for postgres sources; source {} is {}",
+                    "pitr is for postgres and mysql sources; source {} is {}",
                     s.name.get_ref(),
                     s.kind.name()
                 ),

@@ -154,6 +154,10 @@ pub struct SourceRecord {
     /// point-in-time restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<BaseBackup>,
+    /// With `pitr = true`: why no restore to a time between its backups is possible,
+    /// and what to change (binary logging off in a MariaDB/MySQL server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pitr_unavailable: Option<String>,
     /// Bytes read from the source.
     pub bytes: u64,
     /// Bytes the source added to the repository.
@@ -185,6 +189,7 @@ impl SourceRecord {
             stop: Vec::new(),
             pause: Vec::new(),
             base: None,
+            pitr_unavailable: None,
             bytes: 0,
             bytes_added: 0,
             duration_ms: 0,

@@ -193,6 +193,28 @@ impl SqlServer for Session<'_> {
     }
 }
 
+/// Why a server cannot be restored to a time between its dumps, from `@@log_bin` and
+/// `@@binlog_format`: what to change when binary logging is off (the official images'
+/// default).
+fn binlog_state(vars: &str, container: &str) -> String {
+    let mut v = vars.split_whitespace();
+    match (v.next(), v.next()) {
+        (Some("0"), _) | (None, _) => format!(
+            "binary logging is off in container {container}: add --log-bin \
+             --binlog-format=ROW --server-id=1 to its command (in compose: command: \
+             [\"--log-bin\", \"--binlog-format=ROW\", \"--server-id=1\"]); until then a \
+             restore reaches only the dumps"
+        ),
+        (_, Some(format)) if format != "ROW" => format!(
+            "binlog_format is {format} in container {container}: set --binlog-format=ROW; \
+             until then a restore reaches only the dumps"
+        ),
+        _ => "drctl does not archive MariaDB/MySQL binary logs yet: a restore reaches only \
+              the dumps"
+            .into(),
+    }
+}
+
 /// `'text'` as an SQL string literal.
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
@@ -210,6 +232,12 @@ impl DatabaseDriver for Mysql {
         let session = Session::for_backup(docker, def, rec)?;
         let (tools, user, env) = (&session.tools, &session.user, &session.env);
         rec.server_version = Some(session.query("SELECT VERSION()")?);
+        if def.pitr() {
+            rec.pitr_unavailable = Some(binlog_state(
+                &session.query("SELECT @@log_bin, @@binlog_format")?,
+                container,
+            ));
+        }
         rec.tool_versions.insert(
             tools.dump.clone(),
             docker.run_ok(container, &[&tools.dump, "--version"], &[])?,

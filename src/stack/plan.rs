@@ -216,13 +216,27 @@ impl<'a> RestorePlan<'a> {
                 Err(e) => return Err(e),
             };
             let mut notes = notes;
-            if let Some((t, replay)) = &s.replay {
-                notes.push(format!(
+            match (&s.replay, self.at) {
+                (Some((t, replay)), _) => notes.push(format!(
                     "the server's whole data directory will be replaced by this base backup \
                      and {} archived WAL file(s) replayed to {}",
                     replay.files.len(),
                     local_time(t)
-                ));
+                )),
+                // To a time without replay: which backup, and why not closer.
+                (None, Some(t)) => notes.push(format!(
+                    "it will hold {}, its newest backup at or before {}: {}",
+                    local_time(&s.point.point.time),
+                    local_time(&t),
+                    s.rec.pitr_unavailable.as_deref().unwrap_or(
+                        if source::driver(s.rec.kind).is_database() {
+                            "it has no continuous archive (pitr = true)"
+                        } else {
+                            "files are restored from their snapshots"
+                        }
+                    )
+                )),
+                (None, None) => {}
             }
             out.push(TargetCheck {
                 line: format!("{}: {}", s.rec.name, notes.join("; ")),
