@@ -216,7 +216,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_see
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -s h -l help -d 'Print help'
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -f -a "list" -d 'Each job, its expression, last success and next run'
-complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -f -a "install" -d 'Install a systemd timer or a crontab entry that runs `drctl run --due` every minute'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -f -a "install" -d 'Install a systemd timer or a crontab entry that runs `drctl run --due` every minute, and keeps `drctl archive` running for each stack with a point-in-time source'
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and not __fish_seen_subcommand_from list install help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from list" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
@@ -244,7 +244,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_su
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
-complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l systemd -d 'Write drctl.service and drctl.timer'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l systemd -d 'Write drctl.service and drctl.timer (and drctl-archive@.service for point-in-time sources)'
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l cron -d 'Put a block into a crontab (replaced, not duplicated, by a second install)'
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l dry-run -d 'Print what would be written and change nothing'
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -l json -d 'Print one JSON document on stdout instead of text'
@@ -252,7 +252,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_su
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from install" -s h -l help -d 'Print help'
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from help" -f -a "list" -d 'Each job, its expression, last success and next run'
-complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from help" -f -a "install" -d 'Install a systemd timer or a crontab entry that runs `drctl run --due` every minute'
+complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from help" -f -a "install" -d 'Install a systemd timer or a crontab entry that runs `drctl run --due` every minute, and keeps `drctl archive` running for each stack with a point-in-time source'
 complete -c drctl -n "__fish_drctl_using_subcommand schedule; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c drctl -n "__fish_drctl_using_subcommand status" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
 complete -c drctl -n "__fish_drctl_using_subcommand status" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
@@ -537,7 +537,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_su
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check catalog repair config key help" -f -a "key" -d 'Manage key files'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check catalog repair config key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from schedule" -f -a "list" -d 'Each job, its expression, last success and next run'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from schedule" -f -a "install" -d 'Install a systemd timer or a crontab entry that runs `drctl run --due` every minute'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from schedule" -f -a "install" -d 'Install a systemd timer or a crontab entry that runs `drctl run --due` every minute, and keeps `drctl archive` running for each stack with a point-in-time source'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from drill" -f -a "history" -d 'Past drills with their measured RTO against the target'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from drill" -f -a "report" -d 'An HTML page of each stack\'s measured RTO over time and its verdicts'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and __fish_seen_subcommand_from catalog" -f -a "rebuild" -d 'Recreate the catalog from the repository alone'

@@ -501,6 +501,13 @@ for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
 fn schedule_install_output_verifies_and_the_cron_block_is_replaced_not_duplicated() {
     let env = Env::init(Kind::Local).unwrap();
     volume_stack(&env, "shop", "schedule = \"*/15 * * * *\"");
+    // A stack with a point-in-time source: its archive is kept running too.
+    std::fs::write(
+        env.path("schedules/orders.toml"),
+        "[stack.orders]\n[[stack.orders.source]]\nname = \"db\"\nkind = \"postgres\"\n\
+         container = \"pg\"\npitr = true\n",
+    )
+    .unwrap();
     let o = env.run(&["schedule", "install", "--systemd", "--dry-run"]);
     assert_ok(&o);
     let out = text(&o.stdout);
@@ -511,7 +518,9 @@ fn schedule_install_output_verifies_and_the_cron_block_is_replaced_not_duplicate
     let mut bodies: Vec<String> = Vec::new();
     for line in out.lines() {
         if let Some(path) = line.strip_prefix("# /") {
-            names.push(units.join(Path::new(path).file_name().unwrap()));
+            // A template is verified as an instance of it.
+            let file = Path::new(path).file_name().unwrap().to_str().unwrap();
+            names.push(units.join(file.replace("@.service", "@orders.service")));
             bodies.push(String::new());
         } else if let Some(b) = bodies.last_mut() {
             b.push_str(line);
@@ -521,8 +530,12 @@ fn schedule_install_output_verifies_and_the_cron_block_is_replaced_not_duplicate
     for (n, b) in names.iter().zip(&bodies) {
         std::fs::write(n, b).unwrap();
     }
-    assert_eq!(names.len(), 2, "{out}");
+    assert_eq!(names.len(), 3, "{out}");
     assert!(out.contains("Persistent=true") && out.contains("run --due"));
+    assert!(
+        out.contains("--quiet archive %i") && out.contains("Restart=always"),
+        "{out}"
+    );
     let v = Command::new("systemd-analyze")
         .arg("verify")
         .args(&names)
@@ -552,6 +565,8 @@ fn schedule_install_output_verifies_and_the_cron_block_is_replaced_not_duplicate
     let once = std::fs::read_to_string(&crontab).unwrap();
     assert!(once.starts_with("MAILTO=ops@example.com\n0 5 * * * /usr/bin/other\n"));
     assert_eq!(once.matches("run --due").count(), 1, "{once}");
+    assert_eq!(once.matches("--quiet archive orders").count(), 1, "{once}");
+    assert!(once.contains("flock -n "), "{once}");
     assert_ok(&env.run(&args));
     assert_eq!(std::fs::read_to_string(&crontab).unwrap(), once);
 }

@@ -285,14 +285,32 @@ impl App {
             exe: exe.display().to_string(),
             args,
         };
+        // Stacks whose continuous archive must run.
+        let archives: Vec<String> = self
+            .stacks()?
+            .into_iter()
+            .filter(|s| {
+                s.def
+                    .source
+                    .iter()
+                    .any(|d| d.pitr() && d.kind == crate::config::SourceKind::Postgres)
+            })
+            .map(|s| s.name)
+            .collect();
         if a.systemd {
-            let files = [
+            let mut files = vec![
                 (
                     a.unit_dir.join("drctl.service"),
                     install::systemd_service(&inv),
                 ),
                 (a.unit_dir.join("drctl.timer"), install::systemd_timer()),
             ];
+            if !archives.is_empty() {
+                files.push((
+                    a.unit_dir.join("drctl-archive@.service"),
+                    install::systemd_archive_service(&inv),
+                ));
+            }
             for (path, text) in &files {
                 if a.dry_run {
                     out(&format!("# {}\n{text}\n", path.display()))?;
@@ -302,11 +320,22 @@ impl App {
                 }
             }
             if !a.dry_run {
-                eprintln!("now: systemctl daemon-reload && systemctl enable --now drctl.timer");
+                let units: Vec<String> = std::iter::once("drctl.timer".to_string())
+                    .chain(
+                        archives
+                            .iter()
+                            .map(|s| format!("drctl-archive@{s}.service")),
+                    )
+                    .collect();
+                eprintln!(
+                    "now: systemctl daemon-reload && systemctl enable --now {}",
+                    units.join(" ")
+                );
             }
             return Ok(());
         }
-        let block = install::cron_block(&inv);
+        let lock_dir = self.settings.data_dir.display().to_string();
+        let block = install::cron_block(&inv, &archives, &lock_dir);
         let current = match &a.crontab {
             Some(p) => match std::fs::read_to_string(p) {
                 Ok(t) => t,

@@ -188,14 +188,16 @@ pub struct DaemonArgs {
 pub enum ScheduleCommand {
     /// Each job, its expression, last success and next run
     List,
-    /// Install a systemd timer or a crontab entry that runs `drctl run --due` every minute
+    /// Install a systemd timer or a crontab entry that runs `drctl run --due` every minute,
+    /// and keeps `drctl archive` running for each stack with a point-in-time source
     Install(InstallArgs),
 }
 
 /// `drctl schedule install`.
 #[derive(Debug, Args)]
 pub struct InstallArgs {
-    /// Write drctl.service and drctl.timer
+    /// Write drctl.service and drctl.timer (and drctl-archive@.service for point-in-time
+    /// sources)
     #[arg(long, required_unless_present = "cron", conflicts_with = "cron")]
     pub systemd: bool,
     /// Put a block into a crontab (replaced, not duplicated, by a second install)

@@ -1,6 +1,9 @@
 //! `drctl schedule install`: the systemd units or crontab block that call `drctl run --due`
 //! every minute. The schedules themselves stay in drctl's stack files; the timer only
 //! asks drctl what is due, so changing a schedule never means reinstalling anything.
+//! Stacks with a point-in-time source also get their continuous archive kept running
+//! (`drctl archive STACK`): a systemd template service restarted whenever it ends, or a
+//! cron line that starts it each minute unless it already runs (`flock`).
 
 /// The first line of drctl's crontab block.
 pub const CRON_BEGIN: &str =
@@ -18,12 +21,43 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    fn command_line(&self) -> String {
+    /// drctl with its arguments, then `tail`.
+    fn command(&self, tail: &[&str]) -> String {
         let mut words = vec![quote(&self.exe)];
         words.extend(self.args.iter().map(|a| quote(a)));
-        words.extend(["--quiet", "run", "--due"].map(str::to_string));
+        words.extend(tail.iter().map(|w| quote(w)));
         words.join(" ")
     }
+
+    fn command_line(&self) -> String {
+        self.command(&["--quiet", "run", "--due"])
+    }
+}
+
+/// `drctl-archive@.service`: `drctl archive STACK` for the instance `STACK`, started
+/// again whenever it ends (a stopped archive loses no WAL, the slot keeps it, but the
+/// RPO runs out).
+pub fn systemd_archive_service(inv: &Invocation) -> String {
+    format!(
+        "[Unit]
+Description=drctl: continuous WAL archive of stack %i
+Wants=network-online.target
+After=network-online.target docker.service
+
+[Service]
+Type=simple
+ExecStart={} %i
+Restart=always
+RestartSec=5
+# SIGTERM: the archive stores what it received and releases the slot.
+KillSignal=SIGTERM
+TimeoutStopSec=60
+
+[Install]
+WantedBy=multi-user.target
+",
+        inv.command(&["--quiet", "archive"])
+    )
 }
 
 /// Quotes a word for both systemd's ExecStart and sh (cron) when it needs it.
@@ -80,12 +114,21 @@ WantedBy=timers.target
     .to_string()
 }
 
-/// The crontab block, marker lines included.
-pub fn cron_block(inv: &Invocation) -> String {
-    format!(
-        "{CRON_BEGIN}\n* * * * * {}\n{CRON_END}\n",
-        inv.command_line()
-    )
+/// The crontab block, marker lines included: `run --due` every minute, and for each
+/// stack in `archives` its archive started every minute unless one holds its lock in
+/// `lock_dir` (one archive per slot: a second would take the stream over).
+pub fn cron_block(inv: &Invocation, archives: &[String], lock_dir: &str) -> String {
+    let mut block = format!("{CRON_BEGIN}\n* * * * * {}\n", inv.command_line());
+    for stack in archives {
+        block.push_str(&format!(
+            "* * * * * flock -n {} {}\n",
+            quote(&format!("{lock_dir}/archive-{stack}.lock")),
+            inv.command(&["--quiet", "archive", stack])
+        ));
+    }
+    block.push_str(CRON_END);
+    block.push('\n');
+    block
 }
 
 /// A crontab with drctl's block put in: an existing block is replaced where it stands,
@@ -137,15 +180,18 @@ mod tests {
     #[test]
     fn a_second_install_replaces_the_block_and_keeps_other_lines() {
         let before = "MAILTO=ops@example.com\n0 5 * * * /usr/bin/other\n";
-        let once = merge_cron(before, &cron_block(&inv()));
+        let once = merge_cron(before, &cron_block(&inv(), &[], "/var/lib/drctl"));
         assert!(once.starts_with(before));
         assert!(once.contains("'/etc/drctl/my conf.toml' --quiet run --due"));
-        let twice = merge_cron(&once, &cron_block(&inv()));
+        let twice = merge_cron(&once, &cron_block(&inv(), &[], "/var/lib/drctl"));
         assert_eq!(once, twice);
         // A changed command replaces the old block in place.
         let mut other = inv();
         other.exe = "/opt/drctl".into();
-        let moved = merge_cron(&format!("{once}1 1 * * * /bin/true\n"), &cron_block(&other));
+        let moved = merge_cron(
+            &format!("{once}1 1 * * * /bin/true\n"),
+            &cron_block(&other, &[], "/var/lib/drctl"),
+        );
         assert_eq!(moved.matches(CRON_BEGIN).count(), 1);
         assert!(moved.contains("/opt/drctl") && !moved.contains("/usr/local/bin/drctl"));
         assert!(moved.ends_with("1 1 * * * /bin/true\n"));
@@ -160,5 +206,20 @@ mod tests {
         assert!(s.contains("SuccessExitStatus=3"));
         let t = systemd_timer();
         assert!(t.contains("Persistent=true") && t.contains("OnCalendar=*-*-* *:*:00"));
+        let a = systemd_archive_service(&inv());
+        assert!(a.contains(
+            "ExecStart=/usr/local/bin/drctl --config '/etc/drctl/my conf.toml' --quiet archive %i"
+        ));
+        assert!(a.contains("Restart=always"));
+    }
+
+    #[test]
+    fn cron_keeps_one_archive_per_stack_running() {
+        let block = cron_block(&inv(), &["shop".into()], "/var/lib/drctl");
+        assert!(block.contains(
+            "* * * * * flock -n /var/lib/drctl/archive-shop.lock /usr/local/bin/drctl \
+             --config '/etc/drctl/my conf.toml' --quiet archive shop\n"
+        ));
+        assert!(block.starts_with(CRON_BEGIN) && block.ends_with(&format!("{CRON_END}\n")));
     }
 }
