@@ -288,6 +288,39 @@ fn source_state(
     }
 }
 
+/// Why a stack's continuous archive needs someone, if it does: a gap in it, nothing
+/// archived, or an archive trailing by more than the stack's RPO (a stream that stopped).
+pub fn archive_trouble(s: &StackState) -> Option<String> {
+    let mut why = Vec::new();
+    for src in &s.sources {
+        let Some(p) = &src.pitr else {
+            continue;
+        };
+        let name = &src.source;
+        for g in &p.coverage.gaps {
+            why.push(format!(
+                "source {name}: WAL segment {} is missing",
+                g.missing
+            ));
+        }
+        match (p.lag_seconds, s.rpo_seconds) {
+            (None, _) => why.push(format!("source {name}: no WAL is archived")),
+            (Some(lag), Some(rpo)) if lag > rpo => why.push(format!(
+                "source {name}: the continuous archive trails by {lag}s, the RPO is {rpo}s"
+            )),
+            _ => {}
+        }
+    }
+    (!why.is_empty()).then(|| {
+        format!(
+            "stack {}: {}; is `drctl archive {}` running?",
+            s.stack,
+            why.join("; "),
+            s.stack
+        )
+    })
+}
+
 /// A stack's health once its point-in-time sources are judged: a gap in an archive, or
 /// an archive trailing by more than the RPO (or never written), makes it worse.
 pub fn pitr_health(health: Health, sources: &[SourceState], rpo: Option<Duration>) -> Health {

@@ -458,12 +458,9 @@ fn a_stopped_archive_is_late_and_its_slot_stays_within_the_bound() {
         return;
     }
     let name = unique("drctl-t-stop");
-    let (c, env, mut archive) = archived_shop(
-        &name,
-        "rpo = \"15s\"\n",
-        "wal_keep_limit = \"64MiB\"\n",
-        &[],
-    );
+    let (hook, notices) = common::listener();
+    let stack = format!("rpo = \"15s\"\n[stack.shop.notify]\nwebhook = \"{hook}\"\n");
+    let (c, env, mut archive) = archived_shop(&name, &stack, "wal_keep_limit = \"64MiB\"\n", &[]);
     assert_eq!(
         c.psql(PW, "postgres", "SHOW max_slot_wal_keep_size"),
         "64MB"
@@ -483,6 +480,27 @@ fn a_stopped_archive_is_late_and_its_slot_stays_within_the_bound() {
         .as_i64()
         .unwrap();
     assert!(lag > 15, "late before the RPO: {lag}s");
+    // The unattended run notifies the stream that stopped, once (the backup's own
+    // notices came before).
+    common::assert_ok(&env.run(&["run", "--due"]));
+    let stalled = || {
+        notices
+            .try_iter()
+            .map(|n| serde_json::from_str::<serde_json::Value>(&n).unwrap())
+            .filter(|n| n["status"] == "archive_stalled")
+            .collect::<Vec<_>>()
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let notice = stalled().pop().expect("a notice of the stopped archive");
+    assert_eq!(notice["event"], "failure", "{notice}");
+    let why = notice["error"].as_str().unwrap();
+    assert!(
+        why.contains("the continuous archive trails by") && why.contains("drctl archive shop"),
+        "{why}"
+    );
+    common::assert_ok(&env.run(&["run", "--due"]));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(stalled().is_empty(), "notified twice");
 
     // The receiver left behind streams on until its watchdog sees nobody reading.
     wait_for(

@@ -5,14 +5,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::docker::{self, skip};
-use common::{assert_fails, assert_ok, text, unique, Env, Kind};
+use common::{assert_fails, assert_ok, listener, text, unique, Env, Kind};
 
 /// Writes `schedules/<name>.toml` next to the env's drctl.toml.
 fn stack_file(env: &Env, name: &str, body: &str) {
@@ -230,35 +230,6 @@ fn the_daemon_runs_a_due_drill_and_stores_its_result() {
     assert!(stderr.contains("drill often: ok"), "{stderr}");
     assert_eq!(history[0]["verdict"], "PASS", "{history:#}");
     assert_eq!(env.json(&["drill", "history"]).as_array().unwrap().len(), 1);
-}
-
-/// A one-shot HTTP listener that records the bodies it receives.
-fn listener() -> (String, std::sync::mpsc::Receiver<String>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0;
-            loop {
-                let mut h = String::new();
-                if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = r.read_exact(&mut body);
-            let mut s = s;
-            let _ =
-                std::io::Write::write_all(&mut s, b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
-            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
-        }
-    });
-    (url, rx)
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod output;
 mod restore;
 mod snapshots;
 mod unattended;
+mod watch;
 
 pub(crate) use output::{local_time, out, print_json, source_line};
 pub use snapshots::{resolve_snapshot, shell_quote};

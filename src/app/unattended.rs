@@ -1,7 +1,7 @@
 //! The commands of unattended operation: run, daemon, schedule, status, forget, prune.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::json;
@@ -106,6 +106,7 @@ impl App {
                 }
             }
         }
+        self.watch_archives(session.catalog(), &stacks, Utc::now().max(self.now));
         self.write_metrics_file(session.catalog(), &stacks);
         match worst {
             None => Ok(()),
@@ -152,6 +153,7 @@ impl App {
         let mut aborted = false;
         std::thread::scope(|scope| -> Result<()> {
             let mut running: Vec<String> = Vec::new();
+            let mut last_watch = Instant::now();
             loop {
                 while let Ok((stack, status)) = done_rx.try_recv() {
                     running.retain(|s| *s != stack);
@@ -185,6 +187,11 @@ impl App {
                         let status = self.daemon_job(fork, &stacks, &drills, &job, now);
                         let _ = tx.send((job.stack.clone(), status));
                     });
+                }
+                // The archives need no look every second.
+                if last_watch.elapsed() >= Duration::from_secs(10) {
+                    self.watch_archives(session.catalog(), &stacks, now);
+                    last_watch = Instant::now();
                 }
                 self.write_metrics_file(session.catalog(), &stacks);
                 // Wake at the next whole second: slots are at least a second apart.
