@@ -7,7 +7,7 @@
 # It measures, in one run:
 #   base backup  `drctl backup` of a pitr source whose only dumped database is the empty
 #                `postgres` (so the run is the base backup)  vs
-#                `docker exec … pg_basebackup -D - -Ft -X none > /dev/null`
+#                `docker exec … pg_basebackup -D - -Ft -X none -c fast > /dev/null`
 #   archive lag  under pgbench at a steady TPS for SECONDS: every 10 s a row is committed
 #                and the time until the repository holds a WAL copy covering the commit
 #                is measured; p50, p99 and max
@@ -38,7 +38,7 @@ pw=bench-pw
 export POSTGRES_PASSWORD=$pw
 archive_pid=
 cleanup() {
-    [[ -n $archive_pid ]] && kill "$archive_pid" 2>/dev/null || true
+    [[ -n $archive_pid ]] && pkill -TERM -P "$archive_pid" 2>/dev/null || true
     docker rm -f -v "$src" "$ref" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
@@ -103,7 +103,7 @@ export DRCTL_CONFIG=$work/etc/drctl.toml
 for i in 1 2; do
     t0=$(now)
     docker exec -e PGPASSWORD="$pw" "$src" pg_basebackup -U postgres -h /var/run/postgresql \
-        -D - -Ft -X none >/dev/null
+        -D - -Ft -X none -c fast >/dev/null
     plain=$(secs "$t0" "$(now)")
     t0=$(now)
     /usr/bin/time -v -o "$work/time.base" "$drctl" --quiet backup p2m >/dev/null
@@ -152,7 +152,8 @@ while (($(date +%s) - load_start < duration + 2)); do sleep 1; done
 end_lsn=$(psql_in "$src" postgres "SELECT pg_current_wal_lsn()")
 target=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 sleep 15 # the archive catches up with the last commit
-kill "$archive_pid"
+# SIGTERM to drctl itself (its parent is GNU time, which then reports).
+pkill -TERM -P "$archive_pid" || true
 wait "$archive_pid" || true
 archive_pid=
 python3 - "$work/lags" <<'EOF'
@@ -175,8 +176,9 @@ printf 'WAL written %s; repository growth %s (%s of the WAL received, zstd -3 %s
     "$(mib "$zstd_bytes")" "$(ratio "$growth" "$zstd_bytes")"
 # Superseded growing copies are forgotten as the archive runs; prune removes their data
 # (marked first, deleted once the grace has passed).
+# The grace is raised to twice the longest backup the snapshots record: wait that out.
 "$drctl" --quiet prune --grace 1s >/dev/null
-sleep 2
+sleep 30
 "$drctl" --quiet prune --grace 1s >/dev/null
 repo_pruned=$(du -sb "$work/repo" | cut -f1)
 printf 'after prune: growth %s = %s of zstd -3\n' "$(mib $((repo_pruned - repo_before)))" \
@@ -189,6 +191,10 @@ import json
 r = json.load(open('$work/drill.json'))[0]
 assert r['verdict'] == 'PASS', r
 print(f\"{r['rto_secs']:.2f} {r['pitr']['replayed_to']}\")")
+python3 -c "
+import json
+r = json.load(open('$work/drill.json'))[0]
+print('drill phases: ' + ', '.join(f\"{p['name']} {p['seconds']:.2f} s\" for p in r['phases']))"
 docker exec -e PGUSER=postgres -e PGPASSWORD="$pw" "$src" pg_dump --create --dbname b2m >"$work/b2m.sql"
 t0=$(now)
 start_pg "$ref"

@@ -283,18 +283,7 @@ fn restore_at_a_second_before_a_delete_brings_every_row_back() {
     let name = unique("drctl-t-pitr");
     let vol = docker::volume(&format!("{name}-data"));
     let mount = format!("{}:/var/lib/postgresql/data", vol.name);
-    let c = docker::postgres_with(&name, PW, &["-v", &mount]);
-    c.psql(PW, "postgres", "CREATE DATABASE shop");
-    c.psql(
-        PW,
-        "shop",
-        "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 20000) g",
-    );
-    c.psql(PW, "shop", "CREATE TABLE markers (at timestamptz)");
-    let env = env_with_pitr(&name);
-    let archive = start_archive(&env);
-    wait_for_receiver(&c);
-    common::assert_ok(&env.run(&["backup", "shop"]));
+    let (c, env, archive) = archived_shop(&name, "", "", &["-v", &mount]);
 
     let t1 = markers_then_delete(&c, &env);
     restore_and_verify(&env, &c, t1, 2);
@@ -326,6 +315,17 @@ fn restore_at_a_second_before_a_delete_brings_every_row_back() {
     assert!(!log.contains(PW), "password in the log: {log}");
 }
 
+/// The database `shop`: 20000 orders and an empty table of markers.
+fn create_shop(c: &Container) {
+    c.psql(PW, "postgres", "CREATE DATABASE shop");
+    c.psql(
+        PW,
+        "shop",
+        "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 20000) g",
+    );
+    c.psql(PW, "shop", "CREATE TABLE markers (at timestamptz)");
+}
+
 /// A server with a table of orders and one of markers, archived by a running
 /// `drctl archive`, with a base backup.
 fn archived_shop(
@@ -335,13 +335,7 @@ fn archived_shop(
     extra_args: &[&str],
 ) -> (Container, Env, Child) {
     let c = docker::postgres_with(name, PW, extra_args);
-    c.psql(PW, "postgres", "CREATE DATABASE shop");
-    c.psql(
-        PW,
-        "shop",
-        "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 20000) g",
-    );
-    c.psql(PW, "shop", "CREATE TABLE markers (at timestamptz)");
+    create_shop(&c);
     let env = env_with(name, stack, source);
     let archive = start_archive(&env);
     wait_for_receiver(&c);
@@ -575,13 +569,7 @@ fn a_scheduled_drill_to_a_random_time_measures_its_rpo() {
     }
     let name = unique("drctl-t-pdrill");
     let c = docker::postgres(&name, PW);
-    c.psql(PW, "postgres", "CREATE DATABASE shop");
-    c.psql(
-        PW,
-        "shop",
-        "CREATE TABLE orders AS SELECT g AS id FROM generate_series(1, 20000) g",
-    );
-    c.psql(PW, "shop", "CREATE TABLE markers (at timestamptz)");
+    create_shop(&c);
     let env = env_with_pitr(&name);
     std::fs::create_dir_all(env.path("restore-drills")).unwrap();
     std::fs::write(
