@@ -274,25 +274,25 @@ impl DrillRun<'_> {
         let Some(target) = self.at else {
             return;
         };
-        let replayed: Vec<&SourceResult> = self
+        // Per replayed source, the last transaction replayed; with none after its base
+        // backup, the base backup's time is how far it got.
+        let reached: Vec<chrono::DateTime<chrono::Utc>> = self
             .result
             .sources
             .iter()
-            .filter(|s| {
-                self.plan.steps().any(|step| {
-                    step.rec.name == s.name && step.replay.is_some() && s.error.is_none()
-                })
+            .filter(|s| s.error.is_none())
+            .filter_map(|s| {
+                let step = self
+                    .plan
+                    .steps()
+                    .find(|step| step.rec.name == s.name && step.replay.is_some())?;
+                Some(s.replayed_to.unwrap_or(step.point.point.time))
             })
             .collect();
-        if replayed.is_empty() {
+        if reached.is_empty() {
             return;
         }
         let secs = |d: chrono::Duration| d.num_milliseconds() as f64 / 1000.0;
-        // A source with no transaction after its base backup is as far behind as that.
-        let reached: Vec<chrono::DateTime<chrono::Utc>> = replayed
-            .iter()
-            .map(|s| s.replayed_to.unwrap_or(s.point_time.unwrap_or(target)))
-            .collect();
         let oldest = reached.iter().min().copied();
         self.result.pitr = Some(PitrDrill {
             target,

@@ -62,7 +62,8 @@ pub struct PitrDrill {
     pub target: DateTime<Utc>,
     /// Drawn at random from the recovery window.
     pub random: bool,
-    /// The oldest of the replayed sources' last transactions.
+    /// The oldest of the replayed sources' last transactions (for a source with none
+    /// after its base backup, that backup's time).
     pub replayed_to: Option<DateTime<Utc>>,
     /// Measured RPO: how far that transaction is behind the target.
     pub rpo_secs: Option<f64>,
