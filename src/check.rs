@@ -358,8 +358,7 @@ fn check_wal_continuity(
     sources.dedup();
     for (stack, source) in sources {
         let points = catalog.points(stack)?;
-        let wal = crate::pitr::ArchivedWal::of(snapshots, stack, source);
-        let cov = crate::pitr::coverage(&crate::pitr::bases(&points, source), &wal);
+        let cov = crate::pitr::source_coverage(&points, snapshots, stack, source);
         for g in cov.gaps {
             problems.push(Problem {
                 pack: None,

@@ -55,6 +55,32 @@ pub struct Notice {
     pub drctl_version: String,
 }
 
+impl Notice {
+    /// A notice about `stack` from this `hostname`, of something that began at
+    /// `started`; the run's figures are for the caller to add.
+    pub fn new(
+        event: Event,
+        stack: &str,
+        hostname: &str,
+        started: DateTime<Utc>,
+        status: &str,
+        error: Option<String>,
+    ) -> Notice {
+        Notice {
+            event,
+            stack: stack.to_string(),
+            hostname: hostname.to_string(),
+            started,
+            status: status.to_string(),
+            error,
+            point_id: None,
+            duration_ms: None,
+            bytes_added: None,
+            drctl_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
 /// Where a stack's notices go.
 #[derive(Debug, Clone)]
 pub struct Notifier {

@@ -387,6 +387,19 @@ pub fn coverage(bases: &[Base<'_>], wal: &ArchivedWal) -> Coverage {
     out
 }
 
+/// The recovery window of `stack`'s `source` from the catalog's points and snapshots.
+pub fn source_coverage(
+    points: &[PointEntry],
+    snapshots: &[SnapshotEntry],
+    stack: &str,
+    source: &str,
+) -> Coverage {
+    coverage(
+        &bases(points, source),
+        &ArchivedWal::of(snapshots, stack, source),
+    )
+}
+
 /// The base backup and WAL that restore a source to `t`: the newest base before `t`
 /// whose replay reaches it. An error message names the window, or the missing segment
 /// and the span it breaks.

@@ -130,18 +130,16 @@ struct Notices<'r> {
 impl Notices<'_> {
     /// A notice of `event`; every event after the start carries the time taken so far.
     fn notice(&self, event: Event, status: &str, error: Option<String>) -> Notice {
-        Notice {
+        let mut n = Notice::new(
             event,
-            stack: self.stack.name.clone(),
-            hostname: self.env.hostname.to_string(),
-            started: self.env.now,
-            status: status.to_string(),
+            &self.stack.name,
+            self.env.hostname,
+            self.env.now,
+            status,
             error,
-            point_id: None,
-            duration_ms: (event != Event::Start).then(|| self.started.elapsed().as_millis() as u64),
-            bytes_added: None,
-            drctl_version: env!("CARGO_PKG_VERSION").to_string(),
-        }
+        );
+        n.duration_ms = (event != Event::Start).then(|| self.started.elapsed().as_millis() as u64);
+        n
     }
 
     /// The closing notice: success or failure, with the point and the bytes it added.

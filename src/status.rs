@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::catalog::{Catalog, RunRecord, RunStatus};
 use crate::config::{SourceDef, Stack};
 use crate::error::{IoContext, Result};
-use crate::pitr::{bases, coverage, ArchivedWal, Coverage, Span};
+use crate::pitr::{source_coverage, Coverage, Span};
 use crate::repo::point::{PointEntry, SourceStatus};
 use crate::repo::snapshot::SnapshotEntry;
 use crate::schedule::Job;
@@ -156,7 +156,7 @@ pub fn compute(
     let mut total_added = 0;
     for stack in stacks {
         let points = catalog.points(&stack.name)?;
-        let snapshots = if stack.def.source.iter().any(|d| d.pitr()) {
+        let snapshots = if stack.def.source.iter().any(SourceDef::archives_wal) {
             catalog.snapshots(Some(&stack.name))?
         } else {
             Vec::new()
@@ -251,11 +251,8 @@ fn source_state(
                 .is_some_and(|r| r.status == SourceStatus::Ok)
         })
         .max_by_key(|e| e.point.time);
-    let pitr = (def.pitr() && def.kind == crate::config::SourceKind::Postgres).then(|| {
-        let coverage = coverage(
-            &bases(points, name),
-            &ArchivedWal::of(snapshots, stack, name),
-        );
+    let pitr = def.archives_wal().then(|| {
+        let coverage = source_coverage(points, snapshots, stack, name);
         PitrState {
             window: match (coverage.windows.first(), coverage.windows.last()) {
                 (Some(a), Some(b)) => Some(Span {

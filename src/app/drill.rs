@@ -205,11 +205,7 @@ impl App {
 }
 
 fn verdict(r: &DrillResult) -> &'static str {
-    if r.verdict == Verdict::Pass {
-        "PASS"
-    } else {
-        "FAIL"
-    }
+    r.verdict.as_str()
 }
 
 fn age(secs: f64) -> String {
@@ -278,7 +274,7 @@ fn describe(r: &DrillResult) -> String {
         target(r.rto_target_secs)
     ));
     if let Some(p) = &r.pitr {
-        let secs = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.1}s"));
+        let secs = crate::repo::drill::PitrDrill::secs;
         t.push_str(&format!(
             "  RPO measured {} behind it (last transaction replayed {}); archive lag at the \
              start {} ({})\n",

@@ -12,7 +12,7 @@ use crate::catalog::History;
 use crate::catalog::{Catalog, RunStatus};
 use crate::cli::{InstallArgs, PruneArgs};
 use crate::config::drill::Drill;
-use crate::config::Stack;
+use crate::config::{SourceDef, Stack};
 use crate::error::{Error, IoContext, Result};
 use crate::schedule::{self, install, Job};
 use crate::session::{Session, WriteOnly};
@@ -296,12 +296,7 @@ impl App {
         let archives: Vec<String> = self
             .stacks()?
             .into_iter()
-            .filter(|s| {
-                s.def
-                    .source
-                    .iter()
-                    .any(|d| d.pitr() && d.kind == crate::config::SourceKind::Postgres)
-            })
+            .filter(|s| s.def.source.iter().any(SourceDef::archives_wal))
             .map(|s| s.name)
             .collect();
         if a.systemd {
@@ -448,11 +443,7 @@ impl App {
                     s.last_drill.as_ref().map_or("-".into(), |d| format!(
                         "{} {} ({:.0}s)",
                         local_time(&d.started),
-                        if d.verdict == crate::drill::Verdict::Pass {
-                            "PASS"
-                        } else {
-                            "FAIL"
-                        },
+                        d.verdict.as_str(),
                         d.rto_secs
                     ))
                 ));
@@ -511,8 +502,10 @@ impl App {
     /// the status, and judges the stack again. Best effort: a server or Docker that
     /// cannot be reached leaves the slot unknown (the archive lag still tells).
     fn read_slots(&self, stacks: &[Stack], st: &mut status::Status) {
-        let pitr_defs = |s: &Stack| s.def.source.iter().filter(|d| d.pitr()).count();
-        if stacks.iter().all(|s| pitr_defs(s) == 0) {
+        if !stacks
+            .iter()
+            .any(|s| s.def.source.iter().any(SourceDef::archives_wal))
+        {
             return;
         }
         let Ok(docker) = crate::docker::Docker::connect(self.rt.clone()) else {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::App;
 use crate::catalog::Catalog;
-use crate::config::{SourceKind, Stack};
+use crate::config::{SourceDef, Stack};
 use crate::notify::{Event, Notice, Notifier};
 use crate::status;
 
@@ -22,12 +22,7 @@ impl App {
     pub(super) fn watch_archives(&self, catalog: &Catalog, stacks: &[Stack], now: DateTime<Utc>) {
         let pitr: Vec<Stack> = stacks
             .iter()
-            .filter(|s| {
-                s.def
-                    .source
-                    .iter()
-                    .any(|d| d.pitr() && d.kind == SourceKind::Postgres)
-            })
+            .filter(|s| s.def.source.iter().any(SourceDef::archives_wal))
             .cloned()
             .collect();
         let path = self.settings.data_dir.join(ALERTED);
@@ -63,18 +58,14 @@ impl App {
             let Some(notifier) = Notifier::new(stack.def.notify.as_ref()) else {
                 continue;
             };
-            let notice = Notice {
-                event: event.0,
-                stack: stack.name.clone(),
-                hostname: super::hostname(),
-                started: now,
-                status: event.1.to_string(),
-                error: trouble,
-                point_id: None,
-                duration_ms: None,
-                bytes_added: None,
-                drctl_version: env!("CARGO_PKG_VERSION").to_string(),
-            };
+            let notice = Notice::new(
+                event.0,
+                &stack.name,
+                &super::hostname(),
+                now,
+                event.1,
+                trouble,
+            );
             for w in notifier.send(&notice) {
                 eprintln!("warning: {w}");
             }

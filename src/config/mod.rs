@@ -96,6 +96,12 @@ impl SourceDef {
         self.pitr.as_ref().is_some_and(|p| *p.get_ref())
     }
 
+    /// Whether `drctl archive` streams its WAL: a PostgreSQL source with `pitr` (a
+    /// MariaDB/MySQL one only records why it cannot be restored to a time).
+    pub fn archives_wal(&self) -> bool {
+        self.pitr() && self.kind == SourceKind::Postgres
+    }
+
     /// The bound on WAL kept for the archive's slot, in bytes (checked when loaded).
     pub fn wal_keep_limit(&self) -> u64 {
         self.wal_keep_limit

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{DrillResult, Verdict};
+use super::{DrillResult, PitrDrill};
 
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -66,7 +66,7 @@ fn cases(r: &DrillResult) -> Vec<Case> {
     let mut rpo = target("RPO missed", "RPO", r.point_age_secs, r.rpo_target_secs);
     if let Some(p) = &r.pitr {
         // To a time: how close the replay came to it, and what the archive risked.
-        let secs = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.1}s"));
+        let secs = PitrDrill::secs;
         rpo.name = format!(
             "RPO {} behind {}, archive lag {} (target {})",
             secs(p.rpo_secs),
@@ -93,15 +93,7 @@ fn cases(r: &DrillResult) -> Vec<Case> {
 fn properties(r: &DrillResult) -> String {
     let mut props = vec![
         ("stack", r.stack.clone()),
-        (
-            "verdict",
-            if r.verdict == Verdict::Pass {
-                "PASS"
-            } else {
-                "FAIL"
-            }
-            .into(),
-        ),
+        ("verdict", r.verdict.as_str().into()),
         ("rto_seconds", format!("{:.3}", r.rto_secs)),
     ];
     if let Some(p) = &r.pitr {

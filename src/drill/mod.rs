@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use crate::config::drill::Drill;
 use crate::config::Stack;
 use crate::progress::Progress;
-pub use crate::repo::drill::{CheckResult, DrillResult, Phase, SourceResult, Verdict};
+pub use crate::repo::drill::{CheckResult, DrillResult, Phase, PitrDrill, SourceResult, Verdict};
 
 /// What a drill needs besides the repository.
 pub struct DrillRequest<'a> {

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
-use super::{DrillResult, Verdict};
+use super::{DrillResult, PitrDrill, Verdict};
 
 /// Colours the chart is drawn in (a test looks for them in a screenshot, so each is far
 /// from every other colour on the page: a red target line would be confused with FAIL).
@@ -131,13 +131,7 @@ pub fn render(results: &[DrillResult], now: DateTime<Utc>) -> String {
     }
     for (stack, rs) in &by_stack {
         let last = rs[rs.len() - 1];
-        let verdict = |r: &DrillResult| {
-            if r.verdict == Verdict::Pass {
-                "PASS"
-            } else {
-                "FAIL"
-            }
-        };
+        let verdict = |r: &DrillResult| r.verdict.as_str();
         let _ = writeln!(
             p,
             "<h2>{}</h2>\n<p>Last drill {}: <span class=\"{v}\">{v}</span>, restored in {:.1}s.</p>",
@@ -183,7 +177,7 @@ fn measured_rpo(r: &DrillResult) -> String {
     let Some(p) = &r.pitr else {
         return "-".into();
     };
-    let secs = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.1}s"));
+    let secs = PitrDrill::secs;
     format!(
         "{} behind {}{} (archive lag {})",
         secs(p.rpo_secs),

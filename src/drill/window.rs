@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::config::Stack;
 use crate::error::{Error, Result};
-use crate::pitr::{self, ArchivedWal, Coverage, Span};
+use crate::pitr::{self, Coverage, Span};
 use crate::repo::point::PointEntry;
 use crate::repo::snapshot::SnapshotEntry;
 
@@ -25,14 +25,11 @@ impl Windows {
             .def
             .source
             .iter()
-            .filter(|d| d.pitr())
+            .filter(|d| d.archives_wal())
             .map(|d| {
                 let name = d.name.get_ref();
-                let wal = ArchivedWal::of(snapshots, &stack.name, name);
-                (
-                    name.clone(),
-                    pitr::coverage(&pitr::bases(points, name), &wal),
-                )
+                let coverage = pitr::source_coverage(points, snapshots, &stack.name, name);
+                (name.clone(), coverage)
             })
             .collect();
         let times = points.iter().map(|p| p.point.time);

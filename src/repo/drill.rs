@@ -16,6 +16,24 @@ pub enum Verdict {
     Fail,
 }
 
+impl Verdict {
+    /// As printed and stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+        }
+    }
+}
+
+impl PitrDrill {
+    /// `12.3s`, or `-` when not measured: the measured RPO and the archive lag as
+    /// every report shows them.
+    pub fn secs(v: Option<f64>) -> String {
+        v.map_or("-".into(), |s| format!("{s:.1}s"))
+    }
+}
+
 /// A timed phase.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Phase {
