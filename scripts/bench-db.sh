@@ -16,37 +16,15 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scale=${1:-20}
 runs=${2:-3}
-drctl=$PWD/target/release/drctl
-[[ -x $drctl ]] || { echo "error: $drctl missing; run cargo build --release" >&2; exit 2; }
-[[ -x /usr/bin/time ]] || { echo "error: GNU time missing (apt-get install time)" >&2; exit 2; }
-
-image=$(scripts/test-images.sh)
+source scripts/bench-lib.sh
 work=$(mktemp -d /tmp/drctl-bench.XXXXXX)
 src=drctl-bench-src
 ref=drctl-bench-ref
-pw=bench-pw
-export POSTGRES_PASSWORD=$pw
 cleanup() {
     docker rm -f -v "$src" "$ref" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
-
-now() { date +%s.%N; }
-secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
-ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
-rss() { awk -F': ' '/Maximum resident/ {printf "%.0f", $2 / 1024}' "$1"; }
-
-start_pg() { # NAME -> waits until it answers
-    docker rm -f -v "$1" >/dev/null 2>&1 || true
-    docker run -d --name "$1" --stop-signal SIGINT -e POSTGRES_PASSWORD "$image" drctl-postgres >/dev/null
-    until docker exec -e PGPASSWORD="$pw" "$1" psql -qAt -U postgres -h 127.0.0.1 -c 'SELECT 1' >/dev/null 2>&1; do
-        sleep 0.1
-    done
-}
-psql_in() { # NAME DB SQL
-    docker exec -e PGPASSWORD="$pw" "$1" psql -qAt -U postgres -h 127.0.0.1 -d "$2" -c "$3"
-}
 
 echo "== pgbench scale $scale into $src" >&2
 start_pg "$src"
@@ -57,13 +35,7 @@ rows=$(psql_in "$src" b2m "SELECT count(*) FROM pgbench_accounts")
 docker exec -e PGUSER=postgres -e PGPASSWORD="$pw" "$src" pg_dump --create --dbname b2m >"$work/b2m.sql"
 echo "== $rows rows; plain dump $(stat -c %s "$work/b2m.sql") bytes" >&2
 
-mkdir -p "$work/etc/schedules" "$work/etc/restore-drills"
-cat >"$work/etc/drctl.toml" <<EOF
-[repository]
-url = "file://$work/repo"
-key_file = "$work/drctl.key"
-catalog = "$work/catalog.db"
-EOF
+write_config "$work"
 cat >"$work/etc/schedules/bench.toml" <<EOF
 [stack.p2m]
 rpo = "1d"

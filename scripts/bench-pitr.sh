@@ -25,17 +25,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scale=${1:-20}
 duration=${2:-3600}
 tps=${3:-100}
-drctl=$PWD/target/release/drctl
-[[ -x $drctl ]] || { echo "error: $drctl missing; run cargo build --release" >&2; exit 2; }
-[[ -x /usr/bin/time ]] || { echo "error: GNU time missing (apt-get install time)" >&2; exit 2; }
+source scripts/bench-lib.sh
 command -v zstd >/dev/null || { echo "error: zstd missing (apt-get install zstd)" >&2; exit 2; }
 
-image=$(scripts/test-images.sh)
 work=$(mktemp -d /tmp/drctl-bench-pitr.XXXXXX)
 src=drctl-bench-pitr-src
 ref=drctl-bench-pitr-ref
-pw=bench-pw
-export POSTGRES_PASSWORD=$pw
 archive_pid=
 cleanup() {
     [[ -n $archive_pid ]] && pkill -TERM -P "$archive_pid" 2>/dev/null || true
@@ -44,22 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
-secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
-ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
-rss() { awk -F': ' '/Maximum resident/ {printf "%.0f", $2 / 1024}' "$1"; }
 mib() { python3 -c "print(f'{$1 / 1048576:.1f} MiB')"; }
-
-start_pg() { # NAME -> waits until it answers
-    docker rm -f -v "$1" >/dev/null 2>&1 || true
-    docker run -d --name "$1" --stop-signal SIGINT -e POSTGRES_PASSWORD "$image" drctl-postgres >/dev/null
-    until docker exec -e PGPASSWORD="$pw" "$1" psql -qAt -U postgres -h 127.0.0.1 -c 'SELECT 1' >/dev/null 2>&1; do
-        sleep 0.1
-    done
-}
-psql_in() { # NAME DB SQL
-    docker exec -e PGPASSWORD="$pw" "$1" psql -qAt -U postgres -h /var/run/postgresql -d "$2" -c "$3"
-}
 
 echo "== pgbench scale $scale into $src" >&2
 start_pg "$src"
@@ -69,13 +49,7 @@ docker exec -e PGPASSWORD="$pw" "$src" pgbench -q -i -s "$scale" -U postgres -h 
 psql_in "$src" b2m "CREATE TABLE probes (at timestamptz)" >/dev/null
 rows=$(psql_in "$src" b2m "SELECT count(*) FROM pgbench_accounts")
 
-mkdir -p "$work/etc/schedules" "$work/etc/restore-drills"
-cat >"$work/etc/drctl.toml" <<EOF
-[repository]
-url = "file://$work/repo"
-key_file = "$work/drctl.key"
-catalog = "$work/catalog.db"
-EOF
+write_config "$work"
 cat >"$work/etc/schedules/bench.toml" <<EOF
 [stack.p2m]
 rpo = "1m"
