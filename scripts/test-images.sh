@@ -133,7 +133,9 @@ if [[ ! -d "$datadir/mysql" ]]; then
     mariadb-install-db --user=mysql --datadir="$datadir" --skip-test-db >&2
 fi
 
-args=(--user=mysql --datadir="$datadir" --bind-address=0.0.0.0)
+# Options on the command line go to the server, as in the official image
+# (`command: ["--log-bin", "--binlog-format=ROW"]` in compose).
+args=(--user=mysql --datadir="$datadir" --bind-address=0.0.0.0 "$@")
 initfile=""
 if [[ ! -e "$marker" ]]; then
     # The setup runs as the server's --init-file, before it accepts any connection, so

@@ -8,6 +8,11 @@
 //! is), then removed from the container; the growing segment is stored again whenever it
 //! changed, at most every `partial_every`, replacing the copy stored before it, so that
 //! the archive trails the server by seconds, not by a 16 MiB segment.
+//!
+//! A MariaDB/MySQL source's binary log is shipped the same way ([`binlog`]): each file
+//! the server has finished once, the one it is writing again as it grows.
+
+mod binlog;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,7 +21,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use crate::backup::{self, BackupRequest};
-use crate::config::{SourceDef, Stack};
+use crate::config::{SourceDef, SourceKind, Stack};
 use crate::docker::Docker;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -59,6 +64,9 @@ struct StoredPartial {
 
 /// Runs until interrupted; returns `Error::Interrupted` then.
 pub fn run<A>(session: &mut Session<A>, docker: &Docker, req: &ArchiveRequest<'_>) -> Result<()> {
+    if req.def.kind == SourceKind::Mysql {
+        return binlog::run(session, docker, req);
+    }
     let receiver = WalReceiver::open(docker, req.def)?;
     let limit = req.def.wal_keep_limit();
     for note in receiver.prepare(limit)? {
@@ -68,7 +76,10 @@ pub fn run<A>(session: &mut Session<A>, docker: &Docker, req: &ArchiveRequest<'_
     let streaming = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let receiving = scope.spawn(|| keep_receiving(&receiver, limit, &stop, &streaming));
-        let result = ship_until_interrupted(session, &receiver, req, &streaming);
+        let mut partial = None;
+        let result = ship_until_interrupted(req, || {
+            ship_received(session, &receiver, req, &mut partial, &streaming)
+        });
         stop.store(true, Ordering::SeqCst);
         // The receiver ends when its walsender is terminated; ask until it has.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -112,20 +123,18 @@ fn keep_receiving(receiver: &WalReceiver, limit: u64, stop: &AtomicBool, streami
     }
 }
 
-fn ship_until_interrupted<A>(
-    session: &mut Session<A>,
-    receiver: &WalReceiver,
+/// Ships what there is every poll until interrupted. A failed look (the server
+/// restarting, the store unreachable) is said once and tried again.
+fn ship_until_interrupted(
     req: &ArchiveRequest<'_>,
-    streaming: &AtomicBool,
+    mut ship: impl FnMut() -> Result<()>,
 ) -> Result<()> {
-    let mut partial: Option<StoredPartial> = None;
     let mut last_warning = String::new();
     while !req.interrupt.load(Ordering::SeqCst) {
         let t0 = Instant::now();
-        match ship_received(session, receiver, req, &mut partial, streaming) {
+        match ship() {
             Ok(()) => last_warning.clear(),
             Err(Error::Interrupted) => break,
-            // The server restarting, the store unreachable: said once, tried again.
             Err(e) => {
                 let text = e.to_string();
                 if text != last_warning {
@@ -163,42 +172,75 @@ fn ship_received<A>(
             }
             continue;
         }
-        let same = partial
-            .as_ref()
-            .is_some_and(|p| p.name == f.name && p.system == system);
-        let unchanged = same
-            && partial
-                .as_ref()
-                .is_some_and(|p| p.size == f.size && p.mtime == f.mtime);
-        let age = partial.as_ref().map(|p| p.at.elapsed());
-        // Unchanged while the receiver streams: nothing was written since. Stored again
-        // now and then all the same, so that the archive says how current it is.
-        let due = match age {
-            None => true,
-            Some(a) if unchanged => a >= IDLE_REFRESH && streaming.load(Ordering::SeqCst),
-            Some(a) => a >= req.partial_every,
+        let growing = Growing {
+            name: &f.name,
+            system: &system,
+            size: f.size,
+            mtime: &f.mtime,
         };
-        if !due {
+        if !growing.due(partial.as_ref(), req, streaming.load(Ordering::SeqCst)) {
             continue;
         }
         let at = Instant::now();
         let snapshot = store(session, receiver, req, &f, system.clone())?;
+        growing.stored(session, partial, snapshot, at)?;
+    }
+    Ok(())
+}
+
+/// The file the server is writing, as one look found it.
+struct Growing<'a> {
+    name: &'a str,
+    system: &'a Option<String>,
+    size: u64,
+    /// Its modification time, where the look gives one.
+    mtime: &'a str,
+}
+
+impl Growing<'_> {
+    /// Whether the copy stored last is of this file.
+    fn same(&self, last: Option<&StoredPartial>) -> bool {
+        last.is_some_and(|p| p.name == self.name && p.system == *self.system)
+    }
+
+    /// Whether to store it again now: it changed and the last copy is `partial_every`
+    /// old. Unchanged while the server is `live`, nothing was written since; it is stored
+    /// again now and then all the same, so that the archive says how current it is.
+    fn due(&self, last: Option<&StoredPartial>, req: &ArchiveRequest<'_>, live: bool) -> bool {
+        let unchanged =
+            self.same(last) && last.is_some_and(|p| p.size == self.size && p.mtime == self.mtime);
+        match last.map(|p| p.at.elapsed()) {
+            None => true,
+            Some(a) if unchanged => a >= IDLE_REFRESH && live,
+            Some(a) => a >= req.partial_every,
+        }
+    }
+
+    /// Records the copy just stored as `snapshot`. An earlier copy of the same file is
+    /// superseded; the last copy of another is not: that file may never be completed
+    /// (its server was replaced, or restored onto a new timeline), and the copy holds its
+    /// last transactions.
+    fn stored<A>(
+        &self,
+        session: &mut Session<A>,
+        last: &mut Option<StoredPartial>,
+        snapshot: SnapshotId,
+        at: Instant,
+    ) -> Result<()> {
+        let same = self.same(last.as_ref());
         let stored = StoredPartial {
-            name: f.name.clone(),
-            system,
-            size: f.size,
-            mtime: f.mtime.clone(),
+            name: self.name.to_string(),
+            system: self.system.clone(),
+            size: self.size,
+            mtime: self.mtime.to_string(),
             snapshot,
             at,
         };
-        // An earlier copy of the same segment is superseded; the last copy of another
-        // is not: that segment may never be completed (its server was replaced, or
-        // restored onto a new timeline), and the copy holds its last transactions.
-        if let Some(old) = partial.replace(stored).filter(|_| same) {
+        if let Some(old) = last.replace(stored).filter(|_| same) {
             session.forget_snapshot(&old.snapshot)?;
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Stores one received file as a snapshot of the source.
@@ -216,30 +258,47 @@ fn store<A>(
     } else {
         Vec::new()
     };
+    store_file(
+        session,
+        req,
+        receiver.stream(f),
+        WalFile {
+            name: f.name.clone(),
+            timeline: f.timeline,
+            partial: f.partial,
+            covers_until,
+            history,
+            system,
+        },
+    )
+}
+
+/// Stores a log file read from `stream` as a snapshot of the source that says which
+/// file it is.
+fn store_file<A>(
+    session: &mut Session<A>,
+    req: &ArchiveRequest<'_>,
+    stream: crate::source::StreamFile,
+    wal: WalFile,
+) -> Result<SnapshotId> {
+    let (name, partial) = (wal.name.clone(), wal.partial);
     let outcome = backup::run(
         session,
         BackupRequest {
             stack: req.stack.name.clone(),
             paths: Vec::new(),
             hostname: req.hostname.clone(),
-            now: covers_until,
+            now: wal.covers_until,
             interrupt: req.interrupt.clone(),
             progress: req.progress,
-            streams: vec![receiver.stream(f)],
+            streams: vec![stream],
             exclude: Vec::new(),
             source: Some(req.def.name.get_ref().clone()),
-            wal: Some(WalFile {
-                name: f.name.clone(),
-                timeline: f.timeline,
-                partial: f.partial,
-                covers_until,
-                history,
-                system,
-            }),
+            wal: Some(wal),
         },
     )?;
-    if !f.partial {
-        tracing::info!("stored {} as snapshot {}", f.name, outcome.id.short());
+    if !partial {
+        tracing::info!("stored {name} as snapshot {}", outcome.id.short());
     }
     Ok(outcome.id)
 }

@@ -363,8 +363,9 @@ fn check_wal_continuity(
             problems.push(Problem {
                 pack: None,
                 message: format!(
-                    "stack {stack}, source {source}: WAL segment {} is missing: nothing \
+                    "stack {stack}, source {source}: {} {} is missing: nothing \
                      between {} and {} can be restored",
+                    crate::pitr::log_file_kind(&g.missing),
                     g.missing,
                     crate::timespec::local_time(&g.broken.from),
                     crate::timespec::local_time(&g.broken.to)

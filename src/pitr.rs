@@ -11,6 +11,11 @@
 //! base and later archived segments ends the replay there: a gap (WAL-G's `wal-verify`
 //! calls it `LOST_SEGMENTS`).
 //!
+//! A MariaDB/MySQL binary log fits the same model: its files (`mysql-bin.000007`) are
+//! numbered like segments on a single timeline, a base (the dumps) records the file and
+//! offset it replays from (`mysql-bin.000007:342`), and the file being written is stored
+//! again as it grows, like the growing segment.
+//!
 //! Pure functions of the catalog's entries: no I/O, the clock not needed.
 
 mod pick;
@@ -41,10 +46,50 @@ fn segment_at(pos: u64) -> u64 {
     pos / SEGMENT_BYTES
 }
 
-/// A segment file's timeline and number; `None` for history files and other names.
+/// A binary log file's name prefix and number (`mysql-bin.000007`).
+pub fn parse_binlog(name: &str) -> Option<(&str, u64)> {
+    let (prefix, number) = name.rsplit_once('.')?;
+    if prefix.is_empty() || number.len() < 6 || !number.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some((prefix, number.parse().ok()?))
+}
+
+/// The log file a base backup replays from: the segment its WAL start lies in, or the
+/// binary log file its position (`file:offset`) names.
+fn start_of(base: &BaseBackup) -> Option<u64> {
+    match base.wal_start.rsplit_once(':') {
+        Some((file, _)) => parse_binlog(file).map(|(_, n)| n),
+        None => lsn(&base.wal_start).map(segment_at),
+    }
+}
+
+/// What a log file is, for messages: "WAL segment" or "binary log file".
+pub fn log_file_kind(name: &str) -> &'static str {
+    if parse_binlog(name).is_some() {
+        "binary log file"
+    } else {
+        "WAL segment"
+    }
+}
+
+/// The name of log file `seg` on timeline `tli`, as the base's server names its files.
+fn file_name(base: &BaseBackup, tli: u32, seg: u64) -> String {
+    match base
+        .wal_start
+        .rsplit_once(':')
+        .and_then(|(f, _)| parse_binlog(f))
+    {
+        Some((prefix, _)) => format!("{prefix}.{seg:06}"),
+        None => segment_name(tli, seg),
+    }
+}
+
+/// A log file's timeline and number (a WAL segment, or a binary log file on timeline 1);
+/// `None` for history files and other names.
 fn parse_segment(name: &str) -> Option<(u32, u64)> {
     if name.len() != 24 || !name.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
+        return parse_binlog(name).map(|(_, n)| (1, n));
     }
     let tli = u32::from_str_radix(&name[..8], 16).ok()?;
     let log = u64::from_str_radix(&name[8..16], 16).ok()?;
@@ -239,31 +284,33 @@ impl ArchivedWal {
                 .find(|(_, switch)| switch.is_none_or(|s| s > seg))
                 .map(|(tli, _)| *tli)
         };
-        let newest_seg = stored
+        let by_number: BTreeMap<(u32, u64), &SnapshotEntry> = stored
+            .iter()
+            .filter_map(|(n, s)| Some((parse_segment(n)?, s)))
+            .collect();
+        let newest_seg = by_number
             .keys()
-            .filter_map(|n| parse_segment(n))
             // Segments of a timeline after it was left behind are not on the way.
             .filter(|(tli, seg)| on_path(*seg) == Some(*tli))
-            .map(|(_, seg)| seg)
+            .map(|(_, seg)| *seg)
             .max();
-        let mut seg = lsn(&base.wal_start).map_or(0, segment_at);
+        let mut seg = start_of(base).unwrap_or(0);
         let mut end = None;
         let mut missing = None;
         while let Some(tli) = on_path(seg) {
             if newest_seg.is_none_or(|n| seg > n) {
                 break;
             }
-            let name = segment_name(tli, seg);
-            let Some(s) = stored.get(&name) else {
-                missing = Some(name);
+            let Some(s) = by_number.get(&(tli, seg)) else {
+                missing = Some(file_name(base, tli, seg));
                 break;
             };
             let w = wal(s);
             end = Some(w.covers_until);
-            files.push(s.clone());
+            files.push((*s).clone());
             if w.partial {
                 if newest_seg.is_some_and(|n| n > seg) {
-                    missing = Some(name);
+                    missing = Some(w.name.clone());
                 }
                 break;
             }
@@ -280,7 +327,7 @@ impl ArchivedWal {
     /// The oldest segment a base backup needs (for retention): its start's segment on its
     /// own timeline.
     pub fn first_needed(base: &BaseBackup) -> Option<(u32, u64)> {
-        Some((base.timeline, segment_at(lsn(&base.wal_start)?)))
+        Some((base.timeline, start_of(base)?))
     }
 
     /// Whether a stored WAL file is older than everything `bases` need: a segment before
@@ -421,8 +468,8 @@ pub fn plan_replay<'a>(
         .find(|g| g.broken.from < t && t < g.broken.to)
     {
         return Err(format!(
-            "WAL segment {} is missing from the archive: nothing between {} and {} can be \
-             restored",
+            "{} {} is missing from the archive: nothing between {} and {} can be restored",
+            log_file_kind(&g.missing),
             g.missing,
             crate::timespec::local_time(&g.broken.from),
             crate::timespec::local_time(&g.broken.to)

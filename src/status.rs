@@ -251,7 +251,11 @@ fn source_state(
                 .is_some_and(|r| r.status == SourceStatus::Ok)
         })
         .max_by_key(|e| e.point.time);
-    let pitr = def.archives_wal().then(|| {
+    let unavailable = newest
+        .and_then(|e| e.point.source(name))
+        .and_then(|r| r.pitr_unavailable.clone());
+    // A server that cannot be archived (binary logging off) says so instead.
+    let pitr = (def.archives_wal() && unavailable.is_none()).then(|| {
         let coverage = source_coverage(points, snapshots, stack, name);
         PitrState {
             window: match (coverage.windows.first(), coverage.windows.last()) {
@@ -270,9 +274,7 @@ fn source_state(
         source: name.clone(),
         last_success: newest.map(|e| e.point.time),
         point_id: newest.map(|e| e.id.to_string()),
-        pitr_unavailable: newest
-            .and_then(|e| e.point.source(name))
-            .and_then(|r| r.pitr_unavailable.clone()),
+        pitr_unavailable: unavailable,
         // A point-in-time source's newest recovery point is where its window ends.
         age_seconds: newest.map(|e| {
             let restorable = pitr
@@ -296,7 +298,8 @@ pub fn archive_trouble(s: &StackState) -> Option<String> {
         let name = &src.source;
         for g in &p.coverage.gaps {
             why.push(format!(
-                "source {name}: WAL segment {} is missing",
+                "source {name}: {} {} is missing",
+                crate::pitr::log_file_kind(&g.missing),
                 g.missing
             ));
         }

@@ -827,7 +827,6 @@ fn mariadb_without_binary_logging_backs_up_with_dumps_and_says_what_to_change() 
     if skip() {
         return;
     }
-    const MPW: &str = "maria-binlog-1";
     let name = unique("drctl-t-binlog");
     let c = docker::mariadb(&name, MPW);
     c.mariadb_sql(
@@ -878,4 +877,126 @@ fn mariadb_without_binary_logging_backs_up_with_dumps_and_says_what_to_change() 
         "{said}"
     );
     assert_eq!(c.mariadb_sql(MPW, "SELECT count(*) FROM shop.orders"), "1");
+}
+
+const MPW: &str = "maria-binlog-1";
+
+/// `INSERT` of a marker row carrying its own clock (UTC, to the microsecond) every
+/// ~150 ms until `until`.
+fn maria_markers_until(c: &Container, until: chrono::DateTime<chrono::Utc>) {
+    while chrono::Utc::now() < until {
+        c.mariadb_sql(MPW, "INSERT INTO shop.markers VALUES (UTC_TIMESTAMP(6))");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+/// MariaDB as the official image runs it with `--log-bin --binlog-format=ROW
+/// --server-id=1` on its command: dumps with their binary log position, the binary log
+/// archived through a server restart and a killed archiver, then markers every fraction
+/// of a second and a `DELETE`. The container is then removed and created again empty
+/// under the same name, with the archive running on (the new server numbers its files
+/// from 1 again, under the same names); `restore --at` one second before the delete
+/// brings every order back, with the markers up to within a second of the time and none
+/// after it.
+#[test]
+fn mariadb_restore_at_a_second_before_a_delete_replays_the_binary_log() {
+    if skip() {
+        return;
+    }
+    let name = unique("drctl-t-binlog-pitr");
+    let options = [
+        "--log-bin=mysql-bin",
+        "--binlog-format=ROW",
+        "--server-id=1",
+    ];
+    let c = docker::mariadb_cmd(&name, MPW, &[], &options);
+    c.mariadb_sql(
+        MPW,
+        "CREATE DATABASE shop; CREATE TABLE shop.orders (id int PRIMARY KEY, note text); \
+         INSERT INTO shop.orders SELECT seq, md5(seq) FROM shop.seq_1_to_5000; \
+         CREATE TABLE shop.markers (at datetime(6))",
+    );
+    let env = Env::init(Kind::Local).unwrap();
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(
+        env.path("schedules/shop.toml"),
+        format!(
+            "[stack.shop]\nrpo = \"1h\"\n[[stack.shop.source]]\nname = \"db\"\nkind = \"mysql\"\n\
+             container = \"{name}\"\ndatabases = [\"shop\"]\npitr = true\n"
+        ),
+    )
+    .unwrap();
+    common::assert_ok(&env.run(&["backup", "shop"]));
+    let mut archive = start_archive(&env);
+    maria_markers_until(&c, chrono::Utc::now() + chrono::Duration::seconds(1));
+
+    // The server restarts (a new binary log file), and the archiver is killed and
+    // started again: nothing is lost, the server kept its files.
+    c.stop();
+    c.start();
+    archive.kill().unwrap();
+    archive.wait().unwrap();
+    maria_markers_until(&c, chrono::Utc::now() + chrono::Duration::seconds(1));
+    let archive = start_archive(&env);
+
+    let start = chrono::Utc::now();
+    let t = chrono::DateTime::from_timestamp(start.timestamp() + 3, 0).unwrap();
+    maria_markers_until(&c, t + chrono::Duration::seconds(2));
+    c.mariadb_sql(MPW, "DELETE FROM shop.orders");
+    let deleted = chrono::Utc::now();
+    maria_markers_until(&c, deleted + chrono::Duration::seconds(1));
+    wait_for("the delete in the archive", Duration::from_secs(30), || {
+        archived(&env).iter().any(|(_, _, at)| *at > deleted)
+    });
+    let files: BTreeSet<String> = archived(&env).into_iter().map(|(n, _, _)| n).collect();
+    assert!(
+        files.contains("mysql-bin.000001") && files.contains("mysql-bin.000002"),
+        "{files:?}"
+    );
+
+    // The host's server is replaced by an empty one under the same name.
+    c.remove();
+    let c = docker::mariadb_cmd(&name, MPW, &[], &options);
+    c.mariadb_sql(MPW, "CREATE DATABASE other; FLUSH BINARY LOGS");
+    wait_for(
+        "the new server's first file in the archive",
+        Duration::from_secs(30),
+        || {
+            archived(&env)
+                .iter()
+                .filter(|(n, p, _)| n == "mysql-bin.000001" && !p)
+                .count()
+                == 2
+        },
+    );
+
+    let v = env.json(&["status"]);
+    let window = &v["stacks"][0]["sources"][0]["pitr"]["window"];
+    assert!(window.is_object(), "{v}");
+    let o = env.run(&["restore", "shop", "--at", &t.to_rfc3339(), "--force"]);
+    common::assert_ok(&o);
+    let said = text(&o.stdout);
+    eprintln!("{said}\narchived: {files:?}");
+    assert!(
+        said.contains("archived binary log file(s) replayed") && said.contains("restored db"),
+        "{said}"
+    );
+    assert_eq!(
+        c.mariadb_sql(MPW, "SELECT count(*) FROM shop.orders"),
+        "5000"
+    );
+    let newest: chrono::DateTime<chrono::Utc> = c
+        .mariadb_sql(
+            MPW,
+            "SELECT DATE_FORMAT(max(at), '%Y-%m-%dT%H:%i:%s.%fZ') FROM shop.markers",
+        )
+        .parse()
+        .unwrap();
+    assert!(newest <= t, "a marker after the time: {newest} > {t}");
+    assert!(
+        t - newest <= chrono::Duration::seconds(1),
+        "markers end more than a second before the time: {newest} < {t}"
+    );
+    let log = stop_archive(archive);
+    assert!(!log.contains(MPW), "password in the log: {log}");
 }

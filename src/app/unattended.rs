@@ -475,9 +475,10 @@ impl App {
                 for src in &s.sources {
                     for g in src.pitr.iter().flat_map(|p| p.coverage.gaps.iter()) {
                         eprintln!(
-                            "stack {}, source {}: WAL segment {} is missing: {} to {} cannot be restored",
+                            "stack {}, source {}: {} {} is missing: {} to {} cannot be restored",
                             s.stack,
                             src.source,
+                            crate::pitr::log_file_kind(&g.missing),
                             g.missing,
                             local_time(&g.broken.from),
                             local_time(&g.broken.to)
@@ -513,7 +514,12 @@ impl App {
         };
         for (stack, state) in stacks.iter().zip(st.stacks.iter_mut()) {
             for (def, src) in stack.def.source.iter().zip(state.sources.iter_mut()) {
-                let Some(p) = src.pitr.as_mut() else {
+                // A binary log has no slot: the server keeps its files by its own settings.
+                let Some(p) = src
+                    .pitr
+                    .as_mut()
+                    .filter(|_| def.kind == crate::config::SourceKind::Postgres)
+                else {
                     continue;
                 };
                 p.slot = crate::source::postgres::wal::WalReceiver::open(&docker, def)

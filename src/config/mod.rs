@@ -96,10 +96,11 @@ impl SourceDef {
         self.pitr.as_ref().is_some_and(|p| *p.get_ref())
     }
 
-    /// Whether `drctl archive` streams its WAL: a PostgreSQL source with `pitr` (a
-    /// MariaDB/MySQL one only records why it cannot be restored to a time).
+    /// Whether `drctl archive` streams its log continuously: a PostgreSQL source's WAL
+    /// or a MariaDB/MySQL source's binary log, with `pitr` (a server with binary logging
+    /// off records why it cannot be restored to a time instead).
     pub fn archives_wal(&self) -> bool {
-        self.pitr() && self.kind == SourceKind::Postgres
+        self.pitr() && matches!(self.kind, SourceKind::Postgres | SourceKind::Mysql)
     }
 
     /// The bound on WAL kept for the archive's slot, in bytes (checked when loaded).

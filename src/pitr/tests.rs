@@ -29,7 +29,8 @@ fn file(name: &str, partial: bool, covers: u32, history: &[(u32, &str)]) -> Snap
             drctl_version: "x".into(),
             wal: Some(WalFile {
                 name: name.into(),
-                timeline: u32::from_str_radix(&name[..8], 16).unwrap(),
+                timeline: parse_segment(name)
+                    .map_or_else(|| u32::from_str_radix(&name[..8], 16).unwrap(), |(t, _)| t),
                 partial,
                 covers_until: at(covers),
                 history: history
@@ -250,6 +251,58 @@ fn a_missing_segment_breaks_the_window_until_the_next_base_backup() {
     assert!(e.contains("outside its recovery window"), "{e}");
     let e = plan_replay(&bases, &wal, at(2)).unwrap_err();
     assert!(e.contains("outside its recovery window"), "{e}");
+}
+
+#[test]
+fn binary_log_files_replay_in_order_from_the_dumps_position_and_a_missing_one_is_named() {
+    assert_eq!(parse_binlog("mysql-bin.000012"), Some(("mysql-bin", 12)));
+    assert_eq!(parse_binlog("mysql-bin.index"), None);
+    assert_eq!(parse_segment("mysql-bin.1234567"), Some((1, 1_234_567)));
+    let mut snaps: Vec<SnapshotEntry> = (1..=6)
+        .filter(|s| *s != 3)
+        .map(|s| file(&format!("mysql-bin.{s:06}"), s == 6, 10 * s as u32, &[]))
+        .collect();
+    // An earlier copy of the growing file, superseded by the later one.
+    snaps.push(file("mysql-bin.000006", true, 55, &[]));
+    let wal = ArchivedWal::of(&snaps, "s", "db");
+    let points = vec![
+        point_with_base(5, 1, "mysql-bin.000001:342"),
+        point_with_base(42, 1, "mysql-bin.000004:1021"),
+    ];
+    let bases = bases(&points, "db");
+    let cov = coverage(&bases, &wal);
+    assert_eq!(
+        cov.windows,
+        vec![
+            Span {
+                from: at(5),
+                to: at(20)
+            },
+            Span {
+                from: at(42),
+                to: at(60)
+            }
+        ]
+    );
+    assert_eq!(cov.gaps.len(), 1);
+    assert_eq!(cov.gaps[0].missing, "mysql-bin.000003");
+    assert_eq!(cov.last_position.as_deref(), Some("mysql-bin.000006"));
+    let (b, r) = plan_replay(&bases, &wal, at(58)).unwrap();
+    assert_eq!(b.end, at(42));
+    assert_eq!(
+        names(&r),
+        ["mysql-bin.000004", "mysql-bin.000005", "mysql-bin.000006"]
+    );
+    let e = plan_replay(&bases, &wal, at(30)).unwrap_err();
+    assert!(
+        e.starts_with("binary log file mysql-bin.000003 is missing"),
+        "{e}"
+    );
+    // Retention keeps from the oldest kept base's file on.
+    let first = ArchivedWal::first_needed(points[1].point.sources[0].base.as_ref().unwrap());
+    assert_eq!(first, Some((1, 4)));
+    assert!(ArchivedWal::older_than("mysql-bin.000003", first.unwrap()));
+    assert!(!ArchivedWal::older_than("mysql-bin.000004", first.unwrap()));
 }
 
 #[test]

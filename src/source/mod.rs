@@ -125,6 +125,12 @@ pub trait DatabaseDriver {
         None
     }
 
+    /// What a restore to a time does, for the plan: `files` archived log files replayed
+    /// to `to`.
+    fn replay_plan(&self, files: usize, to: &str) -> String {
+        format!("{files} archived log file(s) will be replayed to {to}")
+    }
+
     /// Restores the target's server to `at` from the record's base backup and the
     /// archived WAL, instead of loading the dumps.
     fn replay_to(
@@ -283,6 +289,25 @@ impl SnapshotFiles<'_> {
             sink(b)
         })?;
         Ok(n)
+    }
+
+    /// Up to `limit` bytes of a file's start as text (invalid UTF-8 replaced); the rest
+    /// is not read.
+    pub fn head(&self, name: &str, limit: usize) -> Result<String> {
+        let node = self.node(name)?;
+        let mut bytes = Vec::new();
+        let read = self.reader.read_file(node, &mut |b| {
+            bytes.extend_from_slice(b);
+            if bytes.len() >= limit {
+                return Err(std::io::Error::other("enough read"));
+            }
+            Ok(())
+        });
+        if bytes.len() < limit {
+            read?;
+        }
+        bytes.truncate(limit);
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// A small file's whole contents as text (invalid UTF-8 replaced).

@@ -1,15 +1,24 @@
 //! MySQL and MariaDB: `mariadb-dump`/`mysqldump` per database with
 //! `--single-transaction` (a consistent InnoDB view without locking writers), routines,
 //! triggers and events; on MariaDB also the accounts (`--system=users`).
+//!
+//! With `pitr = true` and row-based binary logging on, each dump records where its
+//! snapshot lies in the binary log (`--master-data=2`), the dumps are a base backup, the
+//! archive stores the binary log as it is written ([`binlog`]), and a restore to a time
+//! loads the dumps and replays the log from there ([`replay`]).
+
+pub mod binlog;
+mod replay;
 
 use super::database::{dump_file_name, Login, LoginAt, SqlServer};
 use super::{
-    container_of, exec_stream, password_from_file, DatabaseDriver, Prepared, SnapshotFiles, Target,
+    container_of, exec_stream, password_from_file, DatabaseDriver, PointInTime, Prepared, Replayed,
+    SnapshotFiles, Target,
 };
 use crate::config::SourceDef;
 use crate::docker::{ContainerInfo, Docker};
 use crate::error::{Error, Result};
-use crate::repo::point::SourceRecord;
+use crate::repo::point::{BaseBackup, SourceRecord};
 
 /// The file holding accounts and grants (MariaDB only).
 pub const USERS_FILE: &str = "users.grants.sql";
@@ -27,19 +36,22 @@ struct Tools {
     client: String,
 }
 
+/// The first of `names` (space-separated) the container has.
+fn find_tool(docker: &Docker, container: &str, names: &str) -> Result<String> {
+    let path = docker.run_ok(
+        container,
+        &[
+            "sh",
+            "-c",
+            &format!("for t in {names}; do command -v $t && exit 0; done; exit 1"),
+        ],
+        &[],
+    )?;
+    Ok(path.rsplit('/').next().unwrap_or(&path).to_string())
+}
+
 fn tools(docker: &Docker, container: &str) -> Result<Tools> {
-    let find = |names: &str| -> Result<String> {
-        let path = docker.run_ok(
-            container,
-            &[
-                "sh",
-                "-c",
-                &format!("for t in {names}; do command -v $t && exit 0; done; exit 1"),
-            ],
-            &[],
-        )?;
-        Ok(path.rsplit('/').next().unwrap_or(&path).to_string())
-    };
+    let find = |names: &str| find_tool(docker, container, names);
     Ok(Tools {
         dump: find("mariadb-dump mysqldump").map_err(|_| {
             Error::Failed(format!(
@@ -113,6 +125,12 @@ impl<'a> Session<'a> {
     /// Runs a statement; its rows without the header, columns split by tabs.
     fn query(&self, sql: &str) -> Result<String> {
         self.run(&["-N", "-B", "-e", sql])
+    }
+
+    /// The first of `names` (space-separated) the container has.
+    fn find_tool(&self, names: &str) -> Result<String> {
+        find_tool(self.docker, self.container, names)
+            .map_err(|_| Error::Failed(format!("container {} has none of {names}", self.container)))
     }
 
     /// Runs the client with `args`.
@@ -195,10 +213,10 @@ impl SqlServer for Session<'_> {
 
 /// Why a server cannot be restored to a time between its dumps, from `@@log_bin` and
 /// `@@binlog_format`: what to change when binary logging is off (the official images'
-/// default).
-fn binlog_state(vars: &str, container: &str) -> String {
+/// default) or not row-based; `None` when its binary log can be archived.
+fn binlog_state(vars: &str, container: &str) -> Option<String> {
     let mut v = vars.split_whitespace();
-    match (v.next(), v.next()) {
+    Some(match (v.next(), v.next()) {
         (Some("0"), _) | (None, _) => format!(
             "binary logging is off in container {container}: add --log-bin \
              --binlog-format=ROW --server-id=1 to its command (in compose: command: \
@@ -209,10 +227,37 @@ fn binlog_state(vars: &str, container: &str) -> String {
             "binlog_format is {format} in container {container}: set --binlog-format=ROW; \
              until then a restore reaches only the dumps"
         ),
-        _ => "drctl does not archive MariaDB/MySQL binary logs yet: a restore reaches only \
-              the dumps"
-            .into(),
-    }
+        _ => return None,
+    })
+}
+
+/// Where the binary log is before the dumps start, as the base backup's start: each
+/// dump's own position (its header) is at or after it, so the archive kept from here on
+/// covers every dump.
+fn base_position(session: &Session<'_>) -> Result<BaseBackup> {
+    let out = session.query(&format!("{}; SHOW MASTER STATUS", binlog::SYSTEM_QUERY))?;
+    let (file, pos) = out
+        .lines()
+        .filter(|l| !l.starts_with("system "))
+        .find_map(|l| {
+            let mut cols = l.split('\t');
+            Some((
+                cols.next()?.to_string(),
+                cols.next()?.trim().parse::<u64>().ok()?,
+            ))
+        })
+        .ok_or_else(|| {
+            Error::Failed(format!(
+                "container {}: SHOW MASTER STATUS gave no binary log position",
+                session.container
+            ))
+        })?;
+    Ok(BaseBackup {
+        file: String::new(),
+        timeline: 1,
+        wal_start: format!("{file}:{pos}"),
+        system: binlog::parse_system(&out),
+    })
 }
 
 /// `'text'` as an SQL string literal.
@@ -233,11 +278,19 @@ impl DatabaseDriver for Mysql {
         let (tools, user, env) = (&session.tools, &session.user, &session.env);
         rec.server_version = Some(session.query("SELECT VERSION()")?);
         if def.pitr() {
-            rec.pitr_unavailable = Some(binlog_state(
+            rec.pitr_unavailable = binlog_state(
                 &session.query("SELECT @@log_bin, @@binlog_format")?,
                 container,
-            ));
+            );
+            if rec.pitr_unavailable.is_none() {
+                rec.base = Some(base_position(&session)?);
+            }
         }
+        let position: &[&str] = if rec.base.is_some() {
+            &["--master-data=2"]
+        } else {
+            &[]
+        };
         rec.tool_versions.insert(
             tools.dump.clone(),
             docker.run_ok(container, &[&tools.dump, "--version"], &[])?,
@@ -287,9 +340,9 @@ impl DatabaseDriver for Mysql {
                 "--events",
                 "--hex-blob",
                 "--default-character-set=utf8mb4",
-                "--databases",
             ]);
-            cmd.push(db.clone());
+            cmd.extend(position.iter().map(|s| s.to_string()));
+            cmd.extend(["--databases".to_string(), db.clone()]);
             streams.push(exec_stream(
                 docker,
                 container,
@@ -333,6 +386,24 @@ impl DatabaseDriver for Mysql {
     }
 
     /// Answering on TCP: an image's init phase runs without networking.
+    fn replay_plan(&self, files: usize, to: &str) -> String {
+        format!(
+            "the dumps will be loaded and {files} archived binary log file(s) replayed from \
+             each dump's position to {to}"
+        )
+    }
+
+    fn replay_to(
+        &self,
+        docker: &Docker,
+        rec: &SourceRecord,
+        target: &Target<'_>,
+        files: &SnapshotFiles<'_>,
+        at: PointInTime<'_>,
+    ) -> Result<Replayed> {
+        replay::restore(docker, rec, target, files, at)
+    }
+
     fn ready(&self, docker: &Docker, container: &str) -> bool {
         let Ok(info) = docker.running_container(container) else {
             return false;

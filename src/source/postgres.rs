@@ -318,6 +318,13 @@ impl DatabaseDriver for Postgres {
         Some(pgdata.unwrap_or(pitr::DEFAULT_PGDATA).to_string())
     }
 
+    fn replay_plan(&self, files: usize, to: &str) -> String {
+        format!(
+            "the server's whole data directory will be replaced by this base backup and \
+             {files} archived WAL file(s) replayed to {to}"
+        )
+    }
+
     fn replay_to(
         &self,
         docker: &Docker,

@@ -217,12 +217,11 @@ impl<'a> RestorePlan<'a> {
             };
             let mut notes = notes;
             match (&s.replay, self.at) {
-                (Some((t, replay)), _) => notes.push(format!(
-                    "the server's whole data directory will be replaced by this base backup \
-                     and {} archived WAL file(s) replayed to {}",
-                    replay.files.len(),
-                    local_time(t)
-                )),
+                (Some((t, replay)), _) => notes.extend(
+                    source::driver(s.rec.kind)
+                        .database()
+                        .map(|d| d.replay_plan(replay.files.len(), &local_time(t))),
+                ),
                 // To a time without replay: which backup, and why not closer.
                 (None, Some(t)) => notes.push(format!(
                     "it will hold {}, its newest backup at or before {}: {}",

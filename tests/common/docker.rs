@@ -161,11 +161,24 @@ pub fn mariadb(name: &str, root_password: &str) -> Container {
 /// [`mariadb`] with extra `docker run` arguments (`-v VOLUME:/var/lib/mysql`,
 /// `-e MARIADB_DATABASE=app`, ...).
 pub fn mariadb_with(name: &str, root_password: &str, extra_args: &[&str]) -> Container {
+    mariadb_cmd(name, root_password, extra_args, &[])
+}
+
+/// [`mariadb_with`] with server options after the image's command, as the official image
+/// passes them to `mariadbd` (`--log-bin`, `--binlog-format=ROW`, ...).
+pub fn mariadb_cmd(
+    name: &str,
+    root_password: &str,
+    extra_args: &[&str],
+    options: &[&str],
+) -> Container {
+    let mut cmd = vec!["drctl-mariadb"];
+    cmd.extend_from_slice(options);
     run(
         name,
         &[("MARIADB_ROOT_PASSWORD", root_password)],
         extra_args,
-        &["drctl-mariadb"],
+        &cmd,
         Ready::Mariadb(root_password.into()),
     )
 }
