@@ -31,7 +31,7 @@ use crate::repo::point::{BaseBackup, PointEntry, SourceRecord};
 use crate::repo::snapshot::{SnapshotEntry, WalFile};
 
 /// Bytes in a WAL segment (the server default, which the official images keep).
-const SEGMENT_BYTES: u64 = 0x100_0000;
+pub const SEGMENT_BYTES: u64 = 0x100_0000;
 /// Segments per 4 GiB "log" (the middle eight digits of a segment name).
 const SEGMENTS_PER_LOG: u64 = 0x1_0000_0000 / SEGMENT_BYTES;
 

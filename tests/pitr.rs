@@ -79,6 +79,23 @@ fn wait_for_receiver(c: &Container) {
     });
 }
 
+/// The newest stored copy of a growing segment: the time it covers and the bytes it
+/// added to the repository.
+fn newest_partial(env: &Env) -> Option<(chrono::DateTime<chrono::Utc>, u64)> {
+    env.json(&["snapshots"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["wal"]["partial"] == true)
+        .map(|s| {
+            (
+                s["wal"]["covers_until"].as_str().unwrap().parse().unwrap(),
+                s["summary"]["bytes_added"].as_u64().unwrap(),
+            )
+        })
+        .max_by_key(|(at, _)| *at)
+}
+
 /// Switches to a new WAL segment and returns the name of the one it completed.
 fn switch_wal(c: &Container) -> String {
     c.psql(PW, "shop", "INSERT INTO orders VALUES (default)");
@@ -166,6 +183,29 @@ fn wal_reaches_the_repository_in_seconds_through_restarts_without_a_gap() {
     eprintln!("commit archived after {:?}", t0.elapsed());
     let partials = archived(&env).iter().filter(|(_, p, _)| *p).count();
     assert_eq!(partials, 1, "each growing copy replaces the one before");
+
+    // A copy of the growing segment adds what was written since the copy before, not a
+    // whole new chunk: megabytes of WAL, then one small commit.
+    c.psql(
+        PW,
+        "shop",
+        "CREATE TABLE bulk AS SELECT md5(g::text) || md5((g * 7)::text) AS t \
+         FROM generate_series(1, 40000) g",
+    );
+    let bulk_at = chrono::Utc::now();
+    wait_for("the bulk WAL", Duration::from_secs(10), || {
+        newest_partial(&env).is_some_and(|(at, _)| at > bulk_at)
+    });
+    c.psql(PW, "shop", "INSERT INTO orders VALUES (default)");
+    let small_at = chrono::Utc::now();
+    wait_for("the small commit", Duration::from_secs(10), || {
+        newest_partial(&env).is_some_and(|(at, _)| at > small_at)
+    });
+    let (_, added) = newest_partial(&env).unwrap();
+    assert!(
+        added < 200 * 1024,
+        "a copy after one small commit added {added} bytes"
+    );
 
     // The server restarts under the archiver.
     c.stop();

@@ -130,7 +130,15 @@ pub(super) struct Shared<'a> {
     pub(super) exclude: Option<globset::GlobSet>,
     /// The backup's time, as the mtime of streamed files.
     pub(super) now_ns: i64,
+    /// The run stores a copy of a log file still being written (see [`TAIL_PIECE`]).
+    pub(super) growing: bool,
 }
+
+/// The piece size a growing file's last chunk is cut into. The next copy of the file
+/// (the same bytes and more) finds the same content-defined boundaries, and its last
+/// chunk starts where this one's does, so every whole piece is shared with it: a copy
+/// stored every few seconds adds what was written since, not a whole new chunk.
+pub(super) const TAIL_PIECE: usize = 64 * 1024;
 
 impl Shared<'_> {
     pub(super) fn stopped(&self) -> bool {

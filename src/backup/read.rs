@@ -180,33 +180,50 @@ pub(super) fn chunk_into(
         Some(b) => Ok(Some(b)),
         None => stream.next_chunk(),
     };
-    while let Some(chunk) = next()? {
-        if sh.stopped() {
-            return Err("interrupted".into());
+    let mut held = next()?;
+    while let Some(chunk) = held.take() {
+        held = next()?;
+        if sh.growing && held.is_none() && chunk.len() > TAIL_PIECE {
+            for piece in chunk.chunks(TAIL_PIECE) {
+                read += piece.len() as u64;
+                ids.push(store_chunk(sh, catalog, blobs, piece.to_vec())?);
+            }
+            break;
         }
-        let id = sh.repo.keys.blob_id(&chunk);
         read += chunk.len() as u64;
-        sh.progress.add_bytes(chunk.len() as u64);
-        ids.push(id);
-        match sh.is_new(catalog, &id) {
-            Ok(true) => {
-                if blobs
-                    .send(NewBlob {
-                        id,
-                        kind: BlobKind::Data,
-                        data: chunk,
-                    })
-                    .is_err()
-                {
-                    return Err("interrupted".into());
-                }
-            }
-            Ok(false) => {}
-            Err(e) => {
-                sh.fail(e);
-                return Err("catalog failed".into());
-            }
-        }
+        ids.push(store_chunk(sh, catalog, blobs, chunk)?);
     }
     Ok((ids, read))
+}
+
+/// Hashes one chunk and sends it to the sealers unless it is stored already; its id.
+fn store_chunk(
+    sh: &Shared<'_>,
+    catalog: &Catalog,
+    blobs: &Sender<NewBlob>,
+    chunk: Vec<u8>,
+) -> std::result::Result<BlobId, ReadError> {
+    if sh.stopped() {
+        return Err("interrupted".into());
+    }
+    let id = sh.repo.keys.blob_id(&chunk);
+    sh.progress.add_bytes(chunk.len() as u64);
+    match sh.is_new(catalog, &id) {
+        Ok(true) => {
+            let blob = NewBlob {
+                id,
+                kind: BlobKind::Data,
+                data: chunk,
+            };
+            if blobs.send(blob).is_err() {
+                return Err("interrupted".into());
+            }
+        }
+        Ok(false) => {}
+        Err(e) => {
+            sh.fail(e);
+            return Err("catalog failed".into());
+        }
+    }
+    Ok(id)
 }

@@ -153,6 +153,7 @@ pub(super) fn run_once<A>(
         progress: req.progress,
         exclude,
         now_ns: req.now.timestamp_nanos_opt().unwrap_or(0),
+        growing: req.wal.as_ref().is_some_and(|w| w.partial),
     };
     let (tree_result, summary_counts) = run_pipeline(&shared, &kept, req.streams, &run_id);
     req.progress.finish();

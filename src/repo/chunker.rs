@@ -116,12 +116,16 @@ impl Chunker {
     }
 }
 
-/// Splits a byte stream into chunks, reading ahead at most `2 × max_size`.
+/// Splits a byte stream into chunks, reading ahead at most `2 × max_size` (in a buffer of
+/// at most `3 × max_size`).
 pub struct ChunkStream<'a, R> {
     chunker: &'a Chunker,
     reader: R,
+    /// Read-ahead: `buf[start..end]` is read and not cut yet. The buffer only grows, so
+    /// it is zeroed once, not before every read (a stream hands out small reads).
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     eof: bool,
     /// Bytes expected but not read yet: sizes the buffer so small files stay small.
     expected: u64,
@@ -140,6 +144,7 @@ impl<'a, R: Read> ChunkStream<'a, R> {
             reader,
             buf: Vec::new(),
             start: 0,
+            end: 0,
             eof: false,
             expected: size,
         }
@@ -147,38 +152,38 @@ impl<'a, R: Read> ChunkStream<'a, R> {
 
     fn fill(&mut self) -> io::Result<()> {
         let max = self.chunker.params.max_size;
-        if self.buf.len() - self.start >= max || self.eof {
+        if self.end - self.start >= max || self.eof {
             return Ok(());
         }
-        if self.start > 0 {
-            self.buf.drain(..self.start);
+        // What is left is moved to the front once a whole `max_size` has been cut from
+        // it, so each byte is moved at most once.
+        if self.start >= max {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
-        let want = 2 * max;
-        while self.buf.len() < want {
-            let len = self.buf.len();
+        let want = self.start + 2 * max;
+        while self.end < want {
             // One byte past the expected end, so EOF shows without another large buffer.
             let step = self
                 .expected
                 .saturating_add(1)
                 .max(4096)
-                .min((want - len) as u64);
-            self.buf.resize(len + step as usize, 0);
-            match self.reader.read(&mut self.buf[len..]) {
+                .min((want - self.end) as u64) as usize;
+            if self.buf.len() < self.end + step {
+                self.buf.resize(self.end + step, 0);
+            }
+            match self.reader.read(&mut self.buf[self.end..self.end + step]) {
                 Ok(0) => {
-                    self.buf.truncate(len);
                     self.eof = true;
                     break;
                 }
                 Ok(k) => {
-                    self.buf.truncate(len + k);
+                    self.end += k;
                     self.expected = self.expected.saturating_sub(k as u64);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(len),
-                Err(e) => {
-                    self.buf.truncate(len);
-                    return Err(e);
-                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())
@@ -187,7 +192,7 @@ impl<'a, R: Read> ChunkStream<'a, R> {
     /// The next chunk, or `None` at the end of the stream.
     pub fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
         self.fill()?;
-        let avail = &self.buf[self.start..];
+        let avail = &self.buf[self.start..self.end];
         if avail.is_empty() {
             return Ok(None);
         }
@@ -221,6 +226,29 @@ mod tests {
             out.push(ch);
         }
         out
+    }
+
+    #[test]
+    fn a_stream_of_small_reads_is_cut_as_the_whole_buffer_is() {
+        /// Hands out at most 1000 bytes a read, like an exec stream's frames.
+        struct Small<'a>(&'a [u8]);
+        impl Read for Small<'_> {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(1000).min(out.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let c = Chunker::new(&[3; 32], ChunkerParams::default());
+        let data = pseudo_random(12 << 20, 9);
+        let mut s = ChunkStream::new(&c, Small(&data));
+        let mut got = vec![];
+        while let Some(ch) = s.next_chunk().unwrap() {
+            got.push(ch);
+        }
+        assert_eq!(got, chunks(&c, &data));
+        assert!(s.buf.len() <= 3 * c.params().max_size);
     }
 
     #[test]

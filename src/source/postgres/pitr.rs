@@ -169,6 +169,7 @@ fn stage_wal(at: PointInTime<'_>, dir: &Path, (uid, gid): (u32, u32)) -> Result<
         let path = dir.join(&name);
         let mut f = std::fs::File::create(&path).ctx(|| format!("creating {}", path.display()))?;
         at.wal.read(&name, &mut |b| f.write_all(b))?;
+        super::wal::pad_segment(&f, &name).ctx(|| format!("padding {}", path.display()))?;
         std::os::unix::fs::chown(&path, Some(uid), Some(gid))
             .ctx(|| format!("chown {}", path.display()))?;
     }

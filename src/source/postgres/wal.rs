@@ -8,6 +8,7 @@ use crate::config::SourceDef;
 use crate::docker::{self, Docker};
 use crate::error::Result;
 use crate::source::{container_of, exec_stream, StreamFile};
+use std::io::Read;
 
 /// Where `pg_receivewal` writes, in the container's own file system: not in the data
 /// directory, which base backups would then carry.
@@ -280,15 +281,25 @@ impl WalReceiver {
     }
 
     /// The file's bytes, read in the container.
+    /// A growing segment is stored without the zeros `pg_receivewal` pads it with (a
+    /// restore pads it again: see [`pad_segment`]), so that its stored copy ends where the
+    /// WAL does and the next copy shares all but its last piece.
     pub fn stream(&self, file: &Received) -> StreamFile {
-        exec_stream(
+        let mut stream = exec_stream(
             &self.session.docker,
             &self.session.container,
             file.name.clone(),
             vec!["cat".into(), format!("{}/{}", self.dir, file.file)],
             Vec::new(),
             None,
-        )
+        );
+        if file.partial {
+            let open = stream.open;
+            stream.open = Box::new(move || {
+                open().map(|r| Box::new(TrimTrailingZeros::new(r)) as Box<dyn Read + Send>)
+            });
+        }
+        stream
     }
 
     /// A small file's contents (a timeline history).
@@ -307,6 +318,73 @@ impl WalReceiver {
             .run_ok(&self.session.container, &["rm", "-f", &path], &[])
             .map(|_| ())
     }
+}
+
+/// A reader that leaves out the zeros at the end of its input (and only those).
+struct TrimTrailingZeros<R> {
+    inner: R,
+    /// Read but not handed out yet: zeros that came before it, then data.
+    zeros: u64,
+    data: Vec<u8>,
+    at: usize,
+    /// Zeros at the end of what was read, held until data follows them.
+    held: u64,
+}
+
+impl<R: Read> TrimTrailingZeros<R> {
+    fn new(inner: R) -> Self {
+        TrimTrailingZeros {
+            inner,
+            zeros: 0,
+            data: Vec::new(),
+            at: 0,
+            held: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for TrimTrailingZeros<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.zeros > 0 {
+                let n = (self.zeros.min(out.len() as u64)) as usize;
+                out[..n].fill(0);
+                self.zeros -= n as u64;
+                return Ok(n);
+            }
+            if self.at < self.data.len() {
+                let n = (self.data.len() - self.at).min(out.len());
+                out[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+                self.at += n;
+                return Ok(n);
+            }
+            self.data.resize(256 * 1024, 0);
+            let n = self.inner.read(&mut self.data)?;
+            if n == 0 {
+                self.data.clear();
+                return Ok(0);
+            }
+            let trailing = self.data[..n].iter().rev().take_while(|b| **b == 0).count();
+            self.data.truncate(n - trailing);
+            self.at = 0;
+            if self.data.is_empty() {
+                self.held += trailing as u64;
+            } else {
+                self.zeros = std::mem::replace(&mut self.held, trailing as u64);
+            }
+        }
+    }
+}
+
+/// Pads a staged copy of a growing segment back to a whole segment with zeros, as
+/// `pg_receivewal` wrote it (the archive stores it without them); a completed segment
+/// is whole already.
+pub fn pad_segment(file: &std::fs::File, name: &str) -> std::io::Result<()> {
+    let is_segment = name.len() == 24 && name.chars().all(|c| c.is_ascii_hexdigit());
+    if is_segment && file.metadata()?.len() < crate::pitr::SEGMENT_BYTES {
+        file.set_len(crate::pitr::SEGMENT_BYTES)?;
+    }
+    Ok(())
 }
 
 impl Received {
@@ -390,5 +468,43 @@ mod tests {
             )
         );
         assert!(parse_listing("other/000000010000000000000004 16 1.5").is_none());
+    }
+}
+
+#[cfg(test)]
+mod trim_tests {
+    use super::*;
+
+    fn trimmed(input: &[u8], read_size: usize) -> Vec<u8> {
+        /// Hands out at most `n` bytes a read, like a stream of small frames.
+        struct Small<'a>(&'a [u8], usize);
+        impl Read for Small<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(self.1).min(out.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut out = Vec::new();
+        TrimTrailingZeros::new(Small(input, read_size))
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn only_the_zeros_at_the_end_are_left_out() {
+        let mut data = vec![0u8; 300_000];
+        data.extend_from_slice(b"wal");
+        data.extend(vec![0u8; 700_000]);
+        data.extend_from_slice(b"more\0\0x");
+        let mut padded = data.clone();
+        padded.extend(vec![0u8; 1 << 20]);
+        for read_size in [1, 7, 4096, 1 << 20] {
+            assert_eq!(trimmed(&padded, read_size), data, "reads of {read_size}");
+        }
+        assert!(trimmed(&[0; 5000], 100).is_empty());
+        assert_eq!(trimmed(b"abc", 2), b"abc");
     }
 }
