@@ -297,8 +297,16 @@ fn store_file<A>(
             wal: Some(wal),
         },
     )?;
+    let summary = &outcome.snapshot.summary;
     if !partial {
         tracing::info!("stored {name} as snapshot {}", outcome.id.short());
     }
+    tracing::debug!(
+        "stored {name}{}: {} bytes read, {} blobs and {} bytes added",
+        if partial { " (growing)" } else { "" },
+        summary.bytes_read,
+        summary.blobs_added,
+        summary.bytes_added
+    );
     Ok(outcome.id)
 }

@@ -156,7 +156,7 @@ pub fn compute(
     let mut total_added = 0;
     for stack in stacks {
         let points = catalog.points(&stack.name)?;
-        let snapshots = if stack.def.source.iter().any(SourceDef::archives_wal) {
+        let snapshots = if stack.def.source.iter().any(SourceDef::archives_log) {
             catalog.snapshots(Some(&stack.name))?
         } else {
             Vec::new()
@@ -255,7 +255,7 @@ fn source_state(
         .and_then(|e| e.point.source(name))
         .and_then(|r| r.pitr_unavailable.clone());
     // A server that cannot be archived (binary logging off) says so instead.
-    let pitr = (def.archives_wal() && unavailable.is_none()).then(|| {
+    let pitr = (def.archives_log() && unavailable.is_none()).then(|| {
         let coverage = source_coverage(points, snapshots, stack, name);
         PitrState {
             window: match (coverage.windows.first(), coverage.windows.last()) {

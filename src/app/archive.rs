@@ -60,7 +60,7 @@ fn pitr_source<'a>(
     stack: &str,
     named: Option<&str>,
 ) -> Result<&'a SourceDef> {
-    let pitr: Vec<&SourceDef> = sources.iter().filter(|s| s.archives_wal()).collect();
+    let pitr: Vec<&SourceDef> = sources.iter().filter(|s| s.archives_log()).collect();
     match named {
         Some(n) => pitr
             .into_iter()

@@ -296,7 +296,7 @@ impl App {
         let archives: Vec<String> = self
             .stacks()?
             .into_iter()
-            .filter(|s| s.def.source.iter().any(SourceDef::archives_wal))
+            .filter(|s| s.def.source.iter().any(SourceDef::archives_log))
             .map(|s| s.name)
             .collect();
         if a.systemd {
@@ -505,7 +505,7 @@ impl App {
     fn read_slots(&self, stacks: &[Stack], st: &mut status::Status) {
         if !stacks
             .iter()
-            .any(|s| s.def.source.iter().any(SourceDef::archives_wal))
+            .any(|s| s.def.source.iter().any(SourceDef::archives_log))
         {
             return;
         }

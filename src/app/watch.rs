@@ -22,7 +22,7 @@ impl App {
     pub(super) fn watch_archives(&self, catalog: &Catalog, stacks: &[Stack], now: DateTime<Utc>) {
         let pitr: Vec<Stack> = stacks
             .iter()
-            .filter(|s| s.def.source.iter().any(SourceDef::archives_wal))
+            .filter(|s| s.def.source.iter().any(SourceDef::archives_log))
             .cloned()
             .collect();
         let path = self.settings.data_dir.join(ALERTED);

@@ -29,6 +29,10 @@ pub(super) struct NewBlob {
     pub(super) id: BlobId,
     pub(super) kind: BlobKind,
     pub(super) data: Vec<u8>,
+    /// A piece of a growing file's tail (see [`TAIL_PIECE`]): needed only until the file
+    /// grows past it, so it is sealed into packs of its own, which prune deletes whole
+    /// instead of leaving them mixed into packs that stay.
+    pub(super) tail: bool,
 }
 
 /// Where a file's contents come from.
@@ -132,7 +136,14 @@ pub(super) struct Shared<'a> {
     pub(super) now_ns: i64,
     /// The run stores a copy of a log file still being written (see [`TAIL_PIECE`]).
     pub(super) growing: bool,
+    /// The zstd level for data blobs: higher for a log file (WAL, binary log), which
+    /// arrives at the server's write rate and is stored for as long as its base backups.
+    pub(super) compression_level: i32,
 }
+
+/// The least zstd level log files are compressed at: per 1 MiB chunk it matches `zstd -3`
+/// over the whole file, which the archive is held to.
+pub(super) const LOG_COMPRESSION_LEVEL: i32 = 6;
 
 /// The piece size a growing file's last chunk is cut into. The next copy of the file
 /// (the same bytes and more) finds the same content-defined boundaries, and its last

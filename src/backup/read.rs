@@ -186,12 +186,12 @@ pub(super) fn chunk_into(
         if sh.growing && held.is_none() && chunk.len() > TAIL_PIECE {
             for piece in chunk.chunks(TAIL_PIECE) {
                 read += piece.len() as u64;
-                ids.push(store_chunk(sh, catalog, blobs, piece.to_vec())?);
+                ids.push(store_chunk(sh, catalog, blobs, piece.to_vec(), true)?);
             }
             break;
         }
         read += chunk.len() as u64;
-        ids.push(store_chunk(sh, catalog, blobs, chunk)?);
+        ids.push(store_chunk(sh, catalog, blobs, chunk, false)?);
     }
     Ok((ids, read))
 }
@@ -202,6 +202,7 @@ fn store_chunk(
     catalog: &Catalog,
     blobs: &Sender<NewBlob>,
     chunk: Vec<u8>,
+    tail: bool,
 ) -> std::result::Result<BlobId, ReadError> {
     if sh.stopped() {
         return Err("interrupted".into());
@@ -214,6 +215,7 @@ fn store_chunk(
                 id,
                 kind: BlobKind::Data,
                 data: chunk,
+                tail,
             };
             if blobs.send(blob).is_err() {
                 return Err("interrupted".into());

@@ -154,6 +154,10 @@ pub(super) fn run_once<A>(
         exclude,
         now_ns: req.now.timestamp_nanos_opt().unwrap_or(0),
         growing: req.wal.as_ref().is_some_and(|w| w.partial),
+        compression_level: match req.wal {
+            Some(_) => repo.config.compression_level.max(LOG_COMPRESSION_LEVEL),
+            None => repo.config.compression_level,
+        },
     };
     let (tree_result, summary_counts) = run_pipeline(&shared, &kept, req.streams, &run_id);
     req.progress.finish();

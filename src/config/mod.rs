@@ -99,7 +99,7 @@ impl SourceDef {
     /// Whether `drctl archive` streams its log continuously: a PostgreSQL source's WAL
     /// or a MariaDB/MySQL source's binary log, with `pitr` (a server with binary logging
     /// off records why it cannot be restored to a time instead).
-    pub fn archives_wal(&self) -> bool {
+    pub fn archives_log(&self) -> bool {
         self.pitr() && matches!(self.kind, SourceKind::Postgres | SourceKind::Mysql)
     }
 

@@ -55,6 +55,18 @@ impl Docker {
     /// Creates and starts a container; `what` names it in errors ("scratch container").
     pub fn create_and_start(&self, spec: ContainerSpec<'_>, what: &str) -> Result<()> {
         let name = spec.name;
+        self.create(spec, what)?;
+        self.rt
+            .block_on(
+                self.client
+                    .start_container(name, None::<StartContainerOptions>),
+            )
+            .map_err(|e| api_error(&format!("starting {what} {name}"), e))
+    }
+
+    /// Creates a container (its volumes too) without starting it.
+    pub fn create(&self, spec: ContainerSpec<'_>, what: &str) -> Result<()> {
+        let name = spec.name;
         let mounts = spec
             .volumes
             .iter()
@@ -86,12 +98,7 @@ impl Docker {
                 body,
             ))
             .map_err(|e| api_error(&format!("creating {what} {name}"), e))?;
-        self.rt
-            .block_on(
-                self.client
-                    .start_container(name, None::<StartContainerOptions>),
-            )
-            .map_err(|e| api_error(&format!("starting {what} {name}"), e))
+        Ok(())
     }
 
     /// Whether the daemon has an image by this reference (name, ID or digest).

@@ -184,7 +184,8 @@ impl DrillRun<'_> {
                 "{}: starting a scratch server for {name}",
                 self.req.drill.name
             ));
-            match self.scratch.server(rec) {
+            let replayed = matches!(planned, Planned::Ready(step) if step.replay.is_some());
+            match self.scratch.server(rec, replayed) {
                 Ok(mut s) => {
                     self.result.warnings.append(&mut s.warnings);
                     self.servers.insert(name.clone(), s);

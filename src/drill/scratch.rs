@@ -102,8 +102,11 @@ impl Scratch {
 
     /// Starts a server like the one a source was backed up from: the same image (by
     /// digest when the store still has it), entrypoint and command, with throwaway
-    /// credentials, and waits until it accepts connections.
-    pub fn server(&mut self, rec: &SourceRecord) -> Result<ScratchServer> {
+    /// credentials, and waits until it accepts connections. For a restore that writes
+    /// the server's data directory itself (`replayed`: a base backup replayed to a time)
+    /// the container is only created: starting it would initialise a database that the
+    /// restore then throws away.
+    pub fn server(&mut self, rec: &SourceRecord, replayed: bool) -> Result<ScratchServer> {
         let db = source::driver(rec.kind)
             .database()
             .expect("volumes restore into directories");
@@ -131,7 +134,8 @@ impl Scratch {
         let labels = self.labels();
         // The data directory on a volume of its own, as the official images declare it:
         // a restore to a point in time writes it from this host.
-        let volumes = db.data_dir(&env).into_iter().collect();
+        let volumes: Vec<String> = db.data_dir(&env).into_iter().collect();
+        let start = !replayed || volumes.is_empty();
         let spec = ContainerSpec {
             name: &name,
             image: &image,
@@ -144,6 +148,14 @@ impl Scratch {
         };
         // Recorded before it is started, so that a failed start is removed too.
         self.containers.push(name.clone());
+        if !start {
+            docker.create(spec, "scratch container")?;
+            return Ok(ScratchServer {
+                name,
+                image,
+                warnings,
+            });
+        }
         docker.create_and_start(spec, "scratch container")?;
         let deadline = Instant::now() + READY_TIMEOUT;
         while !db.ready(&docker, &name) {

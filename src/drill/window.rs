@@ -25,7 +25,7 @@ impl Windows {
             .def
             .source
             .iter()
-            .filter(|d| d.archives_wal())
+            .filter(|d| d.archives_log())
             .map(|d| {
                 let name = d.name.get_ref();
                 let coverage = pitr::source_coverage(points, snapshots, &stack.name, name);

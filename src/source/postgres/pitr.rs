@@ -8,7 +8,7 @@
 //! is exactly the state at the time, so it replays all of it instead.
 
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,12 +55,21 @@ pub fn restore(
              point-in-time restore writes it from this host"
         ))
     })?;
-    docker.stop(container, Duration::from_secs(60))?;
+    // A drill's scratch server was only created: it has nothing to stop.
+    if info.status == "running" || info.status == "restarting" {
+        docker.stop(container, Duration::from_secs(60))?;
+    }
     clear_dir(&host)?;
     extract(files, &base.file, &host)?;
     let meta =
         std::fs::metadata(host.join("PG_VERSION")).ctx(|| format!("reading {}", host.display()))?;
     let owner = (meta.uid(), meta.gid());
+    // The directory itself is the server's too (a volume never started is root's), and
+    // private, as PostgreSQL insists.
+    std::os::unix::fs::chown(&host, Some(owner.0), Some(owner.1))
+        .ctx(|| format!("chown {}", host.display()))?;
+    std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o700))
+        .ctx(|| format!("chmod {}", host.display()))?;
     if target.scratch {
         trust_local(&host)?;
     }
