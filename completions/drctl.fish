@@ -46,7 +46,7 @@ complete -c drctl -n "__fish_drctl_needs_command" -f -a "ls" -d 'List the files 
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "restore" -d 'Restore a stack from its recovery points, or a snapshot into a directory'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "dump" -d 'Write one file of a snapshot to stdout'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "run" -d 'Run a stack\'s backup now, or every job that is due (for cron and systemd timers)'
-complete -c drctl -n "__fish_drctl_needs_command" -f -a "archive" -d 'Ship a PostgreSQL source\'s WAL to the repository continuously (a service)'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "archive" -d 'Ship a source\'s WAL or binary log to the repository continuously (a service)'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "daemon" -d 'Run due jobs as they come due, until SIGTERM or SIGINT'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "schedule" -d 'List or install schedules'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "status" -d 'Each stack\'s newest recovery point against its RPO, next run, repository size'
@@ -171,7 +171,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand run" -s q -l quiet -d 'Print
 complete -c drctl -n "__fish_drctl_using_subcommand run" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
 complete -c drctl -n "__fish_drctl_using_subcommand run" -s h -l help -d 'Print help'
 complete -c drctl -n "__fish_drctl_using_subcommand archive" -l source -d 'Its source with `pitr = true` (needed only when it has several)' -r
-complete -c drctl -n "__fish_drctl_using_subcommand archive" -l partial-every -d 'Store the growing WAL segment again at most this often' -r
+complete -c drctl -n "__fish_drctl_using_subcommand archive" -l partial-every -d 'Store the growing WAL segment or binary log file again at most this often' -r
 complete -c drctl -n "__fish_drctl_using_subcommand archive" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
 complete -c drctl -n "__fish_drctl_using_subcommand archive" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand archive" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
@@ -523,7 +523,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_su
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check catalog repair config key help" -f -a "restore" -d 'Restore a stack from its recovery points, or a snapshot into a directory'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check catalog repair config key help" -f -a "dump" -d 'Write one file of a snapshot to stdout'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check catalog repair config key help" -f -a "run" -d 'Run a stack\'s backup now, or every job that is due (for cron and systemd timers)'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check catalog repair config key help" -f -a "archive" -d 'Ship a PostgreSQL source\'s WAL to the repository continuously (a service)'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check catalog repair config key help" -f -a "archive" -d 'Ship a source\'s WAL or binary log to the repository continuously (a service)'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check catalog repair config key help" -f -a "daemon" -d 'Run due jobs as they come due, until SIGTERM or SIGINT'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check catalog repair config key help" -f -a "schedule" -d 'List or install schedules'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check catalog repair config key help" -f -a "status" -d 'Each stack\'s newest recovery point against its RPO, next run, repository size'

@@ -873,16 +873,7 @@ fn mariadb_without_binary_logging_backs_up_with_dumps_and_says_what_to_change() 
         MPW,
         "CREATE DATABASE shop; CREATE TABLE shop.orders (id int); INSERT INTO shop.orders VALUES (1)",
     );
-    let env = Env::init(Kind::Local).unwrap();
-    std::fs::create_dir_all(env.path("schedules")).unwrap();
-    std::fs::write(
-        env.path("schedules/shop.toml"),
-        format!(
-            "[stack.shop]\nrpo = \"1h\"\n[[stack.shop.source]]\nname = \"db\"\nkind = \"mysql\"\n\
-             container = \"{name}\"\ndatabases = [\"shop\"]\npitr = true\n"
-        ),
-    )
-    .unwrap();
+    let env = mysql_env(&name);
     common::assert_ok(&env.run(&["backup", "shop"]));
     std::thread::sleep(Duration::from_millis(1100));
     let between = chrono::Utc::now();
@@ -921,6 +912,21 @@ fn mariadb_without_binary_logging_backs_up_with_dumps_and_says_what_to_change() 
 
 const MPW: &str = "maria-binlog-1";
 
+/// A stack `shop` whose source `db` is the MariaDB server in `container`, with `pitr`.
+fn mysql_env(container: &str) -> Env {
+    let env = Env::init(Kind::Local).unwrap();
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(
+        env.path("schedules/shop.toml"),
+        format!(
+            "[stack.shop]\nrpo = \"1h\"\n[[stack.shop.source]]\nname = \"db\"\nkind = \"mysql\"\n\
+             container = \"{container}\"\ndatabases = [\"shop\"]\npitr = true\n"
+        ),
+    )
+    .unwrap();
+    env
+}
+
 /// `INSERT` of a marker row carrying its own clock (UTC, to the microsecond) every
 /// ~150 ms until `until`.
 fn maria_markers_until(c: &Container, until: chrono::DateTime<chrono::Utc>) {
@@ -956,16 +962,7 @@ fn mariadb_restore_at_a_second_before_a_delete_replays_the_binary_log() {
          INSERT INTO shop.orders SELECT seq, md5(seq) FROM shop.seq_1_to_5000; \
          CREATE TABLE shop.markers (at datetime(6))",
     );
-    let env = Env::init(Kind::Local).unwrap();
-    std::fs::create_dir_all(env.path("schedules")).unwrap();
-    std::fs::write(
-        env.path("schedules/shop.toml"),
-        format!(
-            "[stack.shop]\nrpo = \"1h\"\n[[stack.shop.source]]\nname = \"db\"\nkind = \"mysql\"\n\
-             container = \"{name}\"\ndatabases = [\"shop\"]\npitr = true\n"
-        ),
-    )
-    .unwrap();
+    let env = mysql_env(&name);
     common::assert_ok(&env.run(&["backup", "shop"]));
     let mut archive = start_archive(&env);
     maria_markers_until(&c, chrono::Utc::now() + chrono::Duration::seconds(1));

@@ -134,6 +134,8 @@ pub(super) struct Shared<'a> {
     pub(super) exclude: Option<globset::GlobSet>,
     /// The backup's time, as the mtime of streamed files.
     pub(super) now_ns: i64,
+    /// The run stores a log file (WAL, binary log), cut into [`LOG_BLOCK`]s.
+    pub(super) log: bool,
     /// The run stores a copy of a log file still being written (see [`TAIL_PIECE`]).
     pub(super) growing: bool,
     /// The zstd level for data blobs: higher for a log file (WAL, binary log), which
@@ -141,14 +143,19 @@ pub(super) struct Shared<'a> {
     pub(super) compression_level: i32,
 }
 
-/// The least zstd level log files are compressed at: per 1 MiB chunk it matches `zstd -3`
-/// over the whole file, which the archive is held to.
+/// The least zstd level log files are compressed at: per [`LOG_BLOCK`] it does better
+/// than `zstd -3` over the whole file, which the archive is held to.
 pub(super) const LOG_COMPRESSION_LEVEL: i32 = 6;
 
-/// The piece size a growing file's last chunk is cut into. The next copy of the file
-/// (the same bytes and more) finds the same content-defined boundaries, and its last
-/// chunk starts where this one's does, so every whole piece is shared with it: a copy
-/// stored every few seconds adds what was written since, not a whole new chunk.
+/// A log file is only ever appended to, so it is cut at fixed offsets rather than by
+/// content: every copy of a growing file shares all its whole blocks with the copies
+/// after it, and blocks this large compress as well as the whole file does.
+pub(super) const LOG_BLOCK: usize = 4 << 20;
+
+/// The piece size a growing file's last, unfinished block is cut into. The next copy of
+/// the file (the same bytes and more) has its block start at the same offset, so every
+/// whole piece is shared with it: a copy stored every few seconds adds what was written
+/// since, not a whole new block.
 pub(super) const TAIL_PIECE: usize = 64 * 1024;
 
 impl Shared<'_> {

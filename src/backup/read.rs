@@ -38,7 +38,11 @@ pub(super) fn read_files(
                 read_path(sh, &catalog, &blobs, (&dir, &name, &path), job.dev, job.ino)
             }
             Input::Stream(open) => (|| {
-                let (ids, len) = chunk_into(sh, &catalog, &blobs, open()?, u64::MAX, false)?;
+                let (ids, len) = if sh.log {
+                    cut_log(sh, &catalog, &blobs, open()?)?
+                } else {
+                    chunk_into(sh, &catalog, &blobs, open()?, u64::MAX, false)?
+                };
                 Ok(ReadOk {
                     ids,
                     size: len,
@@ -180,18 +184,42 @@ pub(super) fn chunk_into(
         Some(b) => Ok(Some(b)),
         None => stream.next_chunk(),
     };
-    let mut held = next()?;
-    while let Some(chunk) = held.take() {
-        held = next()?;
-        if sh.growing && held.is_none() && chunk.len() > TAIL_PIECE {
-            for piece in chunk.chunks(TAIL_PIECE) {
-                read += piece.len() as u64;
-                ids.push(store_chunk(sh, catalog, blobs, piece.to_vec(), true)?);
-            }
-            break;
-        }
+    while let Some(chunk) = next()? {
         read += chunk.len() as u64;
         ids.push(store_chunk(sh, catalog, blobs, chunk, false)?);
+    }
+    Ok((ids, read))
+}
+
+/// Cuts a log file into [`LOG_BLOCK`]s at fixed offsets; the unfinished last block of a
+/// growing file into [`TAIL_PIECE`]s, which the next copy shares.
+fn cut_log(
+    sh: &Shared<'_>,
+    catalog: &Catalog,
+    blobs: &Sender<NewBlob>,
+    mut input: impl Read,
+) -> std::result::Result<(Vec<BlobId>, u64), ReadError> {
+    let (mut ids, mut read) = (Vec::new(), 0u64);
+    loop {
+        let mut block = Vec::with_capacity(LOG_BLOCK);
+        (&mut input)
+            .take(LOG_BLOCK as u64)
+            .read_to_end(&mut block)?;
+        if block.is_empty() {
+            break;
+        }
+        read += block.len() as u64;
+        let whole = block.len() == LOG_BLOCK;
+        if !whole && sh.growing {
+            for piece in block.chunks(TAIL_PIECE) {
+                ids.push(store_chunk(sh, catalog, blobs, piece.to_vec(), true)?);
+            }
+        } else {
+            ids.push(store_chunk(sh, catalog, blobs, block, false)?);
+        }
+        if !whole {
+            break;
+        }
     }
     Ok((ids, read))
 }

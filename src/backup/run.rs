@@ -153,6 +153,7 @@ pub(super) fn run_once<A>(
         progress: req.progress,
         exclude,
         now_ns: req.now.timestamp_nanos_opt().unwrap_or(0),
+        log: req.wal.is_some(),
         growing: req.wal.as_ref().is_some_and(|w| w.partial),
         compression_level: match req.wal {
             Some(_) => repo.config.compression_level.max(LOG_COMPRESSION_LEVEL),

@@ -92,7 +92,7 @@ pub enum Command {
     Dump(DumpArgs),
     /// Run a stack's backup now, or every job that is due (for cron and systemd timers)
     Run(RunArgs),
-    /// Ship a PostgreSQL source's WAL to the repository continuously (a service)
+    /// Ship a source's WAL or binary log to the repository continuously (a service)
     Archive(ArchiveArgs),
     /// Run due jobs as they come due, until SIGTERM or SIGINT
     Daemon(DaemonArgs),
@@ -169,7 +169,7 @@ pub struct ArchiveArgs {
     /// Its source with `pitr = true` (needed only when it has several)
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
-    /// Store the growing WAL segment again at most this often
+    /// Store the growing WAL segment or binary log file again at most this often
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub partial_every: String,
 }
