@@ -72,19 +72,29 @@ EOF
 export DRCTL_CONFIG=$work/etc/drctl.toml
 "$drctl" --quiet init >/dev/null
 
-# Base backup, twice each (the first drctl run stores everything, the second little),
-# alternating with the plain tool.
-for i in 1 2; do
+# Base backup, alternating with the plain tool, BASE_RUNS times each (the first drctl run
+# stores everything, the others little). Both vary by a second run to run here (the
+# server's checkpoint and I/O), so the ratio is of the medians.
+base_runs=${BASE_RUNS:-7}
+: >"$work/base.times"
+for ((i = 1; i <= base_runs; i++)); do
     t0=$(now)
     docker exec -e PGPASSWORD="$pw" "$src" pg_basebackup -U postgres -h /var/run/postgresql \
-        -D - -Ft -X none -c fast >/dev/null
+        -D - -Ft -X none -c fast >/dev/null 2>&1
     plain=$(secs "$t0" "$(now)")
     t0=$(now)
     /usr/bin/time -v -o "$work/time.base" "$drctl" --quiet backup p2m >/dev/null
     ours=$(secs "$t0" "$(now)")
     printf 'base backup %d: drctl %s s (peak RSS %s MB) / pg_basebackup -X none %s s = %s\n' \
         "$i" "$ours" "$(rss "$work/time.base")" "$plain" "$(ratio "$ours" "$plain")"
+    echo "$ours $plain" >>"$work/base.times"
 done
+python3 - "$work/base.times" <<'PY'
+import statistics, sys
+rows = [tuple(map(float, l.split())) for l in open(sys.argv[1])]
+ours, plain = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
+print(f"base backup, medians of {len(rows)}: drctl {ours:.2f} s / pg_basebackup -X none {plain:.2f} s = {ours / plain:.2f}")
+PY
 repo_before=$(du -sb "$work/repo" | cut -f1)
 
 # The reference copy of the WAL: a second receiver on a slot of its own.
