@@ -69,6 +69,14 @@ fn point_with_base(ended: u32, timeline: u32, start: &str) -> PointEntry {
     }
 }
 
+/// The span from `from` to `to` seconds after 10:00.
+fn span(from: u32, to: u32) -> Span {
+    Span {
+        from: at(from),
+        to: at(to),
+    }
+}
+
 fn names(r: &Replay) -> Vec<String> {
     r.files.iter().map(|s| wal(s).name.clone()).collect()
 }
@@ -210,27 +218,12 @@ fn a_missing_segment_breaks_the_window_until_the_next_base_backup() {
     ];
     let bases = bases(&points, "db");
     let cov = coverage(&bases, &wal);
-    assert_eq!(
-        cov.windows,
-        vec![
-            Span {
-                from: at(5),
-                to: at(30)
-            },
-            Span {
-                from: at(55),
-                to: at(80)
-            }
-        ]
-    );
+    assert_eq!(cov.windows, vec![span(5, 30), span(55, 80)]);
     assert_eq!(
         cov.gaps,
         vec![Gap {
             missing: "000000010000000000000004".into(),
-            broken: Span {
-                from: at(30),
-                to: at(55)
-            }
+            broken: span(30, 55)
         }]
     );
     assert_eq!(
@@ -271,19 +264,7 @@ fn binary_log_files_replay_in_order_from_the_dumps_position_and_a_missing_one_is
     ];
     let bases = bases(&points, "db");
     let cov = coverage(&bases, &wal);
-    assert_eq!(
-        cov.windows,
-        vec![
-            Span {
-                from: at(5),
-                to: at(20)
-            },
-            Span {
-                from: at(42),
-                to: at(60)
-            }
-        ]
-    );
+    assert_eq!(cov.windows, vec![span(5, 20), span(42, 60)]);
     assert_eq!(cov.gaps.len(), 1);
     assert_eq!(cov.gaps[0].missing, "mysql-bin.000003");
     assert_eq!(cov.last_position.as_deref(), Some("mysql-bin.000006"));
@@ -315,13 +296,7 @@ fn a_gap_at_the_end_reaches_to_the_archives_newest_time() {
     let points = vec![point_with_base(1, 1, "0/1000028")];
     let cov = coverage(&bases(&points, "db"), &wal);
     assert_eq!(cov.gaps.len(), 1);
-    assert_eq!(
-        cov.gaps[0].broken,
-        Span {
-            from: at(10),
-            to: at(30)
-        }
-    );
+    assert_eq!(cov.gaps[0].broken, span(10, 30));
     assert!(ArchivedWal::older_than("000000010000000000000001", (1, 2)));
     assert!(!ArchivedWal::older_than("00000001.history", (1, 2)));
 }

@@ -4,7 +4,7 @@
 //! take alike for each database ([`SqlServer`]).
 
 use super::{
-    hold, need_docker, DatabaseDriver, Loaded, Prepared, SnapshotFiles, SnapshotReader,
+    hold, need_docker, DatabaseDriver, Loaded, Prepared, ReplayJob, SnapshotFiles, SnapshotReader,
     SourceDriver, Target,
 };
 use crate::config::SourceDef;
@@ -77,7 +77,13 @@ impl<T: DatabaseDriver> SourceDriver for T {
                 replayed_to: None,
             },
             (None, Some(at)) => {
-                let replayed = self.replay_to(need_docker(docker)?, rec, target, &files, at)?;
+                let replayed = self.replay_to(&ReplayJob {
+                    docker: need_docker(docker)?,
+                    rec,
+                    target,
+                    files: &files,
+                    at,
+                })?;
                 Loaded {
                     bytes: total,
                     warnings: replayed.notes,

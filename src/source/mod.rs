@@ -131,22 +131,30 @@ pub trait DatabaseDriver {
         format!("{files} archived log file(s) will be replayed to {to}")
     }
 
-    /// Restores the target's server to `at` from the record's base backup and the
-    /// archived WAL, instead of loading the dumps.
-    fn replay_to(
-        &self,
-        _docker: &Docker,
-        rec: &SourceRecord,
-        _target: &Target<'_>,
-        _files: &SnapshotFiles<'_>,
-        _at: PointInTime<'_>,
-    ) -> Result<Replayed> {
+    /// Restores the target's server to a time from the record's base backup and the
+    /// archived log, instead of loading the dumps alone.
+    fn replay_to(&self, job: &ReplayJob<'_>) -> Result<Replayed> {
         Err(Error::Usage(format!(
             "source {} ({}) cannot be restored to a point in time",
-            rec.name,
-            rec.kind.name()
+            job.rec.name,
+            job.rec.kind.name()
         )))
     }
+}
+
+/// A restore to a point in time: what is restored, where, and to when.
+#[derive(Clone, Copy)]
+pub struct ReplayJob<'a> {
+    /// The daemon the target's container runs in.
+    pub docker: &'a Docker,
+    /// The source's record in the point holding its base backup.
+    pub rec: &'a SourceRecord,
+    /// The server restored into.
+    pub target: &'a Target<'a>,
+    /// The snapshot's files (the base backup, the dumps).
+    pub files: &'a SnapshotFiles<'a>,
+    /// The time and the archived log to replay up to it.
+    pub at: PointInTime<'a>,
 }
 
 /// What a restore to a point in time reached.

@@ -12,7 +12,7 @@ mod replay;
 
 use super::database::{dump_file_name, Login, LoginAt, SqlServer};
 use super::{
-    container_of, exec_stream, password_from_file, DatabaseDriver, PointInTime, Prepared, Replayed,
+    container_of, exec_stream, password_from_file, DatabaseDriver, Prepared, ReplayJob, Replayed,
     SnapshotFiles, Target,
 };
 use crate::config::SourceDef;
@@ -393,15 +393,8 @@ impl DatabaseDriver for Mysql {
         )
     }
 
-    fn replay_to(
-        &self,
-        docker: &Docker,
-        rec: &SourceRecord,
-        target: &Target<'_>,
-        files: &SnapshotFiles<'_>,
-        at: PointInTime<'_>,
-    ) -> Result<Replayed> {
-        replay::restore(docker, rec, target, files, at)
+    fn replay_to(&self, job: &ReplayJob<'_>) -> Result<Replayed> {
+        replay::restore(job)
     }
 
     fn ready(&self, docker: &Docker, container: &str) -> bool {

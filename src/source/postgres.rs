@@ -7,7 +7,7 @@ pub mod wal;
 
 use super::database::{dump_file_name, Login, LoginAt, SqlServer};
 use super::{
-    container_of, exec_stream, password_from_file, DatabaseDriver, PointInTime, Prepared, Replayed,
+    container_of, exec_stream, password_from_file, DatabaseDriver, Prepared, ReplayJob, Replayed,
     SnapshotFiles, Target,
 };
 use crate::config::SourceDef;
@@ -325,15 +325,8 @@ impl DatabaseDriver for Postgres {
         )
     }
 
-    fn replay_to(
-        &self,
-        docker: &Docker,
-        rec: &SourceRecord,
-        target: &Target<'_>,
-        files: &SnapshotFiles<'_>,
-        at: PointInTime<'_>,
-    ) -> Result<Replayed> {
-        pitr::restore(docker, rec, target, files, at)
+    fn replay_to(&self, job: &ReplayJob<'_>) -> Result<Replayed> {
+        pitr::restore(job)
     }
 
     /// Accepting TCP connections: an image's init phase listens on its socket only, so

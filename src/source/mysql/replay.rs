@@ -12,11 +12,9 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 
 use super::binlog::dump_position;
 use super::Session;
-use crate::docker::Docker;
 use crate::error::{Error, Result};
-use crate::repo::point::SourceRecord;
 use crate::source::database::{dump_file_name, Login, SqlServer};
-use crate::source::{PointInTime, Replayed, SnapshotFiles, Target};
+use crate::source::{PointInTime, ReplayJob, Replayed};
 
 /// Where the archived files are staged in the container.
 const STAGING: &str = "/tmp/drctl-binlog-replay";
@@ -24,13 +22,8 @@ const STAGING: &str = "/tmp/drctl-binlog-replay";
 const HEAD_BYTES: usize = 64 * 1024;
 
 /// Loads the dumps into the target's server, then replays the binary log up to `at`.
-pub fn restore(
-    docker: &Docker,
-    rec: &SourceRecord,
-    target: &Target<'_>,
-    files: &SnapshotFiles<'_>,
-    at: PointInTime<'_>,
-) -> Result<Replayed> {
+pub fn restore(job: &ReplayJob<'_>) -> Result<Replayed> {
+    let (rec, files, at) = (job.rec, job.files, job.at);
     let mut starts = Vec::new();
     for db in &rec.databases {
         let name = dump_file_name(db);
@@ -43,7 +36,7 @@ pub fn restore(
         })?;
         starts.push((db, start));
     }
-    let session = Session::open(docker, &target.container, target.def)?;
+    let session = Session::open(job.docker, &job.target.container, job.target.def)?;
     let mut notes = session.load(rec, files)?;
     let binlog_tool = session.find_tool("mariadb-binlog mysqlbinlog")?;
     let staged = stage(&session, at)?;

@@ -18,8 +18,7 @@ use chrono::{DateTime, Utc};
 use super::{Login, Session};
 use crate::docker::Docker;
 use crate::error::{Error, IoContext, Result};
-use crate::repo::point::SourceRecord;
-use crate::source::{PointInTime, Replayed, SnapshotFiles, Target};
+use crate::source::{PointInTime, ReplayJob, Replayed, SnapshotFiles};
 
 /// The official image's data directory when `PGDATA` is not set.
 pub const DEFAULT_PGDATA: &str = "/var/lib/postgresql/data";
@@ -33,13 +32,14 @@ const TARGET_NOT_REACHED: &str = "recovery ended before configured recovery targ
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Restores the target container's server to `at`; says which transaction it ended on.
-pub fn restore(
-    docker: &Docker,
-    rec: &SourceRecord,
-    target: &Target<'_>,
-    files: &SnapshotFiles<'_>,
-    at: PointInTime<'_>,
-) -> Result<Replayed> {
+pub fn restore(job: &ReplayJob<'_>) -> Result<Replayed> {
+    let ReplayJob {
+        docker,
+        rec,
+        target,
+        files,
+        at,
+    } = *job;
     let base = rec.base.as_ref().ok_or_else(|| {
         Error::Failed(format!(
             "source {} has no base backup in this point",
