@@ -943,7 +943,7 @@ fn maria_markers_until(c: &Container, until: chrono::DateTime<chrono::Utc>) {
 /// under the same name, with the archive running on (the new server numbers its files
 /// from 1 again, under the same names); `restore --at` one second before the delete
 /// brings every order back, with the markers up to within a second of the time and none
-/// after it.
+/// after it. A drill to that time, before, replays it in a scratch server.
 #[test]
 fn mariadb_restore_at_a_second_before_a_delete_replays_the_binary_log() {
     if skip() {
@@ -989,6 +989,25 @@ fn mariadb_restore_at_a_second_before_a_delete_replays_the_binary_log() {
     assert!(
         files.contains("mysql-bin.000001") && files.contains("mysql-bin.000002"),
         "{files:?}"
+    );
+
+    // A drill to the same time replays it in a scratch server, and measures how close.
+    std::fs::create_dir_all(env.path("restore-drills")).unwrap();
+    std::fs::write(
+        env.path("restore-drills/shop.toml"),
+        "[drill.shop-pitr]\nstack = \"shop\"\nrpo = \"30s\"\n[[drill.shop-pitr.check]]\n\
+         source = \"db\"\ndatabase = \"shop\"\nsql = \"SELECT count(*) FROM orders\"\nexpect = \"= 5000\"\n",
+    )
+    .unwrap();
+    common::assert_ok(&env.run(&["drill", "shop-pitr", "--at", &t.to_rfc3339()]));
+    let history = env.json(&["drill", "history"]);
+    let r = &history.as_array().unwrap()[0];
+    assert_eq!(r["verdict"], "PASS", "{r}");
+    let replayed: chrono::DateTime<chrono::Utc> =
+        r["pitr"]["replayed_to"].as_str().unwrap().parse().unwrap();
+    assert!(
+        replayed <= t && t - replayed <= chrono::Duration::seconds(2),
+        "replayed to {replayed} for {t}"
     );
 
     // The host's server is replaced by an empty one under the same name.
