@@ -46,16 +46,8 @@ kind = "postgres"
 container = "$src"
 databases = ["b2m"]
 EOF
-cat >"$work/etc/restore-drills/bench.toml" <<EOF
-[drill.p2m]
-stack = "p2m"
-[[drill.p2m.check]]
-source = "db"
-sql = "SELECT count(*) FROM pgbench_accounts"
-expect = "= $rows"
-EOF
-export DRCTL_CONFIG=$work/etc/drctl.toml
-"$drctl" --quiet init >/dev/null
+write_count_drill "$work" "$rows"
+init_repo "$work"
 # The first backup stores everything (the runs below add only what changed); it also
 # warms the server's cache.
 t0=$(now)

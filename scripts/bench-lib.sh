@@ -35,3 +35,16 @@ key_file = "$1/drctl.key"
 catalog = "$1/catalog.db"
 CONF
 }
+
+write_count_drill() { # WORKDIR ROWS [DATABASE] -> drill p2m checking pgbench_accounts' rows
+    {
+        printf '[drill.p2m]\nstack = "p2m"\n[[drill.p2m.check]]\nsource = "db"\n'
+        if [[ -n ${3:-} ]]; then printf 'database = "%s"\n' "$3"; fi
+        printf 'sql = "SELECT count(*) FROM pgbench_accounts"\nexpect = "= %s"\n' "$2"
+    } >"$1/etc/restore-drills/bench.toml"
+}
+
+init_repo() { # WORKDIR -> DRCTL_CONFIG exported, repository created
+    export DRCTL_CONFIG=$1/etc/drctl.toml
+    "$drctl" --quiet init >/dev/null
+}

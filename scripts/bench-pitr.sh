@@ -60,17 +60,8 @@ container = "$src"
 databases = ["postgres"]
 pitr = true
 EOF
-cat >"$work/etc/restore-drills/bench.toml" <<EOF
-[drill.p2m]
-stack = "p2m"
-[[drill.p2m.check]]
-source = "db"
-database = "b2m"
-sql = "SELECT count(*) FROM pgbench_accounts"
-expect = "= $rows"
-EOF
-export DRCTL_CONFIG=$work/etc/drctl.toml
-"$drctl" --quiet init >/dev/null
+write_count_drill "$work" "$rows" b2m
+init_repo "$work"
 
 # Base backup, alternating with the plain tool, BASE_RUNS times each (the first drctl run
 # stores everything, the others little). Both vary by a second run to run here (the

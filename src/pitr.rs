@@ -55,11 +55,23 @@ pub fn parse_binlog(name: &str) -> Option<(&str, u64)> {
     Some((prefix, number.parse().ok()?))
 }
 
+/// The binary log file a base backup's position (`mysql-bin.000007:342`) names: its
+/// prefix and number; `None` for a WAL position.
+pub fn binlog_start(base: &BaseBackup) -> Option<(&str, u64)> {
+    let (file, _) = base.wal_start.rsplit_once(':')?;
+    parse_binlog(file)
+}
+
+/// Whether `name` is a WAL segment's file name.
+pub fn is_wal_segment(name: &str) -> bool {
+    name.len() == 24 && name.chars().all(|c| c.is_ascii_hexdigit())
+}
+
 /// The log file a base backup replays from: the segment its WAL start lies in, or the
-/// binary log file its position (`file:offset`) names.
+/// binary log file its position names.
 fn start_of(base: &BaseBackup) -> Option<u64> {
-    match base.wal_start.rsplit_once(':') {
-        Some((file, _)) => parse_binlog(file).map(|(_, n)| n),
+    match binlog_start(base) {
+        Some((_, n)) => Some(n),
         None => lsn(&base.wal_start).map(segment_at),
     }
 }
@@ -75,11 +87,7 @@ pub fn log_file_kind(name: &str) -> &'static str {
 
 /// The name of log file `seg` on timeline `tli`, as the base's server names its files.
 fn file_name(base: &BaseBackup, tli: u32, seg: u64) -> String {
-    match base
-        .wal_start
-        .rsplit_once(':')
-        .and_then(|(f, _)| parse_binlog(f))
-    {
+    match binlog_start(base) {
         Some((prefix, _)) => format!("{prefix}.{seg:06}"),
         None => segment_name(tli, seg),
     }
@@ -88,7 +96,7 @@ fn file_name(base: &BaseBackup, tli: u32, seg: u64) -> String {
 /// A log file's timeline and number (a WAL segment, or a binary log file on timeline 1);
 /// `None` for history files and other names.
 fn parse_segment(name: &str) -> Option<(u32, u64)> {
-    if name.len() != 24 || !name.chars().all(|c| c.is_ascii_hexdigit()) {
+    if !is_wal_segment(name) {
         return parse_binlog(name).map(|(_, n)| (1, n));
     }
     let tli = u32::from_str_radix(&name[..8], 16).ok()?;

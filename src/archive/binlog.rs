@@ -75,11 +75,7 @@ impl Shipped {
             let Some(base) = p.point.source(source).and_then(|r| r.base.as_ref()) else {
                 continue;
             };
-            let Some((_, n)) = base
-                .wal_start
-                .rsplit_once(':')
-                .and_then(|(f, _)| parse_binlog(f))
-            else {
+            let Some((_, n)) = crate::pitr::binlog_start(base) else {
                 continue;
             };
             // Points come oldest first: the newest base wins.

@@ -236,22 +236,12 @@ fn binlog_state(vars: &str, container: &str) -> Option<String> {
 /// covers every dump.
 fn base_position(session: &Session<'_>) -> Result<BaseBackup> {
     let out = session.query(&format!("{}; SHOW MASTER STATUS", binlog::SYSTEM_QUERY))?;
-    let (file, pos) = out
-        .lines()
-        .filter(|l| !l.starts_with("system "))
-        .find_map(|l| {
-            let mut cols = l.split('\t');
-            Some((
-                cols.next()?.to_string(),
-                cols.next()?.trim().parse::<u64>().ok()?,
-            ))
-        })
-        .ok_or_else(|| {
-            Error::Failed(format!(
-                "container {}: SHOW MASTER STATUS gave no binary log position",
-                session.container
-            ))
-        })?;
+    let (file, pos) = binlog::file_rows(&out).into_iter().next().ok_or_else(|| {
+        Error::Failed(format!(
+            "container {}: SHOW MASTER STATUS gave no binary log position",
+            session.container
+        ))
+    })?;
     Ok(BaseBackup {
         file: String::new(),
         timeline: 1,

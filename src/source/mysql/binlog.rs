@@ -38,6 +38,20 @@ pub(super) const SYSTEM_QUERY: &str =
                             information_schema.tables WHERE table_schema = 'mysql' AND \
                             create_time IS NOT NULL";
 
+/// The `file<TAB>number` rows of `SHOW BINARY LOGS` (the size) or `SHOW MASTER STATUS`
+/// (the position) in a query's output, the system line and other rows left out.
+pub(super) fn file_rows(out: &str) -> Vec<(String, u64)> {
+    out.lines()
+        .filter_map(|l| {
+            let mut cols = l.split('\t');
+            let name = cols.next()?.trim();
+            let number = cols.next()?.trim().parse().ok()?;
+            crate::pitr::parse_binlog(name)?;
+            Some((name.to_string(), number))
+        })
+        .collect()
+}
+
 /// The database system from [`SYSTEM_QUERY`]'s output.
 pub fn parse_system(out: &str) -> Option<String> {
     out.lines()
@@ -72,20 +86,9 @@ impl<'a> BinlogReader<'a> {
         let out = self
             .session
             .query(&format!("{SYSTEM_QUERY}; SHOW BINARY LOGS"))?;
-        let files = out
-            .lines()
-            .filter(|l| !l.starts_with("system "))
-            .filter_map(|l| {
-                let mut cols = l.split('\t');
-                let name = cols.next()?.trim();
-                let size = cols.next()?.trim().parse().ok()?;
-                crate::pitr::parse_binlog(name)?;
-                Some((name.to_string(), size))
-            })
-            .collect();
         Ok(Listing {
             system: parse_system(&out),
-            files,
+            files: file_rows(&out),
         })
     }
 
@@ -151,5 +154,12 @@ mod tests {
             Some("1764950000".into())
         );
         assert_eq!(parse_system("system NULL\n"), None);
+        assert_eq!(
+            file_rows("system 1764950000\nmysql-bin.000001\t330\nmysql-bin.000002\t5120\tNo\n"),
+            [
+                ("mysql-bin.000001".to_string(), 330),
+                ("mysql-bin.000002".to_string(), 5120)
+            ]
+        );
     }
 }

@@ -380,8 +380,7 @@ impl<R: Read> Read for TrimTrailingZeros<R> {
 /// `pg_receivewal` wrote it (the archive stores it without them); a completed segment
 /// is whole already.
 pub fn pad_segment(file: &std::fs::File, name: &str) -> std::io::Result<()> {
-    let is_segment = name.len() == 24 && name.chars().all(|c| c.is_ascii_hexdigit());
-    if is_segment && file.metadata()?.len() < crate::pitr::SEGMENT_BYTES {
+    if crate::pitr::is_wal_segment(name) && file.metadata()?.len() < crate::pitr::SEGMENT_BYTES {
         file.set_len(crate::pitr::SEGMENT_BYTES)?;
     }
     Ok(())
