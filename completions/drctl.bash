@@ -31,6 +31,9 @@ _drctl() {
             drctl,config)
                 cmd="drctl__subcmd__config"
                 ;;
+            drctl,copy)
+                cmd="drctl__subcmd__copy"
+                ;;
             drctl,daemon)
                 cmd="drctl__subcmd__daemon"
                 ;;
@@ -132,6 +135,9 @@ _drctl() {
                 ;;
             drctl__subcmd__help,config)
                 cmd="drctl__subcmd__help__subcmd__config"
+                ;;
+            drctl__subcmd__help,copy)
+                cmd="drctl__subcmd__help__subcmd__copy"
                 ;;
             drctl__subcmd__help,daemon)
                 cmd="drctl__subcmd__help__subcmd__daemon"
@@ -260,7 +266,7 @@ _drctl() {
 
     case "${cmd}" in
         drctl)
-            opts="-q -v -h -V --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help --version init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check catalog repair config key help"
+            opts="-q -v -h -V --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help --version init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check copy catalog repair config key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -763,6 +769,68 @@ _drctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        drctl__subcmd__copy)
+            opts="-q -v -h --from --to --jobs --read-back --dry-run --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --repo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --catalog)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --path-style)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         drctl__subcmd__daemon)
             opts="-q -v -h --jobs --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1140,7 +1208,7 @@ _drctl() {
             return 0
             ;;
         drctl__subcmd__help)
-            opts="init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check catalog repair config key help"
+            opts="init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check copy catalog repair config key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1240,6 +1308,20 @@ _drctl() {
         drctl__subcmd__help__subcmd__config__subcmd__check)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        drctl__subcmd__help__subcmd__copy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

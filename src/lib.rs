@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod copy;
 pub mod docker;
 pub mod drill;
 pub mod error;

@@ -1,6 +1,7 @@
 //! Where the repository, key file and catalog are: flags, then the environment, then the
 //! `[repository]` table of drctl.toml, then embedded defaults under the data directory.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -23,6 +24,8 @@ pub struct RepoSettings {
     pub region: Option<String>,
     /// Path-style S3 addressing.
     pub path_style: bool,
+    /// The AWS profile whose credentials reach the repository; `None`: the usual chain.
+    pub profile: Option<String>,
     /// The key file.
     pub key_file: PathBuf,
     /// The catalog database; `None`: a file per repository under the data directory.
@@ -36,6 +39,34 @@ pub struct RepoSettings {
     pub drills_dir: PathBuf,
     /// The configuration file, when one was named (`--config`, `DRCTL_CONFIG`).
     pub config_path: Option<PathBuf>,
+    /// Other repositories by name (`[remotes.NAME]`), for `copy`.
+    pub remotes: BTreeMap<String, Location>,
+}
+
+/// Where a repository is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// `file:///path` or `s3://bucket/prefix`.
+    pub url: String,
+    /// S3 endpoint.
+    pub endpoint: Option<String>,
+    /// S3 region.
+    pub region: Option<String>,
+    /// Path-style S3 addressing.
+    pub path_style: bool,
+    /// The AWS profile whose credentials reach it; `None`: the usual chain.
+    pub profile: Option<String>,
+}
+
+/// A `[remotes.NAME]` table: another repository, with its own credentials.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoteTable {
+    url: String,
+    endpoint: Option<Spanned<String>>,
+    region: Option<String>,
+    path_style: Option<bool>,
+    profile: Option<String>,
 }
 
 /// The `[repository]` table.
@@ -48,6 +79,7 @@ pub struct RepositoryTable {
     path_style: Option<bool>,
     key_file: Option<PathBuf>,
     catalog: Option<PathBuf>,
+    profile: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +89,8 @@ struct ConfigFile {
     repository: RepositoryTable,
     /// Where drill definitions are; default `restore-drills/` next to the file.
     drills_dir: Option<PathBuf>,
+    #[serde(default)]
+    remotes: BTreeMap<String, RemoteTable>,
 }
 
 /// The user's data directory for drctl: `$XDG_DATA_HOME/drctl` or `~/.local/share/drctl`.
@@ -125,7 +159,8 @@ fn read_config(path: &Path, explicit: bool) -> Result<ConfigFile> {
     let text = read_config_text(path)?;
     let file: ConfigFile = toml::from_str(&text)
         .map_err(|e| config_error(path, &text, e.span().map_or(0, |s| s.start), e.message()))?;
-    if let Some(e) = &file.repository.endpoint {
+    let endpoints = file.repository.endpoint.iter();
+    for e in endpoints.chain(file.remotes.values().filter_map(|r| r.endpoint.as_ref())) {
         check_endpoint(e.get_ref()).map_err(|m| config_error(path, &text, e.span().start, m))?;
     }
     Ok(file)
@@ -140,6 +175,7 @@ pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
     let ConfigFile {
         repository: file,
         drills_dir,
+        remotes,
     } = read_config(&config_path, explicit)?;
     let beside = |name: &str| config_path.parent().unwrap_or(Path::new("/")).join(name);
     let data_dir = data_dir();
@@ -158,6 +194,7 @@ pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
         endpoint: endpoint.or(file.endpoint.map(Spanned::into_inner)),
         region: g.region.clone().or(file.region),
         path_style: g.path_style.or(file.path_style).unwrap_or(false),
+        profile: file.profile,
         key_file: g
             .key_file
             .clone()
@@ -168,10 +205,58 @@ pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
         schedules_dir: beside("schedules"),
         drills_dir: drills_dir.unwrap_or_else(|| beside("restore-drills")),
         config_path: explicit.then(|| config_path.clone()),
+        remotes: remotes
+            .into_iter()
+            .map(|(name, r)| {
+                let at = Location {
+                    url: r.url,
+                    endpoint: r.endpoint.map(Spanned::into_inner),
+                    region: r.region,
+                    path_style: r.path_style.unwrap_or(false),
+                    profile: r.profile,
+                };
+                (name, at)
+            })
+            .collect(),
     })
 }
 
 impl RepoSettings {
+    /// The configured repository's location.
+    pub fn location(&self) -> Location {
+        Location {
+            url: self.url.clone(),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style,
+            profile: self.profile.clone(),
+        }
+    }
+
+    /// A `[remotes.NAME]` by name, or a URL reached like the configured repository
+    /// (its endpoint, region and addressing, the usual credentials).
+    pub fn remote(&self, name_or_url: &str) -> Result<Location> {
+        if let Some(at) = self.remotes.get(name_or_url) {
+            return Ok(at.clone());
+        }
+        if name_or_url.contains("://") || name_or_url.starts_with('/') {
+            return Ok(Location {
+                url: name_or_url.to_string(),
+                ..self.location()
+            });
+        }
+        let known: Vec<&str> = self.remotes.keys().map(String::as_str).collect();
+        Err(Error::Usage(format!(
+            "{name_or_url} is neither a repository URL nor a remote of the configuration \
+             ([remotes.NAME]; configured: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )))
+    }
+
     /// The catalog path for a repository ID.
     pub fn catalog_path(&self, repo_id: &str) -> PathBuf {
         self.catalog.clone().unwrap_or_else(|| {
@@ -212,6 +297,36 @@ mod tests {
 
         g.config = Some(dir.path().join("missing.toml"));
         assert_eq!(resolve(&g).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn remotes_are_named_tables_and_urls_reach_like_the_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("drctl.toml");
+        std::fs::write(
+            &cfg,
+            "[repository]\nurl = \"s3://prod/a\"\nendpoint = \"http://h:3900\"\n\
+             [remotes.offsite]\nurl = \"s3://off/a\"\nprofile = \"offsite\"\n",
+        )
+        .unwrap();
+        let g = GlobalArgs {
+            config: Some(cfg.clone()),
+            ..Default::default()
+        };
+        let s = resolve(&g).unwrap();
+        let off = s.remote("offsite").unwrap();
+        assert_eq!(
+            (off.url.as_str(), off.endpoint, off.profile.as_deref()),
+            ("s3://off/a", None, Some("offsite"))
+        );
+        let url = s.remote("s3://other/b").unwrap();
+        assert_eq!(url.endpoint.as_deref(), Some("http://h:3900"));
+        let err = s.remote("ofsite").unwrap_err().to_string();
+        assert!(err.contains("configured: offsite"), "{err}");
+        // A remote's endpoint is checked like the repository's, at its position.
+        std::fs::write(&cfg, "[remotes.x]\nurl = \"s3://b\"\nendpoint = \"h:1\"\n").unwrap();
+        let err = resolve(&g).unwrap_err().to_string();
+        assert!(err.contains("drctl.toml:3:12"), "{err}");
     }
 
     #[test]

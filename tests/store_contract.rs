@@ -160,6 +160,7 @@ async fn the_s3_store_keeps_the_contract() {
             endpoint: Some(endpoint.clone()),
             region: std::env::var("DRCTL_TEST_S3_REGION").ok(),
             path_style: true,
+            profile: None,
         })
     };
     let store = open(prefix.clone()).await.unwrap();

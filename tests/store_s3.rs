@@ -52,6 +52,7 @@ fn config(env: &Env, bucket: &str, prefix: &str, endpoint: &str) -> S3Config {
         endpoint: Some(endpoint.to_owned()),
         region: env.region.clone(),
         path_style: true,
+        profile: None,
     }
 }
 

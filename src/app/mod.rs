@@ -1,6 +1,7 @@
 //! The commands: settings in, library calls, output for people or for `--json`.
 
 mod archive;
+mod copy;
 mod drill;
 mod output;
 mod restore;
@@ -32,7 +33,7 @@ use crate::progress::Progress;
 use crate::repo::keys::Keys;
 use crate::repo::Repo;
 use crate::session::{Readable, Session, WriteOnly};
-use crate::settings::{self, RepoSettings};
+use crate::settings::{self, Location, RepoSettings};
 use crate::source::hold::release_orphans;
 use crate::store::backend::BackendOptions;
 use crate::store::file::FileStore;
@@ -105,6 +106,7 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
         Command::Prune(a) => app.prune(&a),
         Command::Drill(a) => app.drill(&a),
         Command::Check(a) => app.check(a.read_data.as_deref()),
+        Command::Copy(a) => app.copy(&a),
         Command::Catalog(CatalogCommand::Rebuild) => app.catalog_rebuild(),
         Command::Repair(RepairCommand::Index) => app.repair_index(),
         Command::Repair(RepairCommand::Config) => app.repair_config(),
@@ -115,7 +117,11 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
 
 impl App {
     fn backend(&self, creating: bool) -> Result<Backend> {
-        let s = &self.settings;
+        self.backend_at(&self.settings.location(), creating)
+    }
+
+    /// The store at `s`, created when `creating` (a local directory).
+    fn backend_at(&self, s: &Location, creating: bool) -> Result<Backend> {
         let store: Arc<dyn Store> = if let Some((bucket, prefix)) = s3::parse_url(&s.url) {
             let cfg = S3Config {
                 bucket,
@@ -123,6 +129,7 @@ impl App {
                 endpoint: s.endpoint.clone(),
                 region: s.region.clone(),
                 path_style: s.path_style,
+                profile: s.profile.clone(),
             };
             Arc::new(
                 self.rt

@@ -110,6 +110,9 @@ pub enum Command {
     Drill(DrillArgs),
     /// Verify the repository's structure, and optionally its data
     Check(CheckArgs),
+    /// Copy every object another repository lacks into it (an offsite copy, best pulled
+    /// from a second machine); needs no key
+    Copy(CopyArgs),
     /// Manage the local catalog
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -363,6 +366,29 @@ pub struct CheckArgs {
     #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100",
           require_equals = true)]
     pub read_data: Option<String>,
+}
+
+/// `drctl copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The repository to copy from: a URL or a `[remotes.NAME]` of drctl.toml (default:
+    /// the configured repository)
+    #[arg(long, value_name = "URL|NAME")]
+    pub from: Option<String>,
+    /// The repository to copy into: a URL or a `[remotes.NAME]` of drctl.toml; an empty
+    /// bucket or directory, or an earlier copy of the same repository
+    #[arg(long, value_name = "URL|NAME")]
+    pub to: String,
+    /// Objects copied at once (each is held in memory: up to ~33 MB for a pack)
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Also read every copied object back and check it against its name
+    #[arg(long)]
+    pub read_back: bool,
+    /// Show what would be copied; copy nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `drctl catalog ...`.

@@ -71,6 +71,12 @@ impl RepoConfig {
         self.key_check == keys.key_check() && self.mac == self.compute_mac(keys)
     }
 
+    /// Parses a stored config without keys (its MAC unchecked): enough to tell which
+    /// repository a store holds, for a copier that holds no key.
+    pub fn unverified(raw: &[u8]) -> Option<RepoConfig> {
+        serde_json::from_slice(raw).ok()
+    }
+
     /// Serialized form.
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("config serializes")

@@ -150,6 +150,7 @@ impl Env {
                     endpoint: Some(s3.endpoint.clone()),
                     region: Some(s3.region.clone()),
                     path_style: true,
+                    profile: None,
                 };
                 Arc::new(rt().block_on(S3Store::new(cfg)).unwrap())
             }

@@ -51,6 +51,10 @@ pub struct S3Config {
     /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint`; most
     /// self-hosted services (MinIO, Garage) need this.
     pub path_style: bool,
+    /// A named profile of the AWS shared files (`~/.aws/credentials`, `~/.aws/config`)
+    /// whose credentials and region are used instead of the usual chain: how one process
+    /// holds two stores with different keys (`drctl copy`).
+    pub profile: Option<String>,
 }
 
 /// Splits `s3://bucket/some/prefix` into `("bucket", "some/prefix")`.
@@ -127,7 +131,10 @@ impl S3Store {
                 .map(|r| Region::new(r.to_owned())),
         )
         .or_else(EnvironmentVariableRegionProvider::new())
-        .or_else(ProfileFileRegionProvider::builder().build());
+        .or_else(match &cfg.profile {
+            Some(p) => ProfileFileRegionProvider::builder().profile_name(p).build(),
+            None => ProfileFileRegionProvider::builder().build(),
+        });
         let region_chain = if endpoint_url.is_none() {
             region_chain.or_default_provider()
         } else {
@@ -135,8 +142,16 @@ impl S3Store {
         }
         .or_else(Region::new(DEFAULT_REGION));
 
-        let sdk_config = aws_config::defaults(BehaviorVersion::latest())
-            .region(region_chain)
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region_chain);
+        if let Some(p) = &cfg.profile {
+            // Only this profile: the environment's keys belong to the other store.
+            loader = loader.credentials_provider(
+                aws_config::profile::ProfileFileCredentialsProvider::builder()
+                    .profile_name(p)
+                    .build(),
+            );
+        }
+        let sdk_config = loader
             .retry_config(RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS))
             .timeout_config(
                 TimeoutConfig::builder()

@@ -1,0 +1,112 @@
+//! `copy`: the objects one repository lacks, from another; no key, no catalog.
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::cli::CopyArgs;
+use crate::copy::{self, CopyOptions};
+use crate::error::{Error, Result};
+use crate::human::human_bytes;
+use crate::repo::layout::Objects;
+
+use super::{print_json, App};
+
+impl App {
+    pub(super) fn copy(&self, a: &CopyArgs) -> Result<()> {
+        let from_at = match &a.from {
+            Some(f) => self.settings.remote(f)?,
+            None => self.settings.location(),
+        };
+        let to_at = self.settings.remote(&a.to)?;
+        if from_at.url.trim_end_matches('/') == to_at.url.trim_end_matches('/')
+            && from_at.endpoint == to_at.endpoint
+        {
+            return Err(Error::Usage(format!(
+                "--from and --to are the same repository ({})",
+                from_at.url
+            )));
+        }
+        let from = Objects::new(self.backend_at(&from_at, false)?);
+        let to = Objects::new(self.backend_at(&to_at, !a.dry_run)?);
+        let t0 = Instant::now();
+        let plan = self.rt.block_on(copy::plan(&from, &to))?;
+        if !self.quiet && !self.json {
+            eprintln!(
+                "copy of repository {} from {} to {}: {} object(s), {} to copy; {} already there{}",
+                &plan.repo_id[..plan.repo_id.len().min(8)],
+                from.describe(),
+                to.describe(),
+                plan.objects(),
+                human_bytes(plan.bytes()),
+                plan.present,
+                if plan.write_config {
+                    " (a new copy: its config first)"
+                } else {
+                    ""
+                }
+            );
+        }
+        if a.dry_run {
+            if self.json {
+                print_json(&json!({
+                    "dry_run": true,
+                    "objects": plan.objects(),
+                    "bytes": plan.bytes(),
+                    "present": plan.present,
+                    "write_config": plan.write_config,
+                }))?;
+            }
+            return Ok(());
+        }
+        self.rt.block_on(to.check_writable())?;
+        let progress = self.progress("copying");
+        progress.set_total(plan.bytes());
+        let opts = CopyOptions {
+            jobs: a.jobs as usize,
+            read_back: a.read_back,
+        };
+        let report = self.rt.block_on(copy::execute(
+            &plan,
+            &from,
+            &to,
+            &opts,
+            &self.interrupt,
+            &|n| progress.add_bytes(n),
+        ));
+        progress.finish();
+        let report = report?;
+        let secs = t0.elapsed().as_secs_f64();
+        for v in &report.vanished {
+            eprintln!("note: {v} left the source during the copy (a prune there); not copied");
+        }
+        if self.json {
+            print_json(&json!({
+                "copied": report.copied,
+                "bytes": report.bytes,
+                "present": plan.present,
+                "wrote_config": report.wrote_config,
+                "damaged": report.damaged,
+                "vanished": report.vanished,
+                "seconds": secs,
+            }))?;
+        } else if !self.quiet {
+            eprintln!(
+                "copied {} object(s), {} in {secs:.1}s",
+                report.copied,
+                human_bytes(report.bytes)
+            );
+        }
+        if !report.damaged.is_empty() {
+            for d in &report.damaged {
+                eprintln!("damage: {d}");
+            }
+            return Err(Error::Damage(format!(
+                "{} damaged object(s) in the source were not copied; everything else was \
+                 (run `drctl check` on the source)",
+                report.damaged.len()
+            )));
+        }
+        Ok(())
+    }
+}
