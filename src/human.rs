@@ -16,6 +16,28 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// A duration for people, in the unit that suits it: `0.42 s`, `17.5 s`, `8.3 min`,
+/// `52 min`, `3.1 h`.
+pub fn human_secs(secs: f64) -> String {
+    let secs = secs.max(0.0);
+    if secs < 1.0 {
+        format!("{secs:.2} s")
+    } else if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else if secs < 600.0 {
+        format!("{:.1} min", secs / 60.0)
+    } else if secs < 3600.0 {
+        format!("{:.0} min", secs / 60.0)
+    } else {
+        format!("{:.1} h", secs / 3600.0)
+    }
+}
+
+/// [`human_secs`] of milliseconds.
+pub fn human_duration_ms(ms: u64) -> String {
+    human_secs(ms as f64 / 1000.0)
+}
+
 /// A size as people write it: `512MiB`, `2 GiB`, `1G` (binary units; `B` alone or none
 /// for bytes).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
@@ -40,6 +62,16 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_take_the_unit_that_suits_them() {
+        assert_eq!(human_secs(0.418), "0.42 s");
+        assert_eq!(human_secs(17.46), "17.5 s");
+        assert_eq!(human_secs(498.0), "8.3 min");
+        assert_eq!(human_secs(3120.0), "52 min");
+        assert_eq!(human_secs(11160.0), "3.1 h");
+        assert_eq!(human_duration_ms(1500), "1.5 s");
+    }
 
     #[test]
     fn sizes_read_as_written() {

@@ -6,6 +6,9 @@
 //! duration it cannot read or that is out of range, a glob that does not compile).
 
 pub mod drill;
+mod notify;
+
+pub use notify::{EmailDef, NotifyDef, TelegramDef};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -157,18 +160,6 @@ pub struct HookDef {
     pub timeout: Option<Spanned<String>>,
     /// Default: `abort` for pre hooks, `continue` for post hooks.
     pub on_failure: Option<OnFailure>,
-}
-
-/// `[stack.NAME.notify]`: HTTP calls on start, success and failure.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NotifyDef {
-    /// A healthchecks.io-style ping URL: `URL/start`, `URL`, `URL/fail`.
-    pub healthchecks: Option<Spanned<String>>,
-    /// A URL that receives a JSON POST for each event.
-    pub webhook: Option<Spanned<String>>,
-    /// Per call (default 10s); a notifier that does not answer never holds up a backup.
-    pub timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,16 +315,6 @@ pub(crate) fn check_duration(
     Ok(v)
 }
 
-/// Checks a notify URL: http:// or https:// with a host.
-fn check_http_url(url: &str) -> std::result::Result<(), String> {
-    match url::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
-        _ => Err(format!(
-            "notify URL {url:?} is not an http:// or https:// URL with a host"
-        )),
-    }
-}
-
 /// Parses and validates one stack file.
 pub fn parse_stack_file(file: &Path, text: &str) -> Result<Vec<Stack>> {
     let parsed: StackFile = toml::from_str(text)
@@ -391,9 +372,7 @@ fn check_stack_settings(def: &StackDef, err: ErrAt<'_>) -> Result<()> {
         check_duration(d, positive).map_err(|m| err(&d.span(), m))?;
     }
     if let Some(n) = &def.notify {
-        for url in n.healthchecks.iter().chain(n.webhook.iter()) {
-            check_http_url(url.get_ref()).map_err(|m| err(&url.span(), m))?;
-        }
+        n.check().map_err(|(span, m)| err(&span, m))?;
     }
     if let Some(k) = &def.keep {
         if k.get_ref().policy().is_empty() {

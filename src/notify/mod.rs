@@ -1,14 +1,19 @@
-//! Notifications: an HTTP call when a run starts, succeeds, fails or is skipped.
+//! Notifications: a call when a run starts, succeeds, fails or is skipped.
 //!
-//! Two shapes: healthchecks.io-style ping URLs (`URL/start`, `URL`, `URL/fail`, the error
-//! as the body) and a generic webhook that receives one JSON document per event. A
-//! notifier that is down or slow costs at most its timeout and never changes a run's
-//! outcome: failures come back as warnings.
+//! healthchecks.io-style ping URLs (`URL/start`, `URL`, `URL/fail`, the error as the body)
+//! and a generic webhook (one JSON document per event) hear every event; the places people
+//! read (Slack/Mattermost webhooks, ntfy, Telegram, mail: `channels`) hear the events the
+//! stack names, failures and skips by default. A notifier that is down or slow costs at
+//! most its timeout and never changes a run's outcome: failures come back as warnings.
+
+mod channels;
+mod notice;
+
+use channels::Channel;
+use notice::failed;
+pub use notice::{Event, Notice};
 
 use std::time::Duration;
-
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use crate::config::NotifyDef;
 use crate::timespec::parse_duration;
@@ -16,86 +21,32 @@ use crate::timespec::parse_duration;
 /// The default time allowed per call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Event {
-    /// A run began.
-    Start,
-    /// A run recorded a complete recovery point.
-    Success,
-    /// A run failed or was interrupted.
-    Failure,
-    /// A run was skipped: another held the stack's lock.
-    Skipped,
-}
-
-/// The webhook's JSON body (field names are stable).
-#[derive(Debug, Clone, Serialize)]
-pub struct Notice {
-    /// What happened.
-    pub event: Event,
-    /// The stack.
-    pub stack: String,
-    /// The host that ran it.
-    pub hostname: String,
-    /// When the run started.
-    pub started: DateTime<Utc>,
-    /// `ok`, `failed`, `skipped`, `interrupted`; `running` for a start.
-    pub status: String,
-    /// The error, for failures and skips.
-    pub error: Option<String>,
-    /// The recovery point written, if any.
-    pub point_id: Option<String>,
-    /// Wall time of the run, when it has ended.
-    pub duration_ms: Option<u64>,
-    /// Bytes added to the repository.
-    pub bytes_added: Option<u64>,
-    /// The drctl that sent it.
-    pub drctl_version: String,
-}
-
-impl Notice {
-    /// A notice about `stack` from this `hostname`, of something that began at
-    /// `started`; the run's figures are for the caller to add.
-    pub fn new(
-        event: Event,
-        stack: &str,
-        hostname: &str,
-        started: DateTime<Utc>,
-        status: &str,
-        error: Option<String>,
-    ) -> Notice {
-        Notice {
-            event,
-            stack: stack.to_string(),
-            hostname: hostname.to_string(),
-            started,
-            status: status.to_string(),
-            error,
-            point_id: None,
-            duration_ms: None,
-            bytes_added: None,
-            drctl_version: env!("CARGO_PKG_VERSION").to_string(),
-        }
-    }
-}
-
 /// Where a stack's notices go.
 #[derive(Debug, Clone)]
 pub struct Notifier {
     healthchecks: Option<String>,
     webhook: Option<String>,
+    /// The places people read, and the events they hear.
+    channels: Vec<Channel>,
+    events: Vec<Event>,
     timeout: Duration,
 }
 
 impl Notifier {
-    /// The notifier of a stack's `[notify]` table, if it names any URL.
+    /// The notifier of a stack's `[notify]` table, if it names anywhere to send to.
     pub fn new(def: Option<&NotifyDef>) -> Option<Notifier> {
         let def = def?;
-        if def.healthchecks.is_none() && def.webhook.is_none() {
+        let channels = Channel::all(def);
+        if def.healthchecks.is_none() && def.webhook.is_none() && channels.is_empty() {
             return None;
         }
+        let events = match &def.events {
+            Some(names) => [Event::Start, Event::Success, Event::Failure, Event::Skipped]
+                .into_iter()
+                .filter(|e| names.get_ref().iter().any(|n| n == e.name()))
+                .collect(),
+            None => vec![Event::Failure, Event::Skipped],
+        };
         let timeout = def
             .timeout
             .as_ref()
@@ -105,6 +56,8 @@ impl Notifier {
         Some(Notifier {
             healthchecks: def.healthchecks.as_ref().map(|u| u.get_ref().clone()),
             webhook: def.webhook.as_ref().map(|u| u.get_ref().clone()),
+            channels,
+            events,
             timeout,
         })
     }
@@ -133,23 +86,21 @@ impl Notifier {
                 warnings.push(failed(url, e));
             }
         }
+        if self.events.contains(&notice.event) {
+            for c in &self.channels {
+                if let Err(w) = c.send(&agent, notice, self.timeout) {
+                    warnings.push(w);
+                }
+            }
+        }
         warnings
     }
-}
-
-/// A warning that names the host and path but never a query string (tokens live there).
-fn failed(url: &str, e: ureq::Error) -> String {
-    let shown = url.split(['?', '#']).next().unwrap_or(url);
-    let why = match e {
-        ureq::Error::Status(code, _) => format!("HTTP {code}"),
-        ureq::Error::Transport(t) => t.kind().to_string(),
-    };
-    format!("notification to {shown} failed: {why}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
 
@@ -201,6 +152,8 @@ mod tests {
         Notifier {
             healthchecks: hc,
             webhook: hook,
+            channels: Vec::new(),
+            events: Vec::new(),
             timeout: Duration::from_secs(2),
         }
     }
