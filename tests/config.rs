@@ -18,14 +18,15 @@ fn every_shipped_stack_file_parses() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schedules");
     let stacks = drctl::config::load_stacks(&dir).unwrap();
     let names: Vec<&str> = stacks.iter().map(|s| s.name.as_str()).collect();
+    // The reference server's own stacks, by its own names.
     for expected in [
+        "pro-0kt-stack",
         "seller1-prod",
-        "shared-postgres",
-        "shared-mariadb",
-        "proxy",
-        "git",
-        "objects",
         "seller1-dev",
+        "varbase",
+        "commerce",
+        "myshop",
+        "python",
     ] {
         assert!(
             names.contains(&expected),
@@ -42,7 +43,46 @@ fn every_shipped_stack_file_parses() {
                 .is_some_and(|x| x == "toml")
         })
         .count();
-    assert!(files >= 4);
+    assert!(files >= 3);
+    // Every data directory of the reference server is a source, or a comment says why
+    // it is left out.
+    let shipped: String = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    for d in [
+        "nginx",
+        "homarr",
+        "authelia",
+        "gitea",
+        "minio",
+        "portainer",
+        "pgadmin",
+        "mailhog",
+        "n8n-utils",
+        "jupyter",
+        "uptime",
+        "restic",
+        "seller1-dev",
+        "myshop",
+        "commerce",
+        "varbase",
+        "python",
+        "seller1-prod",
+    ] {
+        assert!(
+            shipped.contains(&format!("/mnt/data/{d}")),
+            "/mnt/data/{d} is not named"
+        );
+    }
+    for c in [
+        "pro-0kt-postgres",
+        "pro-0kt-mariadb",
+        "pro-0kt-redis",
+        "pro-0kt-nginx",
+    ] {
+        assert!(shipped.contains(c), "{c} is not named");
+    }
     // Through the binary, with the project directory standing in for /etc/drctl.
     let etc = tempfile::tempdir().unwrap();
     std::fs::write(
