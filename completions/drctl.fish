@@ -265,7 +265,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand status" -l path-style -d 'Us
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand status" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand status" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
-complete -c drctl -n "__fish_drctl_using_subcommand status" -l check -d 'Exit 1 when any stack\'s newest recovery point is older than its RPO (or missing)'
+complete -c drctl -n "__fish_drctl_using_subcommand status" -l check -d 'Exit 1 when any (named) stack is not OK: its newest recovery point older than its RPO, a source failed or never backed up, or a gap in an archive'
 complete -c drctl -n "__fish_drctl_using_subcommand status" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand status" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand status" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'

@@ -26,8 +26,11 @@ pub enum Health {
     Ok,
     /// Some source's newest backup is older than the RPO.
     Late,
-    /// Some source has never been backed up successfully.
+    /// No source has ever been backed up successfully.
     Missing,
+    /// Some source failed in its newest attempt, or has never succeeded, while others
+    /// have backups: the stack cannot be restored whole.
+    Degraded,
     /// A point-in-time source's archive misses WAL: some span cannot be restored.
     Gap,
 }
@@ -39,6 +42,7 @@ impl Health {
             Health::Ok => "OK",
             Health::Late => "LATE",
             Health::Missing => "MISSING",
+            Health::Degraded => "DEGRADED",
             Health::Gap => "GAP",
         }
     }
@@ -55,6 +59,9 @@ pub struct SourceState {
     pub point_id: Option<String>,
     /// Its age now, in seconds.
     pub age_seconds: Option<i64>,
+    /// Why its newest attempt failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
     /// Why a source with `pitr = true` cannot be restored to a time, as its newest
     /// backup found it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,8 +90,11 @@ pub struct PitrState {
 pub struct StackState {
     /// The stack.
     pub stack: String,
-    /// OK, LATE or MISSING.
+    /// OK, LATE, DEGRADED, MISSING or GAP.
     pub health: Health,
+    /// The sources that make it DEGRADED: failed in their newest attempt, or never
+    /// backed up.
+    pub failed_sources: Vec<String>,
     /// The RPO target in seconds, if set.
     pub rpo_seconds: Option<i64>,
     /// The age of the stack's data: its oldest source's newest backup, in seconds.
@@ -172,14 +182,17 @@ pub fn compute(
             .rpo
             .as_ref()
             .and_then(|r| parse_duration(r.get_ref()).ok());
-        let missing = sources.is_empty() || sources.iter().any(|s| s.last_success.is_none());
-        let age = if missing {
-            None
-        } else {
-            sources.iter().filter_map(|s| s.age_seconds).max()
-        };
+        let missing = sources.iter().all(|s| s.last_success.is_none());
+        let failed_sources: Vec<String> = sources
+            .iter()
+            .filter(|s| s.failed.is_some() || s.last_success.is_none())
+            .map(|s| s.source.clone())
+            .collect();
+        // The age of what can be restored: the oldest of the sources that have backups.
+        let age = sources.iter().filter_map(|s| s.age_seconds).max();
         let health = match (missing, age, rpo) {
             (true, _, _) => Health::Missing,
+            _ if !failed_sources.is_empty() => Health::Degraded,
             (false, Some(a), Some(r)) if a > r.num_seconds() => Health::Late,
             _ => Health::Ok,
         };
@@ -193,6 +206,7 @@ pub fn compute(
         out.push(StackState {
             stack: stack.name.clone(),
             health,
+            failed_sources,
             rpo_seconds: rpo.map(|r| r.num_seconds()),
             age_seconds: age,
             last_complete_point: points
@@ -251,6 +265,13 @@ fn source_state(
                 .is_some_and(|r| r.status == SourceStatus::Ok)
         })
         .max_by_key(|e| e.point.time);
+    let failed = points
+        .iter()
+        .filter(|e| e.point.source(name).is_some())
+        .max_by_key(|e| e.point.time)
+        .and_then(|e| e.point.source(name))
+        .filter(|r| r.status == SourceStatus::Failed)
+        .map(|r| r.error.clone().unwrap_or_else(|| "failed".into()));
     let unavailable = newest
         .and_then(|e| e.point.source(name))
         .and_then(|r| r.pitr_unavailable.clone());
@@ -273,6 +294,7 @@ fn source_state(
     SourceState {
         source: name.clone(),
         last_success: newest.map(|e| e.point.time),
+        failed,
         point_id: newest.map(|e| e.id.to_string()),
         pitr_unavailable: unavailable,
         // A point-in-time source's newest recovery point is where its window ends.
@@ -346,7 +368,7 @@ pub fn pitr_health(health: Health, sources: &[SourceState], rpo: Option<Duration
                 (Some(l), Some(r)) => l > r.num_seconds(),
                 (Some(_), None) => false,
             };
-        if behind {
+        if behind && out == Health::Ok {
             out = Health::Late;
         }
     }

@@ -333,7 +333,7 @@ fn status_check_metrics_and_a_dead_notifier() {
             "--check",
         ],
     );
-    assert_fails(&o, 1, "1 stack(s) past their RPO: shop (LATE)");
+    assert_fails(&o, 1, "1 stack(s) not OK: shop (LATE)");
     assert!(text(&o.stdout).contains("LATE"));
 
     // The metrics file parses as Prometheus text format, with the values status showed.
@@ -786,4 +786,78 @@ fn concurrent_backups_from_two_hosts_and_prune_lose_nothing() {
         assert_ok(&env.run(&["restore", id, "--to", to.to_str().unwrap()]));
         assert_eq!(&tree(&to.join(name)), want, "snapshot {id} of {name}");
     }
+}
+
+#[test]
+fn a_point_with_a_failed_source_is_degraded_and_check_takes_named_stacks() {
+    let env = Env::init(Kind::Local).unwrap();
+    volume_stack(&env, "calm", "rpo = \"1h\"");
+    let files = env.path("shop-files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("a"), "a").unwrap();
+    stack_file(
+        &env,
+        "shop",
+        &format!(
+            "[stack.shop]\nrpo = \"1h\"\n[[stack.shop.source]]\nname = \"files\"\nkind = \"volume\"\n\
+             path = \"{}\"\n[[stack.shop.source]]\nname = \"uploads\"\nkind = \"volume\"\n\
+             path = \"{}\"\n",
+            files.display(),
+            env.path("no-uploads").display()
+        ),
+    );
+    assert_ok(&at(&env, "2026-11-20T10:00:00Z", &["run", "calm"]));
+    let o = at(&env, "2026-11-20T10:00:00Z", &["run", "shop"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+
+    let o = at(&env, "2026-11-20T10:05:00Z", &["--json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let shop = v["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stack"] == "shop")
+        .unwrap()
+        .clone();
+    assert_eq!(shop["health"], "DEGRADED", "{shop}");
+    assert_eq!(shop["failed_sources"], serde_json::json!(["uploads"]));
+    // What did back up still has its age.
+    assert_eq!(shop["age_seconds"], 300);
+    let o = at(&env, "2026-11-20T10:05:00Z", &["status"]);
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("DEGRADED") && out.contains("shop/uploads: FAILED in its newest run"),
+        "{out}"
+    );
+    assert!(out.contains("no-uploads"), "the error is not shown: {out}");
+
+    // --check judges the named stacks only.
+    let o = at(&env, "2026-11-20T10:05:00Z", &["status", "--check"]);
+    assert_fails(&o, 1, "1 stack(s) not OK: shop (DEGRADED: uploads failed)");
+    assert_ok(&at(
+        &env,
+        "2026-11-20T10:05:00Z",
+        &["status", "--check", "calm"],
+    ));
+    let o = at(
+        &env,
+        "2026-11-20T10:05:00Z",
+        &["status", "--check", "calm", "shop"],
+    );
+    assert_fails(&o, 1, "shop (DEGRADED");
+    let o = at(
+        &env,
+        "2026-11-20T10:05:00Z",
+        &["status", "--check", "nosuch"],
+    );
+    assert_fails(&o, 2, "no stack nosuch");
+
+    // Fixed, the next run makes it whole again.
+    std::fs::create_dir_all(env.path("no-uploads")).unwrap();
+    assert_ok(&at(&env, "2026-11-20T10:10:00Z", &["run", "shop"]));
+    assert_ok(&at(
+        &env,
+        "2026-11-20T10:15:00Z",
+        &["status", "--check", "shop"],
+    ));
 }

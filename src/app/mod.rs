@@ -101,7 +101,7 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
         Command::Archive(a) => app.archive(&a),
         Command::Schedule(ScheduleCommand::List) => app.schedule_list(),
         Command::Schedule(ScheduleCommand::Install(a)) => app.schedule_install(&a),
-        Command::Status(a) => app.status(a.check),
+        Command::Status(a) => app.status(&a.stacks, a.check),
         Command::Forget(a) => app.forget(a.stack.as_deref(), a.dry_run),
         Command::Prune(a) => app.prune(&a),
         Command::Drill(a) => app.drill(&a),

@@ -408,9 +408,15 @@ impl App {
         }
     }
 
-    /// `status [--check]`.
-    pub(super) fn status(&self, check: bool) -> Result<()> {
-        let stacks = self.stacks()?;
+    /// `status [STACK...] [--check]`.
+    pub(super) fn status(&self, only: &[String], check: bool) -> Result<()> {
+        let mut stacks = self.stacks()?;
+        for name in only {
+            self.find_stack(&stacks, name)?;
+        }
+        if !only.is_empty() {
+            stacks.retain(|s| only.contains(&s.name));
+        }
         let jobs = self.backup_jobs(&stacks)?;
         let session = self.open()?;
         let catalog = session.catalog();
@@ -450,6 +456,19 @@ impl App {
             }
             for s in &st.stacks {
                 for src in &s.sources {
+                    if s.health == status::Health::Degraded {
+                        match (&src.failed, src.last_success) {
+                            (Some(why), _) => text.push_str(&format!(
+                                "{}/{}: FAILED in its newest run: {why}\n",
+                                s.stack, src.source
+                            )),
+                            (None, None) => text.push_str(&format!(
+                                "{}/{}: never backed up\n",
+                                s.stack, src.source
+                            )),
+                            _ => {}
+                        }
+                    }
                     if let Some(p) = &src.pitr {
                         text.push_str(&pitr_line(&s.stack, &src.source, p));
                     }
@@ -488,10 +507,17 @@ impl App {
             }
             let names: Vec<String> = late
                 .iter()
-                .map(|s| format!("{} ({})", s.stack, s.health.as_str()))
+                .map(|s| match s.health {
+                    status::Health::Degraded => format!(
+                        "{} (DEGRADED: {} failed)",
+                        s.stack,
+                        s.failed_sources.join(", ")
+                    ),
+                    h => format!("{} ({})", s.stack, h.as_str()),
+                })
                 .collect();
             return Err(Error::Failed(format!(
-                "{} stack(s) past their RPO: {}",
+                "{} stack(s) not OK: {}",
                 late.len(),
                 names.join(", ")
             )));

@@ -220,7 +220,10 @@ pub struct InstallArgs {
 /// `drctl status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Exit 1 when any stack's newest recovery point is older than its RPO (or missing)
+    /// Only these stacks [default: every stack]
+    pub stacks: Vec<String>,
+    /// Exit 1 when any (named) stack is not OK: its newest recovery point older than its
+    /// RPO, a source failed or never backed up, or a gap in an archive
     #[arg(long)]
     pub check: bool,
 }
