@@ -32,6 +32,11 @@ pub struct RepoSettings {
     pub catalog: Option<PathBuf>,
     /// The data directory used for defaults.
     pub data_dir: PathBuf,
+    /// Where this host's working state lives (locks, drill scratch directories, alert
+    /// state): `state_dir` of `[repository]`, else beside the catalog when one is
+    /// configured, else the data directory. A service's state never lands in the home of
+    /// whoever happened to run it.
+    pub state_dir: PathBuf,
     /// The directory of stack files: `schedules/` next to the configuration file.
     pub schedules_dir: PathBuf,
     /// The directory of drill files: `restore-drills/` next to the configuration file,
@@ -80,6 +85,7 @@ pub struct RepositoryTable {
     key_file: Option<PathBuf>,
     catalog: Option<PathBuf>,
     profile: Option<String>,
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -200,6 +206,14 @@ pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
             .clone()
             .or(file.key_file)
             .unwrap_or_else(|| data_dir.join("drctl.key")),
+        state_dir: file
+            .state_dir
+            .or_else(|| {
+                let catalog = g.catalog.as_ref().or(file.catalog.as_ref())?;
+                Some(catalog.parent()?.to_path_buf())
+            })
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or_else(|| data_dir.clone()),
         catalog: g.catalog.clone().or(file.catalog),
         data_dir,
         schedules_dir: beside("schedules"),
@@ -297,6 +311,30 @@ mod tests {
 
         g.config = Some(dir.path().join("missing.toml"));
         assert_eq!(resolve(&g).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn state_lives_beside_the_catalog_unless_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("drctl.toml");
+        std::fs::write(
+            &cfg,
+            "[repository]\ncatalog = \"/var/lib/drctl/catalog.db\"\n",
+        )
+        .unwrap();
+        let mut g = GlobalArgs {
+            config: Some(cfg.clone()),
+            ..Default::default()
+        };
+        assert_eq!(resolve(&g).unwrap().state_dir, Path::new("/var/lib/drctl"));
+        g.catalog = Some("/srv/c/cat.db".into());
+        assert_eq!(resolve(&g).unwrap().state_dir, Path::new("/srv/c"));
+        std::fs::write(&cfg, "[repository]\nstate_dir = \"/run/drctl\"\n").unwrap();
+        assert_eq!(resolve(&g).unwrap().state_dir, Path::new("/run/drctl"));
+        g.catalog = None;
+        std::fs::write(&cfg, "").unwrap();
+        let s = resolve(&g).unwrap();
+        assert_eq!(s.state_dir, s.data_dir);
     }
 
     #[test]

@@ -160,7 +160,7 @@ fn backup_source<A>(
     let mut holds = docker.map(|d| Holds::new(d, &ledger as &dyn Ledger));
     if let Some(h) = holds.as_mut() {
         for c in &def.stop {
-            h.hold(c, Action::Stop)?;
+            h.hold(c, Action::Stop(def.stop_grace()))?;
         }
         for c in &def.pause {
             h.hold(c, Action::Pause)?;

@@ -185,7 +185,7 @@ fn a_full_stack_drill_passes_untouched_then_fails_on_rto_and_bad_checks() {
     assert!(rto > 0.0 && rto <= 1800.0, "{rto}");
     assert_eq!(stack_state(&pg, &maria, &cache, &files), before);
     assert_eq!(labelled(), "", "scratch containers or networks left");
-    let scratch = env.path("xdg/drctl/drill-scratch");
+    let scratch = env.path("drill-scratch");
     assert!(
         !scratch.exists() || std::fs::read_dir(&scratch).unwrap().next().is_none(),
         "scratch directories left"
@@ -371,7 +371,7 @@ fn killed_damaged_and_stale_drills_fail_cleanly() {
     )
     .unwrap();
     assert_ok(&env.run(&["backup", "shop"]));
-    let scratch = env.path("xdg/drctl/drill-scratch");
+    let scratch = env.path("drill-scratch");
     let scratch_empty =
         || !scratch.exists() || std::fs::read_dir(&scratch).unwrap().next().is_none();
 

@@ -263,18 +263,30 @@ fn volume_with_stop_is_held_only_while_read_and_released_after_a_kill() {
     std::fs::write(data.path().join("files/cache/x"), b"cached").unwrap();
     std::fs::write(data.path().join("files/note.tmp"), b"tmp").unwrap();
     let env = env_with(&format!(
-        "[stack.web]\n[[stack.web.source]]\nname = \"files\"\nkind = \"volume\"\npath = \"{}\"\nstop = [\"{}\"]\nexclude = [\"cache/**\", \"*.tmp\"]\n",
+        "[stack.web]\n[[stack.web.source]]\nname = \"files\"\nkind = \"volume\"\npath = \"{}\"\nstop = [\"{}\"]\nstop_grace = \"3s\"\nexclude = [\"cache/**\", \"*.tmp\"]\n",
         data.path().join("files").display(),
         web.name
     ));
     // Watch the container while the backup runs: stopped during it, running after.
-    let mut child = env.cmd().args(["backup", "web"]).spawn().unwrap();
+    let mut child = env
+        .cmd()
+        .args(["backup", "web"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut seen_stopped = false;
     while child.try_wait().unwrap().is_none() {
         seen_stopped |= web.status() == "exited";
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(child.wait().unwrap().success());
+    let done = child.wait_with_output().unwrap();
+    assert!(done.status.success());
+    // The terminal says which container it waits for, and how long at most.
+    let said = text(&done.stderr);
+    assert!(
+        said.contains(&format!("stopping container {} (up to 3.0 s", web.name)),
+        "{said}"
+    );
     assert!(seen_stopped, "the container was never seen stopped");
     assert_eq!(web.status(), "running");
     let listing = text(&env.run(&["ls", "web"]).stdout);

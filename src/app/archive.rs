@@ -26,7 +26,7 @@ impl App {
         // One archiver per source: a second would take the slot over from the first.
         let lock_name = format!("{}.{}.wal", stack.name, def.name.get_ref());
         let _lock =
-            StackLock::acquire(&self.settings.data_dir.join("locks"), &lock_name, self.now)?;
+            StackLock::acquire(&self.settings.state_dir.join("locks"), &lock_name, self.now)?;
         let mut session = self.open()?;
         self.writable(session.repo())?;
         let docker = Docker::connect(self.rt.clone())?;

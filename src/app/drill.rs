@@ -114,7 +114,7 @@ impl App {
                     }),
                     now,
                     hostname: hostname(),
-                    data_dir: &self.settings.data_dir,
+                    state_dir: &self.settings.state_dir,
                     keep,
                     interrupt: self.interrupt.clone(),
                     progress: &progress,

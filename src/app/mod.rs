@@ -75,7 +75,7 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
     };
     // Scratch resources of a drill that a killed drctl left behind go first.
     let rt = app.rt.clone();
-    for r in crate::drill::scratch::sweep(&app.settings.data_dir, || Docker::connect(rt).ok()) {
+    for r in crate::drill::scratch::sweep(&app.settings.state_dir, || Docker::connect(rt).ok()) {
         eprintln!("note: removed {r}, left by a killed drill");
     }
     match cli.command {
@@ -525,7 +525,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<crate::run::RunOutcome> {
         let host = hostname();
-        let lock_dir = self.settings.data_dir.join("locks");
+        let lock_dir = self.settings.state_dir.join("locks");
         let progress = |label: &str| {
             let p = self.progress("backing up");
             p.set_message(label);

@@ -336,7 +336,7 @@ impl App {
             }
             return Ok(());
         }
-        let lock_dir = self.settings.data_dir.display().to_string();
+        let lock_dir = self.settings.state_dir.display().to_string();
         let block = install::cron_block(&inv, &archives, &lock_dir);
         let current = match &a.crontab {
             Some(p) => match std::fs::read_to_string(p) {

@@ -25,7 +25,7 @@ impl App {
             .filter(|s| s.def.source.iter().any(SourceDef::archives_log))
             .cloned()
             .collect();
-        let path = self.settings.data_dir.join(ALERTED);
+        let path = self.settings.state_dir.join(ALERTED);
         let before: BTreeSet<String> = std::fs::read_to_string(&path)
             .unwrap_or_default()
             .lines()
@@ -73,7 +73,7 @@ impl App {
         if alerted != before {
             let text: String = alerted.iter().map(|s| format!("{s}\n")).collect();
             let tmp = path.with_extension("tmp");
-            if let Err(e) = std::fs::create_dir_all(&self.settings.data_dir)
+            if let Err(e) = std::fs::create_dir_all(&self.settings.state_dir)
                 .and_then(|_| std::fs::write(&tmp, text))
                 .and_then(|_| std::fs::rename(&tmp, &path))
             {

@@ -52,6 +52,9 @@ pub struct SourceDef {
     /// Containers stopped while this source is read.
     #[serde(default)]
     pub stop: Vec<String>,
+    /// How long a stopped container gets to shut down cleanly before it is killed
+    /// (default 30s): `docker stop`'s grace.
+    pub stop_grace: Option<Spanned<String>>,
     /// Containers paused while this source is read.
     #[serde(default)]
     pub pause: Vec<String>,
@@ -93,7 +96,19 @@ pub struct StackDef {
     pub notify: Option<NotifyDef>,
 }
 
+/// How long a stopped container gets to shut down cleanly, unless its source says.
+pub const DEFAULT_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl SourceDef {
+    /// The grace a container in `stop` gets to shut down.
+    pub fn stop_grace(&self) -> std::time::Duration {
+        self.stop_grace
+            .as_ref()
+            .and_then(|g| parse_duration(g.get_ref()).ok())
+            .and_then(|d| d.to_std().ok())
+            .unwrap_or(DEFAULT_STOP_GRACE)
+    }
+
     /// Whether it takes base backups for point-in-time restores.
     pub fn pitr(&self) -> bool {
         self.pitr.as_ref().is_some_and(|p| *p.get_ref())
@@ -483,6 +498,15 @@ fn check_source(s: &SourceDef, err: ErrAt<'_>) -> Result<()> {
     }
     for x in &s.exclude {
         exclude_glob("/", x.get_ref()).map_err(|m| err(&x.span(), m))?;
+    }
+    if let Some(g) = &s.stop_grace {
+        check_duration(g, true).map_err(|m| err(&g.span(), m))?;
+        if s.stop.is_empty() {
+            return Err(err(
+                &g.span(),
+                "stop_grace without stop: it is the grace of the containers in stop".into(),
+            ));
+        }
     }
     if !s.stop.is_empty() && !s.pause.is_empty() {
         return Err(err(

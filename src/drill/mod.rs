@@ -40,7 +40,7 @@ pub struct DrillRequest<'a> {
     /// This host's name.
     pub hostname: String,
     /// Where scratch directories go.
-    pub data_dir: &'a Path,
+    pub state_dir: &'a Path,
     /// Leave the scratch resources in place.
     pub keep: bool,
     /// Set by SIGINT/SIGTERM.

@@ -51,11 +51,11 @@ pub fn run(
         hex::encode(rand::random::<[u8; 3]>())
     );
     if let Some(d) = &docker {
-        for r in scratch::sweep_strays(req.data_dir, d) {
+        for r in scratch::sweep_strays(req.state_dir, d) {
             eprintln!("note: removed {r}, left by a killed drill");
         }
     }
-    let mut scratch = Scratch::new(req.data_dir, &run_id, docker.clone())?;
+    let mut scratch = Scratch::new(req.state_dir, &run_id, docker.clone())?;
     scratch.keep = req.keep;
     let (rto_target, rpo_target) = targets(req);
     let mut run = DrillRun {

@@ -2,7 +2,7 @@
 //! servers on it (no published ports, throwaway credentials), and directories.
 //!
 //! Every container and network carries the label [`LABEL`] with the drill's run ID and
-//! its owning process, and every directory lives under `<data dir>/drill-scratch/<run
+//! its owning process, and every directory lives under `<state dir>/drill-scratch/<run
 //! ID>/`. That directory is made first and records the owning process too, so a drctl
 //! killed mid-drill leaves a trace that the next drctl command finds cheaply ([`sweep`])
 //! before it asks Docker for what carries the label. A labelled resource is a stray only

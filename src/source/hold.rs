@@ -21,14 +21,11 @@ pub trait Ledger {
     fn orphaned_holds(&self) -> Result<Vec<(String, String)>>;
 }
 
-/// How long a stopped container gets to shut down cleanly.
-const STOP_GRACE: Duration = Duration::from_secs(30);
-
 /// What drctl did to a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Stopped; is started again.
-    Stop,
+    /// Stopped, with this grace before it is killed; is started again.
+    Stop(Duration),
     /// Paused; is unpaused.
     Pause,
 }
@@ -36,7 +33,7 @@ pub enum Action {
 impl Action {
     fn as_str(self) -> &'static str {
         match self {
-            Action::Stop => "stop",
+            Action::Stop(_) => "stop",
             Action::Pause => "pause",
         }
     }
@@ -70,7 +67,18 @@ impl<'a> Holds<'a> {
         self.ledger.record_hold(name, action.as_str())?;
         self.held.push((name.to_string(), action));
         match action {
-            Action::Stop => self.docker.stop(name, STOP_GRACE),
+            Action::Stop(grace) => {
+                // Said before the wait, which can be the whole grace: whoever watches
+                // knows which container drctl waits for, and how long at most.
+                eprintln!(
+                    "stopping container {name} (up to {} for it to shut down; it is started again after)",
+                    crate::human::human_secs(grace.as_secs_f64())
+                );
+                let t0 = std::time::Instant::now();
+                self.docker.stop(name, grace)?;
+                tracing::info!("container {name} stopped in {:?}", t0.elapsed());
+                Ok(())
+            }
             Action::Pause => self.docker.pause(name),
         }
     }

@@ -101,8 +101,11 @@ impl SourceDriver for Volume {
             .filter(|_| in_place(rec, target))
             .map(|d| Holds::new(d, ledger));
         if let Some(h) = holds.as_mut() {
+            let grace = target
+                .def
+                .map_or(crate::config::DEFAULT_STOP_GRACE, |d| d.stop_grace());
             for c in rec.stop.iter().chain(&rec.pause) {
-                h.hold(c, Action::Stop)?;
+                h.hold(c, Action::Stop(grace))?;
             }
         }
         if target.force {
