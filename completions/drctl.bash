@@ -37,6 +37,9 @@ _drctl() {
             drctl,daemon)
                 cmd="drctl__subcmd__daemon"
                 ;;
+            drctl,discover)
+                cmd="drctl__subcmd__discover"
+                ;;
             drctl,drill)
                 cmd="drctl__subcmd__drill"
                 ;;
@@ -141,6 +144,9 @@ _drctl() {
                 ;;
             drctl__subcmd__help,daemon)
                 cmd="drctl__subcmd__help__subcmd__daemon"
+                ;;
+            drctl__subcmd__help,discover)
+                cmd="drctl__subcmd__help__subcmd__discover"
                 ;;
             drctl__subcmd__help,drill)
                 cmd="drctl__subcmd__help__subcmd__drill"
@@ -266,7 +272,7 @@ _drctl() {
 
     case "${cmd}" in
         drctl)
-            opts="-q -v -h -V --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help --version init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check copy catalog repair config key help"
+            opts="-q -v -h -V --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help --version init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check discover copy catalog repair config key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -885,6 +891,60 @@ _drctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        drctl__subcmd__discover)
+            opts="-q -v -h --write --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --write)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --repo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --catalog)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --path-style)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         drctl__subcmd__drill)
             opts="-q -v -h --all --at --keep --junit --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help history report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1208,7 +1268,7 @@ _drctl() {
             return 0
             ;;
         drctl__subcmd__help)
-            opts="init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check copy catalog repair config key help"
+            opts="init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check discover copy catalog repair config key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1334,6 +1394,20 @@ _drctl() {
             return 0
             ;;
         drctl__subcmd__help__subcmd__daemon)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        drctl__subcmd__help__subcmd__discover)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -50,13 +50,6 @@ path_style = true
 EOF
 "${D[@]}" init >/dev/null
 "${D[@]}" backup --stack bench "$data/data"
-objects=$(rclone --config /dev/null lsf -R --files-only \
-    ":s3,provider=Other,endpoint=$ep,access_key_id=$AWS_ACCESS_KEY_ID,secret_access_key=$AWS_SECRET_ACCESS_KEY:$DRCTL_TEST_S3_BUCKET/repo" | wc -l)
-bytes=$(rclone --config /dev/null size --json \
-    ":s3,provider=Other,endpoint=$ep,access_key_id=$AWS_ACCESS_KEY_ID,secret_access_key=$AWS_SECRET_ACCESS_KEY:$DRCTL_TEST_S3_BUCKET/repo" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes"])')
-echo "repository: $objects objects, $bytes bytes" >&2
-
 export RCLONE_CONFIG_SRC_TYPE=s3 RCLONE_CONFIG_SRC_PROVIDER=Other RCLONE_CONFIG_SRC_ENDPOINT=$ep \
     RCLONE_CONFIG_SRC_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID \
     RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
@@ -64,6 +57,11 @@ export RCLONE_CONFIG_SRC_TYPE=s3 RCLONE_CONFIG_SRC_PROVIDER=Other RCLONE_CONFIG_
     RCLONE_CONFIG_DST_TYPE=s3 RCLONE_CONFIG_DST_PROVIDER=Other RCLONE_CONFIG_DST_ENDPOINT=$ep \
     RCLONE_CONFIG_DST_ACCESS_KEY_ID=$off_id RCLONE_CONFIG_DST_SECRET_ACCESS_KEY=$off_secret \
     RCLONE_CONFIG_DST_REGION=$DRCTL_TEST_S3_REGION
+rc() { env -u AWS_CONFIG_FILE -u AWS_SHARED_CREDENTIALS_FILE -u AWS_CA_BUNDLE rclone --config /dev/null "$@"; }
+objects=$(rc lsf -R --files-only "src:$DRCTL_TEST_S3_BUCKET/repo" | wc -l)
+bytes=$(rc size --json "src:$DRCTL_TEST_S3_BUCKET/repo" | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes"])')
+echo "repository: $objects objects, $bytes bytes" >&2
+
 now() { date +%s.%N; }
 : >"$work/times"
 for ((r = 1; r <= runs; r++)); do
@@ -78,14 +76,14 @@ EOF
     run_drctl() {
         local t0
         t0=$(now)
-        /usr/bin/time -f "%M" -o "$work/rss" "${D[@]}" copy --to "copy$r"
+        /usr/bin/time -f "%M" -o "$work/rss" "${D[@]}" copy ${JOBS:+--jobs $JOBS} --to "copy$r"
         d=$(python3 -c "print($(now) - $t0)")
         rss=$(($(cat "$work/rss") / 1024))
     }
     run_rclone() {
         local t0
         t0=$(now)
-        rclone --config /dev/null copy "src:$DRCTL_TEST_S3_BUCKET/repo" "dst:offsite/rclone-$r"
+        rc copy ${JOBS:+--transfers $JOBS} "src:$DRCTL_TEST_S3_BUCKET/repo" "dst:offsite/rclone-$r"
         c=$(python3 -c "print($(now) - $t0)")
     }
     sync

@@ -67,7 +67,8 @@ impl CopyPlan {
 pub struct CopyOptions {
     /// Objects in flight at once (each held whole in memory: a pack is up to ~33 MB).
     pub jobs: usize,
-    /// Read every copied object back from the destination and check it against its name.
+    /// Read every copied object back from the destination and check it against its name
+    /// (without it, the destination's listing is checked for each object at its size).
     pub read_back: bool,
 }
 
@@ -151,6 +152,7 @@ pub async fn execute(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<CopyReport> {
     let mut report = CopyReport::default();
+    let mut written = Vec::new();
     if plan.write_config {
         let raw = from.get(&Handle::config()).await?;
         to.put(&Handle::config(), raw).await?;
@@ -169,9 +171,10 @@ pub async fn execute(
         let mut interrupted = false;
         while let Some(outcome) = done.next().await {
             match outcome {
-                Ok(Copied::Written(n)) => {
+                Ok(Copied::Written(h, n)) => {
                     report.copied += 1;
                     report.bytes += n;
+                    written.push((h, n));
                     progress(n);
                 }
                 Ok(Copied::Damaged(what)) => report.damaged.push(what),
@@ -184,13 +187,16 @@ pub async fn execute(
             return Err(Error::Interrupted);
         }
     }
+    if !opts.read_back {
+        verify_listed(plan, to, &written).await?;
+    }
     Ok(report)
 }
 
 /// One object's fate.
 enum Copied {
     /// Written, this many bytes.
-    Written(u64),
+    Written(Handle, u64),
     /// Its bytes do not match its name (the message says which).
     Damaged(String),
     /// Gone from the source since the listing.
@@ -203,7 +209,9 @@ async fn copy_one(h: &Handle, from: &Objects, to: &Objects, read_back: bool) -> 
         Err(e) if is_not_found(&e) => return Ok(Copied::Vanished(h.key())),
         Err(e) => return Err(e),
     };
-    if !matches_name(h, &data) {
+    // Hashing a pack takes milliseconds of CPU: off the threads that drive the transfers.
+    let (data, intact) = hashed(h, data).await;
+    if !intact {
         return Ok(Copied::Damaged(format!(
             "{} in {}: its contents do not match its name",
             h.key(),
@@ -212,20 +220,55 @@ async fn copy_one(h: &Handle, from: &Objects, to: &Objects, read_back: bool) -> 
     }
     let len = data.len() as u64;
     to.put(h, data).await?;
-    // The write is checked: its size, or with `read_back` its bytes against the name.
-    let ok = if read_back {
-        matches_name(h, &to.get(h).await?)
-    } else {
-        to.stat(h).await?.size == len
-    };
-    if !ok {
-        return Err(Error::Damage(format!(
-            "{} in {} differs from what was written to it",
-            h.key(),
-            to.describe()
-        )));
+    if read_back {
+        let (_, intact) = hashed(h, to.get(h).await?).await;
+        if !intact {
+            return Err(Error::Damage(format!(
+                "{} in {} differs from what was written to it",
+                h.key(),
+                to.describe()
+            )));
+        }
     }
-    Ok(Copied::Written(len))
+    Ok(Copied::Written(h.clone(), len))
+}
+
+/// `data` back, and whether it hashes to the object's name.
+async fn hashed(h: &Handle, data: Bytes) -> (Bytes, bool) {
+    let h = h.clone();
+    tokio::task::spawn_blocking(move || {
+        let ok = matches_name(&h, &data);
+        (data, ok)
+    })
+    .await
+    .expect("hashing does not panic")
+}
+
+/// Checks, with one listing per kind, that the destination holds every object written
+/// at the size written: a store that acknowledged a write it did not keep is caught.
+async fn verify_listed(plan: &CopyPlan, to: &Objects, written: &[(Handle, u64)]) -> Result<()> {
+    for (kind, _) in &plan.missing {
+        let mine: Vec<&(Handle, u64)> = written.iter().filter(|(h, _)| h.kind == *kind).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let listed: std::collections::HashMap<Handle, u64> = to
+            .list(*kind)
+            .await?
+            .into_iter()
+            .map(|l| (l.handle, l.size))
+            .collect();
+        for (h, size) in mine {
+            if listed.get(h) != Some(size) {
+                return Err(Error::Damage(format!(
+                    "{} was written to {} but is not there whole afterwards",
+                    h.key(),
+                    to.describe()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether `data` hashes to the object's name (every kind a copy carries is named so;

@@ -12,6 +12,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod copy;
+pub mod discover;
 pub mod docker;
 pub mod drill;
 pub mod error;

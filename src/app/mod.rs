@@ -2,10 +2,12 @@
 
 mod archive;
 mod copy;
+mod discover;
 mod drill;
 mod output;
 mod restore;
 mod snapshots;
+mod status;
 mod unattended;
 mod watch;
 
@@ -107,6 +109,7 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
         Command::Drill(a) => app.drill(&a),
         Command::Check(a) => app.check(a.read_data.as_deref()),
         Command::Copy(a) => app.copy(&a),
+        Command::Discover(a) => app.discover(&a),
         Command::Catalog(CatalogCommand::Rebuild) => app.catalog_rebuild(),
         Command::Repair(RepairCommand::Index) => app.repair_index(),
         Command::Repair(RepairCommand::Config) => app.repair_config(),

@@ -1,4 +1,4 @@
-//! The commands of unattended operation: run, daemon, schedule, status, forget, prune.
+//! The commands of unattended operation: run, daemon, schedule, forget, prune.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -7,7 +7,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::drill::verdicts;
-use super::{human_bytes, local_time, out, print_json, App};
+use super::{local_time, out, print_json, App};
 use crate::catalog::History;
 use crate::catalog::{Catalog, RunStatus};
 use crate::cli::{InstallArgs, PruneArgs};
@@ -16,11 +16,10 @@ use crate::config::{SourceDef, Stack};
 use crate::error::{Error, IoContext, Result};
 use crate::schedule::{self, install, Job};
 use crate::session::{Session, WriteOnly};
-use crate::status;
 
 impl App {
     /// The backup jobs of the stacks (what status judges against the RPO).
-    fn backup_jobs(&self, stacks: &[Stack]) -> Result<Vec<Job>> {
+    pub(super) fn backup_jobs(&self, stacks: &[Stack]) -> Result<Vec<Job>> {
         schedule::jobs(stacks).map_err(Error::Config)
     }
 
@@ -392,172 +391,6 @@ impl App {
         Ok(())
     }
 
-    /// Rewrites the metrics file when one is configured; a failure is a warning, never a
-    /// failed backup.
-    pub(super) fn write_metrics_file(&self, catalog: &Catalog, stacks: &[Stack]) {
-        let Some(path) = &self.metrics_file else {
-            return;
-        };
-        let result = self
-            .backup_jobs(stacks)
-            .and_then(|jobs| status::compute(catalog, stacks, &jobs, Utc::now().max(self.now)))
-            .and_then(|st| status::metrics(&st, catalog))
-            .and_then(|text| status::write_metrics(path, &text));
-        if let Err(e) = result {
-            eprintln!("warning: {e}");
-        }
-    }
-
-    /// `status [STACK...] [--check]`.
-    pub(super) fn status(&self, only: &[String], check: bool) -> Result<()> {
-        let mut stacks = self.stacks()?;
-        for name in only {
-            self.find_stack(&stacks, name)?;
-        }
-        if !only.is_empty() {
-            stacks.retain(|s| only.contains(&s.name));
-        }
-        let jobs = self.backup_jobs(&stacks)?;
-        let session = self.open()?;
-        let catalog = session.catalog();
-        let mut st = status::compute(catalog, &stacks, &jobs, self.now)?;
-        self.read_slots(&stacks, &mut st);
-        if let Some(path) = &self.metrics_file {
-            status::write_metrics(path, &status::metrics(&st, catalog)?)?;
-        }
-        if self.json {
-            print_json(&serde_json::to_value(&st).expect("json"))?;
-        } else if !self.quiet {
-            let mut text = format!(
-                "{:<20} {:<8} {:>10} {:>8}  {:<19}  {:<19}  {:<10}  {}\n",
-                "STACK", "STATE", "AGE", "RPO", "NEXT RUN", "LAST RUN", "ADDED 7D", "LAST DRILL"
-            );
-            for s in &st.stacks {
-                text.push_str(&format!(
-                    "{:<20} {:<8} {:>10} {:>8}  {:<19}  {:<19}  {:<10}  {}\n",
-                    s.stack,
-                    s.health.as_str(),
-                    s.age_seconds.map_or("-".into(), age),
-                    s.rpo_seconds.map_or("-".into(), age),
-                    s.next_run.map_or("-".into(), |t| local_time(&t)),
-                    s.last_run.as_ref().map_or("-".into(), |r| format!(
-                        "{} {}",
-                        local_time(&r.started),
-                        r.status.as_str()
-                    )),
-                    human_bytes(s.added_last_7d),
-                    s.last_drill.as_ref().map_or("-".into(), |d| format!(
-                        "{} {} ({:.0}s)",
-                        local_time(&d.started),
-                        d.verdict.as_str(),
-                        d.rto_secs
-                    ))
-                ));
-            }
-            for s in &st.stacks {
-                for src in &s.sources {
-                    if s.health == status::Health::Degraded {
-                        match (&src.failed, src.last_success) {
-                            (Some(why), _) => text.push_str(&format!(
-                                "{}/{}: FAILED in its newest run: {why}\n",
-                                s.stack, src.source
-                            )),
-                            (None, None) => text.push_str(&format!(
-                                "{}/{}: never backed up\n",
-                                s.stack, src.source
-                            )),
-                            _ => {}
-                        }
-                    }
-                    if let Some(p) = &src.pitr {
-                        text.push_str(&pitr_line(&s.stack, &src.source, p));
-                    }
-                    if let Some(why) = &src.pitr_unavailable {
-                        text.push_str(&format!(
-                            "{}/{}: PITR unavailable: {why}\n",
-                            s.stack, src.source
-                        ));
-                    }
-                }
-            }
-            text.push_str(&format!(
-                "repository: {} in {} pack(s), {} added in the last 7 days\n",
-                human_bytes(st.repository_bytes),
-                st.repository_packs,
-                human_bytes(st.added_last_7d)
-            ));
-            out(&text)?;
-        }
-        let late = st.late();
-        if check && !late.is_empty() {
-            for s in &late {
-                for src in &s.sources {
-                    for g in src.pitr.iter().flat_map(|p| p.coverage.gaps.iter()) {
-                        eprintln!(
-                            "stack {}, source {}: {} {} is missing: {} to {} cannot be restored",
-                            s.stack,
-                            src.source,
-                            crate::pitr::log_file_kind(&g.missing),
-                            g.missing,
-                            local_time(&g.broken.from),
-                            local_time(&g.broken.to)
-                        );
-                    }
-                }
-            }
-            let names: Vec<String> = late
-                .iter()
-                .map(|s| match s.health {
-                    status::Health::Degraded => format!(
-                        "{} (DEGRADED: {} failed)",
-                        s.stack,
-                        s.failed_sources.join(", ")
-                    ),
-                    h => format!("{} ({})", s.stack, h.as_str()),
-                })
-                .collect();
-            return Err(Error::Failed(format!(
-                "{} stack(s) not OK: {}",
-                late.len(),
-                names.join(", ")
-            )));
-        }
-        Ok(())
-    }
-
-    /// Adds each point-in-time source's replication slot, as its server reports it, to
-    /// the status, and judges the stack again. Best effort: a server or Docker that
-    /// cannot be reached leaves the slot unknown (the archive lag still tells).
-    fn read_slots(&self, stacks: &[Stack], st: &mut status::Status) {
-        if !stacks
-            .iter()
-            .any(|s| s.def.source.iter().any(SourceDef::archives_log))
-        {
-            return;
-        }
-        let Ok(docker) = crate::docker::Docker::connect(self.rt.clone()) else {
-            return;
-        };
-        for (stack, state) in stacks.iter().zip(st.stacks.iter_mut()) {
-            for (def, src) in stack.def.source.iter().zip(state.sources.iter_mut()) {
-                // A binary log has no slot: the server keeps its files by its own settings.
-                let Some(p) = src
-                    .pitr
-                    .as_mut()
-                    .filter(|_| def.kind == crate::config::SourceKind::Postgres)
-                else {
-                    continue;
-                };
-                p.slot = crate::source::postgres::wal::WalReceiver::open(&docker, def)
-                    .and_then(|r| r.slot())
-                    .ok()
-                    .flatten();
-            }
-            let rpo = state.rpo_seconds.map(chrono::Duration::seconds);
-            state.health = status::pitr_health(state.health, &state.sources, rpo);
-        }
-    }
-
     /// `forget [STACK] [--dry-run]`.
     pub(super) fn forget(&self, only: Option<&str>, dry_run: bool) -> Result<()> {
         let stacks = self.stacks()?;
@@ -663,54 +496,4 @@ impl App {
         }
         Ok(())
     }
-}
-
-/// `95s`, `15m`, `3h`, `2d` for an age in seconds.
-fn age(s: i64) -> String {
-    match s {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
-    }
-}
-
-/// A point-in-time source's line under the status table.
-fn pitr_line(stack: &str, source: &str, p: &status::PitrState) -> String {
-    let window = p.window.map_or("none".to_string(), |w| {
-        format!("{} to {}", local_time(&w.from), local_time(&w.to))
-    });
-    let mut line = format!(
-        "{stack}/{source}: PITR window {window}; archive lag {}; last WAL {}",
-        p.lag_seconds.map_or(
-            "- (nothing archived: is `drctl archive` running?)".into(),
-            age
-        ),
-        p.coverage.last_position.as_deref().unwrap_or("-")
-    );
-    for g in &p.coverage.gaps {
-        line.push_str(&format!(
-            "; GAP: {} missing, {} to {} not restorable",
-            g.missing,
-            local_time(&g.broken.from),
-            local_time(&g.broken.to)
-        ));
-    }
-    if let Some(s) = &p.slot {
-        line.push_str(&format!(
-            "; slot {} {} keeps {}{}{}",
-            s.name,
-            if s.active { "streaming" } else { "idle" },
-            human_bytes(s.retained_bytes),
-            s.limit_bytes
-                .map_or(" (no bound)".into(), |l| format!(" of {}", human_bytes(l))),
-            if s.wal_status == "lost" {
-                " (LOST: the server dropped WAL the archive lacks)"
-            } else {
-                ""
-            }
-        ));
-    }
-    line.push('\n');
-    line
 }

@@ -110,6 +110,8 @@ pub enum Command {
     Drill(DrillArgs),
     /// Verify the repository's structure, and optionally its data
     Check(CheckArgs),
+    /// Propose a stack file (and a drill) per running Compose project
+    Discover(DiscoverArgs),
     /// Copy every object another repository lacks into it (an offsite copy, best pulled
     /// from a second machine); needs no key
     Copy(CopyArgs),
@@ -369,6 +371,15 @@ pub struct CheckArgs {
     #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100",
           require_equals = true)]
     pub read_data: Option<String>,
+}
+
+/// `drctl discover`.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Write the files under DIR (DIR/schedules, DIR/restore-drills) instead of printing
+    /// them; a file that exists is compared, never overwritten
+    #[arg(long, value_name = "DIR")]
+    pub write: Option<PathBuf>,
 }
 
 /// `drctl copy`.

@@ -54,6 +54,10 @@ pub struct ContainerInfo {
     pub cmd: Vec<String>,
     /// Its mounts: (path in the container, path on this host).
     pub mounts: Vec<(String, PathBuf)>,
+    /// Its named volumes: (path in the container, volume name).
+    pub named_volumes: Vec<(String, String)>,
+    /// Its labels (Compose's `com.docker.compose.*` among them).
+    pub labels: BTreeMap<String, String>,
 }
 
 impl ContainerInfo {
@@ -172,13 +176,45 @@ impl Docker {
             env,
             entrypoint: config.entrypoint.unwrap_or_default(),
             cmd: config.cmd.unwrap_or_default(),
+            named_volumes: c
+                .mounts
+                .iter()
+                .flatten()
+                .filter(|m| m.typ == Some(bollard::models::MountPointTypeEnum::VOLUME))
+                .filter_map(|m| Some((m.destination.clone()?, m.name.clone()?)))
+                .collect(),
             mounts: c
                 .mounts
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|m| Some((m.destination?, PathBuf::from(m.source?))))
                 .collect(),
+            labels: config.labels.unwrap_or_default().into_iter().collect(),
         })
+    }
+
+    /// Every running container, inspected.
+    pub fn running_containers(&self) -> Result<Vec<ContainerInfo>> {
+        let list = self
+            .rt
+            .block_on(self.client.list_containers(Some(
+                bollard::query_parameters::ListContainersOptions {
+                    all: false,
+                    ..Default::default()
+                },
+            )))
+            .map_err(|e| api_error("listing containers", e))?;
+        let mut out = Vec::new();
+        for c in list {
+            let Some(id) = c.id else { continue };
+            match self.container(&id) {
+                Ok(info) => out.push(info),
+                // Gone between the listing and the look.
+                Err(e) => tracing::debug!("skipping container {id}: {e}"),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 
     /// Facts about a container that must be running for a command to run in it.
