@@ -684,7 +684,7 @@ _drctl() {
             return 0
             ;;
         drctl__subcmd__config__subcmd__check)
-            opts="-q -v -h --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help"
+            opts="-q -v -h --live --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -513,6 +513,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subc
 false\t''"
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l metrics-file -d 'Write Prometheus metrics to this file (atomically) after runs and on `status`' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l live -d 'Also check what the files name against this host: containers running, a trial login with the backup\'s credentials, paths and volumes, binary logging for pitr'
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand config; and __fish_seen_subcommand_from check" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'

@@ -189,9 +189,14 @@ services:
         .path(&format!("restore-drills/{shop_name}.toml"))
         .exists());
 
-    // Accepted unchanged, and every stack backs up.
-    let o = env.run(&["config", "check"]);
+    // Accepted unchanged, against this host too, and every stack backs up.
+    let o = env.run(&["config", "check", "--live"]);
     assert_ok(&o);
+    assert!(
+        text(&o.stdout).contains("PostgreSQL 15"),
+        "{}",
+        text(&o.stdout)
+    );
     for stack in [&shop_name, &shared_name] {
         let o = env.run(&["backup", stack]);
         assert_ok(&o);
@@ -216,4 +221,45 @@ services:
         text(&o.stderr)
     );
     assert_eq!(std::fs::read_to_string(&shop_file).unwrap(), written);
+}
+
+#[test]
+fn config_check_live_names_every_problem_in_one_run() {
+    if skip() {
+        return;
+    }
+    let env = Env::init(Kind::Local).unwrap();
+    let maria = common::docker::mariadb(&unique("drctl-t-live"), "pw");
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(
+        env.path("schedules/s.toml"),
+        format!(
+            "[stack.a]\n[[stack.a.source]]\nname = \"db\"\nkind = \"postgres\"\ncontainer = \"drctl-no-such-container\"\n\
+             [[stack.a.source]]\nname = \"files\"\nkind = \"volume\"\npath = \"{}\"\nstop = [\"drctl-no-such-web\"]\n\
+             [stack.b]\n[[stack.b.source]]\nname = \"db\"\nkind = \"mysql\"\ncontainer = \"{}\"\npitr = true\n\
+             [[stack.b.source]]\nname = \"shop\"\nkind = \"mysql\"\ncontainer = \"{}\"\ndatabases = [\"nosuchdb\"]\n\
+             [[stack.b.source]]\nname = \"fine\"\nkind = \"mysql\"\ncontainer = \"{}\"\n",
+            env.path("no-such-dir").display(),
+            maria.name,
+            maria.name,
+            maria.name
+        ),
+    )
+    .unwrap();
+    // Statically valid.
+    assert_ok(&env.run(&["config", "check"]));
+    let o = env.run(&["config", "check", "--live"]);
+    common::assert_fails(&o, 2, "4 of 5 source(s) would fail on this host");
+    let err = text(&o.stderr);
+    for needle in [
+        "problem: a/db: container drctl-no-such-container does not exist",
+        "problem: a/files: ",
+        "no-such-dir cannot be read",
+        "container drctl-no-such-web does not exist",
+        "problem: b/db: binary logging is off",
+        "problem: b/shop: database nosuchdb does not exist",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing from {err}");
+    }
+    assert!(text(&o.stdout).contains("b/fine"), "{}", text(&o.stdout));
 }

@@ -1,6 +1,7 @@
 //! The commands: settings in, library calls, output for people or for `--json`.
 
 mod archive;
+mod config_live;
 mod copy;
 mod discover;
 mod drill;
@@ -113,7 +114,7 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
         Command::Catalog(CatalogCommand::Rebuild) => app.catalog_rebuild(),
         Command::Repair(RepairCommand::Index) => app.repair_index(),
         Command::Repair(RepairCommand::Config) => app.repair_config(),
-        Command::Config(ConfigCommand::Check) => app.config_check(),
+        Command::Config(ConfigCommand::Check(a)) => app.config_check(a.live),
         Command::Key(KeyCommand::Export(a)) => app.key_export(a.write_only, &a.output),
     }
 }
@@ -337,7 +338,7 @@ impl App {
         report.verdict()
     }
 
-    fn config_check(&self) -> Result<()> {
+    fn config_check(&self, live: bool) -> Result<()> {
         let dir = &self.settings.schedules_dir;
         let stacks = if dir.is_dir() {
             crate::config::load_stacks(dir)?
@@ -345,6 +346,9 @@ impl App {
             Vec::new()
         };
         let drills = crate::config::drill::load_drills(&self.settings.drills_dir, &stacks)?;
+        if live {
+            self.config_live(&stacks)?;
+        }
         if self.json {
             let v: Vec<_> = stacks
                 .iter()

@@ -425,7 +425,16 @@ pub enum RepairCommand {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Check drctl.toml and every stack file; errors name file:line:column
-    Check,
+    Check(ConfigCheckArgs),
+}
+
+/// `drctl config check`.
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// Also check what the files name against this host: containers running, a trial
+    /// login with the backup's credentials, paths and volumes, binary logging for pitr
+    #[arg(long)]
+    pub live: bool,
 }
 
 /// `drctl key ...`.

@@ -10,6 +10,7 @@
 pub mod database;
 pub mod hold;
 pub mod kinds;
+pub mod live;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
@@ -106,6 +107,11 @@ pub trait DatabaseDriver {
 
     /// Whether the server in `container` accepts connections.
     fn ready(&self, docker: &Docker, container: &str) -> bool;
+
+    /// Logs in as a backup of `def` would, and checks what it would need (the named
+    /// databases, binary logging for `pitr`): the server's version, or why a backup
+    /// would fail (`config check --live`).
+    fn trial(&self, docker: &Docker, def: &SourceDef) -> Result<String>;
 
     /// The first column of the first row of `sql` in `db`, with the container's own
     /// credentials (a drill's scratch server); the server's error text when it fails.

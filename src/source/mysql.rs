@@ -261,6 +261,30 @@ fn ident(s: &str) -> String {
 }
 
 impl DatabaseDriver for Mysql {
+    fn trial(&self, docker: &Docker, def: &SourceDef) -> Result<String> {
+        let container = container_of(def)?;
+        let mut rec = SourceRecord::new(def.name.get_ref(), def.kind);
+        let session = Session::for_backup(docker, def, &mut rec)?;
+        let version = session.query("SELECT VERSION()")?;
+        if def.pitr() {
+            let vars = session.query("SELECT @@log_bin, @@binlog_format")?;
+            if let Some(why) = binlog_state(&vars, container) {
+                return Err(Error::Failed(why));
+            }
+        }
+        let present = session.query("SHOW DATABASES")?;
+        if let Some(db) = def
+            .databases
+            .iter()
+            .find(|d| !present.lines().any(|l| l == d.as_str()))
+        {
+            return Err(Error::Failed(format!(
+                "database {db} does not exist in container {container}"
+            )));
+        }
+        Ok(format!("MariaDB/MySQL {}", version.trim()))
+    }
+
     /// Checks the server and plans one dump per database, plus the accounts on MariaDB.
     fn dump(&self, docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
         let container = container_of(def)?;

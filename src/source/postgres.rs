@@ -286,6 +286,23 @@ impl DatabaseDriver for Postgres {
         })
     }
 
+    fn trial(&self, docker: &Docker, def: &SourceDef) -> Result<String> {
+        let mut rec = SourceRecord::new(def.name.get_ref(), def.kind);
+        let session = Session::for_backup(docker, def, &mut rec)?;
+        let found = probe(&session)?;
+        if let Some(db) = def.databases.iter().find(|d| !found.databases.contains(d)) {
+            return Err(Error::Failed(format!(
+                "database {db} does not exist in container {}",
+                session.container
+            )));
+        }
+        Ok(format!(
+            "PostgreSQL {}, {} database(s)",
+            found.server_version.unwrap_or_default(),
+            found.databases.len()
+        ))
+    }
+
     /// Refuses databases that hold data unless forced.
     fn check_server(
         &self,

@@ -174,6 +174,16 @@ impl<'a> Session<'a> {
 }
 
 impl DatabaseDriver for Redis {
+    fn trial(&self, docker: &Docker, def: &SourceDef) -> Result<String> {
+        let mut rec = SourceRecord::new(def.name.get_ref(), def.kind);
+        let session = Session::for_backup(docker, def, &mut rec)?;
+        let server = session.info("server")?;
+        Ok(format!(
+            "Redis {}",
+            server.get("redis_version").cloned().unwrap_or_default()
+        ))
+    }
+
     /// Saves a fresh RDB and plans to stream it.
     fn dump(&self, docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
         let container = container_of(def)?;
