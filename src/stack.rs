@@ -15,7 +15,7 @@ use crate::docker::Docker;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::id::PointId;
-use crate::repo::point::{PointEntry, RecoveryPoint, SourceRecord, SourceStatus};
+use crate::repo::point::{CarriedFile, PointEntry, RecoveryPoint, SourceRecord, SourceStatus};
 use crate::repo::snapshot::SnapshotEntry;
 use crate::repo::tree::Node;
 use crate::restore::{self, RestoreRequest, TreeReader};
@@ -41,6 +41,27 @@ pub struct StackOutcome {
 
 fn needs_docker(def: &SourceDef) -> bool {
     source::driver(def.kind).backup_needs_docker(def)
+}
+
+/// The stack's file and its drill files, as the point carries them; a file that cannot
+/// be read is a warning, never a failed backup.
+fn carried_config(stack: &Stack, warnings: &mut Vec<String>) -> Vec<CarriedFile> {
+    let files = std::iter::once(("schedules", &stack.file))
+        .chain(stack.drill_files.iter().map(|f| ("restore-drills", f)));
+    let mut out = Vec::new();
+    for (dir, file) in files {
+        let Some(name) = file.file_name() else {
+            continue;
+        };
+        match std::fs::read_to_string(file) {
+            Ok(text) => out.push(CarriedFile {
+                path: format!("{dir}/{}", name.to_string_lossy()),
+                text,
+            }),
+            Err(e) => warnings.push(format!("{} is not carried: {e}", file.display())),
+        }
+    }
+    out
 }
 
 /// The sources to run: all, or those named (each must exist).
@@ -131,6 +152,7 @@ pub fn backup<A>(
         sources: records,
         duration_ms: started.elapsed().as_millis() as u64,
         drctl_version: env!("CARGO_PKG_VERSION").to_string(),
+        config: carried_config(stack, &mut warnings),
     };
     let id = session.commit_point(&point)?;
     Ok(StackOutcome {

@@ -861,3 +861,86 @@ fn a_point_with_a_failed_source_is_degraded_and_check_takes_named_stacks() {
         &["status", "--check", "shop"],
     ));
 }
+
+#[test]
+fn a_new_host_lists_the_stacks_and_gets_their_configuration_back_from_the_repository() {
+    let env = Env::init(Kind::Local).unwrap();
+    volume_stack(&env, "shop", "rpo = \"1h\"");
+    std::fs::create_dir_all(env.path("restore-drills")).unwrap();
+    let drill = "[drill.shop]\nstack = \"shop\"\n[[drill.shop.check]]\nsource = \"files\"\npath = \"a.txt\"\n";
+    std::fs::write(env.path("restore-drills/shop.toml"), drill).unwrap();
+    assert_ok(&env.run(&["backup", "shop"]));
+    let stack_file = std::fs::read_to_string(env.path("schedules/shop.toml")).unwrap();
+
+    // The new host: the repository and the key file, nothing else.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("drctl.toml"), "").unwrap();
+    let new_host = |args: &[&str]| {
+        env.cmd()
+            .env("DRCTL_CONFIG", host.path().join("drctl.toml"))
+            .env("DRCTL_CATALOG", host.path().join("catalog.db"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = new_host(&["recover", "--list"]);
+    assert_ok(&o);
+    let listed = text(&o.stdout);
+    assert!(
+        listed.contains("shop") && listed.contains("schedules/shop.toml, restore-drills/shop.toml"),
+        "{listed}"
+    );
+    assert_fails(&new_host(&["recover"]), 2, "--all");
+    assert_fails(
+        &new_host(&["recover", "nosuch", "--config-to", "x"]),
+        2,
+        "no recovery point of stack nosuch",
+    );
+
+    let o = new_host(&[
+        "recover",
+        "--all",
+        "--config-to",
+        host.path().to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("schedules/shop.toml")).unwrap(),
+        stack_file
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("restore-drills/shop.toml")).unwrap(),
+        drill
+    );
+    // The configuration is whole: it checks, and names the stack and its drill.
+    let o = new_host(&["config", "check"]);
+    assert_ok(&o);
+    assert!(
+        text(&o.stdout).contains("1 stack(s)") && text(&o.stdout).contains("1 drill(s)"),
+        "{}",
+        text(&o.stdout)
+    );
+    // A second run replaces nothing.
+    std::fs::write(
+        host.path().join("schedules/shop.toml"),
+        format!("{stack_file}# edited\n"),
+    )
+    .unwrap();
+    let o = new_host(&[
+        "recover",
+        "shop",
+        "--config-to",
+        host.path().to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    assert!(
+        text(&o.stderr).contains("kept the existing"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(host.path().join("schedules/shop.toml"))
+            .unwrap()
+            .ends_with("# edited\n")
+    );
+}

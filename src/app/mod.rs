@@ -6,6 +6,7 @@ mod copy;
 mod discover;
 mod drill;
 mod output;
+mod recover;
 mod restore;
 mod snapshots;
 mod status;
@@ -111,6 +112,7 @@ pub fn run(cli: Cli, interrupt: Arc<AtomicBool>) -> Result<()> {
         Command::Check(a) => app.check(a.read_data.as_deref()),
         Command::Copy(a) => app.copy(&a),
         Command::Discover(a) => app.discover(&a),
+        Command::Recover(a) => app.recover(&a),
         Command::Catalog(CatalogCommand::Rebuild) => app.catalog_rebuild(),
         Command::Repair(RepairCommand::Index) => app.repair_index(),
         Command::Repair(RepairCommand::Config) => app.repair_config(),
@@ -482,11 +484,24 @@ impl App {
     /// The configured stacks (none when the schedules directory does not exist).
     fn stacks(&self) -> Result<Vec<Stack>> {
         let dir = &self.settings.schedules_dir;
-        if dir.is_dir() {
-            crate::config::load_stacks(dir)
-        } else {
-            Ok(Vec::new())
+        if !dir.is_dir() {
+            return Ok(Vec::new());
         }
+        let mut stacks = crate::config::load_stacks(dir)?;
+        // The drill files go with the stack's points; a broken one is `config check`'s
+        // to report, not a reason to stop a backup.
+        if let Ok(drills) = crate::config::drill::load_drills(&self.settings.drills_dir, &stacks) {
+            for s in &mut stacks {
+                s.drill_files = drills
+                    .iter()
+                    .filter(|d| d.stack == s.name)
+                    .map(|d| d.file.clone())
+                    .collect();
+                s.drill_files.sort();
+                s.drill_files.dedup();
+            }
+        }
+        Ok(stacks)
     }
 
     /// Starts or unpauses containers a killed drctl left held; never fails the command.

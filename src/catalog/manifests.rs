@@ -161,6 +161,19 @@ impl Catalog {
         )
     }
 
+    /// The stacks that have recovery points, by name.
+    pub fn point_stacks(&self) -> Result<Vec<String>> {
+        let mut q = self
+            .conn
+            .prepare("SELECT DISTINCT stack FROM points ORDER BY stack")
+            .map_err(|e| self.err(e))?;
+        let rows = q
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.err(e))
+    }
+
     /// Recovery points of a stack, oldest first.
     pub fn points(&self, stack: &str) -> Result<Vec<PointEntry>> {
         self.select_manifests(

@@ -110,6 +110,8 @@ pub enum Command {
     Drill(DrillArgs),
     /// Verify the repository's structure, and optionally its data
     Check(CheckArgs),
+    /// A new host from the repository alone: list its stacks, put drctl's configuration back
+    Recover(RecoverArgs),
     /// Propose a stack file (and a drill) per running Compose project
     Discover(DiscoverArgs),
     /// Copy every object another repository lacks into it (an offsite copy, best pulled
@@ -371,6 +373,26 @@ pub struct CheckArgs {
     #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100",
           require_equals = true)]
     pub read_data: Option<String>,
+}
+
+/// `drctl recover`.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The stacks [default with --all: every stack in the repository]
+    pub stacks: Vec<String>,
+    /// Every stack in the repository
+    #[arg(long)]
+    pub all: bool,
+    /// List every stack in the repository with its newest points, then stop
+    #[arg(long)]
+    pub list: bool,
+    /// The newest point at or before this time
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Write the stacks' configuration (stack and drill files) as their points carry it
+    /// under DIR (DIR/schedules, DIR/restore-drills); existing files are never replaced
+    #[arg(long, value_name = "DIR")]
+    pub config_to: Option<PathBuf>,
 }
 
 /// `drctl discover`.

@@ -195,6 +195,8 @@ pub struct Stack {
     pub file: PathBuf,
     /// Where its name is written: `FILE:LINE:COLUMN`.
     pub place: String,
+    /// The drill files that name it, carried with its recovery points.
+    pub drill_files: Vec<PathBuf>,
 }
 
 /// Parses a 5-field (minute first) or 6-field (seconds first) cron expression.
@@ -347,6 +349,7 @@ pub fn parse_stack_file(file: &Path, text: &str) -> Result<Vec<Stack>> {
             def,
             file: file.to_path_buf(),
             place: place(file, text, name_span.start),
+            drill_files: Vec::new(),
         });
     }
     Ok(out)

@@ -65,6 +65,7 @@ fn point_with_base(ended: u32, timeline: u32, start: &str) -> PointEntry {
             sources: vec![rec],
             duration_ms: 0,
             drctl_version: "x".into(),
+            config: Vec::new(),
         },
     }
 }

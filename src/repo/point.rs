@@ -53,6 +53,21 @@ pub struct RecoveryPoint {
     pub duration_ms: u64,
     /// The drctl that wrote it.
     pub drctl_version: String,
+    /// drctl's own configuration of the stack as it was (its stack file and drill files,
+    /// credentials referenced as there, never embedded): what a new host needs to run it
+    /// again (`drctl recover`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<CarriedFile>,
+}
+
+/// A configuration file carried in a recovery point.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CarriedFile {
+    /// Where it goes under the configuration directory: `schedules/NAME.toml`,
+    /// `restore-drills/NAME.toml`.
+    pub path: String,
+    /// Its text.
+    pub text: String,
 }
 
 impl RecoveryPoint {

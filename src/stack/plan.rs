@@ -483,6 +483,7 @@ mod tests {
                     .collect(),
                 duration_ms: 0,
                 drctl_version: "x".into(),
+                config: Vec::new(),
             },
         }
     }
