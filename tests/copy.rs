@@ -305,10 +305,7 @@ fn a_copy_between_garage_buckets_with_their_own_keys_survives_kills() {
         std::thread::sleep(Duration::from_secs_f64(
             rng.gen_range(0.02..window.max(0.05)),
         ));
-        let finished = child.try_wait().unwrap().is_some();
-        let _ = child.kill();
-        child.wait().unwrap();
-        if finished {
+        if common::kill_now(&mut child) {
             window *= 0.6;
             continue;
         }

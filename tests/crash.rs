@@ -105,10 +105,7 @@ fn crash_safety(kind: Kind) {
                 rng.gen_range(0.02..window.max(0.05)),
             ));
         }
-        let finished = child.try_wait().unwrap().is_some();
-        let _ = child.kill();
-        child.wait().unwrap();
-        if finished {
+        if common::kill_now(&mut child) {
             window *= 0.6;
         } else {
             killed += 1;

@@ -230,6 +230,15 @@ pub fn assert_fails(o: &Output, code: i32, needle: &str) {
     assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
 }
 
+/// SIGKILLs `child` now and reaps it; whether it had finished on its own first (then the
+/// kill proved nothing).
+pub fn kill_now(child: &mut std::process::Child) -> bool {
+    let finished = child.try_wait().unwrap().is_some();
+    let _ = child.kill();
+    child.wait().unwrap();
+    finished
+}
+
 /// Deterministic incompressible bytes (xorshift), fast enough for hundreds of MiB.
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
