@@ -61,6 +61,8 @@ pub struct Location {
     pub path_style: bool,
     /// The AWS profile whose credentials reach it; `None`: the usual chain.
     pub profile: Option<String>,
+    /// As a copy's destination: how far it may trail its source (`status --check`).
+    pub max_lag: Option<String>,
 }
 
 /// A `[remotes.NAME]` table: another repository, with its own credentials.
@@ -72,6 +74,7 @@ struct RemoteTable {
     region: Option<String>,
     path_style: Option<bool>,
     profile: Option<String>,
+    max_lag: Option<Spanned<String>>,
 }
 
 /// The `[repository]` table.
@@ -169,6 +172,16 @@ fn read_config(path: &Path, explicit: bool) -> Result<ConfigFile> {
     for e in endpoints.chain(file.remotes.values().filter_map(|r| r.endpoint.as_ref())) {
         check_endpoint(e.get_ref()).map_err(|m| config_error(path, &text, e.span().start, m))?;
     }
+    for l in file.remotes.values().filter_map(|r| r.max_lag.as_ref()) {
+        match crate::timespec::parse_duration(l.get_ref()) {
+            Ok(d) if d > chrono::Duration::zero() => {}
+            Ok(_) => {
+                let m = format!("max_lag {:?} must be longer than 0s", l.get_ref());
+                return Err(config_error(path, &text, l.span().start, m));
+            }
+            Err(m) => return Err(config_error(path, &text, l.span().start, m)),
+        }
+    }
     Ok(file)
 }
 
@@ -228,6 +241,7 @@ pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
                     region: r.region,
                     path_style: r.path_style.unwrap_or(false),
                     profile: r.profile,
+                    max_lag: r.max_lag.map(Spanned::into_inner),
                 };
                 (name, at)
             })
@@ -244,6 +258,7 @@ impl RepoSettings {
             region: self.region.clone(),
             path_style: self.path_style,
             profile: self.profile.clone(),
+            max_lag: None,
         }
     }
 

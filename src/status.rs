@@ -141,6 +141,8 @@ pub struct Status {
     pub repository_packs: u64,
     /// Bytes added by every stack in the last 7 days.
     pub added_last_7d: u64,
+    /// The copies made from this host (`drctl copy`), with their lag.
+    pub copies: Vec<crate::copy::state::CopyState>,
 }
 
 impl Status {
@@ -245,6 +247,7 @@ pub fn compute(
         repository_bytes: bytes,
         repository_packs: packs,
         added_last_7d: total_added,
+        copies: Vec::new(),
     })
 }
 
@@ -416,6 +419,7 @@ pub fn metrics(status: &Status, catalog: &Catalog) -> Result<String> {
     run_metrics(&mut o, &newest_runs(status, catalog)?);
     drill_metrics(&mut o, status);
     repository_metrics(&mut o, status);
+    crate::copy::state::metrics(&mut o, &status.copies, status.now);
     Ok(o)
 }
 

@@ -352,3 +352,74 @@ fn a_copy_between_garage_buckets_with_their_own_keys_survives_kills() {
     assert_ok(&o);
     assert_same_tree(&data, &out.join(data.strip_prefix("/").unwrap()));
 }
+
+#[test]
+fn status_shows_each_copys_lag_and_check_fails_a_late_or_failed_copy() {
+    let env = Env::init(Kind::Local).unwrap();
+    let data = env.path("data");
+    write_tree(&data, 7, 1, 1 << 20);
+    assert_ok(&env.run(&["backup", "--stack", "files", data.to_str().unwrap()]));
+    let dest = env.path("offsite");
+    std::fs::write(
+        env.path("drctl.toml"),
+        format!(
+            "[remotes.offsite]\nurl = \"file://{}\"\nmax_lag = \"6h\"\n",
+            dest.display()
+        ),
+    )
+    .unwrap();
+    let at =
+        |now: &str, args: &[&str]| env.cmd().env("DRCTL_NOW", now).args(args).output().unwrap();
+    assert_ok(&at("2026-11-20T10:00:00Z", &["copy", "--to", "offsite"]));
+
+    let o = at("2026-11-20T12:00:00Z", &["--json", "status"]);
+    assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["copies"][0]["last_success"], "2026-11-20T10:00:00Z",
+        "{v}"
+    );
+    assert_eq!(v["copies"][0]["max_lag_secs"], 21600);
+    let o = at("2026-11-20T12:00:00Z", &["status", "--check"]);
+    assert_ok(&o);
+    assert!(
+        text(&o.stdout).contains("OK, 2.0 h behind (bound 6.0 h)"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    // Past its bound: late, in the check and in the metrics file.
+    let metrics = env.path("drctl.prom");
+    let o = at(
+        "2026-11-20T17:00:00Z",
+        &[
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+            "status",
+            "--check",
+        ],
+    );
+    assert_fails(&o, 1, "1 copy(ies) behind their bound or failed");
+    assert!(
+        text(&o.stderr).contains("7.0 h behind its source (bound 6.0 h)"),
+        "{}",
+        text(&o.stderr)
+    );
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        m.contains("drctl_copy_lag_seconds{") && m.contains("} 25200"),
+        "{m}"
+    );
+
+    // A run that fails is named until one succeeds.
+    std::fs::write(dest.join("config"), b"{\"version\": 1, \"id\": \"other\"}").unwrap();
+    let o = at("2026-11-20T17:10:00Z", &["copy", "--to", "offsite"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let o = at("2026-11-20T17:10:00Z", &["status", "--check"]);
+    assert_fails(&o, 1, "copy(ies) behind their bound or failed");
+    assert!(
+        text(&o.stderr).contains("its last run failed"),
+        "{}",
+        text(&o.stderr)
+    );
+}

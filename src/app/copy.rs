@@ -29,8 +29,31 @@ impl App {
         }
         let from = Objects::new(self.backend_at(&from_at, false)?);
         let to = Objects::new(self.backend_at(&to_at, !a.dry_run)?);
+        let started = self.now;
+        let result = self.copy_between(a, &from, &to);
+        if !a.dry_run {
+            let max_lag = to_at
+                .max_lag
+                .as_deref()
+                .and_then(|l| crate::timespec::parse_duration(l).ok())
+                .map_or(copy::state::DEFAULT_MAX_LAG_SECS, |d| d.num_seconds());
+            let outcome = match &result {
+                Ok(done) => Ok(*done),
+                Err(e) => Err(e.to_string()),
+            };
+            let (f, t) = (from.describe(), to.describe());
+            let state_dir = &self.settings.state_dir;
+            if let Err(e) = copy::state::record(state_dir, &f, &t, started, outcome, max_lag) {
+                eprintln!("warning: recording the copy's state: {e}");
+            }
+        }
+        result.map(drop)
+    }
+
+    /// Plans and runs one copy; the objects and bytes written.
+    fn copy_between(&self, a: &CopyArgs, from: &Objects, to: &Objects) -> Result<(usize, u64)> {
         let t0 = Instant::now();
-        let plan = self.rt.block_on(copy::plan(&from, &to))?;
+        let plan = self.rt.block_on(copy::plan(from, to))?;
         if !self.quiet && !self.json {
             eprintln!(
                 "copy of repository {} from {} to {}: {} object(s), {} to copy; {} already there{}",
@@ -57,7 +80,7 @@ impl App {
                     "write_config": plan.write_config,
                 }))?;
             }
-            return Ok(());
+            return Ok((0, 0));
         }
         self.rt.block_on(to.check_writable())?;
         let progress = self.progress("copying");
@@ -68,8 +91,8 @@ impl App {
         };
         let report = self.rt.block_on(copy::execute(
             &plan,
-            &from,
-            &to,
+            from,
+            to,
             &opts,
             &self.interrupt,
             &|n| progress.add_bytes(n),
@@ -107,6 +130,6 @@ impl App {
                 report.damaged.len()
             )));
         }
-        Ok(())
+        Ok((report.copied, report.bytes))
     }
 }

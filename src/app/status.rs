@@ -18,7 +18,10 @@ impl App {
         let result = self
             .backup_jobs(stacks)
             .and_then(|jobs| status::compute(catalog, stacks, &jobs, Utc::now().max(self.now)))
-            .and_then(|st| status::metrics(&st, catalog))
+            .and_then(|mut st| {
+                st.copies = crate::copy::state::load(&self.settings.state_dir);
+                status::metrics(&st, catalog)
+            })
             .and_then(|text| status::write_metrics(path, &text));
         if let Err(e) = result {
             eprintln!("warning: {e}");
@@ -39,6 +42,7 @@ impl App {
         let catalog = session.catalog();
         let mut st = status::compute(catalog, &stacks, &jobs, self.now)?;
         self.read_slots(&stacks, &mut st);
+        st.copies = crate::copy::state::load(&self.settings.state_dir);
         if let Some(path) = &self.metrics_file {
             status::write_metrics(path, &status::metrics(&st, catalog)?)?;
         }
@@ -97,6 +101,7 @@ impl App {
                     }
                 }
             }
+            text.push_str(&copy_lines(&st));
             text.push_str(&format!(
                 "repository: {} in {} pack(s), {} added in the last 7 days\n",
                 human_bytes(st.repository_bytes),
@@ -105,39 +110,8 @@ impl App {
             ));
             out(&text)?;
         }
-        let late = st.late();
-        if check && !late.is_empty() {
-            for s in &late {
-                for src in &s.sources {
-                    for g in src.pitr.iter().flat_map(|p| p.coverage.gaps.iter()) {
-                        eprintln!(
-                            "stack {}, source {}: {} {} is missing: {} to {} cannot be restored",
-                            s.stack,
-                            src.source,
-                            crate::pitr::log_file_kind(&g.missing),
-                            g.missing,
-                            local_time(&g.broken.from),
-                            local_time(&g.broken.to)
-                        );
-                    }
-                }
-            }
-            let names: Vec<String> = late
-                .iter()
-                .map(|s| match s.health {
-                    status::Health::Degraded => format!(
-                        "{} (DEGRADED: {} failed)",
-                        s.stack,
-                        s.failed_sources.join(", ")
-                    ),
-                    h => format!("{} ({})", s.stack, h.as_str()),
-                })
-                .collect();
-            return Err(Error::Failed(format!(
-                "{} stack(s) not OK: {}",
-                late.len(),
-                names.join(", ")
-            )));
+        if check {
+            judge(&st)?;
         }
         Ok(())
     }
@@ -224,4 +198,82 @@ fn pitr_line(stack: &str, source: &str, p: &status::PitrState) -> String {
     }
     line.push('\n');
     line
+}
+
+/// A line per copy made from this host: its state, lag and bound.
+fn copy_lines(st: &status::Status) -> String {
+    let mut text = String::new();
+    for c in &st.copies {
+        let lag = c.lag_seconds(st.now).map_or("never completed".into(), |l| {
+            format!("{} behind", crate::human::human_secs(l as f64))
+        });
+        let state = if c.trouble(st.now).is_some() {
+            "LATE"
+        } else {
+            "OK"
+        };
+        text.push_str(&format!(
+            "copy {} -> {}: {state}, {lag} (bound {}){}\n",
+            c.from,
+            c.to,
+            crate::human::human_secs(c.max_lag_secs as f64),
+            c.last_error
+                .as_ref()
+                .map_or(String::new(), |e| format!("; last run failed: {e}"))
+        ));
+    }
+    text
+}
+
+/// `status --check`: an error naming every stack that is not OK and every copy that
+/// is behind or failed.
+fn judge(st: &status::Status) -> Result<()> {
+    let late = st.late();
+    let copies: Vec<String> = st.copies.iter().filter_map(|c| c.trouble(st.now)).collect();
+    if late.is_empty() && !copies.is_empty() {
+        for c in &copies {
+            eprintln!("{c}");
+        }
+        return Err(Error::Failed(format!(
+            "{} copy(ies) behind their bound or failed",
+            copies.len()
+        )));
+    }
+    if !late.is_empty() {
+        for c in &copies {
+            eprintln!("{c}");
+        }
+        for s in &late {
+            for src in &s.sources {
+                for g in src.pitr.iter().flat_map(|p| p.coverage.gaps.iter()) {
+                    eprintln!(
+                        "stack {}, source {}: {} {} is missing: {} to {} cannot be restored",
+                        s.stack,
+                        src.source,
+                        crate::pitr::log_file_kind(&g.missing),
+                        g.missing,
+                        local_time(&g.broken.from),
+                        local_time(&g.broken.to)
+                    );
+                }
+            }
+        }
+        let names: Vec<String> = late
+            .iter()
+            .map(|s| match s.health {
+                status::Health::Degraded => format!(
+                    "{} (DEGRADED: {} failed)",
+                    s.stack,
+                    s.failed_sources.join(", ")
+                ),
+                h => format!("{} ({})", s.stack, h.as_str()),
+            })
+            .collect();
+        return Err(Error::Failed(format!(
+            "{} stack(s) not OK: {}",
+            late.len(),
+            names.join(", ")
+        )));
+    }
+    Ok(())
 }

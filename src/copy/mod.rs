@@ -11,6 +11,8 @@
 //! destination already has. Prune marks and locks are the source's own business and stay
 //! behind: the copy keeps its own retention (`forget`/`prune` there).
 
+pub mod state;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
