@@ -95,9 +95,4 @@ EOF
         "$r" "$d" "$rss" "$c" "$(python3 -c "print($d / $c)")" "$again"
     echo "$d $c" >>"$work/times"
 done
-python3 - "$work/times" <<'PY'
-import statistics, sys
-rows = [tuple(map(float, l.split())) for l in open(sys.argv[1])]
-d, c = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
-print(f"medians of {len(rows)}: drctl copy {d:.2f} s / rclone copy {c:.2f} s = {d / c:.3f}")
-PY
+python3 scripts/medians.py "$work/times" copy "drctl copy" "rclone copy"

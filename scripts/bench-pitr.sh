@@ -80,12 +80,7 @@ for ((i = 1; i <= base_runs; i++)); do
         "$i" "$ours" "$(rss "$work/time.base")" "$plain" "$(ratio "$ours" "$plain")"
     echo "$ours $plain" >>"$work/base.times"
 done
-python3 - "$work/base.times" <<'PY'
-import statistics, sys
-rows = [tuple(map(float, l.split())) for l in open(sys.argv[1])]
-ours, plain = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
-print(f"base backup, medians of {len(rows)}: drctl {ours:.2f} s / pg_basebackup -X none {plain:.2f} s = {ours / plain:.2f}")
-PY
+python3 scripts/medians.py "$work/base.times" "base backup" drctl "pg_basebackup -X none"
 repo_before=$(du -sb "$work/repo" | cut -f1)
 
 # The reference copy of the WAL: a second receiver on a slot of its own.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,25 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// A tree of random files under `env`'s `data`, backed up as stack `files`.
+fn backed_up(env: &Env, tag: u64, files: usize, size: usize) -> PathBuf {
+    let data = env.path("data");
+    write_tree(&data, tag, files, size);
+    assert_ok(&env.run(&["backup", "--stack", "files", data.to_str().unwrap()]));
+    data
+}
+
+/// Restores the newest snapshot with `cmd` (aimed at a copy) and compares it with `data`.
+fn assert_restores(mut cmd: Command, env: &Env, data: &Path) {
+    let out = env.path("restored");
+    let o = cmd
+        .args(["restore", "latest", "--to", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    assert_same_tree(data, &out.join(data.strip_prefix("/").unwrap()));
+}
+
 /// `copy --json`, its report.
 fn copy_json(env: &Env, args: &[&str]) -> serde_json::Value {
     let mut a = vec!["--json", "copy"];
@@ -70,9 +89,7 @@ fn at_copy(env: &Env, url: &str) -> Command {
 #[test]
 fn a_local_copy_restores_alone_and_a_second_run_reads_nothing() {
     let env = Env::init(Kind::Local).unwrap();
-    let data = env.path("data");
-    write_tree(&data, 1, 4, 3 << 20);
-    assert_ok(&env.run(&["backup", "--stack", "files", data.to_str().unwrap()]));
+    let data = backed_up(&env, 1, 4, 3 << 20);
     let dest = format!("file://{}", env.path("offsite").display());
 
     let first = copy_json(&env, &["--to", &dest]);
@@ -117,21 +134,13 @@ fn a_local_copy_restores_alone_and_a_second_run_reads_nothing() {
         .output()
         .unwrap();
     assert_ok(&o);
-    let out = env.path("restored");
-    let o = at_copy(&env, &dest)
-        .args(["restore", "latest", "--to", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_ok(&o);
-    assert_same_tree(&data, &out.join(data.strip_prefix("/").unwrap()));
+    assert_restores(at_copy(&env, &dest), &env, &data);
 }
 
 #[test]
 fn a_damaged_source_object_is_named_and_not_copied() {
     let env = Env::init(Kind::Local).unwrap();
-    let data = env.path("data");
-    write_tree(&data, 3, 3, 1 << 20);
-    assert_ok(&env.run(&["backup", "--stack", "files", data.to_str().unwrap()]));
+    backed_up(&env, 3, 3, 1 << 20);
     let pack = env
         .objects()
         .into_iter()
@@ -344,21 +353,13 @@ fn a_copy_between_garage_buckets_with_their_own_keys_survives_kills() {
         rt.block_on(store.delete(&o.key)).unwrap();
     }
     assert_ok(&on_copy().args(["check", "--read-data"]).output().unwrap());
-    let out = env.path("restored");
-    let o = on_copy()
-        .args(["restore", "latest", "--to", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_ok(&o);
-    assert_same_tree(&data, &out.join(data.strip_prefix("/").unwrap()));
+    assert_restores(on_copy(), &env, &data);
 }
 
 #[test]
 fn status_shows_each_copys_lag_and_check_fails_a_late_or_failed_copy() {
     let env = Env::init(Kind::Local).unwrap();
-    let data = env.path("data");
-    write_tree(&data, 7, 1, 1 << 20);
-    assert_ok(&env.run(&["backup", "--stack", "files", data.to_str().unwrap()]));
+    backed_up(&env, 7, 1, 1 << 20);
     let dest = env.path("offsite");
     std::fs::write(
         env.path("drctl.toml"),
