@@ -127,6 +127,24 @@ services:
 "#
         ),
     );
+    let dev_name = unique("dev");
+    let dev_files = root.join("data/dev");
+    std::fs::create_dir_all(&dev_files).unwrap();
+    std::fs::write(dev_files.join("app.py"), b"print('hi')").unwrap();
+    let _dev = Project::up(
+        &dev_name,
+        &root.join(&dev_name),
+        &format!(
+            r#"version: "2.4"
+services:
+  app:
+    image: {img}
+    command: {SLEEP}
+    volumes: ["{}:/srv/app"]
+"#,
+            dev_files.display()
+        ),
+    );
     let db = shop.container("db");
     let redis = shop.container("redis");
     let maria = shared.container("mariadb");
@@ -197,7 +215,15 @@ services:
         "{}",
         text(&o.stdout)
     );
-    for stack in [&shop_name, &shared_name] {
+    // Production and development get their own starting targets.
+    assert!(written.contains("rpo = \"15m\""), "{written}");
+    let dev_file =
+        std::fs::read_to_string(env.path(&format!("schedules/{dev_name}.toml"))).unwrap();
+    assert!(
+        dev_file.contains("rpo = \"1d\"") && dev_file.contains(" 3 * * *"),
+        "{dev_file}"
+    );
+    for stack in [&shop_name, &shared_name, &dev_name] {
         let o = env.run(&["backup", stack]);
         assert_ok(&o);
     }
