@@ -28,6 +28,7 @@ phase() {
 #   systemd-analyze -- verifies the units `drctl schedule install --systemd` writes
 #   pip3      -- installs prometheus_client, whose parser checks the metrics file
 #   setfattr, setfacl -- set extended attributes and ACLs that a backup must keep
+#   docker-compose -- runs the Compose projects `drctl discover` is tested against
 REQUIRED=(
     cc:build-essential
     openssl:openssl
@@ -39,6 +40,7 @@ REQUIRED=(
     chromium:chromium
     setfattr:attr
     setfacl:acl
+    docker-compose:docker-compose
 )
 
 phase "checking system packages"
