@@ -1056,3 +1056,98 @@ fn mariadb_restore_at_a_second_before_a_delete_replays_the_binary_log() {
     let log = stop_archive(archive);
     assert!(!log.contains(MPW), "password in the log: {log}");
 }
+
+/// A binary log file deleted from the repository: `check` names it, `status --check`
+/// fails with the gap, a restore to a time it covers fails naming it, and a restore to a
+/// time before it still replays to the second.
+#[test]
+fn mariadb_missing_binary_log_file_is_named_and_only_its_span_is_unrestorable() {
+    if skip() {
+        return;
+    }
+    let name = unique("drctl-t-binlog-gap");
+    let options = [
+        "--log-bin=mysql-bin",
+        "--binlog-format=ROW",
+        "--server-id=1",
+    ];
+    let c = docker::mariadb_cmd(&name, MPW, &[], &options);
+    c.mariadb_sql(
+        MPW,
+        "CREATE DATABASE shop; CREATE TABLE shop.orders (id int PRIMARY KEY, note text); \
+         INSERT INTO shop.orders SELECT seq, md5(seq) FROM shop.seq_1_to_5000; \
+         CREATE TABLE shop.markers (at datetime(6))",
+    );
+    let env = mysql_env(&name);
+    common::assert_ok(&env.run(&["backup", "shop"]));
+    let archive = start_archive(&env);
+    let start = chrono::Utc::now();
+    let before_gap = chrono::DateTime::from_timestamp(start.timestamp() + 2, 0).unwrap();
+    maria_markers_until(&c, before_gap + chrono::Duration::seconds(1));
+    // Three more files, the middle one to be lost; markers in each.
+    for _ in 0..3 {
+        c.mariadb_sql(MPW, "FLUSH BINARY LOGS");
+        maria_markers_until(&c, chrono::Utc::now() + chrono::Duration::seconds(1));
+    }
+    let later = chrono::Utc::now();
+    wait_for(
+        "the last markers in the archive",
+        Duration::from_secs(30),
+        || {
+            let a = archived(&env);
+            a.iter().any(|(n, p, _)| n == "mysql-bin.000003" && !p)
+                && a.iter().any(|(_, _, at)| *at > later)
+        },
+    );
+    common::assert_ok(&env.run(&["status", "--check"]));
+
+    let missing = "mysql-bin.000002";
+    let key = wal_object(&env, missing);
+    common::rt().block_on(env.store().delete(&key)).unwrap();
+
+    let o = env.run(&["check"]);
+    let said = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("binary log file {missing} is missing")),
+        "{said}"
+    );
+    let o = env.run(&["status", "--check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("GAP"), "{}", text(&o.stdout));
+    let (named, from, to) = status_gap(&env).expect("status names the gap");
+    assert_eq!(named, missing);
+    assert!(from < to, "{from} {to}");
+
+    let inside = from + (to - from) / 2;
+    let o = env.run(&["restore", "shop", "--at", &inside.to_rfc3339(), "--force"]);
+    common::assert_fails(&o, 1, &format!("binary log file {missing} is missing"));
+    assert_eq!(
+        c.mariadb_sql(MPW, "SELECT count(*) FROM shop.orders"),
+        "5000",
+        "server untouched"
+    );
+
+    // Before the gap: replayed to within a second of the time, nothing after it.
+    let o = env.run(&[
+        "restore",
+        "shop",
+        "--at",
+        &before_gap.to_rfc3339(),
+        "--force",
+    ]);
+    common::assert_ok(&o);
+    let newest: chrono::DateTime<chrono::Utc> = c
+        .mariadb_sql(
+            MPW,
+            "SELECT DATE_FORMAT(max(at), '%Y-%m-%dT%H:%i:%s.%fZ') FROM shop.markers",
+        )
+        .parse()
+        .unwrap();
+    assert!(newest <= before_gap, "a marker after the time: {newest}");
+    assert!(
+        before_gap - newest <= chrono::Duration::seconds(1),
+        "{newest}"
+    );
+    stop_archive(archive);
+}
