@@ -1,6 +1,6 @@
 //! What the copies made from this host did last, kept in the state directory: `status`
 //! shows each copy's lag behind its source, `status --check` fails a copy that is behind
-//! its bound or whose last run failed, and the metrics file carries both.
+//! its bound or whose last run failed, and the metrics file carries both (`status`).
 
 use std::path::{Path, PathBuf};
 
@@ -119,48 +119,6 @@ pub fn load(state_dir: &Path) -> Vec<CopyState> {
     out
 }
 
-/// The copies as Prometheus text format families.
-pub fn metrics(o: &mut String, copies: &[CopyState], now: DateTime<Utc>) {
-    if copies.is_empty() {
-        return;
-    }
-    let label = |v: &str| {
-        v.replace('\\', r"\\")
-            .replace('"', "\\\"")
-            .replace('\n', r"\n")
-    };
-    type Value<'a> = &'a dyn Fn(&CopyState) -> Option<f64>;
-    let families: [(&str, &str, Value); 3] = [
-        (
-            "drctl_copy_last_success_timestamp_seconds",
-            "Start of the newest complete run of each copy.",
-            &|c| c.last_success.map(|t| t.timestamp_millis() as f64 / 1000.0),
-        ),
-        (
-            "drctl_copy_lag_seconds",
-            "How far each copy trails its source.",
-            &|c| c.lag_seconds(now).map(|l| l as f64),
-        ),
-        (
-            "drctl_copy_ok",
-            "1 when the copy's last run succeeded and it is within its lag bound.",
-            &|c| Some(if c.trouble(now).is_none() { 1.0 } else { 0.0 }),
-        ),
-    ];
-    for (name, help, value) in families {
-        o.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
-        for c in copies {
-            if let Some(v) = value(c) {
-                o.push_str(&format!(
-                    "{name}{{from=\"{}\",to=\"{}\"}} {v}\n",
-                    label(&c.from),
-                    label(&c.to)
-                ));
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,12 +139,5 @@ mod tests {
         let c = &load(dir.path())[0];
         assert_eq!(c.last_success, Some(t(0)));
         assert!(c.trouble(t(3)).unwrap().contains("failed: boom"));
-        let mut m = String::new();
-        metrics(&mut m, &load(dir.path()), t(3));
-        assert!(
-            m.contains("drctl_copy_lag_seconds{from=\"a\",to=\"b\"} 10800"),
-            "{m}"
-        );
-        assert!(m.contains("drctl_copy_ok{from=\"a\",to=\"b\"} 0"), "{m}");
     }
 }

@@ -32,15 +32,10 @@ pub fn check(stacks: &[Stack], docker: Option<&Docker>, unreachable: &str) -> Ve
 }
 
 fn source(def: &SourceDef, docker: Option<&Docker>, unreachable: &str) -> Result<String, String> {
-    let needs_docker = def.kind != SourceKind::Volume
-        || def.volume.is_some()
-        || !def.stop.is_empty()
-        || !def.pause.is_empty();
-    let docker = match docker {
-        Some(d) => Some(d),
-        None if needs_docker => return Err(unreachable.to_string()),
-        None => None,
-    };
+    // What a backup of it needs, as its kind says.
+    if docker.is_none() && driver(def.kind).backup_needs_docker(def) {
+        return Err(unreachable.to_string());
+    }
     let mut problems = Vec::new();
     if let Some(d) = docker {
         for c in def.stop.iter().chain(&def.pause) {

@@ -2,6 +2,9 @@
 //! the repository's size; and the same as Prometheus text-format metrics for
 //! node_exporter's textfile collector. The clock is passed in.
 
+mod prom;
+
+use prom::{family, timestamp_secs};
 use std::io::Write;
 use std::path::Path;
 
@@ -378,40 +381,6 @@ pub fn pitr_health(health: Health, sources: &[SourceState], rpo: Option<Duration
     out
 }
 
-/// A label value in the text format: backslash, double quote and newline escaped.
-fn label(v: &str) -> String {
-    v.replace('\\', r"\\")
-        .replace('"', "\\\"")
-        .replace('\n', r"\n")
-}
-
-/// One metric family being written.
-struct Family<'a> {
-    out: &'a mut String,
-    name: &'a str,
-}
-
-impl Family<'_> {
-    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
-        let name = self.name;
-        let labels: Vec<String> = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
-            .collect();
-        if labels.is_empty() {
-            self.out.push_str(&format!("{name} {value}\n"));
-        } else {
-            self.out
-                .push_str(&format!("{name}{{{}}} {value}\n", labels.join(",")));
-        }
-    }
-}
-
-fn family<'a>(out: &'a mut String, name: &'a str, help: &str) -> Family<'a> {
-    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
-    Family { out, name }
-}
-
 /// The status as Prometheus text format (version 0.0.4).
 pub fn metrics(status: &Status, catalog: &Catalog) -> Result<String> {
     let mut o = String::new();
@@ -419,13 +388,8 @@ pub fn metrics(status: &Status, catalog: &Catalog) -> Result<String> {
     run_metrics(&mut o, &newest_runs(status, catalog)?);
     drill_metrics(&mut o, status);
     repository_metrics(&mut o, status);
-    crate::copy::state::metrics(&mut o, &status.copies, status.now);
+    copy_metrics(&mut o, &status.copies, status.now);
     Ok(o)
-}
-
-/// Seconds since the epoch, with milliseconds, as Prometheus timestamps are given.
-fn timestamp_secs(t: &DateTime<Utc>) -> f64 {
-    t.timestamp_millis() as f64 / 1000.0
 }
 
 /// The families an RPO alert is written on: each source's newest good backup, each
@@ -675,4 +639,58 @@ pub fn write_metrics(path: &Path, text: &str) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     r
+}
+
+/// The copies made from this host: when each last completed, its lag, whether it is OK.
+fn copy_metrics(o: &mut String, copies: &[crate::copy::state::CopyState], now: DateTime<Utc>) {
+    if copies.is_empty() {
+        return;
+    }
+    type Value<'a> = &'a dyn Fn(&crate::copy::state::CopyState) -> Option<f64>;
+    let families: [(&str, &str, Value); 3] = [
+        (
+            "drctl_copy_last_success_timestamp_seconds",
+            "Start of the newest complete run of each copy.",
+            &|c| c.last_success.as_ref().map(timestamp_secs),
+        ),
+        (
+            "drctl_copy_lag_seconds",
+            "How far each copy trails its source.",
+            &|c| c.lag_seconds(now).map(|l| l as f64),
+        ),
+        (
+            "drctl_copy_ok",
+            "1 when the copy's last run succeeded and it is within its lag bound.",
+            &|c| Some(if c.trouble(now).is_none() { 1.0 } else { 0.0 }),
+        ),
+    ];
+    for (name, help, value) in families {
+        let mut f = family(o, name, help);
+        for c in copies {
+            if let Some(v) = value(c) {
+                f.sample(&[("from", &c.from), ("to", &c.to)], v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod copy_metric_tests {
+    use super::*;
+    use crate::copy::state::{load, record};
+
+    #[test]
+    fn a_late_failed_copy_has_its_lag_and_is_not_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = |h: i64| DateTime::from_timestamp(1_795_000_000 + h * 3600, 0).unwrap();
+        record(dir.path(), "a", "b", t(0), Ok((3, 10)), 7200).unwrap();
+        record(dir.path(), "a", "b", t(3), Err("boom".into()), 7200).unwrap();
+        let mut m = String::new();
+        copy_metrics(&mut m, &load(dir.path()), t(3));
+        assert!(
+            m.contains("drctl_copy_lag_seconds{from=\"a\",to=\"b\"} 10800"),
+            "{m}"
+        );
+        assert!(m.contains("drctl_copy_ok{from=\"a\",to=\"b\"} 0"), "{m}");
+    }
 }
