@@ -927,6 +927,44 @@ fn mysql_env(container: &str) -> Env {
     env
 }
 
+/// MariaDB's options for a row-based binary log, as the official image takes them.
+const BINLOG_OPTIONS: [&str; 3] = [
+    "--log-bin=mysql-bin",
+    "--binlog-format=ROW",
+    "--server-id=1",
+];
+
+/// A MariaDB server writing a binary log, holding `shop.orders` (5000 rows) and an
+/// empty `shop.markers`, and a stack `shop` backing it up with `pitr = true`.
+fn binlog_shop(name: &str) -> (Container, Env) {
+    let c = docker::mariadb_cmd(name, MPW, &[], &BINLOG_OPTIONS);
+    c.mariadb_sql(
+        MPW,
+        "CREATE DATABASE shop; CREATE TABLE shop.orders (id int PRIMARY KEY, note text); \
+         INSERT INTO shop.orders SELECT seq, md5(seq) FROM shop.seq_1_to_5000; \
+         CREATE TABLE shop.markers (at datetime(6))",
+    );
+    let env = mysql_env(name);
+    (c, env)
+}
+
+/// Asserts that the restored markers end at `t`: none after it, and the newest within a
+/// second before it.
+fn assert_markers_end_at(c: &Container, t: chrono::DateTime<chrono::Utc>) {
+    let newest: chrono::DateTime<chrono::Utc> = c
+        .mariadb_sql(
+            MPW,
+            "SELECT DATE_FORMAT(max(at), '%Y-%m-%dT%H:%i:%s.%fZ') FROM shop.markers",
+        )
+        .parse()
+        .unwrap();
+    assert!(newest <= t, "a marker after the time: {newest} > {t}");
+    assert!(
+        t - newest <= chrono::Duration::seconds(1),
+        "markers end more than a second before the time: {newest} < {t}"
+    );
+}
+
 /// `INSERT` of a marker row carrying its own clock (UTC, to the microsecond) every
 /// ~150 ms until `until`.
 fn maria_markers_until(c: &Container, until: chrono::DateTime<chrono::Utc>) {
@@ -950,19 +988,7 @@ fn mariadb_restore_at_a_second_before_a_delete_replays_the_binary_log() {
         return;
     }
     let name = unique("drctl-t-binlog-pitr");
-    let options = [
-        "--log-bin=mysql-bin",
-        "--binlog-format=ROW",
-        "--server-id=1",
-    ];
-    let c = docker::mariadb_cmd(&name, MPW, &[], &options);
-    c.mariadb_sql(
-        MPW,
-        "CREATE DATABASE shop; CREATE TABLE shop.orders (id int PRIMARY KEY, note text); \
-         INSERT INTO shop.orders SELECT seq, md5(seq) FROM shop.seq_1_to_5000; \
-         CREATE TABLE shop.markers (at datetime(6))",
-    );
-    let env = mysql_env(&name);
+    let (c, env) = binlog_shop(&name);
     common::assert_ok(&env.run(&["backup", "shop"]));
     let mut archive = start_archive(&env);
     maria_markers_until(&c, chrono::Utc::now() + chrono::Duration::seconds(1));
@@ -1012,7 +1038,7 @@ fn mariadb_restore_at_a_second_before_a_delete_replays_the_binary_log() {
 
     // The host's server is replaced by an empty one under the same name.
     c.remove();
-    let c = docker::mariadb_cmd(&name, MPW, &[], &options);
+    let c = docker::mariadb_cmd(&name, MPW, &[], &BINLOG_OPTIONS);
     c.mariadb_sql(MPW, "CREATE DATABASE other; FLUSH BINARY LOGS");
     wait_for(
         "the new server's first file in the archive",
@@ -1041,18 +1067,7 @@ fn mariadb_restore_at_a_second_before_a_delete_replays_the_binary_log() {
         c.mariadb_sql(MPW, "SELECT count(*) FROM shop.orders"),
         "5000"
     );
-    let newest: chrono::DateTime<chrono::Utc> = c
-        .mariadb_sql(
-            MPW,
-            "SELECT DATE_FORMAT(max(at), '%Y-%m-%dT%H:%i:%s.%fZ') FROM shop.markers",
-        )
-        .parse()
-        .unwrap();
-    assert!(newest <= t, "a marker after the time: {newest} > {t}");
-    assert!(
-        t - newest <= chrono::Duration::seconds(1),
-        "markers end more than a second before the time: {newest} < {t}"
-    );
+    assert_markers_end_at(&c, t);
     let log = stop_archive(archive);
     assert!(!log.contains(MPW), "password in the log: {log}");
 }
@@ -1066,19 +1081,7 @@ fn mariadb_missing_binary_log_file_is_named_and_only_its_span_is_unrestorable() 
         return;
     }
     let name = unique("drctl-t-binlog-gap");
-    let options = [
-        "--log-bin=mysql-bin",
-        "--binlog-format=ROW",
-        "--server-id=1",
-    ];
-    let c = docker::mariadb_cmd(&name, MPW, &[], &options);
-    c.mariadb_sql(
-        MPW,
-        "CREATE DATABASE shop; CREATE TABLE shop.orders (id int PRIMARY KEY, note text); \
-         INSERT INTO shop.orders SELECT seq, md5(seq) FROM shop.seq_1_to_5000; \
-         CREATE TABLE shop.markers (at datetime(6))",
-    );
-    let env = mysql_env(&name);
+    let (c, env) = binlog_shop(&name);
     common::assert_ok(&env.run(&["backup", "shop"]));
     let archive = start_archive(&env);
     let start = chrono::Utc::now();
@@ -1137,17 +1140,6 @@ fn mariadb_missing_binary_log_file_is_named_and_only_its_span_is_unrestorable() 
         "--force",
     ]);
     common::assert_ok(&o);
-    let newest: chrono::DateTime<chrono::Utc> = c
-        .mariadb_sql(
-            MPW,
-            "SELECT DATE_FORMAT(max(at), '%Y-%m-%dT%H:%i:%s.%fZ') FROM shop.markers",
-        )
-        .parse()
-        .unwrap();
-    assert!(newest <= before_gap, "a marker after the time: {newest}");
-    assert!(
-        before_gap - newest <= chrono::Duration::seconds(1),
-        "{newest}"
-    );
+    assert_markers_end_at(&c, before_gap);
     stop_archive(archive);
 }
