@@ -54,7 +54,7 @@ complete -c drctl -n "__fish_drctl_needs_command" -f -a "forget" -d 'Remove reco
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "prune" -d 'Delete data no snapshot references, safely while other hosts back up'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "drill" -d 'Restore a stack into scratch containers and directories, check it, and time it against its RPO and RTO'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "check" -d 'Verify the repository\'s structure, and optionally its data'
-complete -c drctl -n "__fish_drctl_needs_command" -f -a "recover" -d 'A new host from the repository alone: list its stacks, put drctl\'s configuration back'
+complete -c drctl -n "__fish_drctl_needs_command" -f -a "recover" -d 'A new host from the repository alone: drctl\'s configuration, then each stack\'s Compose project, volumes and databases, started and checked (dependencies first)'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "discover" -d 'Propose a stack file (and a drill) per running Compose project'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "copy" -d 'Copy every object another repository lacks into it (an offsite copy, best pulled from a second machine); needs no key'
 complete -c drctl -n "__fish_drctl_needs_command" -f -a "catalog" -d 'Manage the local catalog'
@@ -375,7 +375,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand check" -s q -l quiet -d 'Pri
 complete -c drctl -n "__fish_drctl_using_subcommand check" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
 complete -c drctl -n "__fish_drctl_using_subcommand check" -s h -l help -d 'Print help'
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -l at -d 'The newest point at or before this time' -r
-complete -c drctl -n "__fish_drctl_using_subcommand recover" -l config-to -d 'Write the stacks\' configuration (stack and drill files) as their points carry it under DIR (DIR/schedules, DIR/restore-drills); existing files are never replaced' -r -F
+complete -c drctl -n "__fish_drctl_using_subcommand recover" -l config-to -d 'Write the stacks\' configuration (stack and drill files) as their points carry it under DIR (DIR/schedules, DIR/restore-drills) instead of where drctl.toml says; existing files are never replaced' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F
@@ -388,6 +388,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand recover" -l metrics-file -d 
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -l now -d 'Pretend the time is TIME (tests and rehearsals of schedules)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -l all -d 'Every stack in the repository'
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -l list -d 'List every stack in the repository with its newest points, then stop'
+complete -c drctl -n "__fish_drctl_using_subcommand recover" -l config-only -d 'Write the configuration only: restore no stack'
+complete -c drctl -n "__fish_drctl_using_subcommand recover" -l dry-run -d 'Print what would be written, created, restored and started, and change nothing'
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
@@ -587,7 +589,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_su
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check recover discover copy catalog repair config key help" -f -a "prune" -d 'Delete data no snapshot references, safely while other hosts back up'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check recover discover copy catalog repair config key help" -f -a "drill" -d 'Restore a stack into scratch containers and directories, check it, and time it against its RPO and RTO'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check recover discover copy catalog repair config key help" -f -a "check" -d 'Verify the repository\'s structure, and optionally its data'
-complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check recover discover copy catalog repair config key help" -f -a "recover" -d 'A new host from the repository alone: list its stacks, put drctl\'s configuration back'
+complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check recover discover copy catalog repair config key help" -f -a "recover" -d 'A new host from the repository alone: drctl\'s configuration, then each stack\'s Compose project, volumes and databases, started and checked (dependencies first)'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check recover discover copy catalog repair config key help" -f -a "discover" -d 'Propose a stack file (and a drill) per running Compose project'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check recover discover copy catalog repair config key help" -f -a "copy" -d 'Copy every object another repository lacks into it (an offsite copy, best pulled from a second machine); needs no key'
 complete -c drctl -n "__fish_drctl_using_subcommand help; and not __fish_seen_subcommand_from init backup snapshots ls restore dump run archive daemon schedule status forget prune drill check recover discover copy catalog repair config key help" -f -a "catalog" -d 'Manage the local catalog'

@@ -27,6 +27,7 @@ pub mod notify;
 pub mod pitr;
 pub mod progress;
 pub mod prune;
+pub mod recover;
 pub mod repair;
 pub mod repo;
 pub mod restore;

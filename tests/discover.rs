@@ -1,6 +1,8 @@
-//! `drctl discover` against Compose projects run by docker-compose from the test image:
-//! the stack files it writes pass `config check` unchanged, every stack backs up, no
-//! credential lands in a file, and a second run reports what changed instead of writing.
+//! The whole host, as the reference server runs it: Compose projects run by
+//! docker-compose from the test image. `drctl discover` writes stack files that pass
+//! `config check --live` unchanged and back up; then the host is destroyed and `drctl
+//! recover --all`, from the repository and the key file alone, brings every project back
+//! whole, in dependency order, checked and timed.
 
 mod common;
 
@@ -21,7 +23,7 @@ impl Project {
     fn up(name: &str, dir: &Path, compose: &str) -> Project {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("docker-compose.yml"), compose).unwrap();
-        std::fs::write(dir.join(".env"), "TAG=1\n").unwrap();
+        std::fs::write(dir.join(".env"), format!("TAG={name}\n")).unwrap();
         let p = Project {
             name: name.to_string(),
             dir: dir.to_path_buf(),
@@ -52,11 +54,37 @@ impl Project {
             .unwrap();
         text(&o.stdout).trim().trim_start_matches('/').to_string()
     }
+
+    /// Everything of the project gone, as with a dead host: containers, volumes and
+    /// networks, found by Compose's label (its files may be gone too).
+    fn destroy(&self) {
+        let label = format!("label=com.docker.compose.project={}", self.name);
+        for (list, rm) in [
+            (
+                vec!["ps", "-aq", "--filter", &label],
+                vec!["rm", "-f", "-v"],
+            ),
+            (
+                vec!["volume", "ls", "-q", "--filter", &label],
+                vec!["volume", "rm", "-f"],
+            ),
+            (
+                vec!["network", "ls", "-q", "--filter", &label],
+                vec!["network", "rm"],
+            ),
+        ] {
+            let o = Command::new("docker").args(&list).output().unwrap();
+            for id in text(&o.stdout).split_whitespace() {
+                let _ = Command::new("docker").args(&rm).arg(id).output();
+            }
+        }
+    }
 }
 
 impl Drop for Project {
     fn drop(&mut self) {
         let _ = self.compose(&["down", "-v", "-t", "2"]);
+        self.destroy();
     }
 }
 
@@ -72,33 +100,123 @@ fn wait_for(container: &str, env: &[(&str, &str)], cmd: &[&str]) {
 }
 
 const SLEEP: &str = r#"["bash", "-c", "trap 'exit 0' TERM INT; sleep infinity & wait"]"#;
+const PG_PW: &str = "pg-Secret-1";
+const REDIS_PW: &str = "redis-Secret-2";
+const MARIA_PW: &str = "maria-Secret-3";
+const SHARED_PG_PW: &str = "pg-Secret-4";
 
-#[test]
-fn discovered_stack_files_check_and_back_up_and_a_second_run_reports_changes() {
-    if skip() {
-        return;
+/// A Drupal site's shape: users, nodes with their field data and revisions, taxonomy,
+/// a cache table with binary data, and the key-value store.
+const DRUPAL_SCHEMA: &str = "
+CREATE TABLE users (uid serial PRIMARY KEY, uuid uuid NOT NULL DEFAULT gen_random_uuid(), langcode varchar(12) NOT NULL DEFAULT 'en');
+CREATE TABLE users_field_data (uid int PRIMARY KEY REFERENCES users, name varchar(60) UNIQUE, mail varchar(254), created int, status smallint);
+CREATE TABLE node (nid serial PRIMARY KEY, vid int, type varchar(32), uuid uuid NOT NULL DEFAULT gen_random_uuid());
+CREATE TABLE node_field_data (nid int REFERENCES node, vid int, langcode varchar(12), title varchar(255), uid int REFERENCES users, status smallint, created int, changed int, PRIMARY KEY (nid, langcode));
+CREATE TABLE node_revision (vid serial PRIMARY KEY, nid int REFERENCES node, revision_log text, revision_timestamp int);
+CREATE TABLE taxonomy_term_field_data (tid serial PRIMARY KEY, vid varchar(32), name varchar(255), description__value text);
+CREATE TABLE taxonomy_index (nid int REFERENCES node, tid int REFERENCES taxonomy_term_field_data, PRIMARY KEY (nid, tid));
+CREATE TABLE cache_render (cid varchar(255) PRIMARY KEY, data bytea, expire int, tags text);
+CREATE TABLE key_value (collection varchar(128), name varchar(128), value bytea, PRIMARY KEY (collection, name));
+INSERT INTO users (uid) SELECT g FROM generate_series(1, 200) g;
+INSERT INTO users_field_data SELECT g, 'user' || g, 'user' || g || '@example.com', 1700000000 + g, 1 FROM generate_series(1, 200) g;
+INSERT INTO node (nid, vid, type) SELECT g, g, CASE WHEN g % 3 = 0 THEN 'page' ELSE 'article' END FROM generate_series(1, 3000) g;
+INSERT INTO node_field_data SELECT g, g, 'en', 'Node number ' || g || ' é ü ☃', 1 + g % 200, 1, 1700000000 + g, 1700100000 + g FROM generate_series(1, 3000) g;
+INSERT INTO node_revision (nid, revision_log, revision_timestamp) SELECT 1 + g % 3000, repeat('edit ', g % 20), 1700000000 + g FROM generate_series(1, 6000) g;
+INSERT INTO taxonomy_term_field_data (vid, name, description__value) SELECT 'tags', 'tag' || g, md5(g::text) FROM generate_series(1, 100) g;
+INSERT INTO taxonomy_index SELECT g, 1 + g % 100 FROM generate_series(1, 3000) g;
+INSERT INTO cache_render SELECT 'entity_view:node:' || g, decode(md5(g::text) || md5((g * 7)::text), 'hex'), -1, 'node:' || g FROM generate_series(1, 2000) g;
+INSERT INTO key_value SELECT 'state', 'system.cron_last' || g, convert_to(g::text, 'UTF8') FROM generate_series(1, 50) g;
+";
+
+/// Every table of a PostgreSQL database with its row count and a checksum of its rows.
+fn pg_tables(c: &Container, pw: &str, db: &str) -> Vec<String> {
+    let tables = c.psql(
+        pw,
+        db,
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    );
+    tables
+        .lines()
+        .map(|t| {
+            let row = c.psql(
+                pw,
+                db,
+                &format!(
+                    "SELECT count(*) || ' ' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '-') FROM {t} x"
+                ),
+            );
+            format!("{t}: {row}")
+        })
+        .collect()
+}
+
+/// Every file under `dir` with its contents (what a recovery must give back).
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
     }
-    let env = Env::init(Kind::Local).unwrap();
-    let img = image();
-    let root = env.path("hosts");
-    let shop_name = unique("shop-prod");
-    let files = root.join("data/shop/files");
-    std::fs::create_dir_all(&files).unwrap();
-    std::fs::write(files.join("logo.png"), b"png").unwrap();
-    let shop = Project::up(
-        &shop_name,
-        &root.join(&shop_name),
-        &format!(
-            r#"version: "2.4"
+    out.sort();
+    out
+}
+
+/// What the test host holds that a recovery must give back.
+#[derive(Debug, PartialEq)]
+struct HostState {
+    drupal: Vec<String>,
+    shared_pg: Vec<String>,
+    maria: String,
+    redis: Vec<String>,
+    sqlite: String,
+    files: Vec<Vec<(String, Vec<u8>)>>,
+}
+
+/// The three projects: a shop (PostgreSQL with a Drupal schema, Redis with a password on
+/// its command line, a web container with a bind-mounted files tree, an automation
+/// container with a SQLite file in a named volume), shared databases (PostgreSQL and
+/// MariaDB) and a development app on the shared project's network.
+struct Host {
+    root: PathBuf,
+    shop: Project,
+    shared: Project,
+    dev: Project,
+}
+
+impl Host {
+    fn up(root: &Path) -> Host {
+        let img = image();
+        let shop_name = unique("shop-prod");
+        let files = root.join("data/shop/files");
+        std::fs::create_dir_all(files.join("styles/thumb")).unwrap();
+        std::fs::write(files.join("logo.png"), b"png").unwrap();
+        std::fs::write(
+            files.join("styles/thumb/a.jpg"),
+            common::random_bytes(200_000, 3),
+        )
+        .unwrap();
+        let shop = Project::up(
+            &shop_name,
+            &root.join(&shop_name),
+            &format!(
+                r#"version: "2.4"
 services:
   db:
     image: {img}
     command: ["drctl-postgres"]
     stop_signal: SIGINT
-    environment: {{ POSTGRES_PASSWORD: "pg-Secret-1", POSTGRES_USER: postgres }}
+    environment: {{ POSTGRES_PASSWORD: "{PG_PW}", POSTGRES_USER: postgres }}
   redis:
     image: {img}
-    command: ["redis-server", "--requirepass", "redis-Secret-2", "--dir", "/tmp", "--bind", "0.0.0.0", "--protected-mode", "no"]
+    command: ["redis-server", "--requirepass", "{REDIS_PW}", "--dir", "/tmp", "--bind", "0.0.0.0", "--protected-mode", "no"]
   web:
     image: {img}
     command: {SLEEP}
@@ -110,48 +228,66 @@ services:
 volumes:
   n8n: {{}}
 "#,
-            files.display()
-        ),
-    );
-    let shared_name = unique("shared");
-    let shared = Project::up(
-        &shared_name,
-        &root.join(&shared_name),
-        &format!(
-            r#"version: "2.4"
+                files.display()
+            ),
+        );
+        let shared_name = unique("shared");
+        let shared = Project::up(
+            &shared_name,
+            &root.join(&shared_name),
+            &format!(
+                r#"version: "2.4"
 services:
   mariadb:
     image: {img}
     command: ["drctl-mariadb"]
-    environment: {{ MARIADB_ROOT_PASSWORD: "maria-Secret-3" }}
+    environment: {{ MARIADB_ROOT_PASSWORD: "{MARIA_PW}" }}
+  postgres:
+    image: {img}
+    command: ["drctl-postgres"]
+    stop_signal: SIGINT
+    environment: {{ POSTGRES_PASSWORD: "{SHARED_PG_PW}", POSTGRES_USER: postgres }}
 "#
-        ),
-    );
-    let dev_name = unique("dev");
-    let dev_files = root.join("data/dev");
-    std::fs::create_dir_all(&dev_files).unwrap();
-    std::fs::write(dev_files.join("app.py"), b"print('hi')").unwrap();
-    let _dev = Project::up(
-        &dev_name,
-        &root.join(&dev_name),
-        &format!(
-            r#"version: "2.4"
+            ),
+        );
+        let dev_name = unique("dev");
+        let dev_files = root.join("data/dev");
+        std::fs::create_dir_all(&dev_files).unwrap();
+        std::fs::write(dev_files.join("app.py"), b"print('hi')").unwrap();
+        let dev = Project::up(
+            &dev_name,
+            &root.join(&dev_name),
+            &format!(
+                r#"version: "2.4"
 services:
   app:
     image: {img}
     command: {SLEEP}
     volumes: ["{}:/srv/app"]
+    networks: [default, shared]
+networks:
+  shared:
+    external:
+      name: {}_default
 "#,
-            dev_files.display()
-        ),
-    );
-    let db = shop.container("db");
-    let redis = shop.container("redis");
-    let maria = shared.container("mariadb");
-    wait_for(
-        &db,
-        &[("PGPASSWORD", "pg-Secret-1")],
-        &[
+                dev_files.display(),
+                shared.name
+            ),
+        );
+        Host {
+            root: root.to_path_buf(),
+            shop,
+            shared,
+            dev,
+        }
+    }
+
+    fn db(&self) -> Container {
+        Container::adopt(&self.shop.container("db"))
+    }
+
+    fn wait_ready(&self) {
+        let pg = [
             "psql",
             "-U",
             "postgres",
@@ -159,23 +295,123 @@ services:
             "/var/run/postgresql",
             "-c",
             "select 1",
-        ],
-    );
-    wait_for(&redis, &[], &["redis-cli", "-a", "redis-Secret-2", "ping"]);
-    wait_for(
-        &maria,
-        &[],
-        &["mariadb", "-uroot", "-pmaria-Secret-3", "-e", "select 1"],
-    );
-    let automation = Container::adopt(&shop.container("automation"));
-    assert!(automation
-        .exec(
+        ];
+        wait_for(&self.shop.container("db"), &[("PGPASSWORD", PG_PW)], &pg);
+        wait_for(
+            &self.shared.container("postgres"),
+            &[("PGPASSWORD", SHARED_PG_PW)],
+            &pg,
+        );
+        wait_for(
+            &self.shop.container("redis"),
+            &[("REDISCLI_AUTH", REDIS_PW)],
+            &["redis-cli", "ping"],
+        );
+        wait_for(
+            &self.shared.container("mariadb"),
+            &[("MYSQL_PWD", MARIA_PW)],
+            &["mariadb", "-uroot", "-e", "select 1"],
+        );
+    }
+
+    /// Fills every database, cache and volume.
+    fn fill(&self) {
+        let db = self.db();
+        db.psql(PG_PW, "postgres", "CREATE DATABASE drupal");
+        db.psql(PG_PW, "drupal", DRUPAL_SCHEMA);
+        std::mem::forget(db);
+        let pg = Container::adopt(&self.shared.container("postgres"));
+        pg.psql(SHARED_PG_PW, "postgres", "CREATE DATABASE devdb");
+        pg.psql(
+            SHARED_PG_PW,
+            "devdb",
+            "CREATE TABLE items AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 500) g",
+        );
+        std::mem::forget(pg);
+        let maria = Container::adopt(&self.shared.container("mariadb"));
+        maria.mariadb_sql(
+            MARIA_PW,
+            "CREATE DATABASE legacy; USE legacy; CREATE TABLE legacy.orders (id INT PRIMARY KEY, total DECIMAL(10,2), note VARCHAR(64)); \
+             INSERT INTO legacy.orders SELECT seq, seq * 1.5, CONCAT('order ', seq) FROM seq_1_to_800;",
+        );
+        std::mem::forget(maria);
+        let redis = Container::adopt(&self.shop.container("redis"));
+        for i in 0..40 {
+            redis.redis_cli(
+                REDIS_PW,
+                &["SET", &format!("session:{i}"), &format!("user {i}")],
+            );
+        }
+        redis.redis_cli(REDIS_PW, &["HSET", "cart:7", "sku", "A-1", "qty", "3"]);
+        std::mem::forget(redis);
+        let automation = Container::adopt(&self.shop.container("automation"));
+        automation.exec_ok(
             &[],
-            &["sh", "-c", "echo x > /home/node/.n8n/database.sqlite"]
-        )
-        .status
-        .success());
-    std::mem::forget(automation);
+            &[
+                "sh",
+                "-c",
+                "printf 'SQLite format 3\\000 n8n' > /home/node/.n8n/database.sqlite",
+            ],
+        );
+        std::mem::forget(automation);
+    }
+
+    /// What a recovery must bring back.
+    fn state(&self) -> HostState {
+        let db = self.db();
+        let drupal = pg_tables(&db, PG_PW, "drupal");
+        std::mem::forget(db);
+        let pg = Container::adopt(&self.shared.container("postgres"));
+        let shared_pg = pg_tables(&pg, SHARED_PG_PW, "devdb");
+        std::mem::forget(pg);
+        let maria = Container::adopt(&self.shared.container("mariadb"));
+        let maria_sum = maria.mariadb_sql(
+            MARIA_PW,
+            "SELECT COUNT(*), MD5(GROUP_CONCAT(id, ':', total, ':', note ORDER BY id)) FROM legacy.orders",
+        );
+        std::mem::forget(maria);
+        let redis = Container::adopt(&self.shop.container("redis"));
+        let mut keys: Vec<String> = redis
+            .redis_cli(REDIS_PW, &["--scan"])
+            .lines()
+            .map(|k| format!("{k}={}", redis.redis_cli(REDIS_PW, &["DUMP", k]).len()))
+            .collect();
+        keys.sort();
+        keys.push(redis.redis_cli(REDIS_PW, &["HGET", "cart:7", "qty"]));
+        std::mem::forget(redis);
+        let automation = Container::adopt(&self.shop.container("automation"));
+        let sqlite = automation.exec_ok(&[], &["md5sum", "/home/node/.n8n/database.sqlite"]);
+        std::mem::forget(automation);
+        HostState {
+            drupal,
+            shared_pg,
+            maria: maria_sum,
+            redis: keys,
+            sqlite,
+            files: [
+                self.root.join("data"),
+                self.shop.dir.clone(),
+                self.shared.dir.clone(),
+                self.dev.dir.clone(),
+            ]
+            .iter()
+            .map(|d| tree(d))
+            .collect(),
+        }
+    }
+}
+
+#[test]
+fn a_discovered_host_backs_up_and_comes_back_whole_from_the_repository_alone() {
+    if skip() {
+        return;
+    }
+    let env = Env::init(Kind::Local).unwrap();
+    let root = env.path("hosts");
+    let host = Host::up(&root);
+    host.wait_ready();
+    host.fill();
+    let (shop_name, shared_name, dev_name) = (&host.shop.name, &host.shared.name, &host.dev.name);
 
     // Printed by default; written with --write; both name every project.
     let o = env.run(&["discover"]);
@@ -189,9 +425,11 @@ services:
     assert_ok(&o);
     let shop_file = env.path(&format!("schedules/{shop_name}.toml"));
     let written = std::fs::read_to_string(&shop_file).unwrap();
-    for secret in ["pg-Secret-1", "redis-Secret-2", "maria-Secret-3"] {
+    let dev_file =
+        std::fs::read_to_string(env.path(&format!("schedules/{dev_name}.toml"))).unwrap();
+    for secret in [PG_PW, REDIS_PW, MARIA_PW, SHARED_PG_PW] {
         assert!(
-            !written.contains(secret),
+            !written.contains(secret) && !dev_file.contains(secret),
             "a credential was copied: {written}"
         );
     }
@@ -200,8 +438,14 @@ services:
         "the SQLite holder is not paused: {written}"
     );
     assert!(
-        written.contains(&format!("path = \"{}\"", shop.dir.display())),
+        written.contains(&format!("path = \"{}\"", host.shop.dir.display()))
+            && written.contains(&format!("[stack.{shop_name}.compose]")),
         "{written}"
+    );
+    // The development app joins the shared project's network: it depends on it.
+    assert!(
+        dev_file.contains(&format!("depends_on = [\"{shared_name}\"]")),
+        "{dev_file}"
     );
     assert!(env
         .path(&format!("restore-drills/{shop_name}.toml"))
@@ -217,25 +461,85 @@ services:
     );
     // Production and development get their own starting targets.
     assert!(written.contains("rpo = \"15m\""), "{written}");
-    let dev_file =
-        std::fs::read_to_string(env.path(&format!("schedules/{dev_name}.toml"))).unwrap();
     assert!(
         dev_file.contains("rpo = \"1d\"") && dev_file.contains(" 3 * * *"),
         "{dev_file}"
     );
-    for stack in [&shop_name, &shared_name, &dev_name] {
-        let o = env.run(&["backup", stack]);
-        assert_ok(&o);
+    for stack in [shop_name, shared_name, dev_name] {
+        assert_ok(&env.run(&["backup", stack]));
     }
-    let o = env.json(&["snapshots", &shop_name]);
+    let o = env.json(&["snapshots", shop_name]);
     let sources = o[0]["sources"].as_array().unwrap().len();
     assert_eq!(sources, 5, "{o}"); // db, redis, web, automation, compose
+    let before = host.state();
 
-    // A second run changes no file and says what changed.
+    // The host dies: every container, volume, network and data directory, and drctl's
+    // configuration, catalog and state. The repository and the key file are elsewhere.
+    for p in [&host.shop, &host.shared, &host.dev] {
+        p.destroy();
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+    for d in ["schedules", "restore-drills"] {
+        std::fs::remove_dir_all(env.path(d)).unwrap();
+    }
+    for e in std::fs::read_dir(env.dir.path()).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if !["repo", "drctl.key", "drctl.toml"].contains(&name.as_str()) {
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p).unwrap();
+            } else {
+                std::fs::remove_file(&p).unwrap();
+            }
+        }
+    }
+
+    let t0 = Instant::now();
+    let o = env.run(&["recover", "--all"]);
+    let took = t0.elapsed();
+    assert_ok(&o);
+    let summary = text(&o.stdout);
+    eprintln!("recover --all took {took:?}:\n{summary}");
+    // Dependencies first: the shared databases before the app that uses them.
+    let pos = |n: &str| {
+        summary
+            .find(&format!("stack {n}: recovered"))
+            .unwrap_or_else(|| panic!("{n}: {summary}"))
+    };
+    assert!(pos(shared_name) < pos(dev_name), "{summary}");
+    assert!(
+        summary.contains("(RTO 1h: met)") && summary.contains("(RTO 8h: met)"),
+        "{summary}"
+    );
+    for n in [shop_name, shared_name, dev_name] {
+        assert!(
+            summary.contains(&format!("stack {n}: recovered")),
+            "{summary}"
+        );
+    }
+    assert!(!summary.contains("FAILED"), "{summary}");
+    assert!(summary.contains("3 stack(s) recovered in"), "{summary}");
+    host.wait_ready();
+    assert_eq!(host.state(), before);
+    // Every service runs again, and the configuration is back as it was written.
+    for (p, service) in [
+        (&host.shop, "web"),
+        (&host.shop, "automation"),
+        (&host.dev, "app"),
+    ] {
+        assert!(
+            Container::adopt(&p.container(service)).running(),
+            "{service} is not running"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&shop_file).unwrap(), written);
+
+    // Discovery on the recovered host finds the same stacks; a change is reported.
     let o = env.run(&["discover", "--write", env.dir.path().to_str().unwrap()]);
     assert_ok(&o);
     assert!(text(&o.stderr).contains("unchanged"), "{}", text(&o.stderr));
-    let o = shop.compose(&["rm", "-s", "-f", "redis"]);
+    let redis = host.shop.container("redis");
+    let o = host.shop.compose(&["rm", "-s", "-f", "redis"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let o = env.run(&["discover", "--write", env.dir.path().to_str().unwrap()]);
     assert_ok(&o);

@@ -863,11 +863,13 @@ fn a_point_with_a_failed_source_is_degraded_and_check_takes_named_stacks() {
 }
 
 #[test]
-fn a_new_host_lists_the_stacks_and_gets_their_configuration_back_from_the_repository() {
+fn a_new_host_lists_the_stacks_and_gets_their_configuration_and_data_back_from_the_repository() {
     let env = Env::init(Kind::Local).unwrap();
-    volume_stack(&env, "shop", "rpo = \"1h\"");
+    let data = volume_stack(&env, "shop", "rpo = \"1h\"\nrto = \"30m\"");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("sub/b.bin"), common::random_bytes(300_000, 7)).unwrap();
     std::fs::create_dir_all(env.path("restore-drills")).unwrap();
-    let drill = "[drill.shop]\nstack = \"shop\"\n[[drill.shop.check]]\nsource = \"files\"\npath = \"a.txt\"\n";
+    let drill = "[drill.shop]\nstack = \"shop\"\n[[drill.shop.check]]\nsource = \"files\"\npath = \"sub\"\nmin_files = 1\n";
     std::fs::write(env.path("restore-drills/shop.toml"), drill).unwrap();
     assert_ok(&env.run(&["backup", "shop"]));
     let stack_file = std::fs::read_to_string(env.path("schedules/shop.toml")).unwrap();
@@ -892,14 +894,26 @@ fn a_new_host_lists_the_stacks_and_gets_their_configuration_back_from_the_reposi
     );
     assert_fails(&new_host(&["recover"]), 2, "--all");
     assert_fails(
-        &new_host(&["recover", "nosuch", "--config-to", "x"]),
+        &new_host(&["recover", "nosuch", "--config-only"]),
         2,
         "no recovery point of stack nosuch",
     );
 
+    // A dry run writes and restores nothing.
+    let o = new_host(&["recover", "--all", "--dry-run"]);
+    assert_ok(&o);
+    assert!(
+        text(&o.stderr).contains("would write"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stdout).contains("dry run: nothing was changed"));
+    assert!(!host.path().join("schedules").exists());
+
     let o = new_host(&[
         "recover",
         "--all",
+        "--config-only",
         "--config-to",
         host.path().to_str().unwrap(),
     ]);
@@ -926,12 +940,7 @@ fn a_new_host_lists_the_stacks_and_gets_their_configuration_back_from_the_reposi
         format!("{stack_file}# edited\n"),
     )
     .unwrap();
-    let o = new_host(&[
-        "recover",
-        "shop",
-        "--config-to",
-        host.path().to_str().unwrap(),
-    ]);
+    let o = new_host(&["recover", "shop", "--config-only"]);
     assert_ok(&o);
     assert!(
         text(&o.stderr).contains("kept the existing"),
@@ -943,4 +952,44 @@ fn a_new_host_lists_the_stacks_and_gets_their_configuration_back_from_the_reposi
             .unwrap()
             .ends_with("# edited\n")
     );
+
+    // The data is gone too: recover puts it back, checks it, and times it.
+    let before = tree_digest(&data);
+    std::fs::remove_dir_all(&data).unwrap();
+    let o = new_host(&["recover", "--all"]);
+    assert_ok(&o);
+    let summary = text(&o.stdout);
+    assert!(
+        summary.contains("stack shop: recovered from the point of")
+            && summary.contains("(RTO 30m: met)")
+            && summary.contains("checks: 1 of 1 passed"),
+        "{summary}"
+    );
+    assert_eq!(tree_digest(&data), before);
+    // Recovering over data that is back is refused, source by source, and says so.
+    let o = new_host(&["--json", "recover", "--all"]);
+    assert_fails(&o, 1, "1 of 1 stack(s) did not fully recover: shop");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let err = v["stacks"][0]["sources"][0]["error"].as_str().unwrap();
+    assert!(err.contains("holds data"), "{v}");
+    assert_eq!(tree_digest(&data), before);
+}
+
+/// Every file's relative path and contents under `dir`, in order.
+fn tree_digest(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
 }

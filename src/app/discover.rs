@@ -14,7 +14,11 @@ impl App {
     pub(super) fn discover(&self, a: &DiscoverArgs) -> Result<()> {
         let docker = Docker::connect(self.rt.clone())?;
         let containers = docker.running_containers()?;
-        let proposal = discover::propose(&containers, &holds_sqlite);
+        let networks = docker
+            .networks_with_label(discover::PROJECT)
+            .into_iter()
+            .collect();
+        let proposal = discover::propose(&containers, &networks, &holds_sqlite);
         if !proposal.outside.is_empty() {
             eprintln!(
                 "note: not in a Compose project, not proposed: {}",

@@ -110,7 +110,8 @@ pub enum Command {
     Drill(DrillArgs),
     /// Verify the repository's structure, and optionally its data
     Check(CheckArgs),
-    /// A new host from the repository alone: list its stacks, put drctl's configuration back
+    /// A new host from the repository alone: drctl's configuration, then each stack's
+    /// Compose project, volumes and databases, started and checked (dependencies first)
     Recover(RecoverArgs),
     /// Propose a stack file (and a drill) per running Compose project
     Discover(DiscoverArgs),
@@ -390,9 +391,16 @@ pub struct RecoverArgs {
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// Write the stacks' configuration (stack and drill files) as their points carry it
-    /// under DIR (DIR/schedules, DIR/restore-drills); existing files are never replaced
+    /// under DIR (DIR/schedules, DIR/restore-drills) instead of where drctl.toml says;
+    /// existing files are never replaced
     #[arg(long, value_name = "DIR")]
     pub config_to: Option<PathBuf>,
+    /// Write the configuration only: restore no stack
+    #[arg(long)]
+    pub config_only: bool,
+    /// Print what would be written, created, restored and started, and change nothing
+    #[arg(long, conflicts_with = "list")]
+    pub dry_run: bool,
 }
 
 /// `drctl discover`.

@@ -5,9 +5,11 @@
 //! rejected a value (an unknown kind or key, a cron expression that never fires, a
 //! duration it cannot read or that is out of range, a glob that does not compile).
 
+mod compose;
 pub mod drill;
 mod notify;
 
+pub use compose::ComposeDef;
 pub use notify::{EmailDef, NotifyDef, TelegramDef};
 
 use std::collections::BTreeMap;
@@ -94,6 +96,12 @@ pub struct StackDef {
     pub hook: Vec<HookDef>,
     /// Who hears of each run's start and outcome.
     pub notify: Option<NotifyDef>,
+    /// The Compose project its containers belong to (`drctl recover` starts it).
+    pub compose: Option<ComposeDef>,
+    /// Stacks recovered before this one: those whose services it uses (a shared
+    /// database server, the network it joins).
+    #[serde(default)]
+    pub depends_on: Vec<Spanned<String>>,
 }
 
 /// How long a stopped container gets to shut down cleanly, unless its source says.
@@ -391,6 +399,12 @@ fn check_stack_settings(def: &StackDef, err: ErrAt<'_>) -> Result<()> {
     }
     if let Some(n) = &def.notify {
         n.check().map_err(|(span, m)| err(&span, m))?;
+    }
+    if let Some(c) = &def.compose {
+        c.check().map_err(|(span, m)| err(&span, m))?;
+    }
+    for d in &def.depends_on {
+        check_name("stack", d.get_ref()).map_err(|m| err(&d.span(), m))?;
     }
     if let Some(k) = &def.keep {
         if k.get_ref().policy().is_empty() {

@@ -19,8 +19,8 @@ pub use render::{render_drill, render_stack};
 use crate::config::{SourceKind, Stack};
 use crate::docker::ContainerInfo;
 
-/// Compose's labels.
-const PROJECT: &str = "com.docker.compose.project";
+/// Compose's labels; `PROJECT` is on its networks and volumes too.
+pub const PROJECT: &str = "com.docker.compose.project";
 const SERVICE: &str = "com.docker.compose.service";
 const WORKING_DIR: &str = "com.docker.compose.project.working_dir";
 const CONFIG_FILES: &str = "com.docker.compose.project.config_files";
@@ -45,6 +45,21 @@ pub struct StackProposal {
     pub sources: Vec<SourceProposal>,
     /// What was looked at and left out, with why (comments in the file).
     pub notes: Vec<String>,
+    /// The Compose project, when its directory is known: `[stack.NAME.compose]`.
+    pub compose: Option<ComposeProposal>,
+    /// The projects (stacks) whose networks its containers join: recovered before it.
+    pub depends_on: Vec<String>,
+}
+
+/// The Compose project of a proposed stack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComposeProposal {
+    /// The project's name.
+    pub project: String,
+    /// Its directory.
+    pub dir: String,
+    /// Its compose files, as Compose recorded them.
+    pub files: Vec<String>,
 }
 
 /// A proposed source.
@@ -66,9 +81,15 @@ pub struct SourceProposal {
     pub comment: String,
 }
 
-/// Proposes stacks for `containers`; `has_sqlite` says whether a host directory holds a
-/// SQLite file (then its container is paused while it is read).
-pub fn propose(containers: &[ContainerInfo], has_sqlite: &dyn Fn(&Path) -> bool) -> Proposal {
+/// Proposes stacks for `containers`; `network_projects` names the Compose project that
+/// made each network (a container on another project's network depends on that
+/// project); `has_sqlite` says whether a host directory holds a SQLite file (then its
+/// container is paused while it is read).
+pub fn propose(
+    containers: &[ContainerInfo],
+    network_projects: &BTreeMap<String, String>,
+    has_sqlite: &dyn Fn(&Path) -> bool,
+) -> Proposal {
     let mut projects: BTreeMap<String, Vec<&ContainerInfo>> = BTreeMap::new();
     let mut outside = Vec::new();
     for c in containers {
@@ -78,8 +99,21 @@ pub fn propose(containers: &[ContainerInfo], has_sqlite: &dyn Fn(&Path) -> bool)
         }
     }
     let stacks = projects
-        .into_iter()
-        .map(|(project, members)| propose_stack(&project, &members, has_sqlite))
+        .iter()
+        .map(|(project, members)| {
+            let mut s = propose_stack(project, members, has_sqlite);
+            let mut deps: Vec<String> = members
+                .iter()
+                .flat_map(|c| &c.networks)
+                .filter_map(|n| network_projects.get(n))
+                .filter(|p| *p != project && projects.contains_key(*p))
+                .map(|p| stack_name(p))
+                .collect();
+            deps.sort();
+            deps.dedup();
+            s.depends_on = deps;
+            s
+        })
         .collect();
     Proposal { stacks, outside }
 }
@@ -167,12 +201,12 @@ fn propose_stack(
             });
         }
     }
+    let files = members
+        .iter()
+        .find_map(|c| c.labels.get(CONFIG_FILES))
+        .map(|f| f.split(',').map(str::to_string).collect::<Vec<_>>())
+        .unwrap_or_default();
     if let Some(dir) = &working_dir {
-        let files = members
-            .iter()
-            .find_map(|c| c.labels.get(CONFIG_FILES))
-            .map(|f| f.split(',').map(str::to_string).collect::<Vec<_>>())
-            .unwrap_or_default();
         for f in files.iter().filter(|f| !Path::new(f).starts_with(dir)) {
             notes.push(format!(
                 "compose file {f} lies outside the project directory: add it as a source"
@@ -190,9 +224,15 @@ fn propose_stack(
     }
     StackProposal {
         production: name.contains("prod"),
+        compose: working_dir.map(|dir| ComposeProposal {
+            project: project.to_string(),
+            dir,
+            files,
+        }),
         name,
         sources,
         notes,
+        depends_on: Vec::new(),
     }
 }
 

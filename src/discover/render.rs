@@ -42,6 +42,25 @@ pub fn render_stack(p: &StackProposal, index: usize) -> String {
         q(rpo),
         q(rto)
     ));
+    if !p.depends_on.is_empty() {
+        let list: Vec<String> = p.depends_on.iter().map(|d| q(d)).collect();
+        t.push_str(&format!(
+            "# Its containers join these stacks' networks: they are recovered first.\n\
+             depends_on = [{}]\n",
+            list.join(", ")
+        ));
+    }
+    if let Some(c) = &p.compose {
+        let files: Vec<String> = c.files.iter().map(|f| q(f)).collect();
+        t.push_str(&format!(
+            "\n# The Compose project, which `drctl recover` creates and starts on a new host.\n\
+             [stack.{}.compose]\nproject = {}\ndir = {}\nfiles = [{}]\n",
+            key(n),
+            q(&c.project),
+            q(&c.dir),
+            files.join(", ")
+        ));
+    }
     for s in &p.sources {
         t.push_str(&source(n, s));
     }

@@ -25,6 +25,7 @@ fn container(name: &str, project: &str, service: &str) -> ContainerInfo {
         mounts: Vec::new(),
         named_volumes: Vec::new(),
         labels,
+        networks: vec![format!("{project}_default")],
     }
 }
 
@@ -67,7 +68,7 @@ fn shop() -> Vec<ContainerInfo> {
 #[test]
 fn a_compose_project_becomes_a_stack_of_dumps_volumes_and_its_directory() {
     let sqlite = |p: &Path| p == Path::new("/var/lib/docker/volumes/shop_n8n/_data");
-    let p = propose(&shop(), &sqlite);
+    let p = propose(&shop(), &BTreeMap::new(), &sqlite);
     assert_eq!(p.outside, ["stray"]);
     assert_eq!(p.stacks.len(), 1);
     let s = &p.stacks[0];
@@ -137,7 +138,7 @@ fn databases_are_known_by_image_command_or_environment() {
 
 #[test]
 fn a_second_run_names_what_changed() {
-    let first = propose(&shop(), &|_| false);
+    let first = propose(&shop(), &BTreeMap::new(), &|_| false);
     let text = render_stack(&first.stacks[0], 0);
     let existing = crate::config::parse_stack_file(Path::new("s.toml"), &text)
         .unwrap()
@@ -149,7 +150,7 @@ fn a_second_run_names_what_changed() {
     let mut worker = container("shop-worker-1", "shop-prod", "worker");
     worker.mounts = vec![("/data".into(), PathBuf::from("/mnt/data/shop/worker"))];
     now.push(worker);
-    let second = propose(&now, &|_| false);
+    let second = propose(&now, &BTreeMap::new(), &|_| false);
     let said = changes(&existing, &second.stacks[0]).join("\n");
     assert!(
         said.contains("new, not yet a source: /mnt/data/shop/worker"),
@@ -159,4 +160,40 @@ fn a_second_run_names_what_changed() {
         said.contains("source redis matches nothing running now (container shop-redis-1)"),
         "{said}"
     );
+}
+
+#[test]
+fn a_project_on_another_projects_network_depends_on_it_and_names_its_compose_project() {
+    let mut app = container("dev-app-1", "dev", "app");
+    app.networks.push("shared_default".into());
+    let db = container("shared-db-1", "shared", "db");
+    let owners = BTreeMap::from([
+        ("shared_default".to_string(), "shared".to_string()),
+        ("dev_default".to_string(), "dev".to_string()),
+        ("gone_default".to_string(), "gone".to_string()),
+    ]);
+    let p = propose(&[app, db], &owners, &|_| false);
+    let dev = p.stacks.iter().find(|s| s.name == "dev").unwrap();
+    assert_eq!(dev.depends_on, vec!["shared".to_string()]);
+    let shared = p.stacks.iter().find(|s| s.name == "shared").unwrap();
+    assert!(shared.depends_on.is_empty());
+    assert_eq!(
+        dev.compose,
+        Some(ComposeProposal {
+            project: "dev".into(),
+            dir: "/srv/dev".into(),
+            files: vec!["/srv/dev/docker-compose.yml".into()],
+        })
+    );
+    let text = render_stack(dev, 0);
+    assert!(text.contains("depends_on = [\"shared\"]"), "{text}");
+    assert!(
+        text.contains("[stack.dev.compose]\nproject = \"dev\"\ndir = \"/srv/dev\""),
+        "{text}"
+    );
+    // What discover writes, config check reads.
+    let stacks = crate::config::parse_stack_file(Path::new("dev.toml"), &text).unwrap();
+    let compose = stacks[0].def.compose.as_ref().unwrap();
+    assert_eq!(compose.project(), "dev");
+    assert_eq!(stacks[0].def.depends_on[0].get_ref(), "shared");
 }

@@ -7,6 +7,7 @@
 //! Every command runs through `exec` with its credentials in the exec environment: they
 //! never appear on a command line (where `ps` shows them) or in a message.
 
+pub mod compose;
 mod containers;
 mod exec;
 mod tar;
@@ -58,6 +59,8 @@ pub struct ContainerInfo {
     pub named_volumes: Vec<(String, String)>,
     /// Its labels (Compose's `com.docker.compose.*` among them).
     pub labels: BTreeMap<String, String>,
+    /// The networks it is connected to, by name.
+    pub networks: Vec<String>,
 }
 
 impl ContainerInfo {
@@ -190,6 +193,11 @@ impl Docker {
                 .filter_map(|m| Some((m.destination?, PathBuf::from(m.source?))))
                 .collect(),
             labels: config.labels.unwrap_or_default().into_iter().collect(),
+            networks: c
+                .network_settings
+                .and_then(|n| n.networks)
+                .map(|n| n.into_keys().collect())
+                .unwrap_or_default(),
         })
     }
 

@@ -1,43 +1,57 @@
 //! A drill's checks: SQL against a scratch server, Redis keys, files in a restored
 //! volume (never followed out of it), and the freshness of what was restored.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::scratch::Scratch;
 use crate::config::drill::{Check, CheckKind};
-use crate::config::SourceKind;
+use crate::config::{SourceDef, SourceKind};
 use crate::docker::Docker;
 use crate::source::{self, DatabaseDriver};
 use crate::timespec::format_duration;
 
+/// What a check looks at: one restored source, in a drill's scratch or live on a
+/// recovered host.
+pub struct Subject<'a> {
+    /// The source's kind.
+    pub kind: SourceKind,
+    /// The daemon, for a database check.
+    pub docker: Option<&'a Docker>,
+    /// The database server's container.
+    pub container: Option<&'a str>,
+    /// The source's definition, whose credentials a live server takes; `None` for a
+    /// scratch server (its own credentials).
+    pub def: Option<&'a SourceDef>,
+    /// Where a volume source was restored.
+    pub dir: Option<PathBuf>,
+    /// The time of the recovery point restored.
+    pub point_time: Option<DateTime<Utc>>,
+    /// The first database the backup recorded (a check's default database).
+    pub first_db: Option<String>,
+}
+
 /// Runs one check; `Ok((passed, value))`, or the error that kept it from running.
-pub(super) fn evaluate(
-    check: &Check,
-    kind: SourceKind,
-    docker: Option<&Docker>,
-    container: Option<&String>,
-    scratch: &Scratch,
-    point_time: Option<DateTime<Utc>>,
-    first_db: Option<String>,
-) -> std::result::Result<(bool, String), String> {
-    let server = || -> std::result::Result<(&dyn DatabaseDriver, &Docker, &String), String> {
+pub fn evaluate(check: &Check, s: &Subject<'_>) -> std::result::Result<(bool, String), String> {
+    let server = || -> std::result::Result<(&dyn DatabaseDriver, &Docker, &str), String> {
         Ok((
-            source::driver(kind)
+            source::driver(s.kind)
                 .database()
                 .ok_or("a volume source has no server")?,
-            docker.ok_or("the Docker daemon is needed")?,
-            container.ok_or("no scratch server")?,
+            s.docker.ok_or("the Docker daemon is needed")?,
+            s.container.ok_or("no database server")?,
         ))
     };
+    let point_time = s.point_time;
     let query = |sql: &str, database: &Option<String>| -> std::result::Result<String, String> {
         let (server, d, c) = server()?;
         let db = database
             .clone()
-            .or_else(|| first_db.clone())
+            .or_else(|| s.first_db.clone())
             .ok_or("the source recorded no database; set database")?;
-        server.scalar(d, c, &db, sql).map_err(|e| e.to_string())
+        server
+            .scalar(d, c, s.def, &db, sql)
+            .map_err(|e| e.to_string())
     };
     match &check.kind {
         CheckKind::Sql {
@@ -63,14 +77,14 @@ pub(super) fn evaluate(
             ))
         }
         CheckKind::Path { path, min_files } => {
-            let root = scratch.dir.join("volumes").join(&check.source);
-            let found = resolve_beneath(&root, path)?;
+            let root = s.dir.as_ref().ok_or("the volume was not restored")?;
+            let found = resolve_beneath(root, path)?;
             let n = count_files(&found);
             Ok((n >= *min_files, format!("{n} file(s)")))
         }
         CheckKind::RedisKeys { expect } => {
             let (server, d, c) = server()?;
-            let n = server.key_count(d, c).map_err(|e| e.to_string())?;
+            let n = server.key_count(d, c, s.def).map_err(|e| e.to_string())?;
             Ok((expect.holds(&n.to_string()), n.to_string()))
         }
     }

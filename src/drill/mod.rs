@@ -7,7 +7,7 @@
 //! (phases, checks, verdict) is stored in the repository under `drills/`, encrypted like
 //! everything else, so the history survives the host.
 
-mod checks;
+pub mod checks;
 pub mod junit;
 pub mod report;
 mod run;

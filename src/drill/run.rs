@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::checks::evaluate;
+use super::checks::{evaluate, Subject};
 use super::scratch::{self, Scratch, ScratchServer};
 use super::window::Windows;
 use super::{point_lag, DrillAt, DrillRequest};
@@ -366,17 +366,21 @@ impl DrillRun<'_> {
             let outcome = match src {
                 Some(s) if s.error.is_none() => evaluate(
                     check,
-                    s.kind,
-                    self.docker.as_ref(),
-                    self.servers.get(&check.source).map(|s| &s.name),
-                    &self.scratch,
-                    s.point_time,
-                    self.plan
-                        .sources
-                        .iter()
-                        .find(|p| p.name() == check.source)
-                        .and_then(picked)
-                        .and_then(|(_, r)| r.databases.first().cloned()),
+                    &Subject {
+                        kind: s.kind,
+                        docker: self.docker.as_ref(),
+                        container: self.servers.get(&check.source).map(|s| s.name.as_str()),
+                        def: None,
+                        dir: Some(self.scratch.dir.join("volumes").join(&check.source)),
+                        point_time: s.point_time,
+                        first_db: self
+                            .plan
+                            .sources
+                            .iter()
+                            .find(|p| p.name() == check.source)
+                            .and_then(picked)
+                            .and_then(|(_, r)| r.databases.first().cloned()),
+                    },
                 ),
                 _ => Err(format!("source {} was not restored", check.source)),
             };

@@ -113,15 +113,27 @@ pub trait DatabaseDriver {
     /// would fail (`config check --live`).
     fn trial(&self, docker: &Docker, def: &SourceDef) -> Result<String>;
 
-    /// The first column of the first row of `sql` in `db`, with the container's own
-    /// credentials (a drill's scratch server); the server's error text when it fails.
-    fn scalar(&self, _docker: &Docker, _container: &str, _db: &str, _sql: &str) -> Result<String> {
+    /// The first column of the first row of `sql` in `db`, with the credentials of `def`
+    /// (a live server), else the container's own (a drill's scratch server); the server's
+    /// error text when it fails.
+    fn scalar(
+        &self,
+        _docker: &Docker,
+        _container: &str,
+        _def: Option<&SourceDef>,
+        _db: &str,
+        _sql: &str,
+    ) -> Result<String> {
         Err(Error::Usage("sql is for postgres and mysql sources".into()))
     }
 
-    /// Keys in all databases, with the container's own credentials (a drill's scratch
-    /// server).
-    fn key_count(&self, _docker: &Docker, _container: &str) -> Result<u64> {
+    /// Keys in all databases, with the credentials of `def`, else the container's own.
+    fn key_count(
+        &self,
+        _docker: &Docker,
+        _container: &str,
+        _def: Option<&SourceDef>,
+    ) -> Result<u64> {
         Err(Error::Usage("redis_keys is for redis sources".into()))
     }
 

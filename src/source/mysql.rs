@@ -427,8 +427,15 @@ impl DatabaseDriver for Mysql {
     }
 
     /// As root with the container's own credentials.
-    fn scalar(&self, docker: &Docker, container: &str, db: &str, sql: &str) -> Result<String> {
-        Session::open(docker, container, None)?.scalar(db, sql)
+    fn scalar(
+        &self,
+        docker: &Docker,
+        container: &str,
+        def: Option<&SourceDef>,
+        db: &str,
+        sql: &str,
+    ) -> Result<String> {
+        Session::open(docker, container, def)?.scalar(db, sql)
     }
 }
 

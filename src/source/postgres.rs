@@ -359,8 +359,15 @@ impl DatabaseDriver for Postgres {
             .is_ok_and(|o| o.exit_code == Some(0))
     }
 
-    fn scalar(&self, docker: &Docker, container: &str, db: &str, sql: &str) -> Result<String> {
-        Session::open(docker, container, None)?.scalar(db, sql)
+    fn scalar(
+        &self,
+        docker: &Docker,
+        container: &str,
+        def: Option<&SourceDef>,
+        db: &str,
+        sql: &str,
+    ) -> Result<String> {
+        Session::open(docker, container, def)?.scalar(db, sql)
     }
 }
 

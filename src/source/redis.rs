@@ -301,7 +301,7 @@ impl DatabaseDriver for Redis {
         Session::open(docker, container, None).is_ok_and(|s| s.pong())
     }
 
-    fn key_count(&self, docker: &Docker, container: &str) -> Result<u64> {
-        Session::open(docker, container, None)?.key_count()
+    fn key_count(&self, docker: &Docker, container: &str, def: Option<&SourceDef>) -> Result<u64> {
+        Session::open(docker, container, def)?.key_count()
     }
 }

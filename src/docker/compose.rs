@@ -1,0 +1,121 @@
+//! The Compose command line (`docker-compose`, or the `docker compose` plugin), which
+//! alone knows how a project's files become containers, networks and volumes. A new host
+//! recovers a project by running it, never by reading the compose files itself.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+
+/// A Compose project: its name, its directory and its files.
+#[derive(Debug, Clone)]
+pub struct Project<'a> {
+    /// `-p`.
+    pub name: &'a str,
+    /// Where it runs (its `.env` is read there).
+    pub dir: &'a Path,
+    /// `-f` each, in order; none for Compose's own choice in `dir`.
+    pub files: &'a [String],
+}
+
+/// The Compose program found on this host.
+#[derive(Debug, Clone)]
+pub struct Compose {
+    /// The program and the arguments before the project's (`docker compose`).
+    program: Vec<String>,
+}
+
+impl Compose {
+    /// `docker-compose` when on the PATH, else the `docker compose` plugin; `None` when
+    /// neither answers `version`.
+    pub fn find() -> Option<Compose> {
+        let candidates = [vec!["docker-compose"], vec!["docker", "compose"]];
+        candidates.into_iter().find_map(|c| {
+            let ok = Command::new(c[0])
+                .args(&c[1..])
+                .arg("version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then(|| Compose {
+                program: c.iter().map(|s| s.to_string()).collect(),
+            })
+        })
+    }
+
+    /// The command line that runs `args` for `project`, as an operator would type it.
+    pub fn command_line(program: Option<&Compose>, project: &Project<'_>, args: &[&str]) -> String {
+        let prog = program.map_or("docker compose".to_string(), |c| c.program.join(" "));
+        let mut line = format!(
+            "cd {} && {prog} -p {}",
+            quote(&project.dir.display().to_string()),
+            project.name
+        );
+        for f in project.files {
+            line.push_str(&format!(" -f {}", quote(f)));
+        }
+        for a in args {
+            line.push(' ');
+            line.push_str(a);
+        }
+        line
+    }
+
+    /// Runs `args` for `project`; its error output in the error when it fails.
+    pub fn run(&self, project: &Project<'_>, args: &[&str]) -> Result<()> {
+        let mut cmd = Command::new(&self.program[0]);
+        cmd.args(&self.program[1..])
+            .arg("-p")
+            .arg(project.name)
+            .current_dir(project.dir);
+        for f in project.files {
+            cmd.arg("-f").arg(f);
+        }
+        let out =
+            cmd.args(args).stdin(Stdio::null()).output().map_err(|e| {
+                Error::Environment(format!("running {}: {e}", self.program.join(" ")))
+            })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(Error::Failed(format!(
+            "`{}` failed: {}",
+            Compose::command_line(Some(self), project, args),
+            super::stderr_summary(&stderr)
+        )))
+    }
+}
+
+/// A word for a shell command line, quoted when it needs to be.
+fn quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_quote_what_a_shell_would_split() {
+        let files = vec!["/srv/my shop/docker-compose.yml".to_string()];
+        let p = Project {
+            name: "shop",
+            dir: Path::new("/srv/my shop"),
+            files: &files,
+        };
+        assert_eq!(
+            Compose::command_line(None, &p, &["up", "-d"]),
+            "cd '/srv/my shop' && docker compose -p shop -f '/srv/my shop/docker-compose.yml' up -d"
+        );
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+}

@@ -1,0 +1,173 @@
+//! Host recovery: on a new machine, every stack back from the repository alone, in the
+//! order their dependencies need, each checked live and timed against its RTO.
+//!
+//! A stack comes back in the order a Compose project can take it: its project directory
+//! (compose files, overrides, `.env`) first, then the project created but not started
+//! (`up --no-start`: its networks, named volumes and containers), then the volumes
+//! restored into what Compose made, then the database containers started, waited for
+//! and loaded, then the rest of the project started, then the stack's drill checks run
+//! against the live result. [`RecoverPlan`] chooses and orders; [`run`] does it.
+
+mod run;
+
+pub use run::{recover_stack, CheckOutcome, Context, Phase, SourceOutcome, StackOutcome};
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::drill::{Check, Drill};
+use crate::config::Stack;
+use crate::error::{Error, Result};
+use crate::repo::point::PointEntry;
+
+/// One stack to recover.
+pub struct StackRecovery<'a> {
+    /// Its name.
+    pub name: String,
+    /// Its newest recovery point at or before the time (whose configuration was written).
+    pub point: PointEntry,
+    /// Its configuration on this host, once written back.
+    pub stack: Option<&'a Stack>,
+    /// The checks of its drills, run against the recovered stack.
+    pub checks: Vec<Check>,
+}
+
+impl StackRecovery<'_> {
+    /// The recovery time objective the stack's file sets.
+    pub fn rto(&self) -> Option<chrono::Duration> {
+        let rto = self.stack?.def.rto.as_ref()?;
+        crate::timespec::parse_duration(rto.get_ref()).ok()
+    }
+
+    /// The stacks it names in `depends_on`.
+    pub fn depends_on(&self) -> Vec<String> {
+        self.stack.map_or(Vec::new(), |s| {
+            s.def
+                .depends_on
+                .iter()
+                .map(|d| d.get_ref().clone())
+                .collect()
+        })
+    }
+}
+
+/// What a recovery will do: the stacks, dependencies first.
+pub struct RecoverPlan<'a> {
+    /// The time asked for (`--at`).
+    pub at: Option<DateTime<Utc>>,
+    /// The stacks in the order they are recovered.
+    pub stacks: Vec<StackRecovery<'a>>,
+}
+
+impl<'a> RecoverPlan<'a> {
+    /// Orders the chosen stacks (each with its point) by their dependencies, with their
+    /// configuration and drill checks as this host now has them.
+    pub fn build(
+        chosen: Vec<(String, PointEntry)>,
+        stacks: &'a [Stack],
+        drills: &[Drill],
+        at: Option<DateTime<Utc>>,
+    ) -> Result<RecoverPlan<'a>> {
+        let mut by_name: BTreeMap<String, StackRecovery<'a>> = chosen
+            .into_iter()
+            .map(|(name, point)| {
+                let checks = drills
+                    .iter()
+                    .filter(|d| d.stack == name)
+                    .flat_map(|d| d.checks.iter().cloned())
+                    .collect();
+                let r = StackRecovery {
+                    stack: stacks.iter().find(|s| s.name == name),
+                    name: name.clone(),
+                    point,
+                    checks,
+                };
+                (name, r)
+            })
+            .collect();
+        let deps: BTreeMap<String, Vec<String>> = by_name
+            .iter()
+            .map(|(n, r)| (n.clone(), r.depends_on()))
+            .collect();
+        let names: Vec<String> = by_name.keys().cloned().collect();
+        let ordered = order(&names, &deps)?;
+        Ok(RecoverPlan {
+            at,
+            stacks: ordered.iter().filter_map(|n| by_name.remove(n)).collect(),
+        })
+    }
+}
+
+/// `names` ordered so that each comes after the stacks it depends on (those among
+/// `names`; one not being recovered is assumed to be there), and otherwise by name. A
+/// cycle is a configuration error naming it.
+pub fn order(names: &[String], deps: &BTreeMap<String, Vec<String>>) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let mut left: Vec<&String> = names.iter().collect();
+    left.sort();
+    while !left.is_empty() {
+        let ready = left.iter().position(|n| {
+            deps.get(*n)
+                .into_iter()
+                .flatten()
+                .all(|d| !names.contains(d) || out.contains(d) || d == *n)
+        });
+        match ready {
+            Some(i) => out.push(left.remove(i).clone()),
+            None => {
+                let cycle: Vec<&str> = left.iter().map(|s| s.as_str()).collect();
+                return Err(Error::Config(format!(
+                    "the stacks {} depend on each other (depends_on): no order recovers them",
+                    cycle.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deps(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+        pairs
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn dependencies_come_first_and_the_rest_by_name() {
+        let d = deps(&[
+            ("seller1-prod", &["pro-0kt-stack"]),
+            ("commerce", &["pro-0kt-stack", "seller1-prod"]),
+            ("pro-0kt-stack", &[]),
+        ]);
+        let got = order(
+            &names(&["commerce", "seller1-prod", "pro-0kt-stack", "alpha"]),
+            &d,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            names(&["alpha", "pro-0kt-stack", "seller1-prod", "commerce"])
+        );
+        // A dependency not being recovered does not hold the others back.
+        let got = order(&names(&["commerce"]), &d).unwrap();
+        assert_eq!(got, names(&["commerce"]));
+    }
+
+    #[test]
+    fn a_cycle_is_refused_by_name() {
+        let d = deps(&[("a", &["b"]), ("b", &["a"]), ("c", &[])]);
+        let e = order(&names(&["a", "b", "c"]), &d).unwrap_err();
+        assert!(e.to_string().contains("a, b depend on each other"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
+}

@@ -1,0 +1,384 @@
+//! One stack's recovery, phase by phase; a source that fails is reported and the rest go
+//! on, since on a host being rebuilt each stack back is worth having.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::StackRecovery;
+use crate::config::SourceKind;
+use crate::docker::compose::{Compose, Project};
+use crate::docker::Docker;
+use crate::drill::checks::{evaluate, Subject};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::session::{Readable, Session};
+use crate::source;
+use crate::stack::{self, Destination, LiveTargets, Planned, RestorePlan, Selection, Step};
+
+/// How long a database container gets to accept connections after it is started (a
+/// first start initialises its data directory).
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What a recovery needs besides the plan.
+pub struct Context<'s> {
+    /// The repository.
+    pub session: &'s Session<Readable>,
+    /// The daemon, when a stack needs it.
+    pub docker: Option<&'s Docker>,
+    /// The Compose program, when this host has one.
+    pub compose: Option<&'s Compose>,
+    /// Set by Ctrl-C.
+    pub interrupt: &'s Arc<AtomicBool>,
+    /// A new progress bar for a source's restore.
+    pub progress: &'s dyn Fn() -> Progress,
+    /// Says what is being done, as it starts.
+    pub say: &'s dyn Fn(&str),
+}
+
+/// The phases of a stack's recovery, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The project directory (compose files, `.env`).
+    ProjectFiles,
+    /// The other volumes, into what Compose created.
+    Volumes,
+    /// The databases, into their started containers.
+    Databases,
+}
+
+/// A source's part in the recovery.
+#[derive(Debug, Clone)]
+pub struct SourceOutcome {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: SourceKind,
+    /// The time of the point it came from.
+    pub time: DateTime<Utc>,
+    /// Bytes written or loaded.
+    pub bytes: u64,
+    /// Seconds its restore took.
+    pub seconds: f64,
+    /// Why it is not back.
+    pub error: Option<String>,
+}
+
+/// One check's result against the recovered stack.
+#[derive(Debug, Clone)]
+pub struct CheckOutcome {
+    /// The check, as `drill` names it.
+    pub name: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// What was found, or why it could not run.
+    pub value: String,
+}
+
+/// A stack's recovery: what came back, from when, how long it took, what is left to do.
+#[derive(Debug, Clone)]
+pub struct StackOutcome {
+    /// The stack.
+    pub name: String,
+    /// Its recovery point's time.
+    pub point_time: DateTime<Utc>,
+    /// Each source.
+    pub sources: Vec<SourceOutcome>,
+    /// The drill checks run against it.
+    pub checks: Vec<CheckOutcome>,
+    /// Seconds from its first step to its last check.
+    pub seconds: f64,
+    /// Its RTO.
+    pub rto: Option<chrono::Duration>,
+    /// What went wrong, besides sources and checks (a Compose step).
+    pub problems: Vec<String>,
+    /// Commands the operator must still run (no Compose on this host).
+    pub commands: Vec<String>,
+}
+
+impl StackOutcome {
+    /// Whether everything came back and every check held.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+            && self.commands.is_empty()
+            && self.sources.iter().all(|s| s.error.is_none())
+            && self.checks.iter().all(|c| c.passed)
+    }
+
+    /// Whether it came back within its RTO (`None` without one).
+    pub fn within_rto(&self) -> Option<bool> {
+        let rto = self.rto?.to_std().ok()?;
+        Some(self.seconds <= rto.as_secs_f64())
+    }
+}
+
+/// Recovers one stack at `at` (its newest backups at or before it).
+pub fn recover_stack(
+    cx: &Context<'_>,
+    r: &StackRecovery<'_>,
+    at: Option<DateTime<Utc>>,
+) -> Result<StackOutcome> {
+    let t0 = Instant::now();
+    let catalog = cx.session.catalog();
+    let points = catalog.points(&r.name)?;
+    let snapshots = catalog.snapshots(Some(&r.name))?;
+    let dest = Destination::Live(LiveTargets {
+        config: r.stack,
+        into_container: None,
+        to: None,
+        force: false,
+    });
+    let selection = Selection { only: &[], at };
+    let plan = RestorePlan::build(&r.name, &points, &snapshots, &selection, dest)?;
+    let mut out = StackOutcome {
+        name: r.name.clone(),
+        point_time: r.point.point.time,
+        sources: Vec::new(),
+        checks: Vec::new(),
+        seconds: 0.0,
+        rto: r.rto(),
+        problems: Vec::new(),
+        commands: Vec::new(),
+    };
+    for s in &plan.sources {
+        if let Planned::NoBackup(n) = s {
+            out.problems.push(format!(
+                "source {n} has no complete backup{}: not restored",
+                stack::plan::when(at)
+            ));
+        }
+    }
+    let compose = r.stack.and_then(|s| s.def.compose.as_ref());
+    let files: Vec<String> = compose.map_or(Vec::new(), |c| {
+        c.files.iter().map(|f| f.get_ref().clone()).collect()
+    });
+    let project = compose.map(|c| Project {
+        name: c.project(),
+        dir: Path::new(c.dir()),
+        files: &files,
+    });
+    let steps: Vec<&Step<'_>> = plan.steps().collect();
+    let phase_of = |s: &Step<'_>| phase(s, project.as_ref().map(|p| p.dir));
+    for s in steps.iter().filter(|s| phase_of(s) == Phase::ProjectFiles) {
+        restore(cx, s, &mut out);
+    }
+    if let Some(p) = &project {
+        if !create(cx, p, &steps, &phase_of, &mut out) {
+            out.seconds = t0.elapsed().as_secs_f64();
+            return Ok(out);
+        }
+    }
+    for s in steps.iter().filter(|s| phase_of(s) == Phase::Volumes) {
+        restore(cx, s, &mut out);
+    }
+    for s in steps.iter().filter(|s| phase_of(s) == Phase::Databases) {
+        match start_and_wait(cx, s) {
+            Ok(()) => restore(cx, s, &mut out),
+            Err(e) => out.sources.push(failed(s, e)),
+        }
+    }
+    if let (Some(p), Some(c)) = (&project, cx.compose) {
+        (cx.say)(&format!(
+            "stack {}: starting the rest of the project",
+            r.name
+        ));
+        if let Err(e) = c.run(p, &["up", "-d"]) {
+            out.problems.push(e.to_string());
+        }
+    }
+    if cx.interrupt.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted);
+    }
+    run_checks(cx, r, &steps, &mut out);
+    out.seconds = t0.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+/// Which phase restores a step: the project directory's files first, then the other
+/// volumes, then the databases.
+fn phase(s: &Step<'_>, project_dir: Option<&Path>) -> Phase {
+    if source::driver(s.rec.kind).is_database() {
+        return Phase::Databases;
+    }
+    let inside = match (project_dir, &s.rec.path) {
+        (Some(dir), Some(path)) if s.rec.volume.is_none() => Path::new(path).starts_with(dir),
+        _ => false,
+    };
+    if inside {
+        Phase::ProjectFiles
+    } else {
+        Phase::Volumes
+    }
+}
+
+/// Creates the project's networks, volumes and containers without starting them;
+/// `false` when the rest of the stack cannot go on (then what to run is in `out`).
+fn create(
+    cx: &Context<'_>,
+    p: &Project<'_>,
+    steps: &[&Step<'_>],
+    phase_of: &dyn Fn(&Step<'_>) -> Phase,
+    out: &mut StackOutcome,
+) -> bool {
+    let up = ["up", "--no-start"];
+    let result = match cx.compose {
+        Some(c) => {
+            (cx.say)(&format!(
+                "stack {}: creating Compose project {} (networks, volumes, containers)",
+                out.name, p.name
+            ));
+            c.run(p, &up)
+        }
+        None => Err(Error::Environment(
+            "neither docker-compose nor `docker compose` is installed".into(),
+        )),
+    };
+    let Err(e) = result else {
+        return true;
+    };
+    out.problems.push(e.to_string());
+    // What is left, as the commands that finish it by hand.
+    let rest: Vec<&str> = steps
+        .iter()
+        .filter(|s| phase_of(s) != Phase::ProjectFiles)
+        .map(|s| s.rec.name.as_str())
+        .collect();
+    out.commands.push(Compose::command_line(cx.compose, p, &up));
+    if !rest.is_empty() {
+        let sources: Vec<String> = rest.iter().map(|n| format!("--source {n}")).collect();
+        out.commands
+            .push(format!("drctl restore {} {}", out.name, sources.join(" ")));
+    }
+    out.commands
+        .push(Compose::command_line(cx.compose, p, &["up", "-d"]));
+    false
+}
+
+/// Starts a database source's container when it is not running, and waits until its
+/// server accepts connections.
+fn start_and_wait(cx: &Context<'_>, s: &Step<'_>) -> Result<()> {
+    let docker = cx
+        .docker
+        .ok_or_else(|| Error::Environment("a database source needs the Docker daemon".into()))?;
+    let name = &s.target.container;
+    let info = docker.container(name)?;
+    if info.status != "running" {
+        (cx.say)(&format!(
+            "starting container {name} and waiting for its server to accept connections"
+        ));
+        docker.start(name)?;
+    }
+    let server = source::driver(s.rec.kind)
+        .database()
+        .expect("a database step has a server");
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while !server.ready(docker, name) {
+        if cx.interrupt.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Failed(format!(
+                "the server in container {name} did not accept connections within {}s; its \
+                 last log lines: {}",
+                READY_TIMEOUT.as_secs(),
+                docker.last_logs(name, 5)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Ok(())
+}
+
+/// Checks a step's target and restores it; either failure is that source's.
+fn restore(cx: &Context<'_>, s: &Step<'_>, out: &mut StackOutcome) {
+    let driver = source::driver(s.rec.kind);
+    let progress = (cx.progress)();
+    progress.set_message(&format!("{} {}", out.name, s.rec.name));
+    let result = driver
+        .check_target(cx.docker, &s.rec, &s.target)
+        .and_then(|_| stack::restore_step(cx.session, cx.docker, s, cx.interrupt, &progress));
+    match result {
+        Ok(r) => {
+            for w in r.warnings {
+                out.problems.push(format!("source {}: {w}", s.rec.name));
+            }
+            out.sources.push(SourceOutcome {
+                name: s.rec.name.clone(),
+                kind: s.rec.kind,
+                time: s.point.point.time,
+                bytes: r.bytes,
+                seconds: r.seconds,
+                error: None,
+            });
+        }
+        Err(e) => out.sources.push(failed(s, e)),
+    }
+}
+
+fn failed(s: &Step<'_>, e: Error) -> SourceOutcome {
+    SourceOutcome {
+        name: s.rec.name.clone(),
+        kind: s.rec.kind,
+        time: s.point.point.time,
+        bytes: 0,
+        seconds: 0.0,
+        error: Some(e.to_string()),
+    }
+}
+
+/// Runs the stack's drill checks against the live stack: its servers with the
+/// credentials its file gives, its volumes where they were restored.
+fn run_checks(
+    cx: &Context<'_>,
+    r: &StackRecovery<'_>,
+    steps: &[&Step<'_>],
+    out: &mut StackOutcome,
+) {
+    for check in &r.checks {
+        let restored = out
+            .sources
+            .iter()
+            .any(|o| o.name == check.source && o.error.is_none());
+        let step = steps.iter().find(|s| s.rec.name == check.source);
+        let result = match step {
+            Some(s) if restored => evaluate(
+                check,
+                &Subject {
+                    kind: s.rec.kind,
+                    docker: cx.docker,
+                    container: Some(s.target.container.as_str()),
+                    def: s.target.def,
+                    dir: volume_dir(cx.docker, s),
+                    point_time: Some(s.point.point.time),
+                    first_db: s.rec.databases.first().cloned(),
+                },
+            ),
+            _ => Err(format!("source {} was not restored", check.source)),
+        };
+        let (passed, value) = match result {
+            Ok((passed, v)) => (passed, v),
+            Err(e) => (false, e),
+        };
+        out.checks.push(CheckOutcome {
+            name: check.name(),
+            passed,
+            value,
+        });
+    }
+}
+
+/// Where a volume source now is: its named volume's mount point, else its path.
+fn volume_dir(docker: Option<&Docker>, s: &Step<'_>) -> Option<PathBuf> {
+    if let (Some(v), Some(d)) = (&s.rec.volume, docker) {
+        if let Ok(p) = d.volume_path(v) {
+            return Some(p);
+        }
+    }
+    s.target
+        .dir
+        .clone()
+        .or_else(|| s.rec.path.as_ref().map(PathBuf::from))
+}
