@@ -305,6 +305,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand prune" -l json -d 'Print one
 complete -c drctl -n "__fish_drctl_using_subcommand prune" -s q -l quiet -d 'Print no progress and no summary'
 complete -c drctl -n "__fish_drctl_using_subcommand prune" -s v -l verbose -d 'More log output (-v, -vv); DRCTL_LOG sets a filter too'
 complete -c drctl -n "__fish_drctl_using_subcommand prune" -s h -l help -d 'Print help'
+complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l host -d 'Rehearse the whole-host recovery (every stack, or those named) into scratch Compose projects: internal networks, no published ports, nothing live touched; everything removed after' -r
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l at -d 'Restore to this time (point-in-time sources replayed to it, others from their newest point at or before it), or `random`: a random second of the recovery window' -r
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l junit -d 'Write the results as JUnit XML to this file' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand drill; and not __fish_seen_subcommand_from history report help" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r

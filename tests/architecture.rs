@@ -354,6 +354,10 @@ fn object_keys_are_spelled_only_in_the_repository_layout() {
                 if *p == "config\"" && code.contains("\"config\":") {
                     continue;
                 }
+                // Nor is Compose's `config` subcommand.
+                if *p == "config\"" && file.path == "docker/compose.rs" {
+                    continue;
+                }
                 wrong.push(format!("{}:{}: {}", file.path, n + 1, line.trim()));
             }
         }

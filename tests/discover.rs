@@ -401,6 +401,33 @@ networks:
     }
 }
 
+/// Every container of the host's projects: name, ID and start time.
+fn live_containers(host: &Host) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in [&host.shop, &host.shared, &host.dev] {
+        let label = format!("label=com.docker.compose.project={}", p.name);
+        let o = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .output()
+            .unwrap();
+        for id in text(&o.stdout).split_whitespace() {
+            let o = Command::new("docker")
+                .args([
+                    "inspect",
+                    "-f",
+                    "{{.Name}} {{.Id}} {{.State.StartedAt}}",
+                    id,
+                ])
+                .output()
+                .unwrap();
+            out.push(text(&o.stdout).trim().to_string());
+        }
+    }
+    out.sort();
+    assert_eq!(out.len(), 7, "{out:?}");
+    out
+}
+
 #[test]
 fn a_discovered_host_backs_up_and_comes_back_whole_from_the_repository_alone() {
     if skip() {
@@ -527,12 +554,47 @@ fn a_discovered_host_backs_up_and_comes_back_whole_from_the_repository_alone() {
         (&host.shop, "automation"),
         (&host.dev, "app"),
     ] {
-        assert!(
-            Container::adopt(&p.container(service)).running(),
-            "{service} is not running"
-        );
+        let c = Container::adopt(&p.container(service));
+        assert!(c.running(), "{service} is not running");
+        std::mem::forget(c); // compose removes it
     }
     assert_eq!(std::fs::read_to_string(&shop_file).unwrap(), written);
+
+    // A host drill rehearses all that into scratch projects and touches nothing live.
+    let live_before = live_containers(&host);
+    let junit = env.path("host-drill.xml");
+    let o = env.run(&["drill", "--host", "--junit", junit.to_str().unwrap()]);
+    assert_ok(&o);
+    let report = text(&o.stdout);
+    eprintln!("drill --host:\n{report}");
+    assert!(report.contains("PASS"), "{report}\n{}", text(&o.stderr));
+    for n in [shop_name, shared_name, dev_name] {
+        assert!(report.contains(&format!("stack {n}")), "{report}");
+    }
+    assert_eq!(live_containers(&host), live_before);
+    assert_eq!(host.state(), before);
+    for what in ["ps", "network ls", "volume ls"] {
+        let mut args: Vec<&str> = what.split(' ').collect();
+        args.extend(["-q", "--filter", "label=drctl.host-drill"]);
+        if what == "ps" {
+            args.push("-a");
+        }
+        let o = Command::new("docker").args(&args).output().unwrap();
+        assert_eq!(
+            text(&o.stdout).trim(),
+            "",
+            "docker {what}: the drill left these"
+        );
+    }
+    let scratch_root = env.path("host-drills");
+    assert!(
+        !scratch_root.exists() || std::fs::read_dir(&scratch_root).unwrap().next().is_none(),
+        "the drill left its directory"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("host") && !xml.contains("<failure"), "{xml}");
+    let o = env.json(&["drill", "history"]);
+    assert!(o.to_string().contains("\"host\""), "{o}");
 
     // Discovery on the recovered host finds the same stacks; a change is reported.
     let o = env.run(&["discover", "--write", env.dir.path().to_str().unwrap()]);

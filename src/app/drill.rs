@@ -31,6 +31,9 @@ impl App {
             None => {}
         }
         let (stacks, drills) = self.drills()?;
+        if let Some(only) = &a.host {
+            return self.host_drill(&stacks, &drills, only, a);
+        }
         let chosen: Vec<&Drill> = match &a.name {
             Some(n) => vec![drills.iter().find(|d| &d.name == n).ok_or_else(|| {
                 Error::Usage(format!(
@@ -132,6 +135,85 @@ impl App {
             results.push(r);
         }
         Ok(results)
+    }
+}
+
+impl App {
+    /// `drill --host [STACK...]`: the recovery of every stack (or those named) rehearsed
+    /// into scratch Compose projects, stored and reported like any drill.
+    fn host_drill(
+        &self,
+        stacks: &[Stack],
+        drills: &[Drill],
+        only: &[String],
+        a: &DrillArgs,
+    ) -> Result<()> {
+        use crate::recover::{host_drill, scratch::HostScratch, Context, RecoverPlan};
+        if a.at.is_some() || a.keep {
+            return Err(Error::Usage(
+                "--at and --keep are for a stack's drill, not --host".into(),
+            ));
+        }
+        for n in only {
+            self.find_stack(stacks, n)?;
+        }
+        let mut session = self.open_for_reading()?;
+        self.writable(session.repo())?;
+        let mut chosen = Vec::new();
+        for s in stacks
+            .iter()
+            .filter(|s| only.is_empty() || only.contains(&s.name))
+        {
+            if let Some(newest) = session.catalog().points(&s.name)?.pop() {
+                chosen.push((s.name.clone(), newest));
+            }
+        }
+        let plan = RecoverPlan::build(chosen, stacks, drills, None)?;
+        host_drill::refuse_empty(&plan)?;
+        let docker = Docker::connect(self.rt.clone())?;
+        let compose = crate::docker::compose::Compose::find().ok_or_else(|| {
+            Error::Environment(
+                "a host drill needs docker-compose or the `docker compose` plugin".into(),
+            )
+        })?;
+        let projects = plan
+            .stacks
+            .iter()
+            .filter_map(|r| r.stack?.def.compose.as_ref().map(|c| c.project()));
+        let scratch = HostScratch::new(&self.settings.state_dir, projects);
+        let quiet = self.quiet || self.json;
+        let say = |line: &str| {
+            if !quiet {
+                eprintln!("{line}");
+            }
+        };
+        let progress = || self.progress("restoring");
+        let cx = Context {
+            session: &session,
+            docker: Some(&docker),
+            compose: Some(&compose),
+            interrupt: &self.interrupt,
+            progress: &progress,
+            say: &say,
+            scratch: Some(&scratch),
+        };
+        let started = self.now;
+        let (outcomes, left, seconds) = host_drill::run(&cx, &plan, &scratch);
+        let outcomes = outcomes?;
+        let r = host_drill::result(&outcomes, &left, seconds, started, self.now, &hostname());
+        if let Err(e) = session.commit_drill(&r) {
+            eprintln!("warning: the host drill's result could not be stored: {e}");
+        }
+        if let Some(path) = &a.junit {
+            std::fs::write(path, drill::junit::render(std::slice::from_ref(&r)))
+                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        }
+        if self.json {
+            print_json(&json!([r]))?;
+        } else {
+            out(&describe(&r))?;
+        }
+        verdicts(std::slice::from_ref(&r))
     }
 }
 

@@ -179,6 +179,7 @@ impl App {
             interrupt: &self.interrupt,
             progress: &progress,
             say: &say,
+            scratch: None,
         };
         let t0 = std::time::Instant::now();
         let mut outcomes = Vec::new();

@@ -253,13 +253,18 @@ pub struct DrillArgs {
     /// The drill to run (a `[drill.NAME]` of the restore-drills directory)
     #[arg(
         value_name = "NAME",
-        required_unless_present = "all",
-        conflicts_with = "all"
+        required_unless_present_any = ["all", "host"],
+        conflicts_with_all = ["all", "host"]
     )]
     pub name: Option<String>,
     /// Run every configured drill
-    #[arg(long)]
+    #[arg(long, conflicts_with = "host")]
     pub all: bool,
+    /// Rehearse the whole-host recovery (every stack, or those named) into scratch
+    /// Compose projects: internal networks, no published ports, nothing live touched;
+    /// everything removed after
+    #[arg(long, value_name = "STACK", num_args = 0..)]
+    pub host: Option<Vec<String>>,
     /// Restore to this time (point-in-time sources replayed to it, others from their newest
     /// point at or before it), or `random`: a random second of the recovery window
     #[arg(long, value_name = "TIME|random")]

@@ -64,6 +64,17 @@ impl Compose {
 
     /// Runs `args` for `project`; its error output in the error when it fails.
     pub fn run(&self, project: &Project<'_>, args: &[&str]) -> Result<()> {
+        self.output(project, args).map(drop)
+    }
+
+    /// The project as Compose renders it (`config`): every file merged, `.env` and
+    /// variables applied, paths made absolute; YAML.
+    pub fn render(&self, project: &Project<'_>) -> Result<String> {
+        self.output(project, &["config"])
+    }
+
+    /// Runs `args` for `project` and returns what it printed.
+    pub fn output(&self, project: &Project<'_>, args: &[&str]) -> Result<String> {
         let mut cmd = Command::new(&self.program[0]);
         cmd.args(&self.program[1..])
             .arg("-p")
@@ -77,7 +88,7 @@ impl Compose {
                 Error::Environment(format!("running {}: {e}", self.program.join(" ")))
             })?;
         if out.status.success() {
-            return Ok(());
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
         Err(Error::Failed(format!(

@@ -7,8 +7,8 @@ use bollard::models::{
     ContainerCreateBody, HostConfig, Mount, MountTypeEnum, NetworkCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
-    StartContainerOptions,
+    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
+    RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions,
 };
 
 use super::{api_error, is_not_found, Docker};
@@ -172,6 +172,57 @@ impl Docker {
                 let value = n.labels.as_ref()?.get(key)?.clone();
                 Some((n.name?, value))
             })
+            .collect()
+    }
+}
+
+impl Docker {
+    /// Removes every container, network and volume labelled `key=value`, in that order
+    /// (a network or volume in use cannot go first); what could not be removed.
+    pub fn remove_labelled(&self, key: &str, value: &str) -> Vec<String> {
+        let mut left = Vec::new();
+        for (name, v) in self.containers_with_label(key) {
+            if v == value {
+                if let Err(e) = self.remove_container(&name, "container") {
+                    left.push(e.to_string());
+                }
+            }
+        }
+        for (name, v) in self.networks_with_label(key) {
+            if v == value {
+                if let Err(e) = self.remove_network(&name, "network") {
+                    left.push(e.to_string());
+                }
+            }
+        }
+        for name in self.volumes_labelled(key, value) {
+            let r = self.rt.block_on(
+                self.client
+                    .remove_volume(&name, Some(RemoveVolumeOptions { force: true })),
+            );
+            match r {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => left.push(api_error(&format!("removing volume {name}"), e).to_string()),
+            }
+        }
+        left
+    }
+
+    /// The volumes labelled `key=value`; empty when the daemon cannot be asked.
+    pub fn volumes_labelled(&self, key: &str, value: &str) -> Vec<String> {
+        self.rt
+            .block_on(self.client.list_volumes(Some(ListVolumesOptions {
+                filters: Some(HashMap::from([(
+                    "label".to_string(),
+                    vec![format!("{key}={value}")],
+                )])),
+            })))
+            .ok()
+            .and_then(|r| r.volumes)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
             .collect()
     }
 }

@@ -8,7 +8,9 @@
 //! and loaded, then the rest of the project started, then the stack's drill checks run
 //! against the live result. [`RecoverPlan`] chooses and orders; [`run`] does it.
 
+pub mod host_drill;
 mod run;
+pub mod scratch;
 
 pub use run::{recover_stack, CheckOutcome, Context, Phase, SourceOutcome, StackOutcome};
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use super::scratch::{HostScratch, ScratchProject};
 use super::StackRecovery;
 use crate::config::SourceKind;
 use crate::docker::compose::{Compose, Project};
@@ -37,6 +38,8 @@ pub struct Context<'s> {
     pub progress: &'s dyn Fn() -> Progress,
     /// Says what is being done, as it starts.
     pub say: &'s dyn Fn(&str),
+    /// A host drill's scratch, where everything goes instead of the live host.
+    pub scratch: Option<&'s HostScratch>,
 }
 
 /// The phases of a stack's recovery, in order.
@@ -95,6 +98,8 @@ pub struct StackOutcome {
     pub rto: Option<chrono::Duration>,
     /// What went wrong, besides sources and checks (a Compose step).
     pub problems: Vec<String>,
+    /// What the operator should know (a host drill's left-out mounts).
+    pub notes: Vec<String>,
     /// Commands the operator must still run (no Compose on this host).
     pub commands: Vec<String>,
 }
@@ -141,6 +146,7 @@ pub fn recover_stack(
         seconds: 0.0,
         rto: r.rto(),
         problems: Vec::new(),
+        notes: Vec::new(),
         commands: Vec::new(),
     };
     for s in &plan.sources {
@@ -160,27 +166,51 @@ pub fn recover_stack(
         dir: Path::new(c.dir()),
         files: &files,
     });
-    let steps: Vec<&Step<'_>> = plan.steps().collect();
+    let mut steps: Vec<Step<'_>> = plan.steps().cloned().collect();
     let phase_of = |s: &Step<'_>| phase(s, project.as_ref().map(|p| p.dir));
-    for s in steps.iter().filter(|s| phase_of(s) == Phase::ProjectFiles) {
+    let placed = Placed {
+        cx,
+        stack: &r.name,
+        live_project: compose.map(|c| c.project()),
+    };
+    for s in steps
+        .iter_mut()
+        .filter(|s| phase_of(s) == Phase::ProjectFiles)
+    {
+        placed.place(s, Phase::ProjectFiles)?;
         restore(cx, s, &mut out);
     }
+    let mut scratch_project = None;
     if let Some(p) = &project {
-        if !create(cx, p, &steps, &phase_of, &mut out) {
-            out.seconds = t0.elapsed().as_secs_f64();
-            return Ok(out);
+        let created = match (cx.scratch, compose) {
+            (Some(sc), Some(def)) => create_scratch(cx, sc, def, &steps, &phase_of, &mut out),
+            _ => create(cx, p, &steps, &phase_of, &mut out).then_some(None),
+        };
+        match created {
+            Some(sp) => scratch_project = sp,
+            None => {
+                out.seconds = t0.elapsed().as_secs_f64();
+                return Ok(out);
+            }
         }
     }
-    for s in steps.iter().filter(|s| phase_of(s) == Phase::Volumes) {
-        restore(cx, s, &mut out);
-    }
-    for s in steps.iter().filter(|s| phase_of(s) == Phase::Databases) {
-        match start_and_wait(cx, s) {
-            Ok(()) => restore(cx, s, &mut out),
-            Err(e) => out.sources.push(failed(s, e)),
+    for phase in [Phase::Volumes, Phase::Databases] {
+        for s in steps.iter_mut().filter(|s| phase_of(s) == phase) {
+            let ready = placed.place(s, phase).and_then(|()| match phase {
+                Phase::Databases => start_and_wait(cx, s),
+                _ => Ok(()),
+            });
+            match ready {
+                Ok(()) => restore(cx, s, &mut out),
+                Err(e) => out.sources.push(failed(s, e)),
+            }
         }
     }
-    if let (Some(p), Some(c)) = (&project, cx.compose) {
+    let up = scratch_project
+        .as_ref()
+        .map(ScratchProject::project)
+        .or(project);
+    if let (Some(p), Some(c)) = (&up, cx.compose) {
         (cx.say)(&format!(
             "stack {}: starting the rest of the project",
             r.name
@@ -189,6 +219,7 @@ pub fn recover_stack(
             out.problems.push(e.to_string());
         }
     }
+    let steps: Vec<&Step<'_>> = steps.iter().collect();
     if cx.interrupt.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
     }
@@ -219,7 +250,7 @@ fn phase(s: &Step<'_>, project_dir: Option<&Path>) -> Phase {
 fn create(
     cx: &Context<'_>,
     p: &Project<'_>,
-    steps: &[&Step<'_>],
+    steps: &[Step<'_>],
     phase_of: &dyn Fn(&Step<'_>) -> Phase,
     out: &mut StackOutcome,
 ) -> bool {
@@ -255,6 +286,99 @@ fn create(
     out.commands
         .push(Compose::command_line(cx.compose, p, &["up", "-d"]));
     false
+}
+
+/// Where a host drill puts a step: the scratch project's directories, volumes and
+/// containers instead of the live ones. A live recovery leaves the step as planned.
+struct Placed<'c, 's> {
+    cx: &'c Context<'s>,
+    stack: &'c str,
+    live_project: Option<&'c str>,
+}
+
+impl Placed<'_, '_> {
+    fn place(&self, s: &mut Step<'_>, phase: Phase) -> Result<()> {
+        let Some(sc) = self.cx.scratch else {
+            return Ok(());
+        };
+        let docker = || {
+            self.cx
+                .docker
+                .ok_or_else(|| Error::Environment("a host drill needs the Docker daemon".into()))
+        };
+        match phase {
+            Phase::ProjectFiles => s.target.dir = Some(sc.project_dir(self.stack)),
+            Phase::Volumes => {
+                s.target.dir = Some(match &s.rec.volume {
+                    None => sc.volume_dir(self.stack, &s.rec.name),
+                    Some(v) => {
+                        let scratch = self
+                            .live_project
+                            .and_then(|p| {
+                                let key = v.strip_prefix(&format!("{p}_"))?;
+                                Some(format!("{}_{key}", sc.project_name(p)?))
+                            })
+                            .ok_or_else(|| {
+                                Error::Failed(format!(
+                                    "volume {v} is not one of the project's own: a host drill leaves it out"
+                                ))
+                            })?;
+                        docker()?.volume_path(&scratch)?
+                    }
+                })
+            }
+            Phase::Databases => {
+                if self.live_project.is_none() {
+                    return Err(Error::Failed(format!(
+                        "stack {} has no [stack.{}.compose] table: a host drill has no server to load into",
+                        self.stack, self.stack
+                    )));
+                }
+                s.target.container = sc.container(docker()?, &s.target.container)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates the stack's scratch project from its restored files; `None` when it could
+/// not be (the reason is in `out`).
+fn create_scratch(
+    cx: &Context<'_>,
+    sc: &HostScratch,
+    def: &crate::config::ComposeDef,
+    steps: &[Step<'_>],
+    phase_of: &dyn Fn(&Step<'_>) -> Phase,
+    out: &mut StackOutcome,
+) -> Option<Option<ScratchProject>> {
+    let Some(compose) = cx.compose else {
+        out.problems
+            .push("a host drill needs docker-compose or `docker compose`".into());
+        return None;
+    };
+    let binds: Vec<(PathBuf, PathBuf)> = steps
+        .iter()
+        .filter(|s| phase_of(s) == Phase::Volumes && s.rec.volume.is_none())
+        .filter_map(|s| {
+            let live = PathBuf::from(s.rec.path.as_ref()?);
+            Some((live, sc.volume_dir(&out.name, &s.rec.name)))
+        })
+        .collect();
+    (cx.say)(&format!(
+        "stack {}: creating scratch Compose project {}",
+        out.name,
+        sc.project_name(def.project()).unwrap_or("?")
+    ));
+    match sc.create(compose, &out.name, def, &binds) {
+        Ok((project, notes)) => {
+            out.notes.extend(notes);
+            Some(Some(project))
+        }
+        Err(e) => {
+            out.problems.push(e.to_string());
+            None
+        }
+    }
 }
 
 /// Starts a database source's container when it is not running, and waits until its
@@ -370,8 +494,12 @@ fn run_checks(
     }
 }
 
-/// Where a volume source now is: its named volume's mount point, else its path.
+/// Where a volume source now is: where it was restored to, its named volume's mount
+/// point, else its path.
 fn volume_dir(docker: Option<&Docker>, s: &Step<'_>) -> Option<PathBuf> {
+    if s.target.dir.is_some() {
+        return s.target.dir.clone();
+    }
     if let (Some(v), Some(d)) = (&s.rec.volume, docker) {
         if let Ok(p) = d.volume_path(v) {
             return Some(p);
