@@ -14,8 +14,9 @@ use crate::docker::compose::Compose;
 use crate::docker::Docker;
 use crate::error::{Error, IoContext, Result};
 use crate::human::{human_bytes, human_secs};
-use crate::recover::{recover_stack, Context, RecoverPlan, StackOutcome};
+use crate::recover::{recover_stack, Context, RecoverPlan, StackOutcome, StackRecovery};
 use crate::repo::point::PointEntry;
+use crate::session::{Readable, Session};
 use crate::timespec::{format_duration, parse_time};
 
 use super::{local_time, out, print_json, App};
@@ -145,11 +146,7 @@ impl App {
 
     /// Recovers each stack in the plan's order and prints its summary; fails (exit 1)
     /// naming the stacks that did not fully come back.
-    fn recover_stacks(
-        &self,
-        session: &crate::session::Session<crate::session::Readable>,
-        plan: &RecoverPlan<'_>,
-    ) -> Result<()> {
+    fn recover_stacks(&self, session: &Session<Readable>, plan: &RecoverPlan<'_>) -> Result<()> {
         let needs_docker = plan.stacks.iter().any(|r| {
             r.stack.is_some_and(|s| s.def.compose.is_some())
                 || r.point
@@ -172,18 +169,20 @@ impl App {
                 eprintln!("{line}");
             }
         };
-        let cx = Context {
-            session,
-            docker: docker.as_ref(),
-            compose: compose.as_ref(),
-            interrupt: &self.interrupt,
-            progress: &progress,
-            say: &say,
-            scratch: None,
-        };
         let t0 = std::time::Instant::now();
         let mut outcomes = Vec::new();
-        for r in &plan.stacks {
+        // One stack at a time in the calling thread; the stacks of a wave side by side,
+        // each thread with a session of its own (a catalog connection is not shared).
+        let recover_one = |session: &Session<Readable>, r: &StackRecovery<'_>| {
+            let cx = Context {
+                session,
+                docker: docker.as_ref(),
+                compose: compose.as_ref(),
+                interrupt: &self.interrupt,
+                progress: &progress,
+                say: &say,
+                scratch: None,
+            };
             say(&format!(
                 "stack {}: recovering from the point of {}",
                 r.name,
@@ -194,7 +193,26 @@ impl App {
             if !self.json {
                 out(&summary(&o))?;
             }
-            outcomes.push(o);
+            Ok::<_, Error>(o)
+        };
+        for wave in plan.waves() {
+            if let [r] = wave.as_slice() {
+                outcomes.push(recover_one(session, r)?);
+                continue;
+            }
+            let done: Vec<Result<StackOutcome>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = wave
+                    .iter()
+                    .map(|r| scope.spawn(|| recover_one(&self.open_for_reading()?, r)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a recovery thread panicked"))
+                    .collect()
+            });
+            for o in done {
+                outcomes.push(o?);
+            }
         }
         let total = t0.elapsed().as_secs_f64();
         if self.json {

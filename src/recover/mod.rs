@@ -101,6 +101,30 @@ impl<'a> RecoverPlan<'a> {
     }
 }
 
+impl<'a> RecoverPlan<'a> {
+    /// The stacks in waves: a stack's dependencies are all in earlier waves, so the
+    /// stacks of one wave can be recovered side by side.
+    pub fn waves(&self) -> Vec<Vec<&StackRecovery<'a>>> {
+        let mut level: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut waves: Vec<Vec<&StackRecovery<'a>>> = Vec::new();
+        // The stacks are in dependency order, so each one's dependencies have a level.
+        for r in &self.stacks {
+            let l = r
+                .depends_on()
+                .iter()
+                .filter_map(|d| level.get(d.as_str()).map(|l| l + 1))
+                .max()
+                .unwrap_or(0);
+            level.insert(&r.name, l);
+            if waves.len() <= l {
+                waves.resize_with(l + 1, Vec::new);
+            }
+            waves[l].push(r);
+        }
+        waves
+    }
+}
+
 /// `names` ordered so that each comes after the stacks it depends on (those among
 /// `names`; one not being recovered is assumed to be there), and otherwise by name. A
 /// cycle is a configuration error naming it.
@@ -163,6 +187,51 @@ mod tests {
         // A dependency not being recovered does not hold the others back.
         let got = order(&names(&["commerce"]), &d).unwrap();
         assert_eq!(got, names(&["commerce"]));
+    }
+
+    #[test]
+    fn stacks_that_do_not_depend_on_each_other_share_a_wave() {
+        let file = |name: &str, deps: &str| {
+            let text = format!("[stack.{name}]\ndepends_on = [{deps}]\n");
+            crate::config::parse_stack_file(std::path::Path::new("x.toml"), &text)
+                .unwrap()
+                .remove(0)
+        };
+        let stacks = vec![
+            file("shared", ""),
+            file("dev", "\"shared\""),
+            file("shop", ""),
+            file("report", "\"dev\", \"shop\""),
+        ];
+        let point = |name: &str| {
+            let p = crate::repo::point::RecoveryPoint {
+                stack: name.into(),
+                time: chrono::Utc::now(),
+                hostname: String::new(),
+                sources: Vec::new(),
+                duration_ms: 0,
+                drctl_version: String::new(),
+                config: Vec::new(),
+            };
+            (
+                name.to_string(),
+                PointEntry {
+                    id: crate::repo::id::PointId([0; 32]),
+                    point: p,
+                },
+            )
+        };
+        let chosen = ["report", "shop", "dev", "shared"].map(point).to_vec();
+        let plan = RecoverPlan::build(chosen, &stacks, &[], None).unwrap();
+        let waves: Vec<Vec<&str>> = plan
+            .waves()
+            .iter()
+            .map(|w| w.iter().map(|r| r.name.as_str()).collect())
+            .collect();
+        assert_eq!(
+            waves,
+            vec![vec!["shared", "shop"], vec!["dev"], vec!["report"]]
+        );
     }
 
     #[test]

@@ -194,16 +194,28 @@ pub fn recover_stack(
             }
         }
     }
-    for phase in [Phase::Volumes, Phase::Databases] {
-        for s in steps.iter_mut().filter(|s| phase_of(s) == phase) {
-            let ready = placed.place(s, phase).and_then(|()| match phase {
-                Phase::Databases => start_and_wait(cx, s),
-                _ => Ok(()),
-            });
-            match ready {
-                Ok(()) => restore(cx, s, &mut out),
-                Err(e) => out.sources.push(failed(s, e)),
-            }
+    for s in steps.iter_mut().filter(|s| phase_of(s) == Phase::Volumes) {
+        match placed.place(s, Phase::Volumes) {
+            Ok(()) => restore(cx, s, &mut out),
+            Err(e) => out.sources.push(failed(s, e)),
+        }
+    }
+    // Every database container is started before any is waited for: their first starts
+    // (initialising a data directory) run side by side.
+    let started: Vec<Result<()>> = steps
+        .iter_mut()
+        .filter(|s| phase_of(s) == Phase::Databases)
+        .map(|s| {
+            placed
+                .place(s, Phase::Databases)
+                .and_then(|()| start(cx, s))
+        })
+        .collect();
+    let databases = steps.iter().filter(|s| phase_of(s) == Phase::Databases);
+    for (s, started) in databases.zip(started) {
+        match started.and_then(|()| wait_ready(cx, s)) {
+            Ok(()) => restore(cx, s, &mut out),
+            Err(e) => out.sources.push(failed(s, e)),
         }
     }
     let up = scratch_project
@@ -381,20 +393,27 @@ fn create_scratch(
     }
 }
 
-/// Starts a database source's container when it is not running, and waits until its
-/// server accepts connections.
-fn start_and_wait(cx: &Context<'_>, s: &Step<'_>) -> Result<()> {
-    let docker = cx
-        .docker
-        .ok_or_else(|| Error::Environment("a database source needs the Docker daemon".into()))?;
+/// Starts a database source's container when it is not running.
+fn start(cx: &Context<'_>, s: &Step<'_>) -> Result<()> {
+    let docker = needs_docker(cx)?;
     let name = &s.target.container;
     let info = docker.container(name)?;
     if info.status != "running" {
-        (cx.say)(&format!(
-            "starting container {name} and waiting for its server to accept connections"
-        ));
+        (cx.say)(&format!("starting container {name}"));
         docker.start(name)?;
     }
+    Ok(())
+}
+
+fn needs_docker<'a>(cx: &Context<'a>) -> Result<&'a Docker> {
+    cx.docker
+        .ok_or_else(|| Error::Environment("a database source needs the Docker daemon".into()))
+}
+
+/// Waits until a database source's server accepts connections.
+fn wait_ready(cx: &Context<'_>, s: &Step<'_>) -> Result<()> {
+    let docker = needs_docker(cx)?;
+    let name = &s.target.container;
     let server = source::driver(s.rec.kind)
         .database()
         .expect("a database step has a server");
