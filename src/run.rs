@@ -9,13 +9,14 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use crate::catalog::{Catalog, RunRecord, RunStatus};
+use crate::catalog::{RunRecord, RunStatus};
 use crate::config::{HookWhen, SourceDef, Stack};
 use crate::error::{Error, Result};
 use crate::hooks;
 use crate::lock::StackLock;
 use crate::notify::{Event, Notice, Notifier};
 use crate::progress::Progress;
+use crate::repo::run::RunLog;
 use crate::session::Session;
 use crate::stack::{self, StackOutcome};
 
@@ -66,15 +67,8 @@ pub fn run_stack<A>(
     let _lock = match StackLock::acquire(env.lock_dir, &stack.name, env.now) {
         Ok(l) => l,
         Err(e @ Error::Locked(_)) => {
-            record(
-                session.catalog(),
-                stack,
-                None,
-                env.now,
-                started,
-                RunStatus::Skipped,
-                Some(&e),
-            )?;
+            let row = record(stack, None, env.now, started, RunStatus::Skipped, Some(&e));
+            commit_runs(session, vec![row], &mut warnings)?;
             notices.send(
                 notices.notice(Event::Skipped, "skipped", Some(e.to_string())),
                 &mut warnings,
@@ -94,18 +88,18 @@ pub fn run_stack<A>(
     run_post_hooks(stack, env, backup.as_ref(), &mut error, &mut warnings);
     let status = status_of(error.as_ref());
 
-    if let Some(b) = &backup {
-        record_sources(session.catalog(), stack, env.now, b)?;
-    }
-    record(
-        session.catalog(),
+    let mut rows = backup
+        .as_ref()
+        .map_or(Vec::new(), |b| record_sources(stack, env.now, b));
+    rows.push(record(
         stack,
         backup.as_ref(),
         env.now,
         started,
         status,
         error.as_ref(),
-    )?;
+    ));
+    commit_runs(session, rows, &mut warnings)?;
     notices.send(
         notices.outcome(status, error.as_ref(), backup.as_ref()),
         &mut warnings,
@@ -257,19 +251,33 @@ fn run_post_hooks(
     }
 }
 
-/// Writes a row of the run history per source of the point, as its record says it went.
-fn record_sources(
-    catalog: &Catalog,
-    stack: &Stack,
-    now: DateTime<Utc>,
-    backup: &StackOutcome,
+/// Records a run's rows in the repository and the catalog; a repository that cannot
+/// take them (the reason the run failed, often) is a warning: the catalog has them.
+fn commit_runs<A>(
+    session: &mut Session<A>,
+    runs: Vec<RunRecord>,
+    warnings: &mut Vec<String>,
 ) -> Result<()> {
+    match session.commit_runs(&RunLog { runs }) {
+        Err(e @ (Error::Store { .. } | Error::Io { .. })) => {
+            warnings.push(format!(
+                "the run history could not be stored in the repository: {e}"
+            ));
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// A row of the run history per source of the point, as its record says it went.
+fn record_sources(stack: &Stack, now: DateTime<Utc>, backup: &StackOutcome) -> Vec<RunRecord> {
+    let mut rows = Vec::new();
     for r in &backup.point.sources {
         let st = match r.status {
             crate::repo::point::SourceStatus::Ok => RunStatus::Ok,
             crate::repo::point::SourceStatus::Failed => RunStatus::Failed,
         };
-        catalog.add_run(&RunRecord {
+        rows.push(RunRecord {
             stack: stack.name.clone(),
             source: Some(r.name.clone()),
             started: now,
@@ -280,9 +288,9 @@ fn record_sources(
             duration_ms: r.duration_ms,
             error: r.error.clone(),
             point_id: Some(backup.id),
-        })?;
+        });
     }
-    Ok(())
+    rows
 }
 
 /// The recorded status of a run that ended with `error`.
@@ -294,22 +302,20 @@ fn status_of(error: Option<&Error>) -> RunStatus {
     }
 }
 
-/// Writes the stack's own row of the run history.
-#[allow(clippy::too_many_arguments)]
+/// The stack's own row of the run history.
 fn record(
-    catalog: &Catalog,
     stack: &Stack,
     backup: Option<&StackOutcome>,
     now: DateTime<Utc>,
     started: Instant,
     status: RunStatus,
     error: Option<&Error>,
-) -> Result<()> {
+) -> RunRecord {
     let ms = started.elapsed().as_millis() as u64;
     let sum = |f: fn(&crate::repo::point::SourceRecord) -> u64| {
         backup.map_or(0, |b| b.point.sources.iter().map(f).sum())
     };
-    catalog.add_run(&RunRecord {
+    RunRecord {
         stack: stack.name.clone(),
         source: None,
         started: now,
@@ -320,5 +326,5 @@ fn record(
         duration_ms: ms,
         error: error.map(|e| e.to_string()),
         point_id: backup.map(|b| b.id),
-    })
+    }
 }

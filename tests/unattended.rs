@@ -872,7 +872,10 @@ fn a_new_host_lists_the_stacks_and_gets_their_configuration_and_data_back_from_t
     let drill = "[drill.shop]\nstack = \"shop\"\n[[drill.shop.check]]\nsource = \"files\"\npath = \"sub\"\nmin_files = 1\n";
     std::fs::write(env.path("restore-drills/shop.toml"), drill).unwrap();
     assert_ok(&env.run(&["backup", "shop"]));
+    assert_ok(&env.run(&["run", "shop"]));
+    assert_ok(&env.run(&["drill", "shop"]));
     let stack_file = std::fs::read_to_string(env.path("schedules/shop.toml")).unwrap();
+    let old_status = env.json(&["status"]);
 
     // The new host: the repository and the key file, nothing else.
     let host = tempfile::tempdir().unwrap();
@@ -934,6 +937,14 @@ fn a_new_host_lists_the_stacks_and_gets_their_configuration_and_data_back_from_t
         "{}",
         text(&o.stdout)
     );
+    // It sees the old host's run and drill history, from the repository.
+    let o = new_host(&["--json", "status"]);
+    let new_status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for field in ["last_run", "last_drill"] {
+        let old = &old_status["stacks"][0][field];
+        assert!(old.is_object(), "{old_status}");
+        assert_eq!(&new_status["stacks"][0][field], old, "{field}");
+    }
     // A second run replaces nothing.
     std::fs::write(
         host.path().join("schedules/shop.toml"),

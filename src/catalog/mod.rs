@@ -98,6 +98,9 @@ CREATE TABLE IF NOT EXISTS runs(
     point_id BLOB
 );
 CREATE INDEX IF NOT EXISTS runs_by_stack ON runs(stack, source, started);
+-- the run logs of the store's runs/ whose rows are in runs (never cleared with the cache:
+-- the rows stay, and a log is loaded once)
+CREATE TABLE IF NOT EXISTS run_logs(run_log_id BLOB PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS files(
     path BLOB PRIMARY KEY,
     size INTEGER NOT NULL,

@@ -62,6 +62,14 @@ impl Catalog {
                 |id| repo.read_drill(id),
                 Catalog::add_drill,
             )?;
+            self.refresh_manifests(
+                repo,
+                ("run_logs", "run_log_id"),
+                &repo.list_run_ids()?,
+                |i| i.0,
+                |id| repo.read_run(id),
+                Catalog::add_run_log,
+            )?;
         }
         // Marks first, so that a blob in a marked pack and a live one is placed in the live
         // one as the index files load (see `insert_pack`).

@@ -5,12 +5,12 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
-use serde::Serialize;
 
 use super::Catalog;
 use crate::error::Result;
-use crate::repo::id::PointId;
+use crate::repo::id::{PointId, RunId};
 use crate::repo::point::SourceStatus;
+use crate::repo::run::RunLog;
 
 /// What is known of a job's past runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -21,65 +21,7 @@ pub struct History {
     pub last_failure: Option<DateTime<Utc>>,
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Every source backed up.
-    Ok,
-    /// A source, a hook or the repository failed.
-    Failed,
-    /// Another run held the stack's lock.
-    Skipped,
-    /// SIGINT or SIGTERM; nothing was recorded as a point.
-    Interrupted,
-}
-
-impl RunStatus {
-    /// The stored and printed name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Ok => "ok",
-            RunStatus::Failed => "failed",
-            RunStatus::Skipped => "skipped",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
-
-    fn parse(s: &str) -> RunStatus {
-        match s {
-            "ok" => RunStatus::Ok,
-            "skipped" => RunStatus::Skipped,
-            "interrupted" => RunStatus::Interrupted,
-            _ => RunStatus::Failed,
-        }
-    }
-}
-
-/// One row of the run history.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunRecord {
-    /// The stack.
-    pub stack: String,
-    /// The source; `None` for the stack's run as a whole.
-    pub source: Option<String>,
-    /// When it started (the clock drctl was given).
-    pub started: DateTime<Utc>,
-    /// When it ended.
-    pub ended: DateTime<Utc>,
-    /// How it ended.
-    pub status: RunStatus,
-    /// Bytes read from the source.
-    pub bytes_read: u64,
-    /// Bytes added to the repository.
-    pub bytes_added: u64,
-    /// Wall time.
-    pub duration_ms: u64,
-    /// Why it failed or was skipped.
-    pub error: Option<String>,
-    /// The recovery point written, if any.
-    pub point_id: Option<PointId>,
-}
+pub use crate::repo::run::{RunRecord, RunStatus};
 
 fn time(s: String) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(&s)
@@ -114,6 +56,24 @@ impl Catalog {
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
+    }
+
+    /// Records a run log (from this host or loaded from the store) under its name, with
+    /// its runs, once.
+    pub fn add_run_log(&self, id: &RunId, log: &RunLog) -> Result<()> {
+        let fresh = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO run_logs(run_log_id) VALUES (?1)",
+                [&id.0[..]],
+            )
+            .map_err(|e| self.err(e))?;
+        if fresh == 1 {
+            for r in &log.runs {
+                self.add_run(r)?;
+            }
+        }
+        Ok(())
     }
 
     /// The newest runs of a stack (all sources, and the stack rows), newest first.

@@ -26,7 +26,7 @@ use crate::repo::repo_config::RepoConfig;
 use crate::store::backend::is_not_found;
 
 /// The kinds a copy carries, in the order they must land.
-pub const ORDER: [FileType; 7] = [
+pub const ORDER: [FileType; 8] = [
     FileType::Keys,
     FileType::Pack(BlobKind::Tree),
     FileType::Pack(BlobKind::Data),
@@ -34,6 +34,7 @@ pub const ORDER: [FileType; 7] = [
     FileType::Snapshot,
     FileType::Point,
     FileType::Drill,
+    FileType::Run,
 ];
 
 /// What a copy will do, from the two listings.

@@ -86,6 +86,11 @@ id_type!(
     DrillId
 );
 
+id_type!(
+    /// A run log object: BLAKE3 of its stored bytes.
+    RunId
+);
+
 /// Plain BLAKE3 of stored bytes, which names packs, index files and snapshots.
 pub fn content_hash(data: &[u8]) -> [u8; 32] {
     *blake3::hash(data).as_bytes()

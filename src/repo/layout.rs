@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::id::{DrillId, IndexId, PackId, PointId, SnapshotId};
+use super::id::{DrillId, IndexId, PackId, PointId, RunId, SnapshotId};
 use super::pack::BlobKind;
 use crate::error::Result;
 use crate::store::{Backend, ObjectInfo};
@@ -24,6 +24,8 @@ pub enum FileType {
     Point,
     /// Drill results.
     Drill,
+    /// Run logs: the run history, so that a new host knows it.
+    Run,
     /// Prune marks: packs waiting for their grace period.
     Mark,
     /// Locks (prune's).
@@ -34,12 +36,13 @@ pub enum FileType {
 
 impl FileType {
     /// Every kind but `config`, the small ones first (what `init` refuses to build over).
-    pub const CONTENT: [FileType; 9] = [
+    pub const CONTENT: [FileType; 10] = [
         FileType::Keys,
         FileType::Index,
         FileType::Snapshot,
         FileType::Point,
         FileType::Drill,
+        FileType::Run,
         FileType::Mark,
         FileType::Lock,
         FileType::Pack(BlobKind::Tree),
@@ -55,6 +58,7 @@ impl FileType {
             FileType::Snapshot => "snapshots/",
             FileType::Point => "points/",
             FileType::Drill => "drills/",
+            FileType::Run => "runs/",
             FileType::Mark => "marks/",
             FileType::Lock => "locks/",
             FileType::Pack(BlobKind::Data) => "data/",
@@ -101,6 +105,11 @@ impl Handle {
     /// A drill result.
     pub fn drill(id: &DrillId) -> Handle {
         Handle::new(FileType::Drill, id.to_hex())
+    }
+
+    /// A run log.
+    pub fn run(id: &RunId) -> Handle {
+        Handle::new(FileType::Run, id.to_hex())
     }
 
     /// An object of `kind` by name.

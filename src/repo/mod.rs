@@ -11,6 +11,7 @@ pub mod layout;
 pub mod pack;
 pub mod point;
 pub mod repo_config;
+pub mod run;
 pub mod snapshot;
 pub mod tree;
 
@@ -26,7 +27,7 @@ use crate::store::backend::is_not_found;
 use crate::store::Backend;
 use chunker::Chunker;
 use crypto::Key;
-use id::{content_hash, DrillId, IndexId, PackId, PointId, SnapshotId};
+use id::{content_hash, DrillId, IndexId, PackId, PointId, RunId, SnapshotId};
 use index::IndexedPack;
 use keys::Keys;
 use layout::{FileType, Handle, Objects};
@@ -479,6 +480,27 @@ impl Repo {
     pub fn write_drill(&self, result: &drill::DrillResult) -> Result<DrillId> {
         self.write_manifest(|h| Handle::drill(&DrillId(*h)), result)
             .map(DrillId)
+    }
+
+    /// Stores a run log under `runs/`, encrypted like every manifest.
+    pub fn write_run(&self, log: &run::RunLog) -> Result<RunId> {
+        self.write_manifest(|h| Handle::run(&RunId(*h)), log)
+            .map(RunId)
+    }
+
+    /// Names of all run logs.
+    pub fn list_run_ids(&self) -> Result<Vec<RunId>> {
+        Ok(self
+            .list_manifests(FileType::Run)?
+            .into_iter()
+            .map(RunId)
+            .collect())
+    }
+
+    /// Reads one run log.
+    pub async fn read_run(&self, id: RunId) -> Result<run::RunLog> {
+        self.read_manifest(&Handle::run(&id), &id.0, format!("run log {}", id.short()))
+            .await
     }
 
     /// Names of all drill results.

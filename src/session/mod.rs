@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::repo::drill::DrillResult;
 use crate::repo::id::{DrillId, IndexId, PointId, SnapshotId};
 use crate::repo::point::RecoveryPoint;
+use crate::repo::run::RunLog;
 use crate::repo::snapshot::Snapshot;
 use crate::repo::Repo;
 
@@ -133,6 +134,21 @@ impl<A> Session<A> {
         let id = self.repo.write_point(point)?;
         self.catalog.add_point(id, point)?;
         Ok(id)
+    }
+
+    /// Records a run's rows of the history in the repository (so that a new host sees
+    /// them), then in the catalog. When the repository cannot take them they are still
+    /// recorded here, and the error returned for the caller to report.
+    pub fn commit_runs(&mut self, log: &RunLog) -> Result<()> {
+        match self.repo.write_run(log) {
+            Ok(id) => self.catalog.add_run_log(&id, log),
+            Err(e) => {
+                for r in &log.runs {
+                    self.catalog.add_run(r)?;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Records a drill's result, so that `status`, `run --due` and other hosts see it.
