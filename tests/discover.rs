@@ -401,6 +401,14 @@ networks:
     }
 }
 
+/// What `docker WHAT -q` lists with a host drill's label.
+fn labelled(what: &str) -> String {
+    let mut args: Vec<&str> = what.split(' ').collect();
+    args.extend(["-q", "--filter", "label=drctl.host-drill"]);
+    let o = Command::new("docker").args(&args).output().unwrap();
+    text(&o.stdout).trim().to_string()
+}
+
 /// Every container of the host's projects: name, ID and start time.
 fn live_containers(host: &Host) -> Vec<String> {
     let mut out = Vec::new();
@@ -579,29 +587,46 @@ fn a_discovered_host_backs_up_and_comes_back_whole_from_the_repository_alone() {
 
     // A host drill rehearses all that into scratch projects and touches nothing live.
     let live_before = live_containers(&host);
+    // One killed half-way leaves its scratch, which the next one removes.
+    let mut child = env
+        .cmd()
+        .args(["drill", "--host"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while labelled("ps -a").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the host drill never created a container"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !common::kill_now(&mut child),
+        "the host drill ended before it was killed"
+    );
+    assert!(!labelled("ps -a").is_empty());
     let junit = env.path("host-drill.xml");
     let o = env.run(&["drill", "--host", "--junit", junit.to_str().unwrap()]);
     assert_ok(&o);
     let report = text(&o.stdout);
     eprintln!("drill --host:\n{report}");
+    assert!(
+        text(&o.stderr).contains("whose drctl was killed"),
+        "{}",
+        text(&o.stderr)
+    );
     assert!(report.contains("PASS"), "{report}\n{}", text(&o.stderr));
     for n in [shop_name, shared_name, dev_name] {
         assert!(report.contains(&format!("stack {n}")), "{report}");
     }
     assert_eq!(live_containers(&host), live_before);
     assert_eq!(host.state(), before);
-    for what in ["ps", "network ls", "volume ls"] {
-        let mut args: Vec<&str> = what.split(' ').collect();
-        args.extend(["-q", "--filter", "label=drctl.host-drill"]);
-        if what == "ps" {
-            args.push("-a");
-        }
-        let o = Command::new("docker").args(&args).output().unwrap();
-        assert_eq!(
-            text(&o.stdout).trim(),
-            "",
-            "docker {what}: the drill left these"
-        );
+    for what in ["ps -a", "network ls", "volume ls"] {
+        assert_eq!(labelled(what), "", "docker {what}: the drill left these");
     }
     let scratch_root = env.path("host-drills");
     assert!(

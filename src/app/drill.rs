@@ -180,7 +180,15 @@ impl App {
             .stacks
             .iter()
             .filter_map(|r| r.stack?.def.compose.as_ref().map(|c| c.project()));
+        let (swept, left) = crate::recover::scratch::sweep(&self.settings.state_dir, &docker);
+        for id in swept {
+            eprintln!("note: removed the scratch of host drill {id}, whose drctl was killed");
+        }
+        for l in left {
+            eprintln!("warning: a killed host drill's scratch: {l}");
+        }
         let scratch = HostScratch::new(&self.settings.state_dir, projects);
+        scratch.start()?;
         let quiet = self.quiet || self.json;
         let say = |line: &str| {
             if !quiet {

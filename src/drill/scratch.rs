@@ -258,7 +258,7 @@ fn resolve_image(docker: &Docker, rec: &SourceRecord) -> Result<(String, Vec<Str
 
 /// A process as `pid:start`, its start time (in clock ticks since boot) telling it from a
 /// later process that got the same PID.
-fn owner_token(pid: i32) -> String {
+pub fn owner_token(pid: i32) -> String {
     match start_ticks(pid) {
         Some(t) => format!("{pid}:{t}"),
         None => pid.to_string(),
@@ -274,7 +274,7 @@ fn start_ticks(pid: i32) -> Option<u64> {
 }
 
 /// Whether the process a token names is alive and the same process.
-fn alive(token: &str) -> bool {
+pub fn alive(token: &str) -> bool {
     let (pid, start) = match token.trim().split_once(':') {
         Some((p, s)) => (p, s.parse::<u64>().ok()),
         None => (token.trim(), None),

@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 use crate::config::ComposeDef;
 use crate::docker::compose::{Compose, Project};
 use crate::docker::Docker;
+use crate::drill::scratch::{alive, owner_token};
 use crate::error::{Error, IoContext, Result};
 
 /// The label on everything a host drill creates; its value is the drill's id.
@@ -25,6 +26,9 @@ pub const LABEL: &str = "drctl.host-drill";
 /// Compose's labels on what it creates.
 const PROJECT: &str = "com.docker.compose.project";
 const SERVICE: &str = "com.docker.compose.service";
+
+/// The file in a host drill's directory naming the process that runs it.
+const OWNER_FILE: &str = "owner";
 
 /// Host paths a scratch container may still mount: read-only clock settings.
 const HARMLESS: [&str; 2] = ["/etc/localtime", "/etc/timezone"];
@@ -75,6 +79,15 @@ impl HostScratch {
             projects,
             created: Default::default(),
         }
+    }
+
+    /// Makes its directory, owned by this process (so that a later drill can tell a
+    /// killed one's leftovers from a running one's).
+    pub fn start(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.root).ctx(|| format!("creating {}", self.root.display()))?;
+        let owner = owner_token(std::process::id() as i32);
+        let file = self.root.join(OWNER_FILE);
+        std::fs::write(&file, owner).ctx(|| format!("writing {}", file.display()))
     }
 
     /// Where a stack's project files are restored.
@@ -213,6 +226,33 @@ impl HostScratch {
         }
         left
     }
+}
+
+/// Removes what killed host drills left: each directory whose owner is dead, and every
+/// container, network and volume labelled with its id. Returns what it removed, and
+/// what it could not.
+pub fn sweep(state_dir: &Path, docker: &Docker) -> (Vec<String>, Vec<String>) {
+    let (mut removed, mut left) = (Vec::new(), Vec::new());
+    let Ok(entries) = std::fs::read_dir(state_dir.join("host-drills")) else {
+        return (removed, left);
+    };
+    for e in entries.flatten() {
+        let owner = std::fs::read_to_string(e.path().join(OWNER_FILE)).unwrap_or_default();
+        if alive(&owner) {
+            continue;
+        }
+        let id = e.file_name().to_string_lossy().to_string();
+        let failed = docker.remove_labelled(LABEL, &id);
+        if failed.is_empty() {
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => removed.push(id),
+                Err(err) => left.push(format!("{}: {err}", e.path().display())),
+            }
+        } else {
+            left.extend(failed);
+        }
+    }
+    (removed, left)
 }
 
 /// How a rendered project becomes a scratch one.
