@@ -722,3 +722,46 @@ fn a_write_only_key_backs_up_stacks_and_reads_nothing() {
     assert_ok(&env.run(&["restore", "web", "--to", out.to_str().unwrap()]));
     assert_eq!(std::fs::read(out.join("b")).unwrap(), b"b");
 }
+
+#[test]
+fn compose_tables_and_dependencies_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("drctl.toml"), "").unwrap();
+    let schedules = dir.path().join("schedules");
+    std::fs::create_dir_all(&schedules).unwrap();
+    let check = |text: &str| {
+        std::fs::write(schedules.join("s.toml"), text).unwrap();
+        run_with_config(dir.path())
+    };
+    let good = "[stack.shared]\n[stack.shop]\ndepends_on = [\"shared\"]\n\
+                [stack.shop.compose]\nproject = \"shop\"\ndir = \"/srv/shop\"\nfiles = [\"docker-compose.yml\"]\n";
+    assert_ok(&check(good));
+    for (text, needle) in [
+        (
+            "[stack.shop.compose]\nproject = \"Shop!\"\ndir = \"/srv/shop\"\n",
+            "s.toml:2:11: compose project \"Shop!\"",
+        ),
+        (
+            "[stack.shop.compose]\nproject = \"shop\"\ndir = \"srv/shop\"\n",
+            "s.toml:3:7: compose dir \"srv/shop\" must be absolute",
+        ),
+        (
+            "[stack.shop.compose]\nproject = \"shop\"\n",
+            "missing field `dir`",
+        ),
+        (
+            "[stack.shop]\ndepends_on = [\"nosuch\"]\n",
+            "stack shop depends on \"nosuch\", which no stack file defines",
+        ),
+        (
+            "[stack.shop]\ndepends_on = [\"shop\"]\n",
+            "stack shop depends on \"shop\", itself",
+        ),
+        (
+            "[stack.a]\ndepends_on = [\"b\"]\n[stack.b]\ndepends_on = [\"a\"]\n[stack.c]\n",
+            "the stacks a, b depend on each other",
+        ),
+    ] {
+        assert_fails(&check(text), 2, needle);
+    }
+}

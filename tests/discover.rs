@@ -697,3 +697,64 @@ fn config_check_live_names_every_problem_in_one_run() {
     }
     assert!(text(&o.stdout).contains("b/fine"), "{}", text(&o.stdout));
 }
+
+#[test]
+fn without_compose_recover_restores_the_project_files_and_prints_the_commands_that_finish() {
+    if skip() {
+        return;
+    }
+    let env = Env::init(Kind::Local).unwrap();
+    let proj = env.path("srv/shop");
+    let data = env.path("data/shop");
+    for d in [&proj, &data] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(proj.join("docker-compose.yml"), "services: {}\n").unwrap();
+    std::fs::write(proj.join(".env"), "TAG=1\n").unwrap();
+    std::fs::write(data.join("a.txt"), "a").unwrap();
+    std::fs::create_dir_all(env.path("schedules")).unwrap();
+    std::fs::write(
+        env.path("schedules/shop.toml"),
+        format!(
+            "[stack.shop]\nrto = \"1h\"\n[stack.shop.compose]\nproject = \"shop-x\"\ndir = \"{}\"\nfiles = [\"{}/docker-compose.yml\"]\n\
+             [[stack.shop.source]]\nname = \"compose\"\nkind = \"volume\"\npath = \"{}\"\n\
+             [[stack.shop.source]]\nname = \"data\"\nkind = \"volume\"\npath = \"{}\"\n",
+            proj.display(),
+            proj.display(),
+            proj.display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    assert_ok(&env.run(&["backup", "shop"]));
+    let files = tree(&proj);
+    for d in [&proj, &data, &env.path("schedules")] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+    // A host with neither docker-compose nor the docker CLI on its PATH.
+    let empty = tempfile::tempdir().unwrap();
+    let o = env
+        .cmd()
+        .env("PATH", empty.path())
+        .args(["recover", "--all"])
+        .output()
+        .unwrap();
+    common::assert_fails(&o, 1, "1 of 1 stack(s) did not fully recover: shop");
+    let summary = text(&o.stdout);
+    let p = proj.display();
+    for needle in [
+        "problem: neither docker-compose nor `docker compose` is installed".to_string(),
+        "to finish it, run:".to_string(),
+        format!("cd {p} && docker compose -p shop-x -f {p}/docker-compose.yml up --no-start"),
+        "drctl restore shop --source data".to_string(),
+        format!("cd {p} && docker compose -p shop-x -f {p}/docker-compose.yml up -d"),
+    ] {
+        assert!(
+            summary.contains(&needle),
+            "{needle:?} missing from {summary}"
+        );
+    }
+    // The project files are back; the rest waits for the commands.
+    assert_eq!(tree(&proj), files);
+    assert!(!data.exists());
+}

@@ -348,6 +348,7 @@ impl App {
             Vec::new()
         };
         let drills = crate::config::drill::load_drills(&self.settings.drills_dir, &stacks)?;
+        crate::recover::check_dependencies(&stacks)?;
         if live {
             self.config_live(&stacks)?;
         }

@@ -125,6 +125,37 @@ impl<'a> RecoverPlan<'a> {
     }
 }
 
+/// Checks the stacks' `depends_on`: each names a configured stack other than itself, and
+/// no chain of them comes back to where it started (`config check`).
+pub fn check_dependencies(stacks: &[Stack]) -> Result<()> {
+    let names: Vec<String> = stacks.iter().map(|s| s.name.clone()).collect();
+    for s in stacks {
+        for d in &s.def.depends_on {
+            let d = d.get_ref();
+            if d == &s.name || !names.contains(d) {
+                return Err(Error::Config(format!(
+                    "{}: stack {} depends on {d:?}, {}",
+                    s.place,
+                    s.name,
+                    if d == &s.name {
+                        "itself"
+                    } else {
+                        "which no stack file defines"
+                    }
+                )));
+            }
+        }
+    }
+    let deps = stacks
+        .iter()
+        .map(|s| {
+            let d = s.def.depends_on.iter().map(|d| d.get_ref().clone());
+            (s.name.clone(), d.collect())
+        })
+        .collect();
+    order(&names, &deps).map(drop)
+}
+
 /// `names` ordered so that each comes after the stacks it depends on (those among
 /// `names`; one not being recovered is assumed to be there), and otherwise by name. A
 /// cycle is a configuration error naming it.
