@@ -534,7 +534,10 @@ fn a_discovered_host_backs_up_and_comes_back_whole_from_the_repository_alone() {
     let took = t0.elapsed();
     assert_ok(&o);
     let summary = text(&o.stdout);
-    eprintln!("recover --all took {took:?}:\n{summary}");
+    eprintln!(
+        "recover --all took {took:?}:\n{}\n{summary}",
+        text(&o.stderr)
+    );
     // Dependencies first: the shared databases before the app that uses them.
     let pos = |n: &str| {
         summary
