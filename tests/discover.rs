@@ -128,47 +128,6 @@ INSERT INTO cache_render SELECT 'entity_view:node:' || g, decode(md5(g::text) ||
 INSERT INTO key_value SELECT 'state', 'system.cron_last' || g, convert_to(g::text, 'UTF8') FROM generate_series(1, 50) g;
 ";
 
-/// Every table of a PostgreSQL database with its row count and a checksum of its rows.
-fn pg_tables(c: &Container, pw: &str, db: &str) -> Vec<String> {
-    let tables = c.psql(
-        pw,
-        db,
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
-    );
-    tables
-        .lines()
-        .map(|t| {
-            let row = c.psql(
-                pw,
-                db,
-                &format!(
-                    "SELECT count(*) || ' ' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '-') FROM {t} x"
-                ),
-            );
-            format!("{t}: {row}")
-        })
-        .collect()
-}
-
-/// Every file under `dir` with its contents (what a recovery must give back).
-fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().display().to_string();
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// What the test host holds that a recovery must give back.
 #[derive(Debug, PartialEq)]
 struct HostState {
@@ -359,10 +318,10 @@ networks:
     /// What a recovery must bring back.
     fn state(&self) -> HostState {
         let db = self.db();
-        let drupal = pg_tables(&db, PG_PW, "drupal");
+        let drupal = db.pg_table_sums(PG_PW, "drupal");
         std::mem::forget(db);
         let pg = Container::adopt(&self.shared.container("postgres"));
-        let shared_pg = pg_tables(&pg, SHARED_PG_PW, "devdb");
+        let shared_pg = pg.pg_table_sums(SHARED_PG_PW, "devdb");
         std::mem::forget(pg);
         let maria = Container::adopt(&self.shared.container("mariadb"));
         let maria_sum = maria.mariadb_sql(
@@ -395,7 +354,7 @@ networks:
                 self.dev.dir.clone(),
             ]
             .iter()
-            .map(|d| tree(d))
+            .map(|d| common::tree_files(d))
             .collect(),
         }
     }
@@ -730,7 +689,7 @@ fn without_compose_recover_restores_the_project_files_and_prints_the_commands_th
     )
     .unwrap();
     assert_ok(&env.run(&["backup", "shop"]));
-    let files = tree(&proj);
+    let files = common::tree_files(&proj);
     for d in [&proj, &data, &env.path("schedules")] {
         std::fs::remove_dir_all(d).unwrap();
     }
@@ -758,6 +717,6 @@ fn without_compose_recover_restores_the_project_files_and_prints_the_commands_th
         );
     }
     // The project files are back; the rest waits for the commands.
-    assert_eq!(tree(&proj), files);
+    assert_eq!(common::tree_files(&proj), files);
     assert!(!data.exists());
 }

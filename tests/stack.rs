@@ -37,25 +37,6 @@ fn no_complete_point(env: &Env, stack: &str) -> bool {
     })
 }
 
-fn pg_table_sums(c: &Container, pw: &str, db: &str) -> Vec<String> {
-    let tables = c.psql(
-        pw,
-        db,
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
-    );
-    tables
-        .lines()
-        .map(|t| {
-            let sum = c.psql(
-                pw,
-                db,
-                &format!("SELECT count(*) || ' ' || coalesce(sum(hashtext(x::text)::bigint), 0) FROM {t} x"),
-            );
-            format!("{t} {sum}")
-        })
-        .collect()
-}
-
 #[test]
 fn postgres_round_trip_with_a_million_rows_and_a_role() {
     if skip() {
@@ -86,7 +67,7 @@ fn postgres_round_trip_with_a_million_rows_and_a_role() {
         "CREATE ROLE shop_app LOGIN PASSWORD 'app-pw'",
     );
     c.psql(pw, "shop", "GRANT SELECT ON pgbench_accounts TO shop_app");
-    let before = pg_table_sums(&c, pw, "shop");
+    let before = c.pg_table_sums(pw, "shop");
     assert!(
         before
             .iter()
@@ -129,7 +110,7 @@ fn postgres_round_trip_with_a_million_rows_and_a_role() {
         "{}",
         text(&o.stdout)
     );
-    assert_eq!(pg_table_sums(&c, pw, "shop"), before);
+    assert_eq!(c.pg_table_sums(pw, "shop"), before);
     assert_eq!(
         c.psql(
             pw,
@@ -150,7 +131,7 @@ fn postgres_round_trip_with_a_million_rows_and_a_role() {
     assert_fails(&env.run(&["restore", "shop"]), 2, "holds data");
     c.psql(pw, "shop", "DELETE FROM pgbench_branches");
     assert_ok(&env.run(&["restore", "shop", "--force"]));
-    assert_eq!(pg_table_sums(&c, pw, "shop"), before);
+    assert_eq!(c.pg_table_sums(pw, "shop"), before);
 }
 
 #[test]

@@ -542,21 +542,6 @@ fn schedule_install_output_verifies_and_the_cron_block_is_replaced_not_duplicate
     assert_eq!(std::fs::read_to_string(&crontab).unwrap(), once);
 }
 
-/// Files of a directory and their contents.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            out.insert(
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            );
-        }
-    }
-    out
-}
-
 #[test]
 fn forget_keeps_the_policy_and_prune_reclaims_only_after_the_grace_period() {
     let env = Env::init(Kind::Local).unwrap();
@@ -580,7 +565,7 @@ fn forget_keeps_the_policy_and_prune_reclaims_only_after_the_grace_period() {
         )
         .unwrap();
         assert_ok(&at(&env, &format!("2026-11-20T{t}:00Z"), &["run", "shop"]));
-        expected.push(tree(&data));
+        expected.push(common::tree_files(&data));
     }
     let packs = || -> Vec<(String, u64)> {
         env.objects()
@@ -646,7 +631,7 @@ fn forget_keeps_the_policy_and_prune_reclaims_only_after_the_grace_period() {
             to.to_str().unwrap(),
         ]);
         assert_ok(&o);
-        assert_eq!(&tree(&to), want, "point of {t}");
+        assert_eq!(&common::tree_files(&to), want, "point of {t}");
     }
 }
 
@@ -710,7 +695,7 @@ fn concurrent_backups_from_two_hosts_and_prune_lose_nothing() {
                 made.push((
                     v["snapshot_id"].as_str().unwrap().to_string(),
                     name.clone(),
-                    tree(&data),
+                    common::tree_files(&data),
                 ));
             }
             made
@@ -784,7 +769,11 @@ fn concurrent_backups_from_two_hosts_and_prune_lose_nothing() {
             .expect("a snapshot we made");
         let to = env.path(&format!("restore-{}", &id[..8]));
         assert_ok(&env.run(&["restore", id, "--to", to.to_str().unwrap()]));
-        assert_eq!(&tree(&to.join(name)), want, "snapshot {id} of {name}");
+        assert_eq!(
+            &common::tree_files(&to.join(name)),
+            want,
+            "snapshot {id} of {name}"
+        );
     }
 }
 
@@ -965,7 +954,7 @@ fn a_new_host_lists_the_stacks_and_gets_their_configuration_and_data_back_from_t
     );
 
     // The data is gone too: recover puts it back, checks it, and times it.
-    let before = tree_digest(&data);
+    let before = common::tree_files(&data);
     std::fs::remove_dir_all(&data).unwrap();
     let o = new_host(&["recover", "--all"]);
     assert_ok(&o);
@@ -976,31 +965,12 @@ fn a_new_host_lists_the_stacks_and_gets_their_configuration_and_data_back_from_t
             && summary.contains("checks: 1 of 1 passed"),
         "{summary}"
     );
-    assert_eq!(tree_digest(&data), before);
+    assert_eq!(common::tree_files(&data), before);
     // Recovering over data that is back is refused, source by source, and says so.
     let o = new_host(&["--json", "recover", "--all"]);
     assert_fails(&o, 1, "1 of 1 stack(s) did not fully recover: shop");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let err = v["stacks"][0]["sources"][0]["error"].as_str().unwrap();
     assert!(err.contains("holds data"), "{v}");
-    assert_eq!(tree_digest(&data), before);
-}
-
-/// Every file's relative path and contents under `dir`, in order.
-fn tree_digest(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().display().to_string();
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
+    assert_eq!(common::tree_files(&data), before);
 }

@@ -357,6 +357,27 @@ impl Container {
         )
     }
 
+    /// Every table of schema `public` in `db` with its row count and a sum of its rows'
+    /// hashes: equal before and after a round trip, whatever the row order.
+    pub fn pg_table_sums(&self, password: &str, db: &str) -> Vec<String> {
+        let tables = self.psql(
+            password,
+            db,
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+        );
+        tables
+            .lines()
+            .map(|t| {
+                let sum = self.psql(
+                    password,
+                    db,
+                    &format!("SELECT count(*) || ' ' || coalesce(sum(hashtext(x::text)::bigint), 0) FROM {t} x"),
+                );
+                format!("{t} {sum}")
+            })
+            .collect()
+    }
+
     /// Runs `sql` with the mariadb client as root; tab-separated rows, no column names.
     pub fn mariadb_sql(&self, password: &str, sql: &str) -> String {
         self.exec_ok(

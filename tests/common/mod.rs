@@ -295,3 +295,23 @@ pub fn listener() -> (String, std::sync::mpsc::Receiver<String>) {
     });
     (url, rx)
 }
+
+/// Every file under `dir` (its path below `dir`) with its contents, in path order: what a
+/// restore must give back.
+pub fn tree_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
