@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::cli::GlobalArgs;
+use crate::config::notify::NotifyDef;
 use crate::error::{Error, Result};
 
 /// The configuration file read when neither `--config` nor `DRCTL_CONFIG` names one.
@@ -49,7 +50,7 @@ pub struct RepoSettings {
 }
 
 /// Where a repository is and how to reach it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Location {
     /// `file:///path` or `s3://bucket/prefix`.
     pub url: String,
@@ -63,6 +64,9 @@ pub struct Location {
     pub profile: Option<String>,
     /// As a copy's destination: how far it may trail its source (`status --check`).
     pub max_lag: Option<String>,
+    /// As a copy's destination: who hears when a copy into it fails (or, with
+    /// `events`, starts or succeeds).
+    pub notify: Option<NotifyDef>,
 }
 
 /// A `[remotes.NAME]` table: another repository, with its own credentials.
@@ -75,6 +79,7 @@ struct RemoteTable {
     path_style: Option<bool>,
     profile: Option<String>,
     max_lag: Option<Spanned<String>>,
+    notify: Option<NotifyDef>,
 }
 
 /// The `[repository]` table.
@@ -182,6 +187,10 @@ fn read_config(path: &Path, explicit: bool) -> Result<ConfigFile> {
             Err(m) => return Err(config_error(path, &text, l.span().start, m)),
         }
     }
+    for n in file.remotes.values().filter_map(|r| r.notify.as_ref()) {
+        n.check()
+            .map_err(|(span, m)| config_error(path, &text, span.start, m))?;
+    }
     Ok(file)
 }
 
@@ -242,6 +251,7 @@ pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
                     path_style: r.path_style.unwrap_or(false),
                     profile: r.profile,
                     max_lag: r.max_lag.map(Spanned::into_inner),
+                    notify: r.notify,
                 };
                 (name, at)
             })
@@ -259,6 +269,7 @@ impl RepoSettings {
             path_style: self.path_style,
             profile: self.profile.clone(),
             max_lag: None,
+            notify: None,
         }
     }
 

@@ -165,6 +165,72 @@ fn a_damaged_source_object_is_named_and_not_copied() {
 }
 
 #[test]
+fn a_copy_notifies_its_outcome_and_a_dead_notifier_fails_nothing() {
+    let env = Env::init(Kind::Local).unwrap();
+    backed_up(&env, 4, 2, 1 << 20);
+    let dest = env.path("offsite");
+    let (url, bodies) = common::listener();
+    let config = |hook: &str| {
+        std::fs::write(
+            env.path("drctl.toml"),
+            format!(
+                "[remotes.offsite]\nurl = \"file://{}\"\n[remotes.offsite.notify]\nwebhook = \"{hook}\"\n",
+                dest.display()
+            ),
+        )
+        .unwrap()
+    };
+    config(&url);
+    assert_ok(&env.run(&["copy", "--to", "offsite"]));
+    let ok: serde_json::Value = serde_json::from_str(
+        &bodies
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ok["event"], "success", "{ok}");
+    assert!(ok["stack"].as_str().unwrap().starts_with("copy "), "{ok}");
+    assert!(ok["bytes_added"].as_u64().unwrap() > 0, "{ok}");
+
+    // A damaged source object: the copy fails, and says so to the webhook.
+    backed_up(&env, 5, 1, 1 << 20);
+    let known: Vec<String> = walk(&dest)
+        .iter()
+        .map(|p| p.strip_prefix(&dest).unwrap().display().to_string())
+        .collect();
+    let pack = env
+        .objects()
+        .into_iter()
+        .map(|(k, _)| k)
+        .find(|k| k.starts_with("data/") && !known.contains(k))
+        .unwrap();
+    let original = env.get(&pack);
+    let mut b = original.clone();
+    b[100] ^= 1;
+    env.put(&pack, b);
+    assert_fails(&env.run(&["copy", "--to", "offsite"]), 1, "damaged");
+    let failed: serde_json::Value = serde_json::from_str(
+        &bodies
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(failed["event"], "failure", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("damaged"),
+        "{failed}"
+    );
+
+    // Repaired, the next copy succeeds even with its receiver down: a warning only.
+    env.put(&pack, original);
+    config("http://127.0.0.1:9/hook");
+    let o = env.run(&["copy", "--to", "offsite"]);
+    assert_ok(&o);
+    assert!(text(&o.stderr).contains("warning: "), "{}", text(&o.stderr));
+    assert!(dest.join(&pack).exists());
+}
+
+#[test]
 fn a_copy_refuses_a_destination_holding_another_repository() {
     let a = Env::init(Kind::Local).unwrap();
     let b = Env::init(Kind::Local).unwrap();

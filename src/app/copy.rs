@@ -8,9 +8,10 @@ use crate::cli::CopyArgs;
 use crate::copy::{self, CopyOptions};
 use crate::error::{Error, Result};
 use crate::human::human_bytes;
+use crate::notify::{Event, Notice, Notifier};
 use crate::repo::layout::Objects;
 
-use super::{print_json, App};
+use super::{hostname, print_json, App};
 
 impl App {
     pub(super) fn copy(&self, a: &CopyArgs) -> Result<()> {
@@ -30,6 +31,7 @@ impl App {
         let from = Objects::new(self.backend_at(&from_at, false)?);
         let to = Objects::new(self.backend_at(&to_at, !a.dry_run)?);
         let started = self.now;
+        let t0 = Instant::now();
         let result = self.copy_between(a, &from, &to);
         if !a.dry_run {
             let max_lag = to_at
@@ -45,6 +47,19 @@ impl App {
             let state_dir = &self.settings.state_dir;
             if let Err(e) = copy::state::record(state_dir, &f, &t, started, outcome, max_lag) {
                 eprintln!("warning: recording the copy's state: {e}");
+            }
+            if let Some(n) = Notifier::new(to_at.notify.as_ref()) {
+                let (event, status, error) = match &result {
+                    Ok(_) => (Event::Success, "ok", None),
+                    Err(e) => (Event::Failure, "failed", Some(e.to_string())),
+                };
+                let what = format!("copy {f} -> {t}");
+                let mut notice = Notice::new(event, &what, &hostname(), started, status, error);
+                notice.duration_ms = Some(t0.elapsed().as_millis() as u64);
+                notice.bytes_added = result.as_ref().ok().map(|(_, bytes)| *bytes);
+                for w in n.send(&notice) {
+                    eprintln!("warning: {w}");
+                }
             }
         }
         result.map(drop)

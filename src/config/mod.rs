@@ -7,7 +7,7 @@
 
 mod compose;
 pub mod drill;
-mod notify;
+pub mod notify;
 
 pub use compose::ComposeDef;
 pub use notify::{EmailDef, NotifyDef, TelegramDef};

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// `[stack.NAME.notify]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyDef {
     /// A healthchecks.io-style ping URL: `URL/start`, `URL`, `URL/fail` (every event).
@@ -30,7 +30,7 @@ pub struct NotifyDef {
 }
 
 /// `telegram = { chat_id = "...", token_file = "..." }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelegramDef {
     /// The chat (or channel) the bot writes to.
@@ -43,7 +43,7 @@ pub struct TelegramDef {
 }
 
 /// `email = { smtp = "smtp://host:587?tls=required", from = "...", to = [...] }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailDef {
     /// `smtp://host[:port]` (plain, or `?tls=required` for STARTTLS) or
