@@ -2044,7 +2044,7 @@ _drctl() {
             return 0
             ;;
         drctl__subcmd__recover)
-            opts="-q -v -h --all --list --at --config-to --config-only --dry-run --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help"
+            opts="-q -v -h --all --list --at --config-to --config-only --force --dry-run --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

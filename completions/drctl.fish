@@ -390,6 +390,7 @@ complete -c drctl -n "__fish_drctl_using_subcommand recover" -l now -d 'Pretend 
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -l all -d 'Every stack in the repository'
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -l list -d 'List every stack in the repository with its newest points, then stop'
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -l config-only -d 'Write the configuration only: restore no stack'
+complete -c drctl -n "__fish_drctl_using_subcommand recover" -l force -d 'Replace data already there (a recovery that was interrupted, run again); without it, a directory or database that holds data is refused, source by source'
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -l dry-run -d 'Print what would be written, created, restored and started, and change nothing'
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c drctl -n "__fish_drctl_using_subcommand recover" -s q -l quiet -d 'Print no progress and no summary'

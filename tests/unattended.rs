@@ -973,4 +973,9 @@ fn a_new_host_lists_the_stacks_and_gets_their_configuration_and_data_back_from_t
     let err = v["stacks"][0]["sources"][0]["error"].as_str().unwrap();
     assert!(err.contains("holds data"), "{v}");
     assert_eq!(common::tree_files(&data), before);
+    // With --force (a recovery interrupted half-way, run again) it replaces what is there.
+    std::fs::write(data.join("a.txt"), "half-written").unwrap();
+    std::fs::write(data.join("stray.tmp"), "x").unwrap();
+    assert_ok(&new_host(&["recover", "--all", "--force"]));
+    assert_eq!(common::tree_files(&data), before);
 }

@@ -100,7 +100,8 @@ impl App {
             Vec::new()
         };
         let chosen = chosen.into_iter().map(|(n, e, _)| (n, e)).collect();
-        let plan = RecoverPlan::build(chosen, &stacks, &drills, at)?;
+        let mut plan = RecoverPlan::build(chosen, &stacks, &drills, at)?;
+        plan.force = a.force;
         if a.dry_run {
             return self.print_recover_plan(&plan);
         }
@@ -189,7 +190,7 @@ impl App {
                 r.name,
                 local_time(&r.point.point.time)
             ));
-            let o = recover_stack(&cx, r, plan.at)
+            let o = recover_stack(&cx, r, plan.at, plan.force)
                 .map_err(|e| e.context(format!("stack {}", r.name)))?;
             if !self.json {
                 out(&summary(&o))?;

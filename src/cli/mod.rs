@@ -403,6 +403,10 @@ pub struct RecoverArgs {
     /// Write the configuration only: restore no stack
     #[arg(long)]
     pub config_only: bool,
+    /// Replace data already there (a recovery that was interrupted, run again); without
+    /// it, a directory or database that holds data is refused, source by source
+    #[arg(long)]
+    pub force: bool,
     /// Print what would be written, created, restored and started, and change nothing
     #[arg(long, conflicts_with = "list")]
     pub dry_run: bool,

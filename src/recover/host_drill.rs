@@ -30,7 +30,7 @@ pub fn run(
             r.name,
             crate::timespec::local_time(&r.point.point.time)
         ));
-        match recover_stack(cx, r, plan.at) {
+        match recover_stack(cx, r, plan.at, false) {
             Ok(o) => outcomes.push(o),
             Err(e) => {
                 result = Err(e.context(format!("stack {}", r.name)));

@@ -60,6 +60,8 @@ pub struct RecoverPlan<'a> {
     pub at: Option<DateTime<Utc>>,
     /// The stacks in the order they are recovered.
     pub stacks: Vec<StackRecovery<'a>>,
+    /// Replace data already in the targets.
+    pub force: bool,
 }
 
 impl<'a> RecoverPlan<'a> {
@@ -96,6 +98,7 @@ impl<'a> RecoverPlan<'a> {
         let ordered = order(&names, &deps)?;
         Ok(RecoverPlan {
             at,
+            force: false,
             stacks: ordered.iter().filter_map(|n| by_name.remove(n)).collect(),
         })
     }

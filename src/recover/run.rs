@@ -120,11 +120,13 @@ impl StackOutcome {
     }
 }
 
-/// Recovers one stack at `at` (its newest backups at or before it).
+/// Recovers one stack at `at` (its newest backups at or before it); `force` replaces
+/// data already in its targets.
 pub fn recover_stack(
     cx: &Context<'_>,
     r: &StackRecovery<'_>,
     at: Option<DateTime<Utc>>,
+    force: bool,
 ) -> Result<StackOutcome> {
     let t0 = Instant::now();
     let catalog = cx.session.catalog();
@@ -134,7 +136,7 @@ pub fn recover_stack(
         config: r.stack,
         into_container: None,
         to: None,
-        force: false,
+        force,
     });
     let selection = Selection { only: &[], at };
     let plan = RestorePlan::build(&r.name, &points, &snapshots, &selection, dest)?;
