@@ -241,6 +241,27 @@ networks:
         }
     }
 
+    /// Everything of the host gone: its projects' containers, volumes and networks, its
+    /// data and project directories, and drctl's configuration, catalog and state. Only
+    /// the repository, the key file and an empty drctl.toml stay.
+    fn die(&self, env: &Env) {
+        for p in [&self.shop, &self.shared, &self.dev] {
+            p.destroy();
+        }
+        std::fs::remove_dir_all(&self.root).unwrap();
+        for e in std::fs::read_dir(env.dir.path()).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            if !["repo", "drctl.key", "drctl.toml"].contains(&name.as_str()) {
+                if p.is_dir() {
+                    std::fs::remove_dir_all(&p).unwrap();
+                } else {
+                    std::fs::remove_file(&p).unwrap();
+                }
+            }
+        }
+    }
+
     fn db(&self) -> Container {
         Container::adopt(&self.shop.container("db"))
     }
@@ -469,24 +490,7 @@ fn a_discovered_host_backs_up_and_comes_back_whole_from_the_repository_alone() {
 
     // The host dies: every container, volume, network and data directory, and drctl's
     // configuration, catalog and state. The repository and the key file are elsewhere.
-    for p in [&host.shop, &host.shared, &host.dev] {
-        p.destroy();
-    }
-    std::fs::remove_dir_all(&root).unwrap();
-    for d in ["schedules", "restore-drills"] {
-        std::fs::remove_dir_all(env.path(d)).unwrap();
-    }
-    for e in std::fs::read_dir(env.dir.path()).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.file_name().unwrap().to_string_lossy().to_string();
-        if !["repo", "drctl.key", "drctl.toml"].contains(&name.as_str()) {
-            if p.is_dir() {
-                std::fs::remove_dir_all(&p).unwrap();
-            } else {
-                std::fs::remove_file(&p).unwrap();
-            }
-        }
-    }
+    host.die(&env);
 
     let t0 = Instant::now();
     let o = env.run(&["recover", "--all"]);
@@ -599,6 +603,47 @@ fn a_discovered_host_backs_up_and_comes_back_whole_from_the_repository_alone() {
     assert!(xml.contains("host") && !xml.contains("<failure"), "{xml}");
     let o = env.json(&["drill", "history"]);
     assert!(o.to_string().contains("\"host\""), "{o}");
+
+    // The host dies again, and its recovery is killed half-way: run again with --force,
+    // it completes over what the first one wrote.
+    host.die(&env);
+    let mut child = env
+        .cmd()
+        .args(["recover", "--all"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let shop_label = format!("label=com.docker.compose.project={shop_name}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let o = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &shop_label])
+            .output()
+            .unwrap();
+        if !text(&o.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the recovery never created a container"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !common::kill_now(&mut child),
+        "the recovery ended before it was killed"
+    );
+    let o = env.run(&["recover", "--all", "--force"]);
+    assert_ok(&o);
+    assert!(
+        text(&o.stdout).contains("3 stack(s) recovered in"),
+        "{}",
+        text(&o.stdout)
+    );
+    host.wait_ready();
+    assert_eq!(host.state(), before);
 
     // Discovery on the recovered host finds the same stacks; a change is reported.
     let o = env.run(&["discover", "--write", env.dir.path().to_str().unwrap()]);
