@@ -381,12 +381,42 @@ networks:
     }
 }
 
-/// What `docker WHAT -q` lists with a host drill's label.
-fn labelled(what: &str) -> String {
+/// What `docker WHAT -q --filter FILTER` lists.
+fn listed(what: &str, filter: &str) -> String {
     let mut args: Vec<&str> = what.split(' ').collect();
-    args.extend(["-q", "--filter", "label=drctl.host-drill"]);
+    args.extend(["-q", "--filter", filter]);
     let o = Command::new("docker").args(&args).output().unwrap();
     text(&o.stdout).trim().to_string()
+}
+
+/// What `docker WHAT -q` lists with a host drill's label.
+fn labelled(what: &str) -> String {
+    listed(what, "label=drctl.host-drill")
+}
+
+/// Runs drctl with `args`, and SIGKILLs it `settle` after the first container matching
+/// `filter` exists: half-way through what it was doing.
+fn kill_once_it_has_containers(env: &Env, args: &[&str], filter: &str, settle: Duration) {
+    let mut child = env
+        .cmd()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while listed("ps -a", filter).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "drctl {args:?} never created a container"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(settle);
+    assert!(
+        !common::kill_now(&mut child),
+        "drctl {args:?} ended before it was killed"
+    );
 }
 
 /// Every container of the host's projects: name, ID and start time.
@@ -554,25 +584,11 @@ fn a_discovered_host_backs_up_and_comes_back_whole_from_the_repository_alone() {
     // A host drill rehearses all that into scratch projects and touches nothing live.
     let live_before = live_containers(&host);
     // One killed half-way leaves its scratch, which the next one removes.
-    let mut child = env
-        .cmd()
-        .args(["drill", "--host"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while labelled("ps -a").is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the host drill never created a container"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(
-        !common::kill_now(&mut child),
-        "the host drill ended before it was killed"
+    kill_once_it_has_containers(
+        &env,
+        &["drill", "--host"],
+        "label=drctl.host-drill",
+        Duration::from_millis(1500),
     );
     assert!(!labelled("ps -a").is_empty());
     let junit = env.path("host-drill.xml");
@@ -607,33 +623,11 @@ fn a_discovered_host_backs_up_and_comes_back_whole_from_the_repository_alone() {
     // The host dies again, and its recovery is killed half-way: run again with --force,
     // it completes over what the first one wrote.
     host.die(&env);
-    let mut child = env
-        .cmd()
-        .args(["recover", "--all"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let shop_label = format!("label=com.docker.compose.project={shop_name}");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let o = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &shop_label])
-            .output()
-            .unwrap();
-        if !text(&o.stdout).trim().is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the recovery never created a container"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        !common::kill_now(&mut child),
-        "the recovery ended before it was killed"
+    kill_once_it_has_containers(
+        &env,
+        &["recover", "--all"],
+        &format!("label=com.docker.compose.project={shop_name}"),
+        Duration::from_secs(3),
     );
     let o = env.run(&["recover", "--all", "--force"]);
     assert_ok(&o);

@@ -189,12 +189,7 @@ impl App {
         }
         let scratch = HostScratch::new(&self.settings.state_dir, projects);
         scratch.start()?;
-        let quiet = self.quiet || self.json;
-        let say = |line: &str| {
-            if !quiet {
-                eprintln!("{line}");
-            }
-        };
+        let say = self.step_printer();
         let progress = || self.progress("restoring");
         let cx = Context {
             session: &session,

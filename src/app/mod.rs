@@ -206,6 +206,18 @@ impl App {
         Progress::new(!self.json && !self.quiet, verb)
     }
 
+    /// Says each step of a long command on stderr with the seconds since this was made
+    /// (where a recovery's minutes go); silent under `--quiet` or `--json`.
+    fn step_printer(&self) -> impl Fn(&str) + Sync {
+        let quiet = self.quiet || self.json;
+        let t0 = std::time::Instant::now();
+        move |line: &str| {
+            if !quiet {
+                eprintln!("[{:>6.1}s] {line}", t0.elapsed().as_secs_f64());
+            }
+        }
+    }
+
     fn init(&self, compression: i32) -> Result<()> {
         if self.settings.key_file.exists() {
             return Err(Error::Key {

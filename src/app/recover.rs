@@ -164,14 +164,8 @@ impl App {
         };
         let compose = Compose::find();
         let progress = || self.progress("restoring");
-        let quiet = self.quiet || self.json;
         let t0 = std::time::Instant::now();
-        // Each step with the time since the start: where a recovery's minutes go.
-        let say = |line: &str| {
-            if !quiet {
-                eprintln!("[{:>6.1}s] {line}", t0.elapsed().as_secs_f64());
-            }
-        };
+        let say = self.step_printer();
         let mut outcomes = Vec::new();
         // One stack at a time in the calling thread; the stacks of a wave side by side,
         // each thread with a session of its own (a catalog connection is not shared).

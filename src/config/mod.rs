@@ -192,6 +192,17 @@ struct StackFile {
     stack: BTreeMap<Spanned<String>, StackDef>,
 }
 
+impl Stack {
+    /// The stacks it names in `depends_on`.
+    pub fn depends_on(&self) -> Vec<String> {
+        self.def
+            .depends_on
+            .iter()
+            .map(|d| d.get_ref().clone())
+            .collect()
+    }
+}
+
 /// A stack with the file it came from.
 #[derive(Debug, Clone)]
 pub struct Stack {

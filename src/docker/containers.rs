@@ -156,6 +156,29 @@ impl Docker {
             .collect()
     }
 
+    /// The names of the containers, running or not, that carry every one of `labels`
+    /// (`KEY=VALUE` each); empty when the daemon cannot be asked.
+    pub fn containers_labelled(&self, labels: &[String]) -> Vec<String> {
+        self.rt
+            .block_on(self.client.list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([("label".to_string(), labels.to_vec())])),
+                ..Default::default()
+            })))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| {
+                Some(
+                    c.names?
+                        .into_iter()
+                        .next()?
+                        .trim_start_matches('/')
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// Every network that carries the label `key`: (name, value); empty when the daemon
     /// cannot be asked.
     pub fn networks_with_label(&self, key: &str) -> Vec<(String, String)> {

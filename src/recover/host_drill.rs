@@ -83,7 +83,7 @@ pub fn result(
         for c in &o.checks {
             checks.push(CheckResult {
                 name: format!("{}/{}", o.name, c.name),
-                source: c.name.split(':').next().unwrap_or("").to_string(),
+                source: c.source.clone(),
                 passed: c.passed,
                 value: c.passed.then(|| c.value.clone()),
                 error: (!c.passed).then(|| c.value.clone()),

@@ -44,13 +44,7 @@ impl StackRecovery<'_> {
 
     /// The stacks it names in `depends_on`.
     pub fn depends_on(&self) -> Vec<String> {
-        self.stack.map_or(Vec::new(), |s| {
-            s.def
-                .depends_on
-                .iter()
-                .map(|d| d.get_ref().clone())
-                .collect()
-        })
+        self.stack.map_or(Vec::new(), Stack::depends_on)
     }
 }
 
@@ -151,10 +145,7 @@ pub fn check_dependencies(stacks: &[Stack]) -> Result<()> {
     }
     let deps = stacks
         .iter()
-        .map(|s| {
-            let d = s.def.depends_on.iter().map(|d| d.get_ref().clone());
-            (s.name.clone(), d.collect())
-        })
+        .map(|s| (s.name.clone(), s.depends_on()))
         .collect();
     order(&names, &deps).map(drop)
 }

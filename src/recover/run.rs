@@ -75,6 +75,8 @@ pub struct SourceOutcome {
 pub struct CheckOutcome {
     /// The check, as `drill` names it.
     pub name: String,
+    /// The source it looks at.
+    pub source: String,
     /// Whether it held.
     pub passed: bool,
     /// What was found, or why it could not run.
@@ -509,6 +511,7 @@ fn run_checks(
         };
         out.checks.push(CheckOutcome {
             name: check.name(),
+            source: check.source.clone(),
             passed,
             value,
         });

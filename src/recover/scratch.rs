@@ -181,15 +181,12 @@ impl HostScratch {
             ))
         })?;
         docker
-            .containers_with_label(PROJECT)
+            .containers_labelled(&[
+                format!("{PROJECT}={scratch}"),
+                format!("{SERVICE}={service}"),
+            ])
             .into_iter()
-            .filter(|(_, p)| p == scratch)
-            .map(|(name, _)| name)
-            .find(|name| {
-                docker
-                    .container(name)
-                    .is_ok_and(|c| c.labels.get(SERVICE) == Some(service))
-            })
+            .next()
             .ok_or_else(|| {
                 Error::Failed(format!(
                     "the scratch project has no container of service {service}"
