@@ -1,6 +1,7 @@
 //! Stacks: back up a stack's sources into one recovery point, and restore a stack (or
 //! some of its sources) from the newest complete backups at or before a time.
 
+use crate::source::{BackupJob, RestoreJob};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -175,7 +176,7 @@ fn backup_source<A>(
     interrupt: &Arc<AtomicBool>,
     progress: &dyn Fn(&str) -> Progress,
 ) -> Result<backup::BackupOutcome> {
-    let prepared = source::driver(def.kind).backup(docker, def, rec)?;
+    let prepared = source::driver(def.kind).backup(BackupJob { docker, def }, rec)?;
     // Held only while this source is read; put back on every way out of this function.
     // The holds are recorded on a catalog connection of their own, beside the backup's.
     let ledger = session.catalog().connector().connect()?;
@@ -275,8 +276,12 @@ pub fn restore_step(
             wal: &wal,
         });
     }
-    let loaded =
-        source::driver(rec.kind).restore(docker, catalog, rec, &target, &snapshot, progress)?;
+    let job = RestoreJob {
+        docker,
+        rec,
+        target: &target,
+    };
+    let loaded = source::driver(rec.kind).restore(job, catalog, &snapshot, progress)?;
     if interrupt.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
     }

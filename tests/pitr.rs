@@ -245,12 +245,18 @@ fn wal_reaches_the_repository_in_seconds_through_restarts_without_a_gap() {
     assert!(!log.contains(PW), "password in the log: {log}");
 }
 
-/// Inserts a marker row carrying its own commit-time clock every ~200 ms until `until`.
+/// Inserts a marker row carrying its own commit-time clock every ~100 ms until `until`,
+/// each in a transaction of its own. The loop runs in the server: a `docker exec` per
+/// marker can take over a second on a loaded machine, leaving gaps the test would take
+/// for a short replay.
 fn markers_until(c: &Container, until: chrono::DateTime<chrono::Utc>) {
-    while chrono::Utc::now() < until {
-        c.psql(PW, "shop", "INSERT INTO markers VALUES (clock_timestamp())");
-        std::thread::sleep(Duration::from_millis(150));
-    }
+    let sql = format!(
+        "DO $$ BEGIN WHILE clock_timestamp() < '{}'::timestamptz LOOP \
+         INSERT INTO markers VALUES (clock_timestamp()); COMMIT; PERFORM pg_sleep(0.1); \
+         END LOOP; END $$",
+        until.to_rfc3339()
+    );
+    c.psql(PW, "shop", &sql);
 }
 
 /// The newest marker row, to the microsecond.
@@ -966,12 +972,15 @@ fn assert_markers_end_at(c: &Container, t: chrono::DateTime<chrono::Utc>) {
 }
 
 /// `INSERT` of a marker row carrying its own clock (UTC, to the microsecond) every
-/// ~150 ms until `until`.
+/// ~100 ms until `until`; the loop runs in the server, as [`markers_until`]'s does.
 fn maria_markers_until(c: &Container, until: chrono::DateTime<chrono::Utc>) {
-    while chrono::Utc::now() < until {
-        c.mariadb_sql(MPW, "INSERT INTO shop.markers VALUES (UTC_TIMESTAMP(6))");
-        std::thread::sleep(Duration::from_millis(150));
-    }
+    let sql = format!(
+        "DELIMITER //\nBEGIN NOT ATOMIC WHILE UTC_TIMESTAMP(6) < '{}' DO \
+         INSERT INTO shop.markers VALUES (UTC_TIMESTAMP(6)); DO SLEEP(0.1); \
+         END WHILE; END//",
+        until.format("%Y-%m-%d %H:%M:%S%.6f")
+    );
+    c.mariadb_sql(MPW, &sql);
 }
 
 /// MariaDB as the official image runs it with `--log-bin --binlog-format=ROW

@@ -1,6 +1,7 @@
 //! A drill's checks: SQL against a scratch server, Redis keys, files in a restored
 //! volume (never followed out of it), and the freshness of what was restored.
 
+use crate::source::LoginAt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -50,7 +51,12 @@ pub fn evaluate(check: &Check, s: &Subject<'_>) -> std::result::Result<(bool, St
             .or_else(|| s.first_db.clone())
             .ok_or("the source recorded no database; set database")?;
         server
-            .scalar(d, c, s.def, &db, sql)
+            .open(LoginAt {
+                docker: d,
+                container: c,
+                def: s.def,
+            })
+            .and_then(|server| server.scalar(&db, sql))
             .map_err(|e| e.to_string())
     };
     match &check.kind {
@@ -84,7 +90,14 @@ pub fn evaluate(check: &Check, s: &Subject<'_>) -> std::result::Result<(bool, St
         }
         CheckKind::RedisKeys { expect } => {
             let (server, d, c) = server()?;
-            let n = server.key_count(d, c, s.def).map_err(|e| e.to_string())?;
+            let n = server
+                .open(LoginAt {
+                    docker: d,
+                    container: c,
+                    def: s.def,
+                })
+                .and_then(|server| server.key_count())
+                .map_err(|e| e.to_string())?;
             Ok((expect.holds(&n.to_string()), n.to_string()))
         }
     }

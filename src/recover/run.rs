@@ -1,6 +1,7 @@
 //! One stack's recovery, phase by phase; a source that fails is reported and the rest go
 //! on, since on a host being rebuilt each stack back is worth having.
 
+use crate::source::RestoreJob;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -445,7 +446,11 @@ fn restore(cx: &Context<'_>, s: &Step<'_>, out: &mut StackOutcome) {
     let progress = (cx.progress)();
     progress.set_message(&format!("{} {}", out.name, s.rec.name));
     let result = driver
-        .check_target(cx.docker, &s.rec, &s.target)
+        .check_target(RestoreJob {
+            docker: cx.docker,
+            rec: &s.rec,
+            target: &s.target,
+        })
         .and_then(|_| stack::restore_step(cx.session, cx.docker, s, cx.interrupt, &progress));
     match result {
         Ok(r) => {

@@ -4,9 +4,10 @@
 //! take alike for each database ([`SqlServer`]).
 
 use super::{
-    hold, need_docker, DatabaseDriver, Loaded, Prepared, ReplayJob, SnapshotFiles, SnapshotReader,
-    SourceDriver, Target,
+    hold, need_docker, DatabaseDriver, Loaded, Prepared, ReplayJob, Server, SnapshotFiles,
+    SnapshotReader, SourceDriver, Target,
 };
+use super::{BackupJob, RestoreJob};
 use crate::config::SourceDef;
 use crate::docker::{ContainerInfo, Docker};
 use crate::error::{Error, Result};
@@ -22,43 +23,34 @@ impl<T: DatabaseDriver> SourceDriver for T {
         true
     }
 
-    fn backup(
-        &self,
-        docker: Option<&Docker>,
-        def: &SourceDef,
-        rec: &mut SourceRecord,
-    ) -> Result<Prepared> {
-        self.dump(need_docker(docker)?, def, rec)
+    fn backup(&self, job: BackupJob<'_>, rec: &mut SourceRecord) -> Result<Prepared> {
+        self.dump(need_docker(job.docker)?, job.def, rec)
     }
 
     fn restore_needs_docker(&self, _rec: &SourceRecord, target: &Target<'_>) -> bool {
         target.dir.is_none()
     }
 
-    fn check_target(
-        &self,
-        docker: Option<&Docker>,
-        rec: &SourceRecord,
-        target: &Target<'_>,
-    ) -> Result<Vec<String>> {
+    fn check_target(&self, job: RestoreJob<'_>) -> Result<Vec<String>> {
+        let (docker, rec, target) = (job.docker, job.rec, job.target);
         if let Some(dir) = &target.dir {
             return Ok(vec![format!(
                 "dump files will be written to {}",
                 dir.display()
             )]);
         }
-        self.check_server(need_docker(docker)?, rec, target)
+        self.open(target.login(need_docker(docker)?))?
+            .plan(rec, target)
     }
 
     fn restore(
         &self,
-        docker: Option<&Docker>,
+        job: RestoreJob<'_>,
         _ledger: &dyn hold::Ledger,
-        rec: &SourceRecord,
-        target: &Target<'_>,
         snapshot: &dyn SnapshotReader,
         progress: &Progress,
     ) -> Result<Loaded> {
+        let (docker, rec, target) = (job.docker, job.rec, job.target);
         let files = SnapshotFiles {
             reader: snapshot,
             files: snapshot
@@ -91,7 +83,9 @@ impl<T: DatabaseDriver> SourceDriver for T {
                 }
             }
             (None, None) => Loaded {
-                warnings: self.load(need_docker(docker)?, rec, target, &files)?,
+                warnings: self
+                    .open(target.login(need_docker(docker)?))?
+                    .load(rec, &files)?,
                 bytes: total,
                 replayed_to: None,
             },
@@ -124,12 +118,27 @@ pub(super) trait SqlServer {
 
     /// The rows `sql` gives in `db`, one a line.
     fn query_in(&self, db: &str, sql: &str) -> Result<String>;
+}
+
+impl<T: SqlServer> Server for T {
+    /// The first column of the first row of `sql` in `db`.
+    fn scalar(&self, db: &str, sql: &str) -> Result<String> {
+        let out = self.query_in(db, sql)?;
+        Ok(out
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split(T::SEPARATOR)
+            .next()
+            .unwrap_or("")
+            .to_string())
+    }
 
     /// What a restore will do to each database of the record.
     fn plan(&self, rec: &SourceRecord, target: &Target<'_>) -> Result<Vec<String>> {
         rec.databases
             .iter()
-            .map(|db| plan_database(db, self.database_state(db)?, Self::UNIT, target))
+            .map(|db| plan_database(db, self.database_state(db)?, T::UNIT, target))
             .collect()
     }
 
@@ -144,19 +153,6 @@ pub(super) trait SqlServer {
             self.load_dump(files, &dump_file_name(db))?;
         }
         Ok(warnings)
-    }
-
-    /// The first column of the first row of `sql` in `db`.
-    fn scalar(&self, db: &str, sql: &str) -> Result<String> {
-        let out = self.query_in(db, sql)?;
-        Ok(out
-            .lines()
-            .next()
-            .unwrap_or("")
-            .split(Self::SEPARATOR)
-            .next()
-            .unwrap_or("")
-            .to_string())
     }
 }
 
@@ -215,24 +211,29 @@ pub(super) trait Login<'a>: Sized {
     }
 
     /// Logs in to the server of a running container.
-    fn open(docker: &'a Docker, container: &'a str, def: Option<&'a SourceDef>) -> Result<Self> {
-        let info = docker.running_container(container)?;
-        Self::login(
-            LoginAt {
-                docker,
-                container,
-                def,
-            },
-            &info,
-        )
+    fn open(at: LoginAt<'a>) -> Result<Self> {
+        let info = at.docker.running_container(at.container)?;
+        Self::login(at, &info)
     }
 }
 
-/// Where [`Login::login`] logs in.
-pub(super) struct LoginAt<'a> {
+/// Where a kind logs in to a server: the container, with the credentials of `def` (a
+/// live server), else the container's own (a drill's scratch server).
+pub struct LoginAt<'a> {
     pub docker: &'a Docker,
     pub container: &'a str,
     pub def: Option<&'a SourceDef>,
+}
+
+impl<'a> LoginAt<'a> {
+    /// A configured source's container, with its credentials.
+    pub fn source(docker: &'a Docker, def: &'a SourceDef) -> Result<LoginAt<'a>> {
+        Ok(LoginAt {
+            docker,
+            container: super::container_of(def)?,
+            def: Some(def),
+        })
+    }
 }
 
 #[cfg(test)]

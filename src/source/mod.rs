@@ -28,6 +28,7 @@ use crate::repo::point::SourceRecord;
 use crate::repo::tree::Node;
 use crate::safe_fs::Dir;
 
+pub use database::LoginAt;
 pub use kinds::driver;
 
 /// One kind of source: all that backup, restore and drills do differently per kind.
@@ -46,35 +47,47 @@ pub trait SourceDriver {
 
     /// Checks the source and plans its backup (the streams or paths to store), filling in
     /// what `rec` records of it.
-    fn backup(
-        &self,
-        docker: Option<&Docker>,
-        def: &SourceDef,
-        rec: &mut SourceRecord,
-    ) -> Result<Prepared>;
+    fn backup(&self, job: BackupJob<'_>, rec: &mut SourceRecord) -> Result<Prepared>;
 
     /// Whether restoring `rec` to `target` needs the Docker daemon.
     fn restore_needs_docker(&self, rec: &SourceRecord, target: &Target<'_>) -> bool;
 
     /// What a restore to `target` will do, for the plan; a target that holds data is
     /// refused (a usage error) unless forced.
-    fn check_target(
-        &self,
-        docker: Option<&Docker>,
-        rec: &SourceRecord,
-        target: &Target<'_>,
-    ) -> Result<Vec<String>>;
+    fn check_target(&self, job: RestoreJob<'_>) -> Result<Vec<String>>;
 
     /// Restores the snapshot to `target`; containers it stops are recorded in `ledger`.
     fn restore(
         &self,
-        docker: Option<&Docker>,
+        job: RestoreJob<'_>,
         ledger: &dyn hold::Ledger,
-        rec: &SourceRecord,
-        target: &Target<'_>,
         snapshot: &dyn SnapshotReader,
         progress: &Progress,
     ) -> Result<Loaded>;
+}
+
+/// What [`DatabaseDriver::server`] gives.
+pub type ServerFor<'a> = Result<Box<dyn Server + 'a>>;
+
+/// A database server logged in to for a restore.
+pub trait Server {
+    /// What loading into it will replace, for the plan; data is refused (a usage error)
+    /// unless forced.
+    fn plan(&self, rec: &SourceRecord, target: &Target<'_>) -> Result<Vec<String>>;
+
+    /// Loads the snapshot's dumps into it; what the operator should know.
+    fn load(&self, rec: &SourceRecord, files: &SnapshotFiles<'_>) -> Result<Vec<String>>;
+
+    /// The first column of the first row of `sql` in `db`; the server's error text when
+    /// it fails.
+    fn scalar(&self, _db: &str, _sql: &str) -> Result<String> {
+        Err(Error::Usage("sql is for postgres and mysql sources".into()))
+    }
+
+    /// Keys in all databases.
+    fn key_count(&self) -> Result<u64> {
+        Err(Error::Usage("redis_keys is for redis sources".into()))
+    }
 }
 
 /// A kind that lives in a database server, dumped and loaded by the server's own tools in
@@ -83,23 +96,8 @@ pub trait DatabaseDriver {
     /// Checks the server and plans the dumps, filling in what `rec` records of it.
     fn dump(&self, docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared>;
 
-    /// What loading into the target's server will replace, for the plan; data is refused
-    /// (a usage error) unless forced.
-    fn check_server(
-        &self,
-        docker: &Docker,
-        rec: &SourceRecord,
-        target: &Target<'_>,
-    ) -> Result<Vec<String>>;
-
-    /// Loads the snapshot's dumps into the target's server; what the operator should know.
-    fn load(
-        &self,
-        docker: &Docker,
-        rec: &SourceRecord,
-        target: &Target<'_>,
-        files: &SnapshotFiles<'_>,
-    ) -> Result<Vec<String>>;
+    /// Logs in to the server of a running container.
+    fn open<'a>(&self, at: LoginAt<'a>) -> ServerFor<'a>;
 
     /// The environment (`NAME=value`) that makes `password` a drill's scratch server's
     /// credentials.
@@ -112,30 +110,6 @@ pub trait DatabaseDriver {
     /// databases, binary logging for `pitr`): the server's version, or why a backup
     /// would fail (`config check --live`).
     fn trial(&self, docker: &Docker, def: &SourceDef) -> Result<String>;
-
-    /// The first column of the first row of `sql` in `db`, with the credentials of `def`
-    /// (a live server), else the container's own (a drill's scratch server); the server's
-    /// error text when it fails.
-    fn scalar(
-        &self,
-        _docker: &Docker,
-        _container: &str,
-        _def: Option<&SourceDef>,
-        _db: &str,
-        _sql: &str,
-    ) -> Result<String> {
-        Err(Error::Usage("sql is for postgres and mysql sources".into()))
-    }
-
-    /// Keys in all databases, with the credentials of `def`, else the container's own.
-    fn key_count(
-        &self,
-        _docker: &Docker,
-        _container: &str,
-        _def: Option<&SourceDef>,
-    ) -> Result<u64> {
-        Err(Error::Usage("redis_keys is for redis sources".into()))
-    }
 
     /// Where a server with this environment (`NAME=value`) keeps its data, for a kind
     /// whose restore to a time writes it there (a drill gives it a volume).
@@ -158,6 +132,26 @@ pub trait DatabaseDriver {
             job.rec.kind.name()
         )))
     }
+}
+
+/// A source to back up, and the daemon when its kind needs one.
+#[derive(Clone, Copy)]
+pub struct BackupJob<'a> {
+    /// The daemon, when [`SourceDriver::backup_needs_docker`] says it is needed.
+    pub docker: Option<&'a Docker>,
+    /// The source's configuration.
+    pub def: &'a SourceDef,
+}
+
+/// A source's restore: what is restored, where, and the daemon when the target needs it.
+#[derive(Clone, Copy)]
+pub struct RestoreJob<'a> {
+    /// The daemon, when [`SourceDriver::restore_needs_docker`] says it is needed.
+    pub docker: Option<&'a Docker>,
+    /// The source's record in the point restored.
+    pub rec: &'a SourceRecord,
+    /// Where it goes.
+    pub target: &'a Target<'a>,
 }
 
 /// A restore to a point in time: what is restored, where, and to when.
@@ -243,6 +237,17 @@ pub struct Target<'a> {
     /// A drill's throwaway server, which drctl may open to local logins: a base backup
     /// brings the original's roles and passwords, not the scratch credentials.
     pub scratch: bool,
+}
+
+impl<'a> Target<'a> {
+    /// Where to log in to the target's server.
+    pub fn login(&'a self, docker: &'a Docker) -> LoginAt<'a> {
+        LoginAt {
+            docker,
+            container: &self.container,
+            def: self.def,
+        }
+    }
 }
 
 /// A point-in-time restore's time and the WAL to replay up to it.

@@ -13,7 +13,7 @@ mod replay;
 use super::database::{dump_file_name, Login, LoginAt, SqlServer};
 use super::{
     container_of, exec_stream, password_from_file, DatabaseDriver, Prepared, ReplayJob, Replayed,
-    SnapshotFiles, Target,
+    ServerFor, SnapshotFiles,
 };
 use crate::config::SourceDef;
 use crate::docker::{ContainerInfo, Docker};
@@ -261,6 +261,10 @@ fn ident(s: &str) -> String {
 }
 
 impl DatabaseDriver for Mysql {
+    fn open<'a>(&self, at: LoginAt<'a>) -> ServerFor<'a> {
+        Ok(Box::new(Session::open(at)?))
+    }
+
     fn trial(&self, docker: &Docker, def: &SourceDef) -> Result<String> {
         let container = container_of(def)?;
         let mut rec = SourceRecord::new(def.name.get_ref(), def.kind);
@@ -372,26 +376,6 @@ impl DatabaseDriver for Mysql {
         })
     }
 
-    /// Refuses databases that hold data unless forced.
-    fn check_server(
-        &self,
-        docker: &Docker,
-        rec: &SourceRecord,
-        target: &Target<'_>,
-    ) -> Result<Vec<String>> {
-        Session::open(docker, &target.container, target.def)?.plan(rec, target)
-    }
-
-    fn load(
-        &self,
-        docker: &Docker,
-        rec: &SourceRecord,
-        target: &Target<'_>,
-        files: &SnapshotFiles<'_>,
-    ) -> Result<Vec<String>> {
-        Session::open(docker, &target.container, target.def)?.load(rec, files)
-    }
-
     fn scratch_credentials(&self, password: &str) -> Vec<String> {
         vec![
             format!("MARIADB_ROOT_PASSWORD={password}"),
@@ -424,18 +408,6 @@ impl DatabaseDriver for Mysql {
         docker
             .run(container, &["sh", "-c", &probe], &env, None)
             .is_ok_and(|o| o.exit_code == Some(0))
-    }
-
-    /// As root with the container's own credentials.
-    fn scalar(
-        &self,
-        docker: &Docker,
-        container: &str,
-        def: Option<&SourceDef>,
-        db: &str,
-        sql: &str,
-    ) -> Result<String> {
-        Session::open(docker, container, def)?.scalar(db, sql)
     }
 }
 

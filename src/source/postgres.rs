@@ -8,7 +8,7 @@ pub mod wal;
 use super::database::{dump_file_name, Login, LoginAt, SqlServer};
 use super::{
     container_of, exec_stream, password_from_file, DatabaseDriver, Prepared, ReplayJob, Replayed,
-    SnapshotFiles, Target,
+    ServerFor, SnapshotFiles,
 };
 use crate::config::SourceDef;
 use crate::docker::{self, ContainerInfo, Docker};
@@ -209,6 +209,10 @@ impl SqlServer for Session {
 }
 
 impl DatabaseDriver for Postgres {
+    fn open<'a>(&self, at: LoginAt<'a>) -> ServerFor<'a> {
+        Ok(Box::new(Session::open(at)?))
+    }
+
     /// Checks the server and plans one dump per database plus the globals.
     fn dump(&self, docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
         let container = container_of(def)?;
@@ -303,26 +307,6 @@ impl DatabaseDriver for Postgres {
         ))
     }
 
-    /// Refuses databases that hold data unless forced.
-    fn check_server(
-        &self,
-        docker: &Docker,
-        rec: &SourceRecord,
-        target: &Target<'_>,
-    ) -> Result<Vec<String>> {
-        Session::open(docker, &target.container, target.def)?.plan(rec, target)
-    }
-
-    fn load(
-        &self,
-        docker: &Docker,
-        rec: &SourceRecord,
-        target: &Target<'_>,
-        files: &SnapshotFiles<'_>,
-    ) -> Result<Vec<String>> {
-        Session::open(docker, &target.container, target.def)?.load(rec, files)
-    }
-
     fn scratch_credentials(&self, password: &str) -> Vec<String> {
         vec![format!("POSTGRES_PASSWORD={password}")]
     }
@@ -357,17 +341,6 @@ impl DatabaseDriver for Postgres {
                 None,
             )
             .is_ok_and(|o| o.exit_code == Some(0))
-    }
-
-    fn scalar(
-        &self,
-        docker: &Docker,
-        container: &str,
-        def: Option<&SourceDef>,
-        db: &str,
-        sql: &str,
-    ) -> Result<String> {
-        Session::open(docker, container, def)?.scalar(db, sql)
     }
 }
 

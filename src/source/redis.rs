@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::database::{Login, LoginAt};
 use super::{
-    container_of, password_from_file, DatabaseDriver, Prepared, SnapshotFiles, StreamFile, Target,
+    container_of, password_from_file, DatabaseDriver, Prepared, Server, ServerFor, SnapshotFiles,
+    StreamFile, Target,
 };
 use crate::config::SourceDef;
 use crate::docker::{ContainerInfo, Docker, TarFile};
@@ -56,6 +57,91 @@ impl<'a> Login<'a> for Session<'a> {
     }
 }
 
+impl Server for Session<'_> {
+    /// Keys in all databases.
+    fn key_count(&self) -> Result<u64> {
+        Ok(self
+            .info("keyspace")?
+            .values()
+            .filter_map(|v| {
+                v.split(',')
+                    .next()?
+                    .strip_prefix("keys=")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum())
+    }
+
+    /// Refuses a server that holds keys unless forced, and one whose AOF would win over
+    /// the RDB.
+    fn plan(&self, _rec: &SourceRecord, target: &Target<'_>) -> Result<Vec<String>> {
+        let session = self;
+        if session.config_get("appendonly")? == "yes" {
+            return Err(Error::Usage(format!(
+                "Redis in container {} has appendonly=yes: it would load its AOF instead of the restored RDB; turn AOF off for the restore",
+                target.container
+            )));
+        }
+        let keys = session.key_count()?;
+        if keys > 0 && !target.force {
+            return Err(Error::Usage(format!(
+                "Redis in container {} holds {keys} keys; pass --force to replace them",
+                target.container
+            )));
+        }
+        Ok(vec![format!(
+            "Redis in container {} will be restarted with the restored data",
+            target.container
+        )])
+    }
+
+    /// Stops the server, writes the RDB where it reads it, starts it and waits until
+    /// loaded.
+    fn load(&self, _rec: &SourceRecord, files: &SnapshotFiles<'_>) -> Result<Vec<String>> {
+        let (docker, container, session) = (self.docker, self.container, self);
+        let (dir, file) = session.rdb_location()?;
+        let owner = docker.run_ok(container, &["stat", "-c", "%u %g", &dir], &[])?;
+        let mut ids = owner
+            .split_whitespace()
+            .map(|v| v.parse::<u32>().unwrap_or(0));
+        let (uid, gid) = (ids.next().unwrap_or(0), ids.next().unwrap_or(0));
+        let node = files.node(RDB_FILE)?;
+        let tar = TarFile {
+            name: file,
+            size: node.size,
+            mode: 0o644,
+            uid,
+            gid,
+            mtime: chrono::Utc::now().timestamp(),
+        };
+        docker.stop(container, Duration::from_secs(30))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let upload = docker.upload_file(container, &dir, &tar, rx)?;
+        let streamed = files.stream(RDB_FILE, |b| {
+            tx.blocking_send(bytes::Bytes::copy_from_slice(b))
+                .map_err(|_| std::io::Error::other("the upload into the container stopped"))
+        });
+        drop(tx);
+        let uploaded = docker.runtime().block_on(upload);
+        // Start it again whatever happened: a stopped cache is worse than a stale one.
+        let started = docker.start(container);
+        streamed?;
+        uploaded.map_err(|e| Error::Failed(format!("upload: {e}")))??;
+        started?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !session.pong() {
+            if Instant::now() > deadline {
+                return Err(Error::Failed(format!(
+                    "Redis in container {container} did not come back within 2 minutes"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(Vec::new())
+    }
+}
+
 impl<'a> Session<'a> {
     /// Runs redis-cli in `mode` (`--raw`, `--no-raw`) with `args`.
     fn run(&self, mode: &str, args: &[&str]) -> Result<String> {
@@ -101,21 +187,6 @@ impl<'a> Session<'a> {
             .nth(1)
             .map(str::to_string)
             .ok_or_else(|| Error::Failed(format!("redis-cli CONFIG GET {key}: {}", out.trim())))
-    }
-
-    /// Keys in all databases.
-    fn key_count(&self) -> Result<u64> {
-        Ok(self
-            .info("keyspace")?
-            .values()
-            .filter_map(|v| {
-                v.split(',')
-                    .next()?
-                    .strip_prefix("keys=")?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .sum())
     }
 
     /// Whether the server answers PING (and has loaded its data).
@@ -174,6 +245,10 @@ impl<'a> Session<'a> {
 }
 
 impl DatabaseDriver for Redis {
+    fn open<'a>(&self, at: LoginAt<'a>) -> ServerFor<'a> {
+        Ok(Box::new(Session::open(at)?))
+    }
+
     fn trial(&self, docker: &Docker, def: &SourceDef) -> Result<String> {
         let mut rec = SourceRecord::new(def.name.get_ref(), def.kind);
         let session = Session::for_backup(docker, def, &mut rec)?;
@@ -212,96 +287,17 @@ impl DatabaseDriver for Redis {
         })
     }
 
-    /// Refuses a server that holds keys unless forced, and one whose AOF would win over
-    /// the RDB.
-    fn check_server(
-        &self,
-        docker: &Docker,
-        _rec: &SourceRecord,
-        target: &Target<'_>,
-    ) -> Result<Vec<String>> {
-        let session = Session::open(docker, &target.container, target.def)?;
-        if session.config_get("appendonly")? == "yes" {
-            return Err(Error::Usage(format!(
-                "Redis in container {} has appendonly=yes: it would load its AOF instead of the restored RDB; turn AOF off for the restore",
-                target.container
-            )));
-        }
-        let keys = session.key_count()?;
-        if keys > 0 && !target.force {
-            return Err(Error::Usage(format!(
-                "Redis in container {} holds {keys} keys; pass --force to replace them",
-                target.container
-            )));
-        }
-        Ok(vec![format!(
-            "Redis in container {} will be restarted with the restored data",
-            target.container
-        )])
-    }
-
-    /// Stops the server, writes the RDB where it reads it, starts it and waits until
-    /// loaded.
-    fn load(
-        &self,
-        docker: &Docker,
-        _rec: &SourceRecord,
-        target: &Target<'_>,
-        files: &SnapshotFiles<'_>,
-    ) -> Result<Vec<String>> {
-        let container = target.container.as_str();
-        let session = Session::open(docker, container, target.def)?;
-        let (dir, file) = session.rdb_location()?;
-        let owner = docker.run_ok(container, &["stat", "-c", "%u %g", &dir], &[])?;
-        let mut ids = owner
-            .split_whitespace()
-            .map(|v| v.parse::<u32>().unwrap_or(0));
-        let (uid, gid) = (ids.next().unwrap_or(0), ids.next().unwrap_or(0));
-        let node = files.node(RDB_FILE)?;
-        let tar = TarFile {
-            name: file,
-            size: node.size,
-            mode: 0o644,
-            uid,
-            gid,
-            mtime: chrono::Utc::now().timestamp(),
-        };
-        docker.stop(container, Duration::from_secs(30))?;
-        let (tx, rx) = tokio::sync::mpsc::channel(8);
-        let upload = docker.upload_file(container, &dir, &tar, rx)?;
-        let streamed = files.stream(RDB_FILE, |b| {
-            tx.blocking_send(bytes::Bytes::copy_from_slice(b))
-                .map_err(|_| std::io::Error::other("the upload into the container stopped"))
-        });
-        drop(tx);
-        let uploaded = docker.runtime().block_on(upload);
-        // Start it again whatever happened: a stopped cache is worse than a stale one.
-        let started = docker.start(container);
-        streamed?;
-        uploaded.map_err(|e| Error::Failed(format!("upload: {e}")))??;
-        started?;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !session.pong() {
-            if Instant::now() > deadline {
-                return Err(Error::Failed(format!(
-                    "Redis in container {container} did not come back within 2 minutes"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Ok(Vec::new())
-    }
-
     fn scratch_credentials(&self, password: &str) -> Vec<String> {
         vec![format!("REDIS_PASSWORD={password}")]
     }
 
     /// Answering PING (and having loaded its data), with the container's own credentials.
     fn ready(&self, docker: &Docker, container: &str) -> bool {
-        Session::open(docker, container, None).is_ok_and(|s| s.pong())
-    }
-
-    fn key_count(&self, docker: &Docker, container: &str, def: Option<&SourceDef>) -> Result<u64> {
-        Session::open(docker, container, def)?.key_count()
+        Session::open(LoginAt {
+            docker,
+            container,
+            def: None,
+        })
+        .is_ok_and(|s| s.pong())
     }
 }

@@ -1,6 +1,7 @@
 //! Volumes: a host directory (usually under /mnt/data) or a named Docker volume, read
 //! straight from the host while the containers listed in `stop`/`pause` are held.
 
+use super::{BackupJob, RestoreJob};
 use std::path::{Path, PathBuf};
 
 use super::hold::{Action, Holds, Ledger};
@@ -39,12 +40,8 @@ impl SourceDriver for Volume {
     }
 
     /// Plans the backup of the source's directory.
-    fn backup(
-        &self,
-        docker: Option<&Docker>,
-        def: &SourceDef,
-        rec: &mut SourceRecord,
-    ) -> Result<Prepared> {
+    fn backup(&self, job: BackupJob<'_>, rec: &mut SourceRecord) -> Result<Prepared> {
+        let BackupJob { docker, def } = job;
         let dir = resolve(
             docker,
             def.path.as_ref().map(|p| p.get_ref().as_str()),
@@ -74,13 +71,8 @@ impl SourceDriver for Volume {
             && (!rec.stop.is_empty() || !rec.pause.is_empty() || rec.volume.is_some())
     }
 
-    fn check_target(
-        &self,
-        docker: Option<&Docker>,
-        rec: &SourceRecord,
-        target: &Target<'_>,
-    ) -> Result<Vec<String>> {
-        let dir = target_dir(docker, rec, target)?;
+    fn check_target(&self, job: RestoreJob<'_>) -> Result<Vec<String>> {
+        let (dir, target) = (target_dir(job.docker, job.rec, job.target)?, job.target);
         Ok(vec![check_dir(&dir, target.force)?])
     }
 
@@ -89,13 +81,12 @@ impl SourceDriver for Volume {
     /// elsewhere leaves the stack alone.
     fn restore(
         &self,
-        docker: Option<&Docker>,
+        job: RestoreJob<'_>,
         ledger: &dyn Ledger,
-        rec: &SourceRecord,
-        target: &Target<'_>,
         snapshot: &dyn SnapshotReader,
         progress: &Progress,
     ) -> Result<Loaded> {
+        let (docker, rec, target) = (job.docker, job.rec, job.target);
         let dir = target_dir(docker, rec, target)?;
         let mut holds = docker
             .filter(|_| in_place(rec, target))

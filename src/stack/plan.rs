@@ -3,6 +3,7 @@
 //! restore changes nothing; `restore`, `restore --dry-run` and drills build the same plan
 //! and differ only in where it sends the sources ([`Destination`]).
 
+use crate::source::RestoreJob;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -198,7 +199,11 @@ impl<'a> RestorePlan<'a> {
         let mut out = Vec::new();
         for s in self.steps() {
             let check = |target: &Target<'_>| {
-                source::driver(s.rec.kind).check_target(docker, &s.rec, target)
+                source::driver(s.rec.kind).check_target(RestoreJob {
+                    docker,
+                    rec: &s.rec,
+                    target,
+                })
             };
             let (notes, needs_force) = match check(&s.target) {
                 Ok(notes) => (notes, None),

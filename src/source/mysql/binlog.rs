@@ -12,7 +12,8 @@ use crate::config::SourceDef;
 use crate::docker::Docker;
 use crate::error::{Error, Result};
 use crate::source::database::Login;
-use crate::source::{container_of, exec_stream, StreamFile};
+use crate::source::LoginAt;
+use crate::source::{exec_stream, StreamFile};
 
 /// The server's binary log, as the archive reads it.
 pub struct BinlogReader<'a> {
@@ -64,8 +65,8 @@ impl<'a> BinlogReader<'a> {
     /// Logs in to the source's running container; an error says what to change when
     /// binary logging is off or not row-based.
     pub fn open(docker: &'a Docker, def: &'a SourceDef) -> Result<BinlogReader<'a>> {
-        let container = container_of(def)?;
-        let session = Session::open(docker, container, Some(def))?;
+        let at = LoginAt::source(docker, def)?;
+        let (container, session) = (at.container, Session::open(at)?);
         let out = session.query("SELECT @@log_bin, @@binlog_format, @@log_bin_basename")?;
         if let Some(why) = binlog_state(&out, container) {
             return Err(Error::Failed(why));

@@ -13,7 +13,8 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use super::binlog::dump_position;
 use super::Session;
 use crate::error::{Error, Result};
-use crate::source::database::{dump_file_name, Login, SqlServer};
+use crate::source::database::{dump_file_name, Login};
+use crate::source::Server;
 use crate::source::{PointInTime, ReplayJob, Replayed};
 
 /// Where the archived files are staged in the container.
@@ -36,7 +37,7 @@ pub fn restore(job: &ReplayJob<'_>) -> Result<Replayed> {
         })?;
         starts.push((db, start));
     }
-    let session = Session::open(job.docker, &job.target.container, job.target.def)?;
+    let session = Session::open(job.target.login(job.docker))?;
     let mut notes = session.load(rec, files)?;
     let binlog_tool = session.find_tool("mariadb-binlog mysqlbinlog")?;
     let staged = stage(&session, at)?;

@@ -7,6 +7,7 @@
 //! server reports that it ran out of WAL before the target; all the WAL there is then
 //! is exactly the state at the time, so it replays all of it instead.
 
+use crate::source::LoginAt;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -86,7 +87,11 @@ pub fn restore(job: &ReplayJob<'_>) -> Result<Replayed> {
             )));
         }
     }
-    let session = Session::open(docker, container, target.def)?;
+    let session = Session::open(LoginAt {
+        docker,
+        container,
+        def: target.def,
+    })?;
     let last = session.psql(
         "postgres",
         "SELECT extract(epoch FROM pg_last_xact_replay_timestamp())",

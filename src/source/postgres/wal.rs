@@ -7,7 +7,8 @@ use super::{Login, Session};
 use crate::config::SourceDef;
 use crate::docker::{self, Docker};
 use crate::error::Result;
-use crate::source::{container_of, exec_stream, StreamFile};
+use crate::source::LoginAt;
+use crate::source::{exec_stream, StreamFile};
 use std::io::Read;
 
 /// Where `pg_receivewal` writes, in the container's own file system: not in the data
@@ -65,8 +66,8 @@ pub struct Received {
 impl WalReceiver {
     /// Logs in to the source's running container; the slot is named for the source.
     pub fn open(docker: &Docker, def: &SourceDef) -> Result<WalReceiver> {
-        let container = container_of(def)?;
-        let session = Session::open(docker, container, Some(def))?;
+        let at = LoginAt::source(docker, def)?;
+        let session = Session::open(at)?;
         let source: String = def
             .name
             .get_ref()
