@@ -105,7 +105,7 @@ impl App {
         if a.dry_run {
             return self.print_recover_plan(&plan);
         }
-        self.recover_stacks(&session, &plan)
+        self.recover_stacks(&plan)
     }
 
     /// Writes one stack's carried files where none is (or says what it would write).
@@ -147,7 +147,7 @@ impl App {
 
     /// Recovers each stack in the plan's order and prints its summary; fails (exit 1)
     /// naming the stacks that did not fully come back.
-    fn recover_stacks(&self, session: &Session<Readable>, plan: &RecoverPlan<'_>) -> Result<()> {
+    fn recover_stacks(&self, plan: &RecoverPlan<'_>) -> Result<()> {
         let needs_docker = plan.stacks.iter().any(|r| {
             r.stack.is_some_and(|s| s.def.compose.is_some())
                 || r.point
@@ -166,9 +166,8 @@ impl App {
         let progress = || self.progress("restoring");
         let t0 = std::time::Instant::now();
         let say = self.step_printer();
-        let mut outcomes = Vec::new();
-        // One stack at a time in the calling thread; the stacks of a wave side by side,
-        // each thread with a session of its own (a catalog connection is not shared).
+        // Each stack on a thread of its own, with a session of its own (a catalog
+        // connection is not shared).
         let recover_one = |session: &Session<Readable>, r: &StackRecovery<'_>| {
             let cx = Context {
                 session,
@@ -191,25 +190,7 @@ impl App {
             }
             Ok::<_, Error>(o)
         };
-        for wave in plan.waves() {
-            if let [r] = wave.as_slice() {
-                outcomes.push(recover_one(session, r)?);
-                continue;
-            }
-            let done: Vec<Result<StackOutcome>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = wave
-                    .iter()
-                    .map(|r| scope.spawn(|| recover_one(&self.open_for_reading()?, r)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a recovery thread panicked"))
-                    .collect()
-            });
-            for o in done {
-                outcomes.push(o?);
-            }
-        }
+        let outcomes = plan.run_each(|r| recover_one(&self.open_for_reading()?, r))?;
         let total = t0.elapsed().as_secs_f64();
         if self.json {
             print_json(&json!({

@@ -15,6 +15,7 @@ pub mod scratch;
 pub use run::{recover_stack, CheckOutcome, Context, Phase, SourceOutcome, StackOutcome};
 
 use std::collections::BTreeMap;
+use std::panic::{self, AssertUnwindSafe};
 
 use chrono::{DateTime, Utc};
 
@@ -99,26 +100,58 @@ impl<'a> RecoverPlan<'a> {
 }
 
 impl<'a> RecoverPlan<'a> {
-    /// The stacks in waves: a stack's dependencies are all in earlier waves, so the
-    /// stacks of one wave can be recovered side by side.
-    pub fn waves(&self) -> Vec<Vec<&StackRecovery<'a>>> {
-        let mut level: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut waves: Vec<Vec<&StackRecovery<'a>>> = Vec::new();
-        // The stacks are in dependency order, so each one's dependencies have a level.
-        for r in &self.stacks {
-            let l = r
-                .depends_on()
-                .iter()
-                .filter_map(|d| level.get(d.as_str()).map(|l| l + 1))
-                .max()
-                .unwrap_or(0);
-            level.insert(&r.name, l);
-            if waves.len() <= l {
-                waves.resize_with(l + 1, Vec::new);
+    /// Runs `recover` on every stack, each on a thread of its own as soon as the stacks
+    /// it depends on are done, so a stack never waits for one it does not need. An error
+    /// (Ctrl-C, an unwritable configuration) starts no further stack; the running ones
+    /// finish and the first error is returned. The outcomes come in the order they end.
+    pub fn run_each<O: Send>(
+        &self,
+        recover: impl Fn(&StackRecovery<'a>) -> Result<O> + Sync,
+    ) -> Result<Vec<O>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let in_plan = |d: &String| self.stacks.iter().any(|r| &r.name == d);
+        let mut started = vec![false; self.stacks.len()];
+        let mut done: Vec<&str> = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut first_error = None;
+        std::thread::scope(|scope| {
+            let mut running = 0;
+            loop {
+                for (i, r) in self.stacks.iter().enumerate() {
+                    let ready = r
+                        .depends_on()
+                        .iter()
+                        .all(|d| done.contains(&d.as_str()) || !in_plan(d));
+                    if started[i] || !ready || first_error.is_some() {
+                        continue;
+                    }
+                    started[i] = true;
+                    running += 1;
+                    let (tx, recover) = (tx.clone(), &recover);
+                    scope.spawn(move || {
+                        let result = panic::catch_unwind(AssertUnwindSafe(|| recover(r)));
+                        let _ = tx.send((i, result));
+                    });
+                }
+                if running == 0 {
+                    break;
+                }
+                let (i, result) = rx.recv().expect("the sender lives in this scope");
+                running -= 1;
+                done.push(&self.stacks[i].name);
+                match result {
+                    Ok(Ok(o)) => outcomes.push(o),
+                    Ok(Err(e)) => {
+                        first_error.get_or_insert(e);
+                    }
+                    Err(p) => panic::resume_unwind(p),
+                }
             }
-            waves[l].push(r);
+        });
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(outcomes),
         }
-        waves
     }
 }
 
@@ -215,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn stacks_that_do_not_depend_on_each_other_share_a_wave() {
+    fn a_stack_starts_once_its_dependencies_are_done_and_waits_for_no_other() {
         let file = |name: &str, deps: &str| {
             let text = format!("[stack.{name}]\ndepends_on = [{deps}]\n");
             crate::config::parse_stack_file(std::path::Path::new("x.toml"), &text)
@@ -248,15 +281,44 @@ mod tests {
         };
         let chosen = ["report", "shop", "dev", "shared"].map(point).to_vec();
         let plan = RecoverPlan::build(chosen, &stacks, &[], None).unwrap();
-        let waves: Vec<Vec<&str>> = plan
-            .waves()
-            .iter()
-            .map(|w| w.iter().map(|r| r.name.as_str()).collect())
-            .collect();
-        assert_eq!(
-            waves,
-            vec![vec!["shared", "shop"], vec!["dev"], vec!["report"]]
-        );
+        // shop ends only once dev has: a scheduler that made dev wait for shop (a wave
+        // of independent stacks) would never get there.
+        let log = std::sync::Mutex::new(Vec::<String>::new());
+        let has = |e: &str| log.lock().unwrap().iter().any(|l| l == e);
+        let ended = plan
+            .run_each(|r| {
+                log.lock().unwrap().push(format!("start {}", r.name));
+                if r.name == "shop" {
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                    while !has("end dev") {
+                        assert!(std::time::Instant::now() < deadline, "dev waited for shop");
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                }
+                log.lock().unwrap().push(format!("end {}", r.name));
+                Ok(r.name.clone())
+            })
+            .unwrap();
+        assert_eq!(ended, names(&["shared", "dev", "shop", "report"]));
+        let log = log.into_inner().unwrap();
+        let at = |e: &str| log.iter().position(|l| l == e).unwrap();
+        assert!(at("end shared") < at("start dev"), "{log:?}");
+        assert!(at("end shop") < at("start report"), "{log:?}");
+        assert!(at("end dev") < at("start report"), "{log:?}");
+
+        // An error starts nothing more, and is what the run returns.
+        let started = std::sync::Mutex::new(Vec::new());
+        let e = plan
+            .run_each(|r| {
+                started.lock().unwrap().push(r.name.clone());
+                match r.name.as_str() {
+                    "shared" => Err(Error::Interrupted),
+                    _ => Ok(()),
+                }
+            })
+            .unwrap_err();
+        assert!(matches!(e, Error::Interrupted));
+        assert!(!started.lock().unwrap().contains(&"dev".to_string()));
     }
 
     #[test]

@@ -108,6 +108,11 @@ pub struct StackOutcome {
 }
 
 impl StackOutcome {
+    fn add(&mut self, (source, problems): Restored) {
+        self.sources.push(source);
+        self.problems.extend(problems);
+    }
+
     /// Whether everything came back and every check held.
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
@@ -183,7 +188,7 @@ pub fn recover_stack(
         .filter(|s| phase_of(s) == Phase::ProjectFiles)
     {
         placed.place(s, Phase::ProjectFiles)?;
-        restore(cx, s, &mut out);
+        out.add(restore(cx, s, &r.name));
     }
     let mut scratch_project = None;
     if let Some(p) = &project {
@@ -199,30 +204,7 @@ pub fn recover_stack(
             }
         }
     }
-    for s in steps.iter_mut().filter(|s| phase_of(s) == Phase::Volumes) {
-        match placed.place(s, Phase::Volumes) {
-            Ok(()) => restore(cx, s, &mut out),
-            Err(e) => out.sources.push(failed(s, e)),
-        }
-    }
-    // Every database container is started before any is waited for: their first starts
-    // (initialising a data directory) run side by side.
-    let started: Vec<Result<()>> = steps
-        .iter_mut()
-        .filter(|s| phase_of(s) == Phase::Databases)
-        .map(|s| {
-            placed
-                .place(s, Phase::Databases)
-                .and_then(|()| start(cx, s))
-        })
-        .collect();
-    let databases = steps.iter().filter(|s| phase_of(s) == Phase::Databases);
-    for (s, started) in databases.zip(started) {
-        match started.and_then(|()| wait_ready(cx, s)) {
-            Ok(()) => restore(cx, s, &mut out),
-            Err(e) => out.sources.push(failed(s, e)),
-        }
-    }
+    restore_data(cx, &placed, &mut steps, &phase_of, &mut out);
     let up = scratch_project
         .as_ref()
         .map(ScratchProject::project)
@@ -243,6 +225,63 @@ pub fn recover_stack(
     run_checks(cx, r, &steps, &mut out);
     out.seconds = t0.elapsed().as_secs_f64();
     Ok(out)
+}
+
+/// Restores the volumes into what Compose created and the databases into their
+/// started containers. A database container that mounts none of the volumes starts
+/// before they are restored, so its first start overlaps them.
+fn restore_data(
+    cx: &Context<'_>,
+    placed: &Placed<'_, '_>,
+    steps: &mut [Step<'_>],
+    phase_of: &dyn Fn(&Step<'_>) -> Phase,
+    out: &mut StackOutcome,
+) {
+    let stack = out.name.clone();
+    let volumes_placed: Vec<Result<()>> = steps
+        .iter_mut()
+        .filter(|s| phase_of(s) == Phase::Volumes)
+        .map(|s| placed.place(s, Phase::Volumes))
+        .collect();
+    let volume_dirs: Vec<PathBuf> = steps
+        .iter()
+        .filter(|s| phase_of(s) == Phase::Volumes)
+        .filter_map(|s| volume_dir(cx.docker, s))
+        .collect();
+    // A database container that mounts none of the volumes restored next starts now: its
+    // first start (initialising a data directory) runs while they are restored. Every one
+    // is started before any is waited for, so those run side by side too.
+    let mut started: Vec<Option<Result<()>>> = steps
+        .iter_mut()
+        .filter(|s| phase_of(s) == Phase::Databases)
+        .map(|s| match placed.place(s, Phase::Databases) {
+            Err(e) => Some(Err(e)),
+            Ok(()) if mounts_any(cx, s, &volume_dirs) => None,
+            Ok(()) => Some(start(cx, s)),
+        })
+        .collect();
+    let volumes = steps.iter().filter(|s| phase_of(s) == Phase::Volumes);
+    for (s, placed) in volumes.zip(volumes_placed) {
+        match placed {
+            Ok(()) => out.add(restore(cx, s, &stack)),
+            Err(e) => out.sources.push(failed(s, e)),
+        }
+    }
+    let databases: Vec<&Step<'_>> = steps
+        .iter()
+        .filter(|s| phase_of(s) == Phase::Databases)
+        .collect();
+    let started: Vec<Result<()>> = databases
+        .iter()
+        .zip(started.iter_mut())
+        .map(|(s, started)| started.take().unwrap_or_else(|| start(cx, s)))
+        .collect();
+    load_as_ready(
+        cx,
+        &stack,
+        databases.into_iter().zip(started).collect(),
+        out,
+    );
 }
 
 /// Which phase restores a step: the project directory's files first, then the other
@@ -415,36 +454,66 @@ fn needs_docker<'a>(cx: &Context<'a>) -> Result<&'a Docker> {
         .ok_or_else(|| Error::Environment("a database source needs the Docker daemon".into()))
 }
 
-/// Waits until a database source's server accepts connections.
-fn wait_ready(cx: &Context<'_>, s: &Step<'_>) -> Result<()> {
-    let docker = needs_docker(cx)?;
-    let name = &s.target.container;
-    let server = source::driver(s.rec.kind)
-        .database()
-        .expect("a database step has a server");
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while !server.ready(docker, name) {
-        if cx.interrupt.load(Ordering::SeqCst) {
-            return Err(Error::Interrupted);
+/// Loads each database as soon as its server accepts connections, whichever is first
+/// (a cache is up long before a PostgreSQL server has initialised its data directory).
+/// A server that has not come up after [`READY_TIMEOUT`] of waiting fails with its last
+/// log lines.
+fn load_as_ready(
+    cx: &Context<'_>,
+    stack: &str,
+    databases: Vec<(&Step<'_>, Result<()>)>,
+    out: &mut StackOutcome,
+) {
+    let mut waiting = Vec::new();
+    for (s, started) in databases {
+        match started.and_then(|()| needs_docker(cx)) {
+            Ok(docker) => waiting.push((s, docker)),
+            Err(e) => out.sources.push(failed(s, e)),
         }
-        if Instant::now() > deadline {
-            return Err(Error::Failed(format!(
-                "the server in container {name} did not accept connections within {}s; its \
-                 last log lines: {}",
-                READY_TIMEOUT.as_secs(),
-                docker.last_logs(name, 5)
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(300));
     }
-    Ok(())
+    let ready = |s: &Step<'_>, docker: &Docker| {
+        source::driver(s.rec.kind)
+            .database()
+            .is_some_and(|server| server.ready(docker, &s.target.container))
+    };
+    let mut deadline = Instant::now() + READY_TIMEOUT;
+    while !waiting.is_empty() {
+        if let Some(i) = waiting.iter().position(|(s, d)| ready(s, d)) {
+            let (s, _) = waiting.remove(i);
+            out.add(restore(cx, s, stack));
+            deadline = Instant::now() + READY_TIMEOUT;
+            continue;
+        }
+        let why = if cx.interrupt.load(Ordering::SeqCst) {
+            |_: &Step<'_>, _: &Docker| Error::Interrupted
+        } else if Instant::now() > deadline {
+            |s: &Step<'_>, d: &Docker| {
+                let name = &s.target.container;
+                Error::Failed(format!(
+                    "the server in container {name} did not accept connections within {}s; \
+                     its last log lines: {}",
+                    READY_TIMEOUT.as_secs(),
+                    d.last_logs(name, 5)
+                ))
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(150));
+            continue;
+        };
+        for (s, d) in waiting.drain(..) {
+            out.sources.push(failed(s, why(s, d)));
+        }
+    }
 }
 
+/// A source's outcome, and its restore's warnings as the stack's problems.
+type Restored = (SourceOutcome, Vec<String>);
+
 /// Checks a step's target and restores it; either failure is that source's.
-fn restore(cx: &Context<'_>, s: &Step<'_>, out: &mut StackOutcome) {
+fn restore(cx: &Context<'_>, s: &Step<'_>, stack: &str) -> Restored {
     let driver = source::driver(s.rec.kind);
     let progress = (cx.progress)();
-    progress.set_message(&format!("{} {}", out.name, s.rec.name));
+    progress.set_message(&format!("{stack} {}", s.rec.name));
     let result = driver
         .check_target(RestoreJob {
             docker: cx.docker,
@@ -453,20 +522,21 @@ fn restore(cx: &Context<'_>, s: &Step<'_>, out: &mut StackOutcome) {
         })
         .and_then(|_| stack::restore_step(cx.session, cx.docker, s, cx.interrupt, &progress));
     match result {
-        Ok(r) => {
-            for w in r.warnings {
-                out.problems.push(format!("source {}: {w}", s.rec.name));
-            }
-            out.sources.push(SourceOutcome {
+        Ok(r) => (
+            SourceOutcome {
                 name: s.rec.name.clone(),
                 kind: s.rec.kind,
                 time: s.point.point.time,
                 bytes: r.bytes,
                 seconds: r.seconds,
                 error: None,
-            });
-        }
-        Err(e) => out.sources.push(failed(s, e)),
+            },
+            r.warnings
+                .iter()
+                .map(|w| format!("source {}: {w}", s.rec.name))
+                .collect(),
+        ),
+        Err(e) => (failed(s, e), Vec::new()),
     }
 }
 
@@ -520,6 +590,21 @@ fn run_checks(
             passed,
             value,
         });
+    }
+}
+
+/// Whether a database source's container mounts one of `dirs`, or a directory inside or
+/// around one; also when that cannot be told.
+fn mounts_any(cx: &Context<'_>, s: &Step<'_>, dirs: &[PathBuf]) -> bool {
+    let Some(docker) = cx.docker else {
+        return true;
+    };
+    match docker.container(&s.target.container) {
+        Ok(info) => info.mounts.iter().any(|(_, host)| {
+            dirs.iter()
+                .any(|d| host.starts_with(d) || d.starts_with(host))
+        }),
+        Err(_) => true,
     }
 }
 
