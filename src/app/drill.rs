@@ -148,7 +148,9 @@ impl App {
         only: &[String],
         a: &DrillArgs,
     ) -> Result<()> {
-        use crate::recover::{host_drill, scratch::HostScratch, Context, RecoverPlan};
+        use crate::recover::{
+            host_drill, recover_stack, scratch::HostScratch, Context, RecoverPlan, StackRecovery,
+        };
         if a.at.is_some() || a.keep {
             return Err(Error::Usage(
                 "--at and --keep are for a stack's drill, not --host".into(),
@@ -191,17 +193,28 @@ impl App {
         scratch.start()?;
         let say = self.step_printer();
         let progress = || self.progress("restoring");
-        let cx = Context {
-            session: &session,
-            docker: Some(&docker),
-            compose: Some(&compose),
-            interrupt: &self.interrupt,
-            progress: &progress,
-            say: &say,
-            scratch: Some(&scratch),
-        };
         let started = self.now;
-        let (outcomes, left, seconds) = host_drill::run(&cx, &plan, &scratch);
+        // Each stack on a thread of its own, with a session of its own.
+        let recover_one = |r: &StackRecovery<'_>| {
+            let session = self.open_for_reading()?;
+            let cx = Context {
+                session: &session,
+                docker: Some(&docker),
+                compose: Some(&compose),
+                interrupt: &self.interrupt,
+                progress: &progress,
+                say: &say,
+                scratch: Some(&scratch),
+            };
+            say(&format!(
+                "host drill: stack {} from the point of {}",
+                r.name,
+                crate::timespec::local_time(&r.point.point.time)
+            ));
+            recover_stack(&cx, r, None, false)
+        };
+        let (outcomes, left, seconds) =
+            host_drill::run(&plan, &scratch, &say, (&compose, &docker), recover_one);
         let outcomes = outcomes?;
         let r = host_drill::result(&outcomes, &left, seconds, started, self.now, &hostname());
         if let Err(e) = session.commit_drill(&r) {

@@ -26,6 +26,7 @@ fn container(name: &str, project: &str, service: &str) -> ContainerInfo {
         named_volumes: Vec::new(),
         labels,
         networks: vec![format!("{project}_default")],
+        addresses: Vec::new(),
     }
 }
 

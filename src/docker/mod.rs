@@ -61,6 +61,8 @@ pub struct ContainerInfo {
     pub labels: BTreeMap<String, String>,
     /// The networks it is connected to, by name.
     pub networks: Vec<String>,
+    /// Its addresses on those networks.
+    pub addresses: Vec<std::net::IpAddr>,
 }
 
 impl ContainerInfo {
@@ -143,6 +145,11 @@ impl Docker {
                 }
             })?;
         let config = c.config.unwrap_or_default();
+        let networks = c
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.clone())
+            .unwrap_or_default();
         let image = config.image.unwrap_or_default();
         let image_id = c.image.unwrap_or_default();
         let image_digest = self
@@ -193,11 +200,11 @@ impl Docker {
                 .filter_map(|m| Some((m.destination?, PathBuf::from(m.source?))))
                 .collect(),
             labels: config.labels.unwrap_or_default().into_iter().collect(),
-            networks: c
-                .network_settings
-                .and_then(|n| n.networks)
-                .map(|n| n.into_keys().collect())
-                .unwrap_or_default(),
+            networks: networks.keys().cloned().collect(),
+            addresses: networks
+                .values()
+                .filter_map(|n| n.ip_address.as_deref()?.parse().ok())
+                .collect(),
         })
     }
 

@@ -4,44 +4,34 @@
 
 use chrono::{DateTime, Utc};
 
-use super::run::{recover_stack, Context, StackOutcome};
+use super::run::StackOutcome;
 use super::scratch::HostScratch;
-use super::RecoverPlan;
+use super::{RecoverPlan, StackRecovery};
+use crate::docker::compose::Compose;
+use crate::docker::Docker;
 use crate::drill::{CheckResult, DrillResult, Phase, SourceResult, Verdict};
 use crate::error::{Error, Result};
 
 /// The name a host drill's results are stored and reported under.
 pub const HOST_DRILL: &str = "host";
 
-/// Recovers every stack of the plan into the scratch, then removes the scratch whatever
-/// happened. Returns each stack's outcome, what could not be removed, and the seconds
-/// the recovery took (the removal not counted).
+/// Recovers every stack of the plan into the scratch with `recover`, each stack as soon
+/// as those it depends on are done (as `drctl recover` does), then removes the scratch
+/// whatever happened. Returns each stack's outcome, what could not be removed, and the
+/// seconds the recovery took (the removal not counted).
 pub fn run(
-    cx: &Context<'_>,
     plan: &RecoverPlan<'_>,
     scratch: &HostScratch,
+    say: &dyn Fn(&str),
+    (compose, docker): (&Compose, &Docker),
+    recover: impl Fn(&StackRecovery<'_>) -> Result<StackOutcome> + Sync,
 ) -> (Result<Vec<StackOutcome>>, Vec<String>, f64) {
     let t0 = std::time::Instant::now();
-    let mut outcomes = Vec::new();
-    let mut result = Ok(());
-    for r in &plan.stacks {
-        (cx.say)(&format!(
-            "host drill: stack {} from the point of {}",
-            r.name,
-            crate::timespec::local_time(&r.point.point.time)
-        ));
-        match recover_stack(cx, r, plan.at, false) {
-            Ok(o) => outcomes.push(o),
-            Err(e) => {
-                result = Err(e.context(format!("stack {}", r.name)));
-                break;
-            }
-        }
-    }
+    let result = plan.run_each(|r| recover(r).map_err(|e| e.context(format!("stack {}", r.name))));
     let seconds = t0.elapsed().as_secs_f64();
-    (cx.say)("host drill: removing the scratch projects");
-    let left = scratch.remove(cx.compose, cx.docker);
-    (result.map(|()| outcomes), left, seconds)
+    say("host drill: removing the scratch projects");
+    let left = scratch.remove(Some(compose), Some(docker));
+    (result, left, seconds)
 }
 
 /// The drill result of a host drill: one source per stack's source (`stack/source`), a

@@ -2,6 +2,7 @@
 //! on, since on a host being rebuilt each stack back is worth having.
 
 use crate::source::RestoreJob;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -458,6 +459,12 @@ fn needs_docker<'a>(cx: &Context<'a>) -> Result<&'a Docker> {
 /// (a cache is up long before a PostgreSQL server has initialised its data directory).
 /// A server that has not come up after [`READY_TIMEOUT`] of waiting fails with its last
 /// log lines.
+///
+/// The sign that a server may be up is a TCP connection to its port on the container's
+/// addresses (the official images' first-start servers listen on their socket alone); the
+/// kind's own check, a `docker exec`, then confirms. It runs on its own only once a
+/// second (a server on another port, a network this host cannot reach): an exec is
+/// expensive, and a few of them a second slow down the very servers being waited for.
 fn load_as_ready(
     cx: &Context<'_>,
     stack: &str,
@@ -467,42 +474,89 @@ fn load_as_ready(
     let mut waiting = Vec::new();
     for (s, started) in databases {
         match started.and_then(|()| needs_docker(cx)) {
-            Ok(docker) => waiting.push((s, docker)),
+            Ok(docker) => waiting.push(Waiting::new(s, docker)),
             Err(e) => out.sources.push(failed(s, e)),
         }
     }
-    let ready = |s: &Step<'_>, docker: &Docker| {
-        source::driver(s.rec.kind)
-            .database()
-            .is_some_and(|server| server.ready(docker, &s.target.container))
-    };
     let mut deadline = Instant::now() + READY_TIMEOUT;
     while !waiting.is_empty() {
-        if let Some(i) = waiting.iter().position(|(s, d)| ready(s, d)) {
-            let (s, _) = waiting.remove(i);
+        if let Some(i) = waiting.iter_mut().position(Waiting::ready) {
+            let s = waiting.remove(i).step;
+            (cx.say)(&format!(
+                "container {} accepts connections: loading source {}",
+                s.target.container, s.rec.name
+            ));
             out.add(restore(cx, s, stack));
             deadline = Instant::now() + READY_TIMEOUT;
             continue;
         }
         let why = if cx.interrupt.load(Ordering::SeqCst) {
-            |_: &Step<'_>, _: &Docker| Error::Interrupted
+            |_: &Waiting<'_, '_>| Error::Interrupted
         } else if Instant::now() > deadline {
-            |s: &Step<'_>, d: &Docker| {
-                let name = &s.target.container;
+            |w: &Waiting<'_, '_>| {
+                let name = &w.step.target.container;
                 Error::Failed(format!(
                     "the server in container {name} did not accept connections within {}s; \
                      its last log lines: {}",
                     READY_TIMEOUT.as_secs(),
-                    d.last_logs(name, 5)
+                    w.docker.last_logs(name, 5)
                 ))
             }
         } else {
-            std::thread::sleep(Duration::from_millis(150));
+            std::thread::sleep(Duration::from_millis(100));
             continue;
         };
-        for (s, d) in waiting.drain(..) {
-            out.sources.push(failed(s, why(s, d)));
+        for w in waiting.drain(..) {
+            out.sources.push(failed(w.step, why(&w)));
         }
+    }
+}
+
+/// A database server being waited for.
+struct Waiting<'s, 'd> {
+    step: &'s Step<'s>,
+    docker: &'d Docker,
+    /// Its port on each of the container's addresses.
+    sockets: Vec<SocketAddr>,
+    /// When the kind's own check last ran.
+    checked: Option<Instant>,
+}
+
+impl<'s, 'd> Waiting<'s, 'd> {
+    fn new(step: &'s Step<'s>, docker: &'d Docker) -> Self {
+        let server = source::driver(step.rec.kind).database();
+        let sockets = match (server, docker.container(&step.target.container)) {
+            (Some(server), Ok(info)) => info
+                .addresses
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, server.port()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Waiting {
+            step,
+            docker,
+            sockets,
+            checked: None,
+        }
+    }
+
+    fn ready(&mut self) -> bool {
+        let listening = self
+            .sockets
+            .iter()
+            .any(|a| TcpStream::connect_timeout(a, Duration::from_millis(100)).is_ok());
+        if !listening
+            && self
+                .checked
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return false;
+        }
+        self.checked = Some(Instant::now());
+        source::driver(self.step.rec.kind)
+            .database()
+            .is_some_and(|server| server.ready(self.docker, &self.step.target.container))
     }
 }
 

@@ -106,6 +106,9 @@ pub trait DatabaseDriver {
     /// Whether the server in `container` accepts connections.
     fn ready(&self, docker: &Docker, container: &str) -> bool;
 
+    /// The TCP port the kind's server listens on by default.
+    fn port(&self) -> u16;
+
     /// Logs in as a backup of `def` would, and checks what it would need (the named
     /// databases, binary logging for `pitr`): the server's version, or why a backup
     /// would fail (`config check --live`).

@@ -395,6 +395,10 @@ impl DatabaseDriver for Mysql {
         replay::restore(job)
     }
 
+    fn port(&self) -> u16 {
+        3306
+    }
+
     fn ready(&self, docker: &Docker, container: &str) -> bool {
         let Ok(info) = docker.running_container(container) else {
             return false;

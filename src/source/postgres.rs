@@ -332,6 +332,10 @@ impl DatabaseDriver for Postgres {
 
     /// Accepting TCP connections: an image's init phase listens on its socket only, so
     /// this waits for the real server.
+    fn port(&self) -> u16 {
+        5432
+    }
+
     fn ready(&self, docker: &Docker, container: &str) -> bool {
         docker
             .run(

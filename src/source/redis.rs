@@ -292,6 +292,10 @@ impl DatabaseDriver for Redis {
     }
 
     /// Answering PING (and having loaded its data), with the container's own credentials.
+    fn port(&self) -> u16 {
+        6379
+    }
+
     fn ready(&self, docker: &Docker, container: &str) -> bool {
         Session::open(LoginAt {
             docker,
