@@ -1,7 +1,6 @@
 //! Stacks: back up a stack's sources into one recovery point, and restore a stack (or
 //! some of its sources) from the newest complete backups at or before a time.
 
-use crate::source::{BackupJob, RestoreJob};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use crate::repo::tree::Node;
 use crate::restore::{self, RestoreRequest, TreeReader};
 use crate::session::{Readable, Session};
 use crate::source::hold::{Action, Holds, Ledger};
-use crate::source::{self, PointInTime, SnapshotReader, Target, WalArchive};
+use crate::source::{self, BackupJob, PointInTime, RestoreJob, SnapshotReader, Target, WalArchive};
 
 pub mod plan;
 

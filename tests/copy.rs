@@ -182,12 +182,11 @@ fn a_copy_notifies_its_outcome_and_a_dead_notifier_fails_nothing() {
     };
     config(&url);
     assert_ok(&env.run(&["copy", "--to", "offsite"]));
-    let ok: serde_json::Value = serde_json::from_str(
-        &bodies
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .unwrap(),
-    )
-    .unwrap();
+    let next_body = || -> serde_json::Value {
+        let body = bodies.recv_timeout(std::time::Duration::from_secs(10));
+        serde_json::from_str(&body.unwrap()).unwrap()
+    };
+    let ok = next_body();
     assert_eq!(ok["event"], "success", "{ok}");
     assert!(ok["stack"].as_str().unwrap().starts_with("copy "), "{ok}");
     assert!(ok["bytes_added"].as_u64().unwrap() > 0, "{ok}");
@@ -209,12 +208,7 @@ fn a_copy_notifies_its_outcome_and_a_dead_notifier_fails_nothing() {
     b[100] ^= 1;
     env.put(&pack, b);
     assert_fails(&env.run(&["copy", "--to", "offsite"]), 1, "damaged");
-    let failed: serde_json::Value = serde_json::from_str(
-        &bodies
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .unwrap(),
-    )
-    .unwrap();
+    let failed = next_body();
     assert_eq!(failed["event"], "failure", "{failed}");
     assert!(
         failed["error"].as_str().unwrap().contains("damaged"),

@@ -1,7 +1,6 @@
 //! A drill's checks: SQL against a scratch server, Redis keys, files in a restored
 //! volume (never followed out of it), and the freshness of what was restored.
 
-use crate::source::LoginAt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -9,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::config::drill::{Check, CheckKind};
 use crate::config::{SourceDef, SourceKind};
 use crate::docker::Docker;
-use crate::source::{self, DatabaseDriver};
+use crate::source::{self, DatabaseDriver, LoginAt, Server};
 use crate::timespec::format_duration;
 
 /// What a check looks at: one restored source, in a drill's scratch or live on a
@@ -43,21 +42,23 @@ pub fn evaluate(check: &Check, s: &Subject<'_>) -> std::result::Result<(bool, St
             s.container.ok_or("no database server")?,
         ))
     };
+    let open = || -> std::result::Result<Box<dyn Server + '_>, String> {
+        let (server, docker, container) = server()?;
+        let at = LoginAt {
+            docker,
+            container,
+            def: s.def,
+        };
+        server.open(at).map_err(|e| e.to_string())
+    };
     let point_time = s.point_time;
     let query = |sql: &str, database: &Option<String>| -> std::result::Result<String, String> {
-        let (server, d, c) = server()?;
+        server()?;
         let db = database
             .clone()
             .or_else(|| s.first_db.clone())
             .ok_or("the source recorded no database; set database")?;
-        server
-            .open(LoginAt {
-                docker: d,
-                container: c,
-                def: s.def,
-            })
-            .and_then(|server| server.scalar(&db, sql))
-            .map_err(|e| e.to_string())
+        open()?.scalar(&db, sql).map_err(|e| e.to_string())
     };
     match &check.kind {
         CheckKind::Sql {
@@ -89,15 +90,7 @@ pub fn evaluate(check: &Check, s: &Subject<'_>) -> std::result::Result<(bool, St
             Ok((n >= *min_files, format!("{n} file(s)")))
         }
         CheckKind::RedisKeys { expect } => {
-            let (server, d, c) = server()?;
-            let n = server
-                .open(LoginAt {
-                    docker: d,
-                    container: c,
-                    def: s.def,
-                })
-                .and_then(|server| server.key_count())
-                .map_err(|e| e.to_string())?;
+            let n = open()?.key_count().map_err(|e| e.to_string())?;
             Ok((expect.holds(&n.to_string()), n.to_string()))
         }
     }

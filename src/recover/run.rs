@@ -1,7 +1,6 @@
 //! One stack's recovery, phase by phase; a source that fails is reported and the rest go
 //! on, since on a host being rebuilt each stack back is worth having.
 
-use crate::source::RestoreJob;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,12 +13,12 @@ use super::scratch::{HostScratch, ScratchProject};
 use super::StackRecovery;
 use crate::config::SourceKind;
 use crate::docker::compose::{Compose, Project};
-use crate::docker::Docker;
+use crate::docker::{ContainerInfo, Docker};
 use crate::drill::checks::{evaluate, Subject};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::session::{Readable, Session};
-use crate::source;
+use crate::source::{self, DatabaseDriver, RestoreJob};
 use crate::stack::{self, Destination, LiveTargets, Planned, RestorePlan, Selection, Step};
 
 /// How long a database container gets to accept connections after it is started (a
@@ -251,14 +250,18 @@ fn restore_data(
         .collect();
     // A database container that mounts none of the volumes restored next starts now: its
     // first start (initialising a data directory) runs while they are restored. Every one
-    // is started before any is waited for, so those run side by side too.
-    let mut started: Vec<Option<Result<()>>> = steps
+    // is started before any is waited for, so those run side by side too. The others are
+    // held back as they are (`Some`), and started once the volumes are in.
+    let held: Vec<Result<Option<ContainerInfo>>> = steps
         .iter_mut()
         .filter(|s| phase_of(s) == Phase::Databases)
-        .map(|s| match placed.place(s, Phase::Databases) {
-            Err(e) => Some(Err(e)),
-            Ok(()) if mounts_any(cx, s, &volume_dirs) => None,
-            Ok(()) => Some(start(cx, s)),
+        .map(|s| -> Result<Option<ContainerInfo>> {
+            placed.place(s, Phase::Databases)?;
+            let info = needs_docker(cx)?.container(&s.target.container)?;
+            if mounts_any(&info, &volume_dirs) {
+                return Ok(Some(info));
+            }
+            start(cx, &info).map(|()| None)
         })
         .collect();
     let volumes = steps.iter().filter(|s| phase_of(s) == Phase::Volumes);
@@ -272,10 +275,12 @@ fn restore_data(
         .iter()
         .filter(|s| phase_of(s) == Phase::Databases)
         .collect();
-    let started: Vec<Result<()>> = databases
-        .iter()
-        .zip(started.iter_mut())
-        .map(|(s, started)| started.take().unwrap_or_else(|| start(cx, s)))
+    let started: Vec<Result<()>> = held
+        .into_iter()
+        .map(|h| match h? {
+            Some(info) => start(cx, &info),
+            None => Ok(()),
+        })
         .collect();
     load_as_ready(
         cx,
@@ -439,13 +444,10 @@ fn create_scratch(
 }
 
 /// Starts a database source's container when it is not running.
-fn start(cx: &Context<'_>, s: &Step<'_>) -> Result<()> {
-    let docker = needs_docker(cx)?;
-    let name = &s.target.container;
-    let info = docker.container(name)?;
+fn start(cx: &Context<'_>, info: &ContainerInfo) -> Result<()> {
     if info.status != "running" {
-        (cx.say)(&format!("starting container {name}"));
-        docker.start(name)?;
+        (cx.say)(&format!("starting container {}", info.name));
+        needs_docker(cx)?.start(&info.name)?;
     }
     Ok(())
 }
@@ -515,6 +517,7 @@ fn load_as_ready(
 /// A database server being waited for.
 struct Waiting<'s, 'd> {
     step: &'s Step<'s>,
+    server: &'static dyn DatabaseDriver,
     docker: &'d Docker,
     /// Its port on each of the container's addresses.
     sockets: Vec<SocketAddr>,
@@ -524,17 +527,23 @@ struct Waiting<'s, 'd> {
 
 impl<'s, 'd> Waiting<'s, 'd> {
     fn new(step: &'s Step<'s>, docker: &'d Docker) -> Self {
-        let server = source::driver(step.rec.kind).database();
-        let sockets = match (server, docker.container(&step.target.container)) {
-            (Some(server), Ok(info)) => info
-                .addresses
-                .iter()
-                .map(|ip| SocketAddr::new(*ip, server.port()))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let server = source::driver(step.rec.kind)
+            .database()
+            .expect("a database step has a server");
+        // Inspected once started: a container has its addresses only then.
+        let sockets = docker
+            .container(&step.target.container)
+            .map(|info| {
+                let port = server.port();
+                info.addresses
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, port))
+                    .collect()
+            })
+            .unwrap_or_default();
         Waiting {
             step,
+            server,
             docker,
             sockets,
             checked: None,
@@ -554,9 +563,7 @@ impl<'s, 'd> Waiting<'s, 'd> {
             return false;
         }
         self.checked = Some(Instant::now());
-        source::driver(self.step.rec.kind)
-            .database()
-            .is_some_and(|server| server.ready(self.docker, &self.step.target.container))
+        self.server.ready(self.docker, &self.step.target.container)
     }
 }
 
@@ -647,19 +654,12 @@ fn run_checks(
     }
 }
 
-/// Whether a database source's container mounts one of `dirs`, or a directory inside or
-/// around one; also when that cannot be told.
-fn mounts_any(cx: &Context<'_>, s: &Step<'_>, dirs: &[PathBuf]) -> bool {
-    let Some(docker) = cx.docker else {
-        return true;
-    };
-    match docker.container(&s.target.container) {
-        Ok(info) => info.mounts.iter().any(|(_, host)| {
-            dirs.iter()
-                .any(|d| host.starts_with(d) || d.starts_with(host))
-        }),
-        Err(_) => true,
-    }
+/// Whether a container mounts one of `dirs`, or a directory inside or around one.
+fn mounts_any(info: &ContainerInfo, dirs: &[PathBuf]) -> bool {
+    info.mounts.iter().any(|(_, host)| {
+        dirs.iter()
+            .any(|d| host.starts_with(d) || d.starts_with(host))
+    })
 }
 
 /// Where a volume source now is: where it was restored to, its named volume's mount

@@ -4,10 +4,9 @@
 //! take alike for each database ([`SqlServer`]).
 
 use super::{
-    hold, need_docker, DatabaseDriver, Loaded, Prepared, ReplayJob, Server, SnapshotFiles,
-    SnapshotReader, SourceDriver, Target,
+    hold, need_docker, BackupJob, DatabaseDriver, Loaded, Prepared, ReplayJob, RestoreJob, Server,
+    SnapshotFiles, SnapshotReader, SourceDriver, Target,
 };
-use super::{BackupJob, RestoreJob};
 use crate::config::SourceDef;
 use crate::docker::{ContainerInfo, Docker};
 use crate::error::{Error, Result};

@@ -1,11 +1,12 @@
 //! Volumes: a host directory (usually under /mnt/data) or a named Docker volume, read
 //! straight from the host while the containers listed in `stop`/`pause` are held.
 
-use super::{BackupJob, RestoreJob};
 use std::path::{Path, PathBuf};
 
 use super::hold::{Action, Holds, Ledger};
-use super::{DatabaseDriver, Loaded, Prepared, SnapshotReader, SourceDriver, Target};
+use super::{
+    BackupJob, DatabaseDriver, Loaded, Prepared, RestoreJob, SnapshotReader, SourceDriver, Target,
+};
 use crate::config::SourceDef;
 use crate::docker::Docker;
 use crate::error::{Error, Result};

@@ -3,7 +3,6 @@
 //! restore changes nothing; `restore`, `restore --dry-run` and drills build the same plan
 //! and differ only in where it sends the sources ([`Destination`]).
 
-use crate::source::RestoreJob;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -15,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::pitr;
 use crate::repo::point::{PointEntry, SourceRecord, SourceStatus};
 use crate::repo::snapshot::SnapshotEntry;
-use crate::source::{self, Target};
+use crate::source::{self, RestoreJob, Target};
 use crate::timespec::local_time;
 
 /// Which sources a restore takes, and from when.

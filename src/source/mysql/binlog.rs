@@ -12,8 +12,7 @@ use crate::config::SourceDef;
 use crate::docker::Docker;
 use crate::error::{Error, Result};
 use crate::source::database::Login;
-use crate::source::LoginAt;
-use crate::source::{exec_stream, StreamFile};
+use crate::source::{exec_stream, LoginAt, StreamFile};
 
 /// The server's binary log, as the archive reads it.
 pub struct BinlogReader<'a> {

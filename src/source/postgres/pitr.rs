@@ -7,7 +7,6 @@
 //! server reports that it ran out of WAL before the target; all the WAL there is then
 //! is exactly the state at the time, so it replays all of it instead.
 
-use crate::source::LoginAt;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -19,7 +18,7 @@ use chrono::{DateTime, Utc};
 use super::{Login, Session};
 use crate::docker::Docker;
 use crate::error::{Error, IoContext, Result};
-use crate::source::{PointInTime, ReplayJob, Replayed, SnapshotFiles};
+use crate::source::{LoginAt, PointInTime, ReplayJob, Replayed, SnapshotFiles};
 
 /// The official image's data directory when `PGDATA` is not set.
 pub const DEFAULT_PGDATA: &str = "/var/lib/postgresql/data";

@@ -7,8 +7,7 @@ use super::{Login, Session};
 use crate::config::SourceDef;
 use crate::docker::{self, Docker};
 use crate::error::Result;
-use crate::source::LoginAt;
-use crate::source::{exec_stream, StreamFile};
+use crate::source::{exec_stream, LoginAt, StreamFile};
 use std::io::Read;
 
 /// Where `pg_receivewal` writes, in the container's own file system: not in the data
