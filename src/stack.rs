@@ -279,6 +279,7 @@ pub fn restore_step(
         docker,
         rec,
         target: &target,
+        replay: step.replay.is_some(),
     };
     let loaded = source::driver(rec.kind).restore(job, catalog, &snapshot, progress)?;
     if interrupt.load(Ordering::SeqCst) {

@@ -96,6 +96,17 @@ fn newest_partial(env: &Env) -> Option<(chrono::DateTime<chrono::Utc>, u64)> {
         .max_by_key(|(at, _)| *at)
 }
 
+/// The bytes the stored copy of completed segment `name` added to the repository.
+fn segment_bytes_added(env: &Env, name: &str) -> u64 {
+    env.json(&["snapshots"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["wal"]["name"] == name && s["wal"]["partial"] == false)
+        .and_then(|s| s["summary"]["bytes_added"].as_u64())
+        .unwrap_or_else(|| panic!("no stored copy of {name}"))
+}
+
 /// Switches to a new WAL segment and returns the name of the one it completed.
 fn switch_wal(c: &Container) -> String {
     c.psql(PW, "shop", "INSERT INTO orders VALUES (default)");
@@ -190,7 +201,7 @@ fn wal_reaches_the_repository_in_seconds_through_restarts_without_a_gap() {
         PW,
         "shop",
         "CREATE TABLE bulk AS SELECT md5(g::text) || md5((g * 7)::text) AS t \
-         FROM generate_series(1, 40000) g",
+         FROM generate_series(1, 20000) g",
     );
     let bulk_at = chrono::Utc::now();
     wait_for("the bulk WAL", Duration::from_secs(10), || {
@@ -205,6 +216,33 @@ fn wal_reaches_the_repository_in_seconds_through_restarts_without_a_gap() {
     assert!(
         added < 200 * 1024,
         "a copy after one small commit added {added} bytes"
+    );
+
+    // The completed segment reuses the pieces its growing copies stored: it adds what was
+    // written after the last copy, not its megabytes a second time. The WAL so far lies in
+    // the segment's first 4 MiB block, which every growing copy stored unfinished.
+    let at = c.psql(
+        PW,
+        "postgres",
+        "SELECT file_name || ' ' || file_offset FROM pg_walfile_name_offset(pg_current_wal_lsn())",
+    );
+    let (growing, offset) = at.split_once(' ').unwrap();
+    let offset: u64 = offset.parse().unwrap();
+    assert!(
+        (1 << 20..4 << 20).contains(&offset),
+        "the WAL ends at {offset} in {growing}"
+    );
+    let done = switch_wal(&c);
+    assert_eq!(done, growing, "the bulk WAL crossed into another segment");
+    wait_for(
+        "the completed bulk segment",
+        Duration::from_secs(20),
+        || completed(&env).contains(&done),
+    );
+    let added = segment_bytes_added(&env, &done);
+    assert!(
+        added < 256 * 1024,
+        "the completed segment {done} added {added} bytes after its growing copies"
     );
 
     // The server restarts under the archiver.
@@ -439,6 +477,7 @@ fn a_missing_segment_is_named_and_only_its_span_is_unrestorable() {
     let vol = docker::volume(&format!("{name}-data"));
     let mount = format!("{}:/var/lib/postgresql/data", vol.name);
     let (c, env, archive) = archived_shop(&name, "rpo = \"1h\"\n", "", &["-v", &mount]);
+    let packs_of_base = data_packs(&env);
     let start = chrono::Utc::now();
     let before_gap = chrono::DateTime::from_timestamp(start.timestamp() + 2, 0).unwrap();
     markers_until(&c, before_gap + chrono::Duration::seconds(1));
@@ -485,8 +524,56 @@ fn a_missing_segment_is_named_and_only_its_span_is_unrestorable() {
         "server untouched"
     );
 
+    // The WAL's data damaged: the restore fails while it stages the WAL, and the server,
+    // already replaying, stops in recovery instead of taking the end of what was staged
+    // for the end of the WAL.
+    let wal_packs: Vec<String> = data_packs(&env)
+        .into_iter()
+        .filter(|k| !packs_of_base.contains(k))
+        .collect();
+    assert!(!wal_packs.is_empty());
+    let originals: Vec<(String, Vec<u8>)> =
+        wal_packs.iter().map(|k| (k.clone(), env.get(k))).collect();
+    for (k, bytes) in &originals {
+        let mut bad = bytes.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0xff;
+        env.put(k, bad);
+    }
+    let o = env.run(&[
+        "restore",
+        "shop",
+        "--at",
+        &before_gap.to_rfc3339(),
+        "--force",
+    ]);
+    common::assert_fails(&o, 1, "is damaged");
+    assert!(!c.running(), "the server stopped in recovery");
+    let o = std::process::Command::new("docker")
+        .args(["run", "--rm", "-v", &format!("{}:/d", vol.name)])
+        .arg(docker::image())
+        .args(["test", "-e", "/d/recovery.signal"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "the server was promoted");
+    for (k, bytes) in originals {
+        env.put(&k, bytes);
+    }
+    // Restored again, the stopped server's data directory is replaced, but only if forced.
+    let o = env.run(&["restore", "shop", "--at", &before_gap.to_rfc3339()]);
+    common::assert_fails(&o, 2, "is stopped and its data directory");
+
     restore_and_verify(&env, &c, before_gap, 2);
     stop_archive(archive);
+}
+
+/// The keys of the repository's data packs.
+fn data_packs(env: &Env) -> BTreeSet<String> {
+    env.objects()
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("data/"))
+        .collect()
 }
 
 /// The archive stops (its drctl killed): the receiver it left in the container ends by

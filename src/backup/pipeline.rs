@@ -183,6 +183,11 @@ impl Shared<'_> {
         Ok(self.seen.lock().unwrap().insert(*id))
     }
 
+    /// Whether `id` is stored (or sent for storing this run), without counting it as sent.
+    pub(super) fn is_stored(&self, catalog: &Catalog, id: &BlobId) -> Result<bool> {
+        Ok(self.seen.lock().unwrap().contains(id) || catalog.live_pack_of(id)?.is_some())
+    }
+
     /// Whether every blob of a files cache entry is still stored; records their packs.
     pub(super) fn all_known(&self, catalog: &Catalog, ids: &[BlobId]) -> Result<bool> {
         let mut packs = Vec::with_capacity(ids.len());

@@ -192,7 +192,9 @@ pub(super) fn chunk_into(
 }
 
 /// Cuts a log file into [`LOG_BLOCK`]s at fixed offsets; the unfinished last block of a
-/// growing file into [`TAIL_PIECE`]s, which the next copy shares.
+/// growing file into [`TAIL_PIECE`]s, which the next copy shares. A block whose first
+/// piece is stored already was stored in pieces while its file grew: it is cut the same
+/// way, so that it adds the pieces written since, not itself a second time.
 fn cut_log(
     sh: &Shared<'_>,
     catalog: &Catalog,
@@ -210,9 +212,20 @@ fn cut_log(
         }
         read += block.len() as u64;
         let whole = block.len() == LOG_BLOCK;
-        if !whole && sh.growing {
+        let first_piece = &block[..block.len().min(TAIL_PIECE)];
+        let in_pieces = (!whole && sh.growing)
+            || sh
+                .is_stored(catalog, &sh.repo.keys.blob_id(first_piece))
+                .map_err(|e| {
+                    sh.fail(e);
+                    ReadError::from("catalog failed")
+                })?;
+        if in_pieces {
             for piece in block.chunks(TAIL_PIECE) {
-                ids.push(store_chunk(sh, catalog, blobs, piece.to_vec(), true)?);
+                // Only an unfinished piece is superseded by the next copy: those go to
+                // packs of their own, which prune deletes whole.
+                let tail = sh.growing && piece.len() < TAIL_PIECE;
+                ids.push(store_chunk(sh, catalog, blobs, piece.to_vec(), tail)?);
             }
         } else {
             ids.push(store_chunk(sh, catalog, blobs, block, false)?);

@@ -580,6 +580,7 @@ fn restore(cx: &Context<'_>, s: &Step<'_>, stack: &str) -> Restored {
             docker: cx.docker,
             rec: &s.rec,
             target: &s.target,
+            replay: s.replay.is_some(),
         })
         .and_then(|_| stack::restore_step(cx.session, cx.docker, s, cx.interrupt, &progress));
     match result {

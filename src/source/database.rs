@@ -38,8 +38,13 @@ impl<T: DatabaseDriver> SourceDriver for T {
                 dir.display()
             )]);
         }
-        self.open(target.login(need_docker(docker)?))?
-            .plan(rec, target)
+        let docker = need_docker(docker)?;
+        if job.replay {
+            if let Some(line) = plan_stopped_replay(self, docker, target)? {
+                return Ok(vec![line]);
+            }
+        }
+        self.open(target.login(docker))?.plan(rec, target)
     }
 
     fn restore(
@@ -169,6 +174,37 @@ pub fn dump_file_name(database: &str) -> String {
     }
     out.push_str(".sql");
     out
+}
+
+/// A restore to a time that replaces the server's data directory needs no running
+/// server: a stopped one (a restore that failed half-way leaves it so) is planned from
+/// its data directory, which must be empty unless forced. `None`: the server runs, or
+/// the kind replays onto a running one (plan it as for a load).
+fn plan_stopped_replay<T: DatabaseDriver>(
+    kind: &T,
+    docker: &Docker,
+    target: &Target<'_>,
+) -> Result<Option<String>> {
+    let info = docker.container(&target.container)?;
+    let env: Vec<String> = info.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let Some(dir) = kind.data_dir(&env).filter(|_| info.status != "running") else {
+        return Ok(None);
+    };
+    let holds_data = info
+        .host_path(&dir)
+        .and_then(|p| std::fs::read_dir(p).ok())
+        .is_some_and(|mut entries| entries.next().is_some());
+    if holds_data && !target.force {
+        return Err(Error::Usage(format!(
+            "the server in container {} is stopped and its data directory {dir} holds data; \
+             pass --force to replace it",
+            target.container
+        )));
+    }
+    Ok(Some(format!(
+        "the server in container {} is stopped: its data directory {dir} will be replaced",
+        target.container
+    )))
 }
 
 /// What a restore will do to one database, given how many objects (`unit`) it holds

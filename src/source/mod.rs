@@ -155,6 +155,8 @@ pub struct RestoreJob<'a> {
     pub rec: &'a SourceRecord,
     /// Where it goes.
     pub target: &'a Target<'a>,
+    /// It goes to a time: a base backup and the archived log replayed, not the dumps.
+    pub replay: bool,
 }
 
 /// A restore to a point in time: what is restored, where, and to when.

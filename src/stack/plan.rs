@@ -202,6 +202,7 @@ impl<'a> RestorePlan<'a> {
                     docker,
                     rec: &s.rec,
                     target,
+                    replay: s.replay.is_some(),
                 })
             };
             let (notes, needs_force) = match check(&s.target) {
