@@ -782,7 +782,7 @@ _drctl() {
             return 0
             ;;
         drctl__subcmd__copy)
-            opts="-q -v -h --from --to --jobs --read-back --dry-run --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help"
+            opts="-q -v -h --from --to --jobs --read-back --object-lock --object-lock-mode --dry-run --repo --key-file --catalog --config --endpoint --region --path-style --json --quiet --metrics-file --now --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -797,6 +797,14 @@ _drctl() {
                     return 0
                     ;;
                 --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object-lock)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object-lock-mode)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

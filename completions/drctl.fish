@@ -414,6 +414,8 @@ complete -c drctl -n "__fish_drctl_using_subcommand discover" -s h -l help -d 'P
 complete -c drctl -n "__fish_drctl_using_subcommand copy" -l from -d 'The repository to copy from: a URL or a `[remotes.NAME]` of drctl.toml (default: the configured repository)' -r
 complete -c drctl -n "__fish_drctl_using_subcommand copy" -l to -d 'The repository to copy into: a URL or a `[remotes.NAME]` of drctl.toml; an empty bucket or directory, or an earlier copy of the same repository' -r
 complete -c drctl -n "__fish_drctl_using_subcommand copy" -l jobs -d 'Objects copied at once (each is held in memory: up to ~33 MB for a pack)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand copy" -l object-lock -d 'Lock every object copied for this long with S3 Object Lock (`90d`); the bucket must have Object Lock enabled (default: the remote\'s `object_lock`)' -r
+complete -c drctl -n "__fish_drctl_using_subcommand copy" -l object-lock-mode -d 'The Object Lock mode: compliance (no one can delete early) or governance' -r
 complete -c drctl -n "__fish_drctl_using_subcommand copy" -l repo -d 'Repository URL: file:///path or s3://bucket/prefix' -r
 complete -c drctl -n "__fish_drctl_using_subcommand copy" -l key-file -d 'Key file holding the age identity and the repository\'s write secrets' -r -F
 complete -c drctl -n "__fish_drctl_using_subcommand copy" -l catalog -d 'Local catalog database (a cache; rebuilt from the repository when missing)' -r -F

@@ -10,6 +10,7 @@ use toml::Spanned;
 use crate::cli::GlobalArgs;
 use crate::config::notify::NotifyDef;
 use crate::error::{Error, Result};
+use crate::store::s3::{LockMode, Retention};
 
 /// The configuration file read when neither `--config` nor `DRCTL_CONFIG` names one.
 pub const DEFAULT_CONFIG: &str = "/etc/drctl/drctl.toml";
@@ -67,6 +68,8 @@ pub struct Location {
     /// As a copy's destination: who hears when a copy into it fails (or, with
     /// `events`, starts or succeeds).
     pub notify: Option<NotifyDef>,
+    /// As a copy's destination: S3 Object Lock on every object copied into it.
+    pub object_lock: Option<Retention>,
 }
 
 /// A `[remotes.NAME]` table: another repository, with its own credentials.
@@ -80,6 +83,10 @@ struct RemoteTable {
     profile: Option<String>,
     max_lag: Option<Spanned<String>>,
     notify: Option<NotifyDef>,
+    /// How long each object copied into it is locked (`"90d"`).
+    object_lock: Option<Spanned<String>>,
+    /// `compliance` (the default) or `governance`.
+    object_lock_mode: Option<Spanned<String>>,
 }
 
 /// The `[repository]` table.
@@ -187,11 +194,53 @@ fn read_config(path: &Path, explicit: bool) -> Result<ConfigFile> {
             Err(m) => return Err(config_error(path, &text, l.span().start, m)),
         }
     }
+    for r in file.remotes.values() {
+        if let Err((at, m)) = retention(r.object_lock.as_ref(), r.object_lock_mode.as_ref()) {
+            return Err(config_error(path, &text, at, m));
+        }
+    }
     for n in file.remotes.values().filter_map(|r| r.notify.as_ref()) {
         n.check()
             .map_err(|(span, m)| config_error(path, &text, span.start, m))?;
     }
     Ok(file)
+}
+
+/// A remote's Object Lock settings: a period longer than 0s, and a mode only with one;
+/// an error is where in the file it lies and what is wrong.
+fn retention(
+    period: Option<&Spanned<String>>,
+    mode: Option<&Spanned<String>>,
+) -> std::result::Result<Option<Retention>, (usize, String)> {
+    let mode_at = mode.map_or(0, |m| m.span().start);
+    let Some(period) = period else {
+        return match mode {
+            Some(_) => Err((
+                mode_at,
+                "object_lock_mode needs object_lock, the period".into(),
+            )),
+            None => Ok(None),
+        };
+    };
+    let mode = match mode {
+        Some(m) => m.get_ref().parse::<LockMode>().map_err(|e| (mode_at, e))?,
+        None => LockMode::Compliance,
+    };
+    parse_retention(period.get_ref(), mode)
+        .map(Some)
+        .map_err(|e| (period.span().start, e))
+}
+
+/// A retention period (`"30d"`) in `mode`.
+pub fn parse_retention(period: &str, mode: LockMode) -> std::result::Result<Retention, String> {
+    match crate::timespec::parse_duration(period) {
+        Ok(d) if d > chrono::Duration::zero() => Ok(Retention {
+            mode,
+            period: d.to_std().map_err(|e| e.to_string())?,
+        }),
+        Ok(_) => Err(format!("object_lock {period:?} must be longer than 0s")),
+        Err(m) => Err(format!("object_lock {period:?}: {m}")),
+    }
 }
 
 /// Resolves the settings. Flags and environment are already merged by clap (flags win).
@@ -250,6 +299,9 @@ pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
                     region: r.region,
                     path_style: r.path_style.unwrap_or(false),
                     profile: r.profile,
+                    object_lock: retention(r.object_lock.as_ref(), r.object_lock_mode.as_ref())
+                        .ok()
+                        .flatten(),
                     max_lag: r.max_lag.map(Spanned::into_inner),
                     notify: r.notify,
                 };
@@ -270,6 +322,7 @@ impl RepoSettings {
             profile: self.profile.clone(),
             max_lag: None,
             notify: None,
+            object_lock: None,
         }
     }
 

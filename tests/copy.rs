@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{assert_fails, assert_ok, random_bytes, text, unique, Env, Kind};
+use drctl::store::s3::{S3Config, S3Store};
+use drctl::store::Store;
 use rand::{Rng, SeedableRng};
 
 /// Writes a few files of random bytes under `dir` (`tag` varies the contents).
@@ -480,6 +482,86 @@ fn status_shows_each_copys_lag_and_check_fails_a_late_or_failed_copy() {
     assert_fails(&o, 1, "copy(ies) behind their bound or failed");
     assert!(
         text(&o.stderr).contains("its last run failed"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+/// Object Lock asked of a destination without it is refused before anything is written,
+/// rather than leaving objects that only look protected: Garage implements no Object
+/// Lock, and a directory cannot have it. A bad lock setting is a configuration error
+/// naming its place.
+#[test]
+fn a_copy_with_object_lock_refuses_a_destination_without_it() {
+    let Some(env) = Env::init(Kind::S3) else {
+        return;
+    };
+    let s3 = env.s3.as_ref().unwrap();
+    let off = offsite_bucket(&env);
+    let remote = format!(
+        "[remotes.offsite]\nurl = \"s3://{}/copy\"\nendpoint = \"{}\"\nregion = \"{}\"\n\
+         path_style = true\nprofile = \"offsite\"\n",
+        off.bucket, s3.endpoint, s3.region
+    );
+    std::fs::write(
+        env.path("drctl.toml"),
+        format!("{remote}object_lock = \"30d\"\n"),
+    )
+    .unwrap();
+    backed_up(&env, 7, 1, 1 << 20);
+    let copy = |args: &[&str]| {
+        env.cmd()
+            .env("AWS_SHARED_CREDENTIALS_FILE", &off.credentials)
+            .env("AWS_CONFIG_FILE", env.path("no-aws-config"))
+            .arg("copy")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = copy(&["--to", "offsite"]);
+    assert_fails(&o, 2, "has no Object Lock, so its objects cannot be locked");
+    // The flag asks the same of a remote configured without it.
+    std::fs::write(env.path("drctl.toml"), &remote).unwrap();
+    let o = copy(&["--to", "offsite", "--object-lock", "7d"]);
+    assert_fails(&o, 2, "has no Object Lock");
+    std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", &off.credentials);
+    let offsite = S3Config {
+        bucket: off.bucket.clone(),
+        prefix: String::new(),
+        endpoint: Some(s3.endpoint.clone()),
+        region: Some(s3.region.clone()),
+        path_style: true,
+        profile: Some("offsite".into()),
+    };
+    let written = common::rt().block_on(async {
+        let store = S3Store::new(offsite).await.unwrap();
+        store.list("").await.unwrap()
+    });
+    assert!(written.is_empty(), "written to the bucket: {written:?}");
+
+    let dir = env.path("offsite-dir");
+    let o = copy(&["--to", dir.to_str().unwrap(), "--object-lock", "7d"]);
+    assert_fails(&o, 2, "is not an S3 bucket: Object Lock needs one");
+    assert!(!dir.exists(), "the directory was created");
+    let o = copy(&[
+        "--to",
+        "offsite",
+        "--object-lock",
+        "7d",
+        "--object-lock-mode",
+        "forever",
+    ]);
+    assert_fails(&o, 2, "neither \"compliance\" nor \"governance\"");
+
+    std::fs::write(
+        env.path("drctl.toml"),
+        format!("{remote}object_lock = \"0s\"\n"),
+    )
+    .unwrap();
+    let o = copy(&["--to", "offsite"]);
+    assert_fails(&o, 2, "drctl.toml:7:");
+    assert!(
+        text(&o.stderr).contains("must be longer than 0s"),
         "{}",
         text(&o.stderr)
     );

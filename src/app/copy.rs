@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 use crate::human::human_bytes;
 use crate::notify::{Event, Notice, Notifier};
 use crate::repo::layout::Objects;
+use crate::settings::parse_retention;
+use crate::store::s3::LockMode;
 
 use super::{hostname, print_json, App};
 
@@ -19,7 +21,14 @@ impl App {
             Some(f) => self.settings.remote(f)?,
             None => self.settings.location(),
         };
-        let to_at = self.settings.remote(&a.to)?;
+        let mut to_at = self.settings.remote(&a.to)?;
+        if let Some(period) = &a.object_lock {
+            let mode = match &a.object_lock_mode {
+                Some(m) => m.parse().map_err(Error::Usage)?,
+                None => LockMode::Compliance,
+            };
+            to_at.object_lock = Some(parse_retention(period, mode).map_err(Error::Usage)?);
+        }
         if from_at.url.trim_end_matches('/') == to_at.url.trim_end_matches('/')
             && from_at.endpoint == to_at.endpoint
         {

@@ -137,14 +137,32 @@ impl App {
                 path_style: s.path_style,
                 profile: s.profile.clone(),
             };
-            Arc::new(
-                self.rt
-                    .block_on(S3Store::new(cfg))
-                    .map_err(|e| Error::Store {
-                        store: s.url.clone(),
-                        source: e,
-                    })?,
-            )
+            let store_error = |e| Error::Store {
+                store: s.url.clone(),
+                source: e,
+            };
+            let mut store = self.rt.block_on(S3Store::new(cfg)).map_err(store_error)?;
+            if let Some(r) = s.object_lock {
+                if !self
+                    .rt
+                    .block_on(store.object_lock_enabled())
+                    .map_err(store_error)?
+                {
+                    return Err(Error::Usage(format!(
+                        "{} has no Object Lock, so its objects cannot be locked: create a \
+                         bucket with Object Lock enabled (S3 turns it on only at creation), \
+                         or copy without object_lock",
+                        s.url
+                    )));
+                }
+                store = store.with_retention(r);
+            }
+            Arc::new(store)
+        } else if s.object_lock.is_some() {
+            return Err(Error::Usage(format!(
+                "{} is not an S3 bucket: Object Lock needs one",
+                s.url
+            )));
         } else if s.url.starts_with("file://") || s.url.starts_with('/') {
             let root = FileStore::parse_url(&s.url)
                 .ok_or_else(|| Error::Usage(format!("repository URL {} has no path", s.url)))?;

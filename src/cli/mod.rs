@@ -439,6 +439,13 @@ pub struct CopyArgs {
     /// Also read every copied object back and check it against its name
     #[arg(long)]
     pub read_back: bool,
+    /// Lock every object copied for this long with S3 Object Lock (`90d`); the bucket
+    /// must have Object Lock enabled (default: the remote's `object_lock`)
+    #[arg(long, value_name = "PERIOD")]
+    pub object_lock: Option<String>,
+    /// The Object Lock mode: compliance (no one can delete early) or governance
+    #[arg(long, value_name = "MODE", requires = "object_lock")]
+    pub object_lock_mode: Option<String>,
     /// Show what would be copied; copy nothing
     #[arg(long)]
     pub dry_run: bool,

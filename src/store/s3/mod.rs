@@ -8,6 +8,7 @@
 //! error code, never credentials (see `errors`).
 
 mod errors;
+mod lock;
 
 use std::time::{Duration, SystemTime};
 
@@ -24,6 +25,7 @@ use aws_sdk_s3::Client;
 use bytes::{Bytes, BytesMut};
 
 use super::{ObjectInfo, Store, StoreError};
+pub use lock::{LockMode, Retention};
 
 /// How long to wait for a TCP (and TLS) connection before calling the endpoint unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -87,6 +89,8 @@ pub struct S3Store {
     endpoint: String,
     /// Region requests are signed for.
     region: String,
+    /// Every object written is locked for this long (`with_retention`).
+    retention: Option<Retention>,
 }
 
 /// What a request was about, for naming the failure.
@@ -190,6 +194,7 @@ impl S3Store {
             prefix: cfg.prefix.trim_matches('/').to_owned(),
             endpoint,
             region,
+            retention: None,
         })
     }
 
@@ -319,11 +324,19 @@ impl Store for S3Store {
         // SHA-256 over every pack cost a third of `copy`'s CPU. Every object is named by
         // the BLAKE3 hash of its bytes and checked against it when read (and by `check
         // --read-data`), TLS protects it in transit, and the length is signed.
-        self.client
+        let mut request = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(self.full_key(key))
-            .content_length(len)
+            .content_length(len);
+        if let Some(r) = &self.retention {
+            request = request
+                .object_lock_mode(lock::sdk_mode(r.mode))
+                .object_lock_retain_until_date(r.until(SystemTime::now()).into())
+                .content_md5(lock::content_md5(&data));
+        }
+        request
             .body(ByteStream::from(data))
             .customize()
             .disable_payload_signing()
