@@ -24,11 +24,11 @@ const DUMPALL_MARKER: &str = "-- PostgreSQL database cluster dump complete";
 
 /// The base backup's file in the snapshot.
 pub const BASE_FILE: &str = "base.tar";
-/// The server's own tool writes the data directory as one tar to stdout, after an
-/// immediate checkpoint. Without WAL (`-X none`): a base backup is only ever replayed
-/// with the archive's WAL from its start on (`pitr::ArchivedWal::replay`), which holds
-/// what `-X fetch` would copy, so the copy would be read, hashed and stored for nothing
-/// (as pgBackRest's default `archive-copy=n`).
+/// The server's own tool writes the data directory as one tar to stdout, with the WAL
+/// that makes it consistent (`-X fetch`: streaming WAL is not possible to stdout), after
+/// an immediate checkpoint. A restore to a time replays the archive's WAL from the base's
+/// start anyway, but with its own WAL the tar alone (`restore --to DIR`) still starts a
+/// server if the archive is lost: that is worth the few segments more it stores.
 const BASE_BACKUP: &[&str] = &[
     "pg_basebackup",
     "-D",
@@ -36,7 +36,7 @@ const BASE_BACKUP: &[&str] = &[
     "-F",
     "t",
     "-X",
-    "none",
+    "fetch",
     "-c",
     "fast",
     "-l",
