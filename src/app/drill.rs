@@ -195,7 +195,7 @@ impl App {
         let progress = || self.progress("restoring");
         let started = self.now;
         // Each stack on a thread of its own, with a session of its own.
-        let recover_one = |r: &StackRecovery<'_>| {
+        let recover_one = |r: &StackRecovery<'_>, data_in: &dyn Fn()| {
             let session = self.open_for_reading()?;
             let cx = Context {
                 session: &session,
@@ -211,7 +211,7 @@ impl App {
                 r.name,
                 crate::timespec::local_time(&r.point.point.time)
             ));
-            recover_stack(&cx, r, None, false)
+            recover_stack(&cx, r, None, false, data_in)
         };
         let (outcomes, left, seconds) =
             host_drill::run(&plan, &scratch, &say, (&compose, &docker), recover_one);

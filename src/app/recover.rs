@@ -168,29 +168,31 @@ impl App {
         let say = self.step_printer();
         // Each stack on a thread of its own, with a session of its own (a catalog
         // connection is not shared).
-        let recover_one = |session: &Session<Readable>, r: &StackRecovery<'_>| {
-            let cx = Context {
-                session,
-                docker: docker.as_ref(),
-                compose: compose.as_ref(),
-                interrupt: &self.interrupt,
-                progress: &progress,
-                say: &say,
-                scratch: None,
+        let recover_one =
+            |session: &Session<Readable>, r: &StackRecovery<'_>, data_in: &dyn Fn()| {
+                let cx = Context {
+                    session,
+                    docker: docker.as_ref(),
+                    compose: compose.as_ref(),
+                    interrupt: &self.interrupt,
+                    progress: &progress,
+                    say: &say,
+                    scratch: None,
+                };
+                say(&format!(
+                    "stack {}: recovering from the point of {}",
+                    r.name,
+                    local_time(&r.point.point.time)
+                ));
+                let o = recover_stack(&cx, r, plan.at, plan.force, data_in)
+                    .map_err(|e| e.context(format!("stack {}", r.name)))?;
+                if !self.json {
+                    out(&summary(&o))?;
+                }
+                Ok::<_, Error>(o)
             };
-            say(&format!(
-                "stack {}: recovering from the point of {}",
-                r.name,
-                local_time(&r.point.point.time)
-            ));
-            let o = recover_stack(&cx, r, plan.at, plan.force)
-                .map_err(|e| e.context(format!("stack {}", r.name)))?;
-            if !self.json {
-                out(&summary(&o))?;
-            }
-            Ok::<_, Error>(o)
-        };
-        let outcomes = plan.run_each(|r| recover_one(&self.open_for_reading()?, r))?;
+        let outcomes =
+            plan.run_each(|r, data_in| recover_one(&self.open_for_reading()?, r, data_in))?;
         let total = t0.elapsed().as_secs_f64();
         if self.json {
             print_json(&json!({

@@ -24,10 +24,12 @@ pub fn run(
     scratch: &HostScratch,
     say: &dyn Fn(&str),
     (compose, docker): (&Compose, &Docker),
-    recover: impl Fn(&StackRecovery<'_>) -> Result<StackOutcome> + Sync,
+    recover: impl Fn(&StackRecovery<'_>, &dyn Fn()) -> Result<StackOutcome> + Sync,
 ) -> (Result<Vec<StackOutcome>>, Vec<String>, f64) {
     let t0 = std::time::Instant::now();
-    let result = plan.run_each(|r| recover(r).map_err(|e| e.context(format!("stack {}", r.name))));
+    let result = plan.run_each(|r, data_in| {
+        recover(r, data_in).map_err(|e| e.context(format!("stack {}", r.name)))
+    });
     let seconds = t0.elapsed().as_secs_f64();
     say("host drill: removing the scratch projects");
     let left = scratch.remove(Some(compose), Some(docker));

@@ -101,16 +101,20 @@ impl<'a> RecoverPlan<'a> {
 
 impl<'a> RecoverPlan<'a> {
     /// Runs `recover` on every stack, each on a thread of its own as soon as the stacks
-    /// it depends on are done, so a stack never waits for one it does not need. An error
-    /// (Ctrl-C, an unwritable configuration) starts no further stack; the running ones
-    /// finish and the first error is returned. The outcomes come in the order they end.
+    /// it depends on have their data in, so a stack never waits for one it does not
+    /// need, nor for the rest of a dependency's recovery (its other containers, its
+    /// checks). `recover` calls the function it is given once the stack's data is in; a
+    /// stack that never does counts as in when it ends. An error (Ctrl-C, an unwritable
+    /// configuration) starts no further stack; the running ones finish and the first
+    /// error is returned. The outcomes come in the order they end.
     pub fn run_each<O: Send>(
         &self,
-        recover: impl Fn(&StackRecovery<'a>) -> Result<O> + Sync,
+        recover: impl Fn(&StackRecovery<'a>, &dyn Fn()) -> Result<O> + Sync,
     ) -> Result<Vec<O>> {
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Option<_>)>();
         let in_plan = |d: &String| self.stacks.iter().any(|r| &r.name == d);
         let mut started = vec![false; self.stacks.len()];
+        // The stacks whose data is in (the ones done among them).
         let mut done: Vec<&str> = Vec::new();
         let mut outcomes = Vec::new();
         let mut first_error = None;
@@ -129,16 +133,25 @@ impl<'a> RecoverPlan<'a> {
                     running += 1;
                     let (tx, recover) = (tx.clone(), &recover);
                     scope.spawn(move || {
-                        let result = panic::catch_unwind(AssertUnwindSafe(|| recover(r)));
-                        let _ = tx.send((i, result));
+                        let data_in = || {
+                            let _ = tx.send((i, None));
+                        };
+                        let result = panic::catch_unwind(AssertUnwindSafe(|| recover(r, &data_in)));
+                        let _ = tx.send((i, Some(result)));
                     });
                 }
                 if running == 0 {
                     break;
                 }
-                let (i, result) = rx.recv().expect("the sender lives in this scope");
+                let (i, ended) = rx.recv().expect("the sender lives in this scope");
+                let name = self.stacks[i].name.as_str();
+                if !done.contains(&name) {
+                    done.push(name);
+                }
+                let Some(result) = ended else {
+                    continue;
+                };
                 running -= 1;
-                done.push(&self.stacks[i].name);
                 match result {
                     Ok(Ok(o)) => outcomes.push(o),
                     Ok(Err(e)) => {
@@ -248,7 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stack_starts_once_its_dependencies_are_done_and_waits_for_no_other() {
+    fn a_stack_starts_once_its_dependencies_have_their_data_in_and_waits_for_no_other() {
         let file = |name: &str, deps: &str| {
             let text = format!("[stack.{name}]\ndepends_on = [{deps}]\n");
             crate::config::parse_stack_file(std::path::Path::new("x.toml"), &text)
@@ -285,31 +298,43 @@ mod tests {
         // of independent stacks) would never get there.
         let log = std::sync::Mutex::new(Vec::<String>::new());
         let has = |e: &str| log.lock().unwrap().iter().any(|l| l == e);
+        let wait_for = |e: &str, who: &str| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !has(e) {
+                assert!(std::time::Instant::now() < deadline, "{who} never saw {e}");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        };
         let ended = plan
-            .run_each(|r| {
+            .run_each(|r, data_in| {
                 log.lock().unwrap().push(format!("start {}", r.name));
-                if r.name == "shop" {
-                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                    while !has("end dev") {
-                        assert!(std::time::Instant::now() < deadline, "dev waited for shop");
-                        std::thread::sleep(std::time::Duration::from_millis(5));
+                match r.name.as_str() {
+                    // dev starts once shared's data is in, before shared ends.
+                    "shared" => {
+                        log.lock().unwrap().push("data in shared".into());
+                        data_in();
+                        wait_for("start dev", "shared");
                     }
+                    // dev never says its data is in: report waits for its end.
+                    "shop" => wait_for("end dev", "shop"),
+                    _ => {}
                 }
                 log.lock().unwrap().push(format!("end {}", r.name));
                 Ok(r.name.clone())
             })
             .unwrap();
-        assert_eq!(ended, names(&["shared", "dev", "shop", "report"]));
+        assert_eq!(ended.len(), 4);
         let log = log.into_inner().unwrap();
         let at = |e: &str| log.iter().position(|l| l == e).unwrap();
-        assert!(at("end shared") < at("start dev"), "{log:?}");
+        assert!(at("data in shared") < at("start dev"), "{log:?}");
+        assert!(at("start dev") < at("end shared"), "{log:?}");
         assert!(at("end shop") < at("start report"), "{log:?}");
         assert!(at("end dev") < at("start report"), "{log:?}");
 
         // An error starts nothing more, and is what the run returns.
         let started = std::sync::Mutex::new(Vec::new());
         let e = plan
-            .run_each(|r| {
+            .run_each(|r, _| {
                 started.lock().unwrap().push(r.name.clone());
                 match r.name.as_str() {
                     "shared" => Err(Error::Interrupted),

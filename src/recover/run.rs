@@ -129,12 +129,14 @@ impl StackOutcome {
 }
 
 /// Recovers one stack at `at` (its newest backups at or before it); `force` replaces
-/// data already in its targets.
+/// data already in its targets. `data_in` is called once its volumes and databases are
+/// back, before the rest of its project starts.
 pub fn recover_stack(
     cx: &Context<'_>,
     r: &StackRecovery<'_>,
     at: Option<DateTime<Utc>>,
     force: bool,
+    data_in: &dyn Fn(),
 ) -> Result<StackOutcome> {
     let t0 = Instant::now();
     let catalog = cx.session.catalog();
@@ -205,6 +207,9 @@ pub fn recover_stack(
         }
     }
     restore_data(cx, &placed, &mut steps, &phase_of, &mut out);
+    // What the stacks that depend on this one need is in: their recovery may begin
+    // while this one starts the rest of its project and runs its checks.
+    data_in();
     let up = scratch_project
         .as_ref()
         .map(ScratchProject::project)
