@@ -36,14 +36,18 @@ const STAGING_FAILED: &str = ".failed";
 /// `restore_command` waits until it is there (staged under another name, then renamed),
 /// for at most 300 s; a file that will not come is missing at once, as PostgreSQL expects
 /// of an archive. Exit status 255 makes PostgreSQL stop recovery rather than take a
-/// missing file for the end of the WAL.
+/// missing file for the end of the WAL. The wait is bounded by the clock, not by a count
+/// of sleeps: a BusyBox `sleep` (Alpine images) may refuse a fraction and return at once.
+/// PostgreSQL reads `%%` as `%` (and, from 16 on, refuses any other unknown `%` escape).
 fn restore_command() -> String {
     format!(
-        "d={STAGING}; grep -qxF %f $d/{STAGED_NAMES} || exit 1; n=0; until [ -e $d/%f ]; do \
-         [ -e $d/{STAGING_FAILED} ] && exit 255; n=$((n+1)); [ $n -lt 3000 ] || exit 255; \
-         sleep 0.1; done; exec cp $d/%f \"%p\""
+        "d={STAGING}; grep -qxF %f $d/{STAGED_NAMES} || exit 1; t=$(date +%%s); \
+         until [ -e $d/%f ]; do [ -e $d/{STAGING_FAILED} ] && exit 255; \
+         [ $(($(date +%%s) - t)) -lt 300 ] || exit 255; sleep 0.1 2>/dev/null || sleep 1; \
+         done; exec cp $d/%f \"%p\""
     )
 }
+
 /// What PostgreSQL says when the WAL ends before the recovery target.
 const TARGET_NOT_REACHED: &str = "recovery ended before configured recovery target was reached";
 /// How long recovery may take.
@@ -342,4 +346,61 @@ fn wait_promoted(docker: &Docker, container: &str, host: &Path) -> Result<bool> 
         "PostgreSQL in container {container} was still recovering after {}s",
         RECOVERY_TIMEOUT.as_secs()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `restore_command` as PostgreSQL would, in `dir`, for file `name`.
+    fn run_restore_command(dir: &Path, name: &str) -> std::process::Output {
+        let cmd = restore_command()
+            .replace("%f", name)
+            .replace("%p", "pg_wal/RECOVERYXLOG")
+            .replace("%%", "%");
+        Command::new("sh")
+            .args(["-c", &cmd])
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    }
+
+    #[test]
+    fn restore_command_waits_for_a_file_to_come_and_stops_recovery_when_staging_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join(STAGING);
+        std::fs::create_dir_all(dir.path().join("pg_wal")).unwrap();
+        std::fs::create_dir_all(&staging).unwrap();
+        std::fs::write(staging.join(STAGED_NAMES), "000000010000000000000003\nA\n").unwrap();
+
+        // Not among the names: missing at once, as the end of an archive is.
+        let t0 = Instant::now();
+        let o = run_restore_command(dir.path(), "000000010000000000000009");
+        assert_eq!(o.status.code(), Some(1));
+        assert!(t0.elapsed() < Duration::from_secs(2));
+
+        // Among them: waited for until it is renamed into place, then copied.
+        let late = staging.clone();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            std::fs::write(late.join("000000010000000000000003"), b"wal").unwrap();
+        });
+        let o = run_restore_command(dir.path(), "000000010000000000000003");
+        writer.join().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("pg_wal/RECOVERYXLOG")).unwrap(),
+            b"wal"
+        );
+
+        // Staging failed: recovery stops (exit status above 125), not ends.
+        std::fs::write(staging.join(STAGING_FAILED), "").unwrap();
+        let o = run_restore_command(dir.path(), "A");
+        assert_eq!(o.status.code(), Some(255));
+    }
 }
