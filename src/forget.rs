@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::config::Stack;
 use crate::error::Result;
+use crate::repo::id::RunId;
 use crate::repo::layout::Handle;
 use crate::repo::point::SourceStatus;
 use crate::retention::{self, KeepPolicy};
@@ -22,8 +23,9 @@ use crate::session::Session;
 /// One manifest and the verdict on it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
-    /// `point`, `snapshot`, `wal` (an archived WAL file), or `orphan` (a source snapshot
-    /// of an interrupted stack backup, which no point names).
+    /// `point`, `snapshot`, `wal` (an archived WAL file), `orphan` (a source snapshot
+    /// of an interrupted stack backup, which no point names), or `run` (a run log of
+    /// the history older than every kept point).
     pub kind: &'static str,
     /// Its ID.
     pub id: String,
@@ -36,6 +38,9 @@ pub struct Item {
     /// The objects removed with it: the point's manifest and its snapshots.
     #[serde(skip)]
     objects: Vec<Handle>,
+    /// A run log, whose rows leave the catalog's history with it.
+    #[serde(skip)]
+    run_log: Option<RunId>,
 }
 
 /// The plan for one stack.
@@ -104,6 +109,7 @@ pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<Sta
                 keep: !reasons.is_empty(),
                 reasons,
                 objects,
+                run_log: None,
             }
         })
         .collect();
@@ -137,6 +143,7 @@ pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<Sta
                 keep: false,
                 reasons: Vec::new(),
                 objects: vec![Handle::snapshot(&s.id)],
+                run_log: None,
             });
         }
     }
@@ -150,9 +157,12 @@ pub fn plan(catalog: &Catalog, stack: &Stack, policy: &KeepPolicy) -> Result<Sta
                 keep: d.keep,
                 reasons: if d.keep { d.reasons } else { Vec::new() },
                 objects: vec![Handle::snapshot(&s.id)],
+                run_log: None,
             });
         }
     }
+    let runs = run_items(catalog, &stack.name, &items)?;
+    items.extend(runs);
     items.sort_by_key(|i| i.time);
     Ok(StackPlan {
         stack: stack.name.clone(),
@@ -215,10 +225,37 @@ fn wal_items(
                     vec![format!("WAL {} for the kept base backups", w.name)]
                 },
                 objects: vec![Handle::snapshot(&s.id)],
+                run_log: None,
             });
         }
     }
     out
+}
+
+/// The run logs older than every point the plan keeps: the history reaches back as far
+/// as the backups do, and no further. Nothing goes while no point is kept.
+fn run_items(catalog: &Catalog, stack: &str, verdicts: &[Item]) -> Result<Vec<Item>> {
+    let oldest_kept = verdicts
+        .iter()
+        .filter(|i| i.keep && i.kind == "point")
+        .map(|i| i.time)
+        .min();
+    let Some(oldest) = oldest_kept else {
+        return Ok(Vec::new());
+    };
+    Ok(catalog
+        .run_logs_before(stack, oldest)?
+        .into_iter()
+        .map(|(id, started)| Item {
+            kind: "run",
+            id: id.to_string(),
+            time: started,
+            keep: false,
+            reasons: Vec::new(),
+            objects: vec![Handle::run(&id)],
+            run_log: Some(id),
+        })
+        .collect())
 }
 
 /// Deletes the manifests the plan does not keep: the point first, then its snapshots, so
@@ -230,6 +267,9 @@ pub fn execute<A>(session: &mut Session<A>, plan: &StackPlan) -> Result<usize> {
     for item in plan.items.iter().filter(|i| !i.keep) {
         for object in &item.objects {
             repo.block_on(repo.objects().delete(object))?;
+        }
+        if let Some(id) = &item.run_log {
+            session.catalog().forget_run_log(id)?;
         }
         removed += 1;
     }

@@ -578,20 +578,38 @@ fn forget_keeps_the_policy_and_prune_reclaims_only_after_the_grace_period() {
     let o = env.run(&["--json", "forget", "--dry-run"]);
     assert_ok(&o);
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let kept: Vec<bool> = plan["stacks"][0]["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["keep"].as_bool().unwrap())
-        .collect();
-    assert_eq!(kept, [false, false, true, true]);
+    let items = plan["stacks"][0]["items"].as_array().unwrap();
+    let kept = |kind: &str| -> Vec<bool> {
+        items
+            .iter()
+            .filter(|i| i["kind"] == kind)
+            .map(|i| i["keep"].as_bool().unwrap())
+            .collect()
+    };
+    assert_eq!(kept("point"), [false, false, true, true]);
+    // The run history goes back as far as the kept points: the runs of 10:00 and 11:00.
+    assert_eq!(kept("run"), [false, false]);
+    let run_logs = || {
+        env.objects()
+            .iter()
+            .filter(|(k, _)| k.starts_with("runs/"))
+            .count()
+    };
+    assert_eq!(run_logs(), 4);
     assert_eq!(
         point_minutes(&env, "shop").len(),
         4,
         "a dry run removes nothing"
     );
-    assert_ok(&env.run(&["forget"]));
+    let o = env.run(&["forget"]);
+    assert_ok(&o);
+    assert!(
+        text(&o.stdout).contains("run logs: remove 2 (older than the oldest kept point)"),
+        "{}",
+        text(&o.stdout)
+    );
     assert_eq!(point_minutes(&env, "shop"), ["12:00", "13:00"]);
+    assert_eq!(run_logs(), 2);
 
     // First prune: marks, deletes nothing; the grace period has not passed.
     let packs_before = packs();

@@ -424,21 +424,32 @@ impl App {
                     p.items.len() - p.removed(),
                     p.removed()
                 ));
-                // Archived WAL is hundreds of files a day: counted, not listed.
-                let wal = |keep: bool| {
+                // Archived WAL is hundreds of files a day, run logs one a run: counted,
+                // not listed.
+                let count = |kind: &str, keep: bool| {
                     p.items
                         .iter()
-                        .filter(|i| i.kind == "wal" && i.keep == keep)
+                        .filter(|i| i.kind == kind && i.keep == keep)
                         .count()
                 };
-                if wal(true) + wal(false) > 0 {
+                if count("wal", true) + count("wal", false) > 0 {
                     text.push_str(&format!(
                         "  WAL files: keep {} (from the oldest kept base backup on), remove {}\n",
-                        wal(true),
-                        wal(false)
+                        count("wal", true),
+                        count("wal", false)
                     ));
                 }
-                for i in p.items.iter().filter(|i| i.kind != "wal") {
+                if count("run", false) > 0 {
+                    text.push_str(&format!(
+                        "  run logs: remove {} (older than the oldest kept point)\n",
+                        count("run", false)
+                    ));
+                }
+                for i in p
+                    .items
+                    .iter()
+                    .filter(|i| i.kind != "wal" && i.kind != "run")
+                {
                     text.push_str(&format!(
                         "  {} {:<8} {:<8} {}  {}\n",
                         if i.keep { "keep  " } else { "remove" },

@@ -95,12 +95,13 @@ CREATE TABLE IF NOT EXISTS runs(
     bytes_added INTEGER NOT NULL,
     duration_ms INTEGER NOT NULL,
     error TEXT,
-    point_id BLOB
+    point_id BLOB,
+    run_log_id BLOB
 );
 CREATE INDEX IF NOT EXISTS runs_by_stack ON runs(stack, source, started);
 -- the run logs of the store's runs/ whose rows are in runs (never cleared with the cache:
--- the rows stay, and a log is loaded once)
-CREATE TABLE IF NOT EXISTS run_logs(run_log_id BLOB PRIMARY KEY);
+-- the rows stay, and a log is loaded once), with their stack and start for forget
+CREATE TABLE IF NOT EXISTS run_logs(run_log_id BLOB PRIMARY KEY, stack TEXT, started TEXT);
 CREATE TABLE IF NOT EXISTS files(
     path BLOB PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -355,6 +356,7 @@ impl Catalog {
                 }
             }
             c.execute_batch(SCHEMA)?;
+            add_missing_columns(c)?;
             if repo.as_deref() != Some(repo_id) || schema.as_deref() != Some(SCHEMA_VERSION) {
                 c.execute_batch(&clear_sql(true))?;
                 c.execute(
@@ -436,6 +438,26 @@ fn process_alive(run: &str) -> bool {
 }
 
 /// Statements that empty the cache (and the files cache, if asked).
+/// Columns added since a table was first made: added to an older catalog in place, so
+/// that the history it holds (runs recorded while the store could not take them) stays.
+fn add_missing_columns(c: &Connection) -> rusqlite::Result<()> {
+    for (table, column, kind) in [
+        ("runs", "run_log_id", "BLOB"),
+        ("run_logs", "stack", "TEXT"),
+        ("run_logs", "started", "TEXT"),
+    ] {
+        let has: bool = c.query_row(
+            &format!("SELECT count(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+            [column],
+            |r| r.get(0),
+        )?;
+        if !has {
+            c.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn clear_sql(with_files_cache: bool) -> String {
     let mut sql = String::from(
         "DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_files; DELETE FROM snapshots; DELETE FROM points; DELETE FROM drills;",
@@ -449,6 +471,37 @@ fn clear_sql(with_files_cache: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::repo::id::RunId;
+
+    /// A catalog made before the run logs carried their stack keeps its history, and
+    /// gains the columns forget needs.
+    #[test]
+    fn an_older_catalog_gains_the_new_columns_and_keeps_its_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        drop(Catalog::open(&path, "repo").unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DROP TABLE run_logs; CREATE TABLE run_logs(run_log_id BLOB PRIMARY KEY);
+             ALTER TABLE runs DROP COLUMN run_log_id;
+             INSERT INTO runs(stack, started, ended, status, bytes_read, bytes_added,
+                              duration_ms) VALUES ('shop', 't', 't', 'ok', 0, 0, 0);",
+        )
+        .unwrap();
+        drop(c);
+        let cat = Catalog::open(&path, "repo").unwrap();
+        assert_eq!(cat.runs("shop", 10).unwrap().len(), 1);
+        let log = RunId([7; 32]);
+        let logs = cat.run_logs_before("shop", chrono::Utc::now()).unwrap();
+        assert!(logs.is_empty());
+        cat.forget_run_log(&log).unwrap();
+        assert_eq!(
+            cat.runs("shop", 10).unwrap().len(),
+            1,
+            "rows of no log stay"
+        );
+    }
 
     /// A connection that pinned a snapshot for a restore writes again once the pin is
     /// released, even after another connection (the daemon's run history) has written.

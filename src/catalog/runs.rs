@@ -34,13 +34,13 @@ fn ts(t: &DateTime<Utc>) -> String {
 }
 
 impl Catalog {
-    /// Appends a run to the history.
-    pub fn add_run(&self, r: &RunRecord) -> Result<()> {
+    /// Appends a run to the history; `log` is the stored run log it came with.
+    pub fn add_run(&self, r: &RunRecord, log: Option<&RunId>) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO runs(stack, source, started, ended, status, bytes_read, bytes_added,
-                                  duration_ms, error, point_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                  duration_ms, error, point_id, run_log_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     r.stack,
                     r.source,
@@ -52,6 +52,7 @@ impl Catalog {
                     r.duration_ms as i64,
                     r.error,
                     r.point_id.map(|p| p.0.to_vec()),
+                    log.map(|l| l.0.to_vec()),
                 ],
             )
             .map(|_| ())
@@ -61,17 +62,60 @@ impl Catalog {
     /// Records a run log (from this host or loaded from the store) under its name, with
     /// its runs, once.
     pub fn add_run_log(&self, id: &RunId, log: &RunLog) -> Result<()> {
+        let stack = log.runs.first().map(|r| r.stack.clone());
+        let started = log.runs.iter().map(|r| r.started).min();
         let fresh = self
             .conn
             .execute(
-                "INSERT OR IGNORE INTO run_logs(run_log_id) VALUES (?1)",
-                [&id.0[..]],
+                "INSERT OR IGNORE INTO run_logs(run_log_id, stack, started) VALUES (?1, ?2, ?3)",
+                params![&id.0[..], stack, started.as_ref().map(ts)],
             )
             .map_err(|e| self.err(e))?;
         if fresh == 1 {
             for r in &log.runs {
-                self.add_run(r)?;
+                self.add_run(r, Some(id))?;
             }
+        }
+        Ok(())
+    }
+
+    /// The stored run logs of `stack` whose runs started before `before`.
+    pub fn run_logs_before(
+        &self,
+        stack: &str,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<(RunId, DateTime<Utc>)>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT run_log_id, started FROM run_logs
+                 WHERE stack = ?1 AND started < ?2 ORDER BY started",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![stack, ts(&before)], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, time(r.get(1)?)))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, started) = row.map_err(|e| self.err(e))?;
+            if let Ok(id) = <[u8; 32]>::try_from(id.as_slice()) {
+                out.push((RunId(id), started));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops a run log and its runs from the history (forget removed it from the store).
+    pub fn forget_run_log(&self, id: &RunId) -> Result<()> {
+        for sql in [
+            "DELETE FROM runs WHERE run_log_id = ?1",
+            "DELETE FROM run_logs WHERE run_log_id = ?1",
+        ] {
+            self.conn
+                .execute(sql, [&id.0[..]])
+                .map_err(|e| self.err(e))?;
         }
         Ok(())
     }

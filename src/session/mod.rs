@@ -144,7 +144,7 @@ impl<A> Session<A> {
             Ok(id) => self.catalog.add_run_log(&id, log),
             Err(e) => {
                 for r in &log.runs {
-                    self.catalog.add_run(r)?;
+                    self.catalog.add_run(r, None)?;
                 }
                 Err(e)
             }
