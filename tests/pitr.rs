@@ -327,7 +327,7 @@ fn markers_then_delete(c: &Container, env: &Env) -> chrono::DateTime<chrono::Utc
 /// Restores to `t` and checks the server holds every order and markers up to within a
 /// second of `t`, none after, on timeline `timeline`.
 fn restore_and_verify(env: &Env, c: &Container, t: chrono::DateTime<chrono::Utc>, timeline: u32) {
-    let o = env.run(&["restore", "shop", "--at", &t.to_rfc3339(), "--force"]);
+    let o = restore_at(env, t);
     common::assert_ok(&o);
     assert!(
         text(&o.stdout).contains("restored db"),
@@ -516,7 +516,7 @@ fn a_missing_segment_is_named_and_only_its_span_is_unrestorable() {
 
     let rows = c.psql(PW, "shop", "SELECT count(*) FROM orders");
     let inside = from + (to - from) / 2;
-    let o = env.run(&["restore", "shop", "--at", &inside.to_rfc3339(), "--force"]);
+    let o = restore_at(&env, inside);
     common::assert_fails(&o, 1, &format!("WAL segment {missing} is missing"));
     assert_eq!(
         c.psql(PW, "shop", "SELECT count(*) FROM orders"),
@@ -540,13 +540,7 @@ fn a_missing_segment_is_named_and_only_its_span_is_unrestorable() {
         bad[mid] ^= 0xff;
         env.put(k, bad);
     }
-    let o = env.run(&[
-        "restore",
-        "shop",
-        "--at",
-        &before_gap.to_rfc3339(),
-        "--force",
-    ]);
+    let o = restore_at(&env, before_gap);
     common::assert_fails(&o, 1, "is damaged");
     assert!(!c.running(), "the server stopped in recovery");
     let o = std::process::Command::new("docker")
@@ -565,6 +559,11 @@ fn a_missing_segment_is_named_and_only_its_span_is_unrestorable() {
 
     restore_and_verify(&env, &c, before_gap, 2);
     stop_archive(archive);
+}
+
+/// `restore shop --at T --force`.
+fn restore_at(env: &Env, t: chrono::DateTime<chrono::Utc>) -> std::process::Output {
+    env.run(&["restore", "shop", "--at", &t.to_rfc3339(), "--force"])
 }
 
 /// The keys of the repository's data packs.
@@ -908,7 +907,7 @@ fn restore_at_into_a_recreated_empty_container_after_restarts_under_load() {
             .any(|(n, p, at)| *n == last && !p && *at > recreated)
     });
 
-    let o = env.run(&["restore", "shop", "--at", &t.to_rfc3339(), "--force"]);
+    let o = restore_at(&env, t);
     if !o.status.success() {
         let snaps = env.run(&["--json", "snapshots"]);
         let check = env.run(&["check"]);
@@ -992,7 +991,7 @@ fn mariadb_without_binary_logging_backs_up_with_dumps_and_says_what_to_change() 
         .contains("--log-bin"));
     assert!(src.get("pitr").is_none(), "{src}");
 
-    let o = env.run(&["restore", "shop", "--at", &between.to_rfc3339(), "--force"]);
+    let o = restore_at(&env, between);
     common::assert_ok(&o);
     let said = text(&o.stdout);
     assert!(
@@ -1151,7 +1150,7 @@ fn mariadb_restore_at_a_second_before_a_delete_replays_the_binary_log() {
     let v = env.json(&["status"]);
     let window = &v["stacks"][0]["sources"][0]["pitr"]["window"];
     assert!(window.is_object(), "{v}");
-    let o = env.run(&["restore", "shop", "--at", &t.to_rfc3339(), "--force"]);
+    let o = restore_at(&env, t);
     common::assert_ok(&o);
     let said = text(&o.stdout);
     eprintln!("{said}\narchived: {files:?}");
@@ -1219,7 +1218,7 @@ fn mariadb_missing_binary_log_file_is_named_and_only_its_span_is_unrestorable() 
     assert!(from < to, "{from} {to}");
 
     let inside = from + (to - from) / 2;
-    let o = env.run(&["restore", "shop", "--at", &inside.to_rfc3339(), "--force"]);
+    let o = restore_at(&env, inside);
     common::assert_fails(&o, 1, &format!("binary log file {missing} is missing"));
     assert_eq!(
         c.mariadb_sql(MPW, "SELECT count(*) FROM shop.orders"),
@@ -1228,13 +1227,7 @@ fn mariadb_missing_binary_log_file_is_named_and_only_its_span_is_unrestorable() 
     );
 
     // Before the gap: replayed to within a second of the time, nothing after it.
-    let o = env.run(&[
-        "restore",
-        "shop",
-        "--at",
-        &before_gap.to_rfc3339(),
-        "--force",
-    ]);
+    let o = restore_at(&env, before_gap);
     common::assert_ok(&o);
     assert_markers_end_at(&c, before_gap);
     stop_archive(archive);
