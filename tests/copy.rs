@@ -260,6 +260,18 @@ fn garage(args: &[&str]) -> String {
     text(&o.stdout)
 }
 
+impl Offsite {
+    /// `[remotes.offsite]`: the bucket's `copy` prefix, reached with the key of its own.
+    fn remote(&self, env: &Env) -> String {
+        let s3 = env.s3.as_ref().unwrap();
+        format!(
+            "[remotes.offsite]\nurl = \"s3://{}/copy\"\nendpoint = \"{}\"\nregion = \"{}\"\n\
+             path_style = true\nprofile = \"offsite\"\n",
+            self.bucket, s3.endpoint, s3.region
+        )
+    }
+}
+
 fn offsite_bucket(env: &Env) -> Offsite {
     let bucket = unique("offsite");
     let key = unique("offsite-key");
@@ -292,17 +304,8 @@ fn a_copy_between_garage_buckets_with_their_own_keys_survives_kills() {
     let Some(env) = Env::init(Kind::S3) else {
         return;
     };
-    let s3 = env.s3.as_ref().unwrap();
     let off = offsite_bucket(&env);
-    std::fs::write(
-        env.path("drctl.toml"),
-        format!(
-            "[remotes.offsite]\nurl = \"s3://{}/copy\"\nendpoint = \"{}\"\nregion = \"{}\"\n\
-             path_style = true\nprofile = \"offsite\"\n",
-            off.bucket, s3.endpoint, s3.region
-        ),
-    )
-    .unwrap();
+    std::fs::write(env.path("drctl.toml"), off.remote(&env)).unwrap();
     let cmd = || {
         let mut c = env.cmd();
         c.env("AWS_SHARED_CREDENTIALS_FILE", &off.credentials)
@@ -329,15 +332,11 @@ fn a_copy_between_garage_buckets_with_their_own_keys_survives_kills() {
     assert_ok(&cmd().args(["copy", "--to", "offsite"]).output().unwrap());
     let clean = t.elapsed().as_secs_f64();
 
-    std::fs::write(
-        env.path("copy.toml"),
-        format!(
-            "[repository]\nurl = \"s3://{}/copy\"\nendpoint = \"{}\"\nregion = \"{}\"\n\
-             path_style = true\nprofile = \"offsite\"\n",
-            off.bucket, s3.endpoint, s3.region
-        ),
-    )
-    .unwrap();
+    // The same bucket as the repository of the copying machine.
+    let copy_config = off
+        .remote(&env)
+        .replace("[remotes.offsite]", "[repository]");
+    std::fs::write(env.path("copy.toml"), copy_config).unwrap();
     let on_copy = || {
         let mut c = cmd();
         c.env_remove("DRCTL_REPO")
@@ -498,11 +497,7 @@ fn a_copy_with_object_lock_refuses_a_destination_without_it() {
     };
     let s3 = env.s3.as_ref().unwrap();
     let off = offsite_bucket(&env);
-    let remote = format!(
-        "[remotes.offsite]\nurl = \"s3://{}/copy\"\nendpoint = \"{}\"\nregion = \"{}\"\n\
-         path_style = true\nprofile = \"offsite\"\n",
-        off.bucket, s3.endpoint, s3.region
-    );
+    let remote = off.remote(&env);
     std::fs::write(
         env.path("drctl.toml"),
         format!("{remote}object_lock = \"30d\"\n"),
