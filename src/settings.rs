@@ -87,6 +87,9 @@ struct RemoteTable {
     object_lock: Option<Spanned<String>>,
     /// `compliance` (the default) or `governance`.
     object_lock_mode: Option<Spanned<String>>,
+    /// The two above, checked and parsed once when the file is read.
+    #[serde(skip)]
+    retention: Option<Retention>,
 }
 
 /// The `[repository]` table.
@@ -178,7 +181,7 @@ fn read_config(path: &Path, explicit: bool) -> Result<ConfigFile> {
         return Ok(ConfigFile::default());
     }
     let text = read_config_text(path)?;
-    let file: ConfigFile = toml::from_str(&text)
+    let mut file: ConfigFile = toml::from_str(&text)
         .map_err(|e| config_error(path, &text, e.span().map_or(0, |s| s.start), e.message()))?;
     let endpoints = file.repository.endpoint.iter();
     for e in endpoints.chain(file.remotes.values().filter_map(|r| r.endpoint.as_ref())) {
@@ -194,10 +197,9 @@ fn read_config(path: &Path, explicit: bool) -> Result<ConfigFile> {
             Err(m) => return Err(config_error(path, &text, l.span().start, m)),
         }
     }
-    for r in file.remotes.values() {
-        if let Err((at, m)) = retention(r.object_lock.as_ref(), r.object_lock_mode.as_ref()) {
-            return Err(config_error(path, &text, at, m));
-        }
+    for r in file.remotes.values_mut() {
+        r.retention = retention(r.object_lock.as_ref(), r.object_lock_mode.as_ref())
+            .map_err(|(at, m)| config_error(path, &text, at, m))?;
     }
     for n in file.remotes.values().filter_map(|r| r.notify.as_ref()) {
         n.check()
@@ -299,9 +301,7 @@ pub fn resolve(g: &GlobalArgs) -> Result<RepoSettings> {
                     region: r.region,
                     path_style: r.path_style.unwrap_or(false),
                     profile: r.profile,
-                    object_lock: retention(r.object_lock.as_ref(), r.object_lock_mode.as_ref())
-                        .ok()
-                        .flatten(),
+                    object_lock: r.retention,
                     max_lag: r.max_lag.map(Spanned::into_inner),
                     notify: r.notify,
                 };

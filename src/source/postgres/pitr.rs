@@ -216,6 +216,8 @@ fn extract(files: &SnapshotFiles<'_>, name: &str, dir: &Path) -> Result<()> {
 struct Staging {
     dir: std::path::PathBuf,
     owner: (u32, u32),
+    /// The files to stage, in replay order: what `STAGED_NAMES` lists.
+    names: Vec<String>,
 }
 
 impl Staging {
@@ -223,22 +225,23 @@ impl Staging {
     fn prepare(at: PointInTime<'_>, dir: std::path::PathBuf, owner: (u32, u32)) -> Result<Self> {
         std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
         chown(&dir, owner)?;
-        let names: String = at.wal.names().iter().map(|n| format!("{n}\n")).collect();
+        let names = at.wal.names();
+        let listed: String = names.iter().map(|n| format!("{n}\n")).collect();
         let path = dir.join(STAGED_NAMES);
-        std::fs::write(&path, names).ctx(|| format!("writing {}", path.display()))?;
-        Ok(Staging { dir, owner })
+        std::fs::write(&path, listed).ctx(|| format!("writing {}", path.display()))?;
+        Ok(Staging { dir, owner, names })
     }
 
     /// Writes every archived WAL file, in replay order, each under a temporary name and
     /// then renamed, so that `restore_command` never copies half a file.
     fn fill(&self, at: PointInTime<'_>) -> Result<()> {
-        for name in at.wal.names() {
-            let path = self.dir.join(&name);
+        for name in &self.names {
+            let path = self.dir.join(name);
             let part = self.dir.join(format!("{name}.part"));
             let mut f =
                 std::fs::File::create(&part).ctx(|| format!("creating {}", part.display()))?;
-            at.wal.read(&name, &mut |b| f.write_all(b))?;
-            super::wal::pad_segment(&f, &name).ctx(|| format!("padding {}", part.display()))?;
+            at.wal.read(name, &mut |b| f.write_all(b))?;
+            super::wal::pad_segment(&f, name).ctx(|| format!("padding {}", part.display()))?;
             chown(&part, self.owner)?;
             std::fs::rename(&part, &path).ctx(|| format!("renaming {}", part.display()))?;
         }
