@@ -40,6 +40,20 @@ cleanup() {
 trap cleanup EXIT
 
 mib() { python3 -c "print(f'{$1 / 1048576:.1f} MiB')"; }
+list_repo() { (cd "$1" && find . -type f -printf '%s %P\n'); }
+# What the repository gained since objects.before, by kind of object (its top directory).
+breakdown() {
+    list_repo "$work/repo" | python3 -c "
+import sys, collections
+before = {l.split(' ', 1)[1].strip() for l in open('$work/objects.before')}
+n, b = collections.Counter(), collections.Counter()
+for l in sys.stdin:
+    size, path = l.split(' ', 1)
+    if path.strip() not in before:
+        k = path.split('/')[0]
+        n[k] += 1; b[k] += int(size)
+print('  new objects: ' + ', '.join(f'{k} {n[k]} ({b[k] / 1048576:.1f} MiB)' for k in sorted(n)))"
+}
 
 echo "== pgbench scale $scale into $src" >&2
 start_pg "$src"
@@ -82,6 +96,7 @@ for ((i = 1; i <= base_runs; i++)); do
 done
 python3 scripts/medians.py "$work/base.times" "base backup" drctl "pg_basebackup -X none"
 repo_before=$(du -sb "$work/repo" | cut -f1)
+list_repo "$work/repo" >"$work/objects.before"
 
 # The reference copy of the WAL: a second receiver on a slot of its own.
 psql_in "$src" postgres "SELECT pg_create_physical_replication_slot('bench_ref', true)" >/dev/null
@@ -144,6 +159,7 @@ growth=$((repo_after - repo_before))
 printf 'WAL written %s; repository growth %s (%s of the WAL received, zstd -3 %s) = %s\n' \
     "$(mib "$wal_bytes")" "$(mib "$growth")" "$(docker exec "$src" du -sh /tmp/ref-wal | cut -f1)" \
     "$(mib "$zstd_bytes")" "$(ratio "$growth" "$zstd_bytes")"
+breakdown
 # Superseded growing copies are forgotten as the archive runs; prune removes their data
 # (marked first, deleted once the grace has passed).
 # The grace is raised to twice the longest backup the snapshots record: wait that out.
@@ -151,6 +167,7 @@ printf 'WAL written %s; repository growth %s (%s of the WAL received, zstd -3 %s
 sleep 30
 "$drctl" --quiet prune --grace 1s >/dev/null
 repo_pruned=$(du -sb "$work/repo" | cut -f1)
+breakdown
 printf 'after prune: growth %s = %s of zstd -3\n' "$(mib $((repo_pruned - repo_before)))" \
     "$(ratio $((repo_pruned - repo_before)) "$zstd_bytes")"
 

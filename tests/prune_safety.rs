@@ -292,8 +292,8 @@ fn orphan_source_snapshots_of_a_killed_stack_backup_are_collected() {
     assert_ok(&env.run(&["restore", "web", "--to", out.to_str().unwrap()]));
 }
 
-/// After a forget and a prune that repacked, `check` from five freshly rebuilt catalogs
-/// finds nothing (the index names one live copy of each blob, whatever order a catalog
+/// After a forget and a prune that repacked and merged the index files, `check` from
+/// five freshly rebuilt catalogs finds nothing (the index names one live copy of each blob, whatever order a catalog
 /// reads it in), and agrees with restore.
 #[test]
 fn check_after_a_repacking_prune_is_clean_from_any_fresh_catalog() {
@@ -323,7 +323,19 @@ fn check_after_a_repacking_prune_is_clean_from_any_fresh_catalog() {
     for k in &first {
         rt_delete(&env, k);
     }
+    let index_files = |env: &Env| {
+        env.objects()
+            .iter()
+            .filter(|(k, _)| k.starts_with("index/"))
+            .count()
+    };
+    let other = env.path("other");
+    write_files(&other, 1, 4096, 7);
+    assert_ok(&env.run(&["backup", "--stack", "other", other.to_str().unwrap()]));
+    assert_eq!(index_files(&env), 3, "one per backup");
     let o = env.json(&["prune"]);
+    // The three small index files are merged into one; the repack wrote one more.
+    assert_eq!(index_files(&env), 2, "{o}");
     assert!(o["packs_repacked"].as_u64().unwrap() >= 1, "{o}");
     assert!(o["blobs_repacked"].as_u64().unwrap() >= 100, "{o}");
     for round in 0..5 {

@@ -19,8 +19,6 @@ use crate::repo::Repo;
 use crate::safe_fs::Dir;
 use crate::source::StreamOpener;
 
-/// Index files list at most this many blobs, so none has to be huge.
-pub(super) const INDEX_FILE_BLOBS: usize = 100_000;
 /// Packs uploading at once; with the pack size this bounds the memory of uploads.
 pub(super) const UPLOADS_IN_FLIGHT: usize = 2;
 
@@ -29,9 +27,9 @@ pub(super) struct NewBlob {
     pub(super) id: BlobId,
     pub(super) kind: BlobKind,
     pub(super) data: Vec<u8>,
-    /// A piece of a growing file's tail (see [`TAIL_PIECE`]): needed only until the file
-    /// grows past it, so it is sealed into packs of its own, which prune deletes whole
-    /// instead of leaving them mixed into packs that stay.
+    /// A piece of a growing file's unfinished block (see [`TAIL_PIECE`]): needed only
+    /// until the block is whole, so it is sealed into packs of its own, which prune deletes
+    /// whole instead of leaving them mixed into packs that stay.
     pub(super) tail: bool,
 }
 
@@ -155,7 +153,9 @@ pub(super) const LOG_BLOCK: usize = 4 << 20;
 /// The piece size a growing file's last, unfinished block is cut into. The next copy of
 /// the file (the same bytes and more) has its block start at the same offset, so every
 /// whole piece is shared with it: a copy stored every few seconds adds what was written
-/// since, not a whole new block.
+/// since, not a whole new block. Pieces compress worse than a whole block (about 1.05 of
+/// `zstd -3` over the stream against 0.89, pgbench WAL at level 6), so they are kept only
+/// until their block is whole.
 pub(super) const TAIL_PIECE: usize = 64 * 1024;
 
 impl Shared<'_> {
@@ -181,11 +181,6 @@ impl Shared<'_> {
             return Ok(false);
         }
         Ok(self.seen.lock().unwrap().insert(*id))
-    }
-
-    /// Whether `id` is stored (or sent for storing this run), without counting it as sent.
-    pub(super) fn is_stored(&self, catalog: &Catalog, id: &BlobId) -> Result<bool> {
-        Ok(self.seen.lock().unwrap().contains(id) || catalog.live_pack_of(id)?.is_some())
     }
 
     /// Whether every blob of a files cache entry is still stored; records their packs.

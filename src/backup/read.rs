@@ -191,10 +191,12 @@ pub(super) fn chunk_into(
     Ok((ids, read))
 }
 
-/// Cuts a log file into [`LOG_BLOCK`]s at fixed offsets; the unfinished last block of a
-/// growing file into [`TAIL_PIECE`]s, which the next copy shares. A block whose first
-/// piece is stored already was stored in pieces while its file grew: it is cut the same
-/// way, so that it adds the pieces written since, not itself a second time.
+/// Cuts a log file into [`LOG_BLOCK`]s at fixed offsets, each one blob, which compresses
+/// about as well as the whole file; the unfinished last block of a growing file into
+/// [`TAIL_PIECE`]s, which the next copy shares, so that a copy adds what was written
+/// since. Pieces are sealed into tail packs: once the block is whole it is stored as one
+/// blob, the copies that held its pieces are superseded, and prune deletes their packs
+/// whole.
 fn cut_log(
     sh: &Shared<'_>,
     catalog: &Catalog,
@@ -212,20 +214,9 @@ fn cut_log(
         }
         read += block.len() as u64;
         let whole = block.len() == LOG_BLOCK;
-        let first_piece = &block[..block.len().min(TAIL_PIECE)];
-        let in_pieces = (!whole && sh.growing)
-            || sh
-                .is_stored(catalog, &sh.repo.keys.blob_id(first_piece))
-                .map_err(|e| {
-                    sh.fail(e);
-                    ReadError::from("catalog failed")
-                })?;
-        if in_pieces {
+        if !whole && sh.growing {
             for piece in block.chunks(TAIL_PIECE) {
-                // Only an unfinished piece is superseded by the next copy: those go to
-                // packs of their own, which prune deletes whole.
-                let tail = sh.growing && piece.len() < TAIL_PIECE;
-                ids.push(store_chunk(sh, catalog, blobs, piece.to_vec(), tail)?);
+                ids.push(store_chunk(sh, catalog, blobs, piece.to_vec(), true)?);
             }
         } else {
             ids.push(store_chunk(sh, catalog, blobs, block, false)?);

@@ -15,7 +15,6 @@ use crate::catalog::Catalog;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
 use crate::repo::id::{BlobId, IndexId, PackId, SnapshotId};
-use crate::repo::index::IndexedPack;
 use crate::repo::pack::FinishedPack;
 use crate::repo::snapshot::{Snapshot, Summary, WalFile};
 use crate::repo::Repo;
@@ -325,29 +324,12 @@ pub(super) fn recover_unindexed(repo: &Repo, catalog: &mut Catalog) -> Result<()
 /// Writes index files for every pack no index lists yet, and marks them indexed;
 /// returns the index files written.
 pub fn write_indexes(repo: &Repo, catalog: &mut Catalog) -> Result<Vec<IndexId>> {
-    let packs = catalog.unindexed_packs()?;
-    let mut batch: Vec<IndexedPack> = Vec::new();
     let mut written = Vec::new();
-    let mut blobs = 0;
-    let mut flush = |batch: &mut Vec<IndexedPack>, catalog: &mut Catalog| -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let id = repo.write_index(batch)?;
-        let ids: Vec<PackId> = batch.iter().map(|p| p.id).collect();
+    for group in crate::repo::index::file_groups(catalog.unindexed_packs()?) {
+        let id = repo.write_index(&group)?;
+        let ids: Vec<PackId> = group.iter().map(|p| p.id).collect();
         catalog.mark_indexed(id, &ids)?;
         written.push(id);
-        batch.clear();
-        Ok(())
-    };
-    for p in packs {
-        blobs += p.blobs.len();
-        batch.push(p);
-        if blobs >= INDEX_FILE_BLOBS {
-            flush(&mut batch, catalog)?;
-            blobs = 0;
-        }
     }
-    flush(&mut batch, catalog)?;
     Ok(written)
 }

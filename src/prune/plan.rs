@@ -10,13 +10,17 @@ use super::report::{PruneOptions, PruneReport};
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::repo::id::{BlobId, IndexId, PackId, SnapshotId};
-use crate::repo::index::IndexedPack;
+use crate::repo::index::{self, IndexedPack};
 use crate::repo::layout::{FileType, Handle};
 use crate::repo::pack::{self, BlobKind, PackWriter};
 use crate::repo::{Mark, Repo};
 use crate::restore::TreeReader;
 use crate::session::{Readable, Session};
 
+/// Index files listing fewer blobs than this are merged whenever a prune runs: an archive
+/// that stores a WAL copy every few seconds writes an index file each time, and every new
+/// catalog reads every file.
+const SMALL_INDEX_BLOBS: usize = index::FILE_BLOBS / 10;
 /// Repacked blobs go into packs of about this size.
 const REPACK_PACK_BYTES: usize = 16 << 20;
 /// The grace period is at least this many times the longest recorded backup.
@@ -341,25 +345,41 @@ impl PrunePlan {
     /// Rewrites the index files that list a pack `leaving` (deleted, or repacked: the new
     /// packs hold its live blobs, and an index that lists a blob in a live pack and a
     /// marked one would leave it to the order in which a catalog reads the files which
-    /// copy it sees); returns how many.
+    /// copy it sees), merging them and the small ones into as few files as hold them;
+    /// returns how many were replaced. The new files are written before the old ones go.
     fn rewrite_index_files(&self, repo: &Repo, leaving: &[PackId]) -> Result<usize> {
         let unlisted: HashSet<PackId> = leaving.iter().copied().collect();
-        let mut touched: HashSet<IndexId> = HashSet::new();
+        let mut replaced: HashSet<IndexId> = HashSet::new();
         for id in &unlisted {
-            touched.extend(self.packs[id].in_index.iter().copied());
+            replaced.extend(self.packs[id].in_index.iter().copied());
         }
-        for ix in &touched {
-            let keep: Vec<IndexedPack> = self.index_files[ix]
-                .iter()
-                .filter(|p| !unlisted.contains(&p.id))
-                .cloned()
-                .collect();
-            if !keep.is_empty() {
-                repo.write_index(&keep)?;
-            }
+        let small: Vec<IndexId> = self
+            .index_files
+            .iter()
+            .filter(|(_, packs)| {
+                packs.iter().map(|p| p.blobs.len()).sum::<usize>() < SMALL_INDEX_BLOBS
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if small.len() >= 2 {
+            replaced.extend(small);
+        }
+        let mut replaced: Vec<IndexId> = replaced.into_iter().collect();
+        replaced.sort();
+        let mut listed: HashSet<PackId> = HashSet::new();
+        let keep: Vec<IndexedPack> = replaced
+            .iter()
+            .flat_map(|ix| &self.index_files[ix])
+            .filter(|p| !unlisted.contains(&p.id) && listed.insert(p.id))
+            .cloned()
+            .collect();
+        for group in index::file_groups(keep) {
+            repo.write_index(&group)?;
+        }
+        for ix in &replaced {
             repo.delete_index(ix)?;
         }
-        Ok(touched.len())
+        Ok(replaced.len())
     }
 }
 

@@ -9,6 +9,9 @@ use super::id::PackId;
 use super::pack::{decode_entries, encode_entries, BlobEntry, BlobKind};
 
 const MAGIC: &[u8; 8] = b"DRCTLIX1";
+/// An index file lists at most this many blobs (unless one pack holds more), so none has
+/// to be huge.
+pub const FILE_BLOBS: usize = 100_000;
 const AAD: &[u8] = b"drctl index v1";
 
 /// One pack as an index file describes it.
@@ -24,6 +27,25 @@ pub struct IndexedPack {
     pub wrapped_key: Vec<u8>,
     /// The blobs inside.
     pub blobs: Vec<BlobEntry>,
+}
+
+/// Groups packs, in order, into the index files that list them: each group up to
+/// [`FILE_BLOBS`] blobs.
+pub fn file_groups(packs: Vec<IndexedPack>) -> Vec<Vec<IndexedPack>> {
+    let mut groups = Vec::new();
+    let (mut group, mut blobs) = (Vec::new(), 0);
+    for p in packs {
+        if blobs > 0 && blobs + p.blobs.len() > FILE_BLOBS {
+            groups.push(std::mem::take(&mut group));
+            blobs = 0;
+        }
+        blobs += p.blobs.len();
+        group.push(p);
+    }
+    if !group.is_empty() {
+        groups.push(group);
+    }
+    groups
 }
 
 /// Serializes, compresses and seals an index file.
