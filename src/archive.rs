@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use crate::backup::{self, BackupRequest};
+use crate::backup::{self, BackupRequest, LogPiece};
 use crate::config::{SourceDef, SourceKind, Stack};
 use crate::docker::Docker;
 use crate::error::{Error, Result};
@@ -59,7 +59,22 @@ struct StoredPartial {
     size: u64,
     mtime: String,
     snapshot: SnapshotId,
+    /// How it was cut: the next copy of the file, or the completed file, follows it.
+    cut: Vec<LogPiece>,
     at: Instant,
+}
+
+/// A log file's copy just stored.
+struct Stored {
+    snapshot: SnapshotId,
+    cut: Vec<LogPiece>,
+}
+
+/// How the last stored copy cut file `name` of `system`, if it is that file's copy.
+fn prefix_of(last: Option<&StoredPartial>, name: &str, system: &Option<String>) -> Vec<LogPiece> {
+    last.filter(|p| p.name == name && p.system == *system)
+        .map(|p| p.cut.clone())
+        .unwrap_or_default()
 }
 
 /// Runs until interrupted; returns `Error::Interrupted` then.
@@ -162,7 +177,8 @@ fn ship_received<A>(
     for f in receiver.list()? {
         let system = receiver.system_of(&f);
         if f.is_final() {
-            store(session, receiver, req, &f, system.clone())?;
+            let prefix = prefix_of(partial.as_ref(), &f.name, &system);
+            store(session, receiver, req, &f, system.clone(), prefix)?;
             receiver.remove(&f)?;
             // The completed segment replaces its growing copies.
             if let Some(p) =
@@ -182,8 +198,9 @@ fn ship_received<A>(
             continue;
         }
         let at = Instant::now();
-        let snapshot = store(session, receiver, req, &f, system.clone())?;
-        growing.stored(session, partial, snapshot, at)?;
+        let prefix = prefix_of(partial.as_ref(), &f.name, &system);
+        let stored = store(session, receiver, req, &f, system.clone(), prefix)?;
+        growing.stored(session, partial, stored, at)?;
     }
     Ok(())
 }
@@ -216,7 +233,7 @@ impl Growing<'_> {
         }
     }
 
-    /// Records the copy just stored as `snapshot`. An earlier copy of the same file is
+    /// Records the copy just stored. An earlier copy of the same file is
     /// superseded; the last copy of another is not: that file may never be completed
     /// (its server was replaced, or restored onto a new timeline), and the copy holds its
     /// last transactions.
@@ -224,33 +241,36 @@ impl Growing<'_> {
         &self,
         session: &mut Session<A>,
         last: &mut Option<StoredPartial>,
-        snapshot: SnapshotId,
+        stored: Stored,
         at: Instant,
     ) -> Result<()> {
         let same = self.same(last.as_ref());
-        let stored = StoredPartial {
+        let copy = StoredPartial {
             name: self.name.to_string(),
             system: self.system.clone(),
             size: self.size,
             mtime: self.mtime.to_string(),
-            snapshot,
+            snapshot: stored.snapshot,
+            cut: stored.cut,
             at,
         };
-        if let Some(old) = last.replace(stored).filter(|_| same) {
+        if let Some(old) = last.replace(copy).filter(|_| same) {
             session.forget_snapshot(&old.snapshot)?;
         }
         Ok(())
     }
 }
 
-/// Stores one received file as a snapshot of the source.
+/// Stores one received file as a snapshot of the source, following `prefix`, the cut of
+/// its copy stored before.
 fn store<A>(
     session: &mut Session<A>,
     receiver: &WalReceiver,
     req: &ArchiveRequest<'_>,
     f: &Received,
     system: Option<String>,
-) -> Result<SnapshotId> {
+    prefix: Vec<LogPiece>,
+) -> Result<Stored> {
     // Everything the server had sent before this moment is in what is read next.
     let covers_until = Utc::now();
     let history = if f.name.ends_with(".history") {
@@ -270,17 +290,19 @@ fn store<A>(
             history,
             system,
         },
+        prefix,
     )
 }
 
 /// Stores a log file read from `stream` as a snapshot of the source that says which
-/// file it is.
+/// file it is, following `prefix`, the cut of its copy stored before.
 fn store_file<A>(
     session: &mut Session<A>,
     req: &ArchiveRequest<'_>,
     stream: crate::source::StreamFile,
     wal: WalFile,
-) -> Result<SnapshotId> {
+    prefix: Vec<LogPiece>,
+) -> Result<Stored> {
     let (name, partial) = (wal.name.clone(), wal.partial);
     let outcome = backup::run(
         session,
@@ -295,6 +317,7 @@ fn store_file<A>(
             exclude: Vec::new(),
             source: Some(req.def.name.get_ref().clone()),
             wal: Some(wal),
+            log_prefix: prefix,
         },
     )?;
     let summary = &outcome.snapshot.summary;
@@ -308,5 +331,8 @@ fn store_file<A>(
         summary.blobs_added,
         summary.bytes_added
     );
-    Ok(outcome.id)
+    Ok(Stored {
+        snapshot: outcome.id,
+        cut: outcome.log_cut,
+    })
 }

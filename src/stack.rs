@@ -201,6 +201,7 @@ fn backup_source<A>(
             streams: prepared.streams,
             exclude: prepared.exclude,
             wal: None,
+            log_prefix: Vec::new(),
             source: Some(def.name.get_ref().clone()),
         },
     );

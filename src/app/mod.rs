@@ -283,6 +283,7 @@ impl App {
                 streams: Vec::new(),
                 exclude: Vec::new(),
                 wal: None,
+                log_prefix: Vec::new(),
                 source: None,
             },
         )?;

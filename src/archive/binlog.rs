@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use chrono::Utc;
 
-use super::{ship_until_interrupted, store_file, ArchiveRequest, Growing, StoredPartial};
+use super::{
+    prefix_of, ship_until_interrupted, store_file, ArchiveRequest, Growing, StoredPartial,
+};
 use crate::docker::Docker;
 use crate::error::Result;
 use crate::pitr::parse_binlog;
@@ -142,7 +144,14 @@ fn ship<A>(
         if number(name) < first || shipped.done.contains(&key) {
             continue;
         }
-        store_file(session, req, reader.stream(name, *size), wal(name, false))?;
+        let prefix = prefix_of(shipped.partial.as_ref(), name, &system);
+        store_file(
+            session,
+            req,
+            reader.stream(name, *size),
+            wal(name, false),
+            prefix,
+        )?;
         shipped.done.insert(key);
         // The finished file replaces its growing copies.
         if let Some(p) = shipped
@@ -162,13 +171,15 @@ fn ship<A>(
         return Ok(());
     }
     let at = Instant::now();
-    let snapshot = store_file(
+    let prefix = prefix_of(shipped.partial.as_ref(), current, &system);
+    let stored = store_file(
         session,
         req,
         reader.stream(current, *size),
         wal(current, true),
+        prefix,
     )?;
-    growing.stored(session, &mut shipped.partial, snapshot, at)?;
+    growing.stored(session, &mut shipped.partial, stored, at)?;
     if req.interrupt.load(Ordering::SeqCst) {
         return Err(crate::error::Error::Interrupted);
     }

@@ -19,4 +19,8 @@ mod seal;
 mod trees;
 mod walk;
 
+pub use pipeline::LogPiece;
 pub use run::{run, write_indexes, BackupOutcome, BackupRequest};
+
+#[cfg(test)]
+mod tests;

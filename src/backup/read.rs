@@ -186,45 +186,58 @@ pub(super) fn chunk_into(
     };
     while let Some(chunk) = next()? {
         read += chunk.len() as u64;
-        ids.push(store_chunk(sh, catalog, blobs, chunk, false)?);
+        ids.push(store_chunk(sh, catalog, blobs, chunk)?);
     }
     Ok((ids, read))
 }
 
-/// Cuts a log file into [`LOG_BLOCK`]s at fixed offsets, each one blob, which compresses
-/// about as well as the whole file; the unfinished last block of a growing file into
-/// [`TAIL_PIECE`]s, which the next copy shares, so that a copy adds what was written
-/// since. Pieces are sealed into tail packs: once the block is whole it is stored as one
-/// blob, the copies that held its pieces are superseded, and prune deletes their packs
-/// whole.
+/// Cuts a log file: along the cut of the copy stored before as far as the bytes are the
+/// same (see [`LogPiece`]) but for a last piece under [`OPEN_PIECE`], the rest into
+/// [`LOG_BLOCK`]s, the last one shorter. Every
+/// piece goes through the dedup check like any chunk, so a piece that differs from the
+/// copy before is stored as what it now holds, and the cut goes on in blocks from there.
 fn cut_log(
     sh: &Shared<'_>,
     catalog: &Catalog,
     blobs: &Sender<NewBlob>,
     mut input: impl Read,
 ) -> std::result::Result<(Vec<BlobId>, u64), ReadError> {
-    let (mut ids, mut read) = (Vec::new(), 0u64);
-    loop {
-        let mut block = Vec::with_capacity(LOG_BLOCK);
-        (&mut input)
-            .take(LOG_BLOCK as u64)
-            .read_to_end(&mut block)?;
-        if block.is_empty() {
+    let mut cut = Vec::new();
+    let mut read = 0u64;
+    let mut next_piece = |len: u64| -> std::result::Result<Option<LogPiece>, ReadError> {
+        let mut piece = Vec::with_capacity(len as usize);
+        (&mut input).take(len).read_to_end(&mut piece)?;
+        if piece.is_empty() {
+            return Ok(None);
+        }
+        let len = piece.len() as u64;
+        read += len;
+        let id = store_chunk(sh, catalog, blobs, piece)?;
+        Ok(Some(LogPiece { id, len }))
+    };
+    let mut ended = false;
+    for (i, before) in sh.log_prefix.iter().enumerate() {
+        // A small last piece is stored again with what follows it, so that a slow
+        // server's copies do not cut the file into ever more, ever smaller pieces.
+        if i + 1 == sh.log_prefix.len() && before.len < OPEN_PIECE {
             break;
         }
-        read += block.len() as u64;
-        let whole = block.len() == LOG_BLOCK;
-        if !whole && sh.growing {
-            for piece in block.chunks(TAIL_PIECE) {
-                ids.push(store_chunk(sh, catalog, blobs, piece.to_vec(), true)?);
-            }
-        } else {
-            ids.push(store_chunk(sh, catalog, blobs, block, false)?);
-        }
-        if !whole {
+        let Some(piece) = next_piece(before.len)? else {
+            ended = true;
+            break;
+        };
+        cut.push(piece);
+        if piece != *before {
             break;
         }
     }
+    if !ended {
+        while let Some(piece) = next_piece(LOG_BLOCK as u64)? {
+            cut.push(piece);
+        }
+    }
+    let ids = cut.iter().map(|p| p.id).collect();
+    *sh.log_cut.lock().unwrap() = cut;
     Ok((ids, read))
 }
 
@@ -234,7 +247,6 @@ fn store_chunk(
     catalog: &Catalog,
     blobs: &Sender<NewBlob>,
     chunk: Vec<u8>,
-    tail: bool,
 ) -> std::result::Result<BlobId, ReadError> {
     if sh.stopped() {
         return Err("interrupted".into());
@@ -247,7 +259,6 @@ fn store_chunk(
                 id,
                 kind: BlobKind::Data,
                 data: chunk,
-                tail,
             };
             if blobs.send(blob).is_err() {
                 return Err("interrupted".into());

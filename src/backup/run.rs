@@ -51,6 +51,8 @@ pub struct BackupRequest<'a> {
     pub source: Option<String>,
     /// The WAL file the one stream is, for a source's continuous archive.
     pub wal: Option<WalFile>,
+    /// How the copy of that file stored before was cut (empty if none).
+    pub log_prefix: Vec<LogPiece>,
 }
 
 /// A committed backup.
@@ -61,6 +63,8 @@ pub struct BackupOutcome {
     pub snapshot: Snapshot,
     /// Files that could not be read and are missing from the snapshot.
     pub warnings: Vec<String>,
+    /// How the log file was cut, for a copy of a WAL file (the next copy's prefix).
+    pub log_cut: Vec<LogPiece>,
 }
 
 /// Runs of a backup of paths alone, when prunes keep marking packs it deduplicated
@@ -110,6 +114,7 @@ impl BackupRequest<'_> {
             exclude: self.exclude.clone(),
             source: self.source.clone(),
             wal: self.wal.clone(),
+            log_prefix: self.log_prefix.clone(),
         }
     }
 }
@@ -153,7 +158,8 @@ pub(super) fn run_once<A>(
         exclude,
         now_ns: req.now.timestamp_nanos_opt().unwrap_or(0),
         log: req.wal.is_some(),
-        growing: req.wal.as_ref().is_some_and(|w| w.partial),
+        log_prefix: req.log_prefix.clone(),
+        log_cut: Mutex::new(Vec::new()),
         compression_level: match req.wal {
             Some(_) => repo.config.compression_level.max(LOG_COMPRESSION_LEVEL),
             None => repo.config.compression_level,
@@ -172,6 +178,7 @@ pub(super) fn run_once<A>(
         (r, None) => r?,
     };
     let counts = summary_counts;
+    let log_cut = std::mem::take(&mut *shared.log_cut.lock().unwrap());
 
     // Packs are all stored: prove they and those reused are still live, list them in
     // index files, then commit the snapshot and prove it again.
@@ -211,6 +218,7 @@ pub(super) fn run_once<A>(
         id,
         snapshot,
         warnings,
+        log_cut,
     }))
 }
 

@@ -20,7 +20,6 @@ pub(super) fn seal_blobs(sh: &Shared<'_>, blobs: Receiver<NewBlob>, packs: Sende
     };
     let capacity = cfg.pack_size + cfg.chunker.max_size + 4096;
     let mut data_pack: Option<PackWriter> = None;
-    let mut tail_pack: Option<PackWriter> = None;
     let mut meta_pack: Option<PackWriter> = None;
     let mut out = Vec::new();
     for blob in blobs {
@@ -37,7 +36,6 @@ pub(super) fn seal_blobs(sh: &Shared<'_>, blobs: Receiver<NewBlob>, packs: Sende
             (&blob.data[..], Compression::None)
         };
         let slot = match blob.kind {
-            BlobKind::Data if blob.tail => &mut tail_pack,
             BlobKind::Data => &mut data_pack,
             BlobKind::Tree => &mut meta_pack,
         };
@@ -62,7 +60,7 @@ pub(super) fn seal_blobs(sh: &Shared<'_>, blobs: Receiver<NewBlob>, packs: Sende
         }
     }
     // The input is closed: flush what is left, unless the run is being abandoned.
-    for p in [data_pack, tail_pack, meta_pack].into_iter().flatten() {
+    for p in [data_pack, meta_pack].into_iter().flatten() {
         if sh.stopped() || p.is_empty() || packs.send(p.finish()).is_err() {
             return;
         }

@@ -48,7 +48,6 @@ fn store_tree(
                 id,
                 kind: BlobKind::Tree,
                 data: bytes,
-                tail: false,
             })
             .map_err(|_| Error::Interrupted)?;
     }
