@@ -438,6 +438,9 @@ fn archived_shop(
     let archive = start_archive(&env);
     wait_for_receiver(&c);
     common::assert_ok(&env.run(&["backup", "shop"]));
+    wait_for("a first copy of the WAL", Duration::from_secs(30), || {
+        !archived(&env).is_empty()
+    });
     (c, env, archive)
 }
 

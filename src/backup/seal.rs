@@ -14,7 +14,7 @@ use super::pipeline::*;
 pub(super) fn seal_blobs(sh: &Shared<'_>, blobs: Receiver<NewBlob>, packs: Sender<FinishedPack>) {
     let cfg = &sh.repo.config;
     let recipients = &sh.repo.keys.recipients;
-    let mut compressor = match zstd::bulk::Compressor::new(sh.compression_level) {
+    let mut compressor = match compressor(sh) {
         Ok(c) => c,
         Err(e) => return sh.fail(Error::Failed(format!("zstd: {e}"))),
     };
@@ -65,6 +65,18 @@ pub(super) fn seal_blobs(sh: &Shared<'_>, blobs: Receiver<NewBlob>, packs: Sende
             return;
         }
     }
+}
+
+/// A compressor at the run's level; a log file's with small tables (see
+/// [`LOG_HASH_LOG`]).
+fn compressor(sh: &Shared<'_>) -> std::io::Result<zstd::bulk::Compressor<'static>> {
+    use zstd::zstd_safe::CParameter;
+    let mut c = zstd::bulk::Compressor::new(sh.compression_level)?;
+    if sh.log {
+        c.set_parameter(CParameter::HashLog(LOG_HASH_LOG))?;
+        c.set_parameter(CParameter::ChainLog(LOG_CHAIN_LOG))?;
+    }
+    Ok(c)
 }
 
 /// Uploads packs, `UPLOADS_IN_FLIGHT` at once, and records each in the catalog the moment
