@@ -6,25 +6,13 @@ use std::sync::Arc;
 use super::{run, BackupRequest, LogPiece};
 use crate::catalog::Catalog;
 use crate::progress::Progress;
+use crate::repo::chunker::tests::pseudo_random;
 use crate::repo::snapshot::WalFile;
 use crate::repo::Repo;
 use crate::session::Session;
 use crate::source::StreamFile;
 use crate::store::backend::{Backend, BackendOptions};
 use crate::store::file::FileStore;
-
-/// Bytes that do not compress, so that what a copy adds is what it stores.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 struct Copies {
     _dir: tempfile::TempDir,
@@ -98,7 +86,7 @@ impl Copies {
 #[test]
 fn a_growing_log_file_adds_what_was_written_since_its_last_copy() {
     let mut c = Copies::new();
-    let file = noise(11 << 20, 1);
+    let file = pseudo_random(11 << 20, 1);
 
     // The first copy: fixed 4 MiB blocks, the last one shorter.
     let (first, _) = c.store(&file[..(9 << 20) + 5000], &[]);

@@ -367,7 +367,6 @@ impl Probed {
     }
 }
 
-/// The server's version and databases and pg_dump's version; the two execs run at once.
 /// The timeline and WAL position before a base backup starts.
 fn base_start(session: &Session) -> Result<BaseBackup> {
     let out = session.psql_multi(&[
@@ -392,6 +391,7 @@ fn base_start(session: &Session) -> Result<BaseBackup> {
     }
 }
 
+/// The server's version and databases and pg_dump's version; the two execs run at once.
 fn probe(session: &Session) -> Result<Probed> {
     let (probe, version) = std::thread::scope(|s| {
         let version = s.spawn(|| {
