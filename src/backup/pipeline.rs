@@ -152,22 +152,29 @@ pub(super) const LOG_COMPRESSION_LEVEL: i32 = 17;
 pub(super) const LOG_HASH_LOG: u32 = 17;
 pub(super) const LOG_CHAIN_LOG: u32 = 18;
 
-/// A log file with no copy stored before is cut into blocks of this size at fixed
-/// offsets: they compress about as well as the whole file does.
+/// A log file is cut at the multiples of this size, which no piece spans: a file with no
+/// copy stored before into blocks this large, which compress about as well as the whole
+/// file does.
 pub(super) const LOG_BLOCK: usize = 4 << 20;
 
 /// A last piece of a log file's copy smaller than this is not followed but stored again
-/// with what the next copy adds: every piece but the last holds at least this much, so a
-/// 16 MiB segment is at most 256 pieces however slowly it was written.
+/// with what the next copy adds, so that a slow server's copies do not cut the file into
+/// ever smaller pieces.
 pub(super) const OPEN_PIECE: u64 = 64 * 1024;
+
+/// A block stored in more pieces than this (a slowly written file) is stored again as one
+/// blob once it is whole, so that a copy of a long file lists about one blob per block,
+/// not thousands of pieces, in each of its trees.
+pub(super) const BLOCK_PIECES: usize = 16;
 
 /// One blob of a stored log file and the bytes it holds. A log file is only ever appended
 /// to: a copy stored again follows the cut of the copy before as far as the bytes are the
-/// same, so it shares all of them and adds one blob of what was written since, and the
-/// completed file adds what was written after its last copy. Those blobs are as large as
-/// what the server writes between copies (about 1 MiB under a steady load), which
-/// compresses well at [`LOG_COMPRESSION_LEVEL`]: nothing is stored twice, so nothing
-/// waits for a prune.
+/// same, so it shares all of them and adds a blob of what was written since (two, where
+/// that crosses a [`LOG_BLOCK`] boundary), and the completed file adds what was written
+/// after its last copy. Those blobs are as large as what the server writes between copies
+/// (about 1 MiB under a steady load), which compresses well at [`LOG_COMPRESSION_LEVEL`]:
+/// nothing is stored twice, so nothing waits for a prune, except the blocks of a slow
+/// server (see [`BLOCK_PIECES`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogPiece {
     /// The blob.

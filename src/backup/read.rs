@@ -191,18 +191,20 @@ pub(super) fn chunk_into(
     Ok((ids, read))
 }
 
-/// Cuts a log file: along the cut of the copy stored before as far as the bytes are the
-/// same (see [`LogPiece`]) but for a last piece under [`OPEN_PIECE`], the rest into
-/// [`LOG_BLOCK`]s, the last one shorter. Every
-/// piece goes through the dedup check like any chunk, so a piece that differs from the
-/// copy before is stored as what it now holds, and the cut goes on in blocks from there.
+/// Cuts a log file at the multiples of [`LOG_BLOCK`]: along the cut of the copy stored
+/// before as far as the bytes are the same (see [`LogPiece`]), but for a last piece under
+/// [`OPEN_PIECE`] and a whole block in more than [`BLOCK_PIECES`] pieces, which are read
+/// again; what follows up to each multiple as one piece. Every piece goes through the
+/// dedup check like any chunk, so a piece that differs from the copy before is stored as
+/// what it now holds, and the cut goes on from there.
 fn cut_log(
     sh: &Shared<'_>,
     catalog: &Catalog,
     blobs: &Sender<NewBlob>,
     mut input: impl Read,
 ) -> std::result::Result<(Vec<BlobId>, u64), ReadError> {
-    let mut cut = Vec::new();
+    let block = LOG_BLOCK as u64;
+    let mut cut: Vec<LogPiece> = Vec::new();
     let mut read = 0u64;
     let mut next_piece = |len: u64| -> std::result::Result<Option<LogPiece>, ReadError> {
         let mut piece = Vec::with_capacity(len as usize);
@@ -215,24 +217,42 @@ fn cut_log(
         let id = store_chunk(sh, catalog, blobs, piece)?;
         Ok(Some(LogPiece { id, len }))
     };
+    let prefix = &sh.log_prefix;
+    let (mut at, mut i) = (0u64, 0usize);
     let mut ended = false;
-    for (i, before) in sh.log_prefix.iter().enumerate() {
-        // A small last piece is stored again with what follows it, so that a slow
-        // server's copies do not cut the file into ever more, ever smaller pieces.
-        if i + 1 == sh.log_prefix.len() && before.len < OPEN_PIECE {
+    while i < prefix.len() {
+        // The pieces before that fill the block from `at`, and whether they fill it.
+        let block_end = (at / block + 1) * block;
+        let (mut end, mut j) = (at, i);
+        while j < prefix.len() && end + prefix[j].len <= block_end {
+            end += prefix[j].len;
+            j += 1;
+        }
+        let merge = end == block_end && j - i > BLOCK_PIECES;
+        if !merge && i + 1 == prefix.len() && prefix[i].len < OPEN_PIECE {
+            // A small last piece is stored again with what follows it.
             break;
         }
-        let Some(piece) = next_piece(before.len)? else {
+        let len = if merge { block_end - at } else { prefix[i].len };
+        let Some(piece) = next_piece(len)? else {
             ended = true;
             break;
         };
+        let same = if merge {
+            piece.len == len
+        } else {
+            piece == prefix[i]
+        };
+        at += piece.len;
         cut.push(piece);
-        if piece != *before {
+        if !same {
             break;
         }
+        i = if merge { j } else { i + 1 };
     }
     if !ended {
-        while let Some(piece) = next_piece(LOG_BLOCK as u64)? {
+        while let Some(piece) = next_piece((at / block + 1) * block - at)? {
+            at += piece.len;
             cut.push(piece);
         }
     }

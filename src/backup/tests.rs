@@ -94,7 +94,7 @@ fn a_growing_log_file_adds_what_was_written_since_its_last_copy() {
     assert_eq!(lens, [4 << 20, 4 << 20, (1 << 20) + 5000]);
     assert!(c.cuts(&first, &file[..(9 << 20) + 5000]));
 
-    // Grown by 1.5 MiB: the copy before is followed, one piece added.
+    // Grown by 1.5 MiB: the copy before is followed, one piece added up to the block's end.
     let (second, added) = c.store(&file[..(10 << 20) + 5000 + (512 << 10)], &first);
     assert_eq!(second[..3], first[..]);
     assert_eq!(second.len(), 4);
@@ -122,4 +122,34 @@ fn a_growing_log_file_adds_what_was_written_since_its_last_copy() {
     let (sixth, _) = c.store(&file[..(6 << 20)], &fourth);
     assert_eq!(sixth[0], fourth[0]);
     assert!(c.cuts(&sixth, &file[..(6 << 20)]));
+}
+
+#[test]
+fn a_slowly_written_block_is_stored_again_whole_once_it_is_whole() {
+    let mut c = Copies::new();
+    let file = pseudo_random(6 << 20, 3);
+    let mut cut = Vec::new();
+    // Twenty copies, each 100 KiB longer: twenty pieces in the first block.
+    for n in 1..=20 {
+        cut = c.store(&file[..n * 100 * 1024], &cut).0;
+    }
+    assert_eq!(cut.len(), 20);
+    assert!(cut.iter().all(|p| p.len == 100 * 1024));
+    // Past the block's end: the block is whole, the next copy stores it as one blob.
+    cut = c.store(&file[..5 << 20], &cut).0;
+    assert_eq!(
+        cut.len(),
+        22,
+        "the pieces, the rest of the block, the next block"
+    );
+    assert_eq!(cut[20].len, (4 << 20) - 20 * 100 * 1024);
+    let (merged, added) = c.store(&file[..(5 << 20) + 4096], &cut);
+    let lens: Vec<u64> = merged.iter().map(|p| p.len).collect();
+    assert_eq!(lens, [4 << 20, 1 << 20, 4096]);
+    assert!(added > 4 << 20, "added {added}");
+    assert!(c.cuts(&merged, &file[..(5 << 20) + 4096]));
+    // And from then on it is followed as it is.
+    let (next, added) = c.store(&file[..(5 << 20) + 8192], &merged);
+    assert_eq!(next[..2], merged[..2]);
+    assert!(added < 10_000, "added {added}");
 }
