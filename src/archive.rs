@@ -70,9 +70,16 @@ struct Stored {
     cut: Vec<LogPiece>,
 }
 
+impl StoredPartial {
+    /// Whether it is a copy of file `name` of `system`.
+    fn is_of(&self, name: &str, system: &Option<String>) -> bool {
+        self.name == name && self.system == *system
+    }
+}
+
 /// How the last stored copy cut file `name` of `system`, if it is that file's copy.
 fn prefix_of(last: Option<&StoredPartial>, name: &str, system: &Option<String>) -> Vec<LogPiece> {
-    last.filter(|p| p.name == name && p.system == *system)
+    last.filter(|p| p.is_of(name, system))
         .map(|p| p.cut.clone())
         .unwrap_or_default()
 }
@@ -181,9 +188,7 @@ fn ship_received<A>(
             store(session, receiver, req, &f, system.clone(), prefix)?;
             receiver.remove(&f)?;
             // The completed segment replaces its growing copies.
-            if let Some(p) =
-                partial.take_if(|p| p.name == f.name && p.system == system && !f.partial)
-            {
+            if let Some(p) = partial.take_if(|p| p.is_of(&f.name, &system) && !f.partial) {
                 session.forget_snapshot(&p.snapshot)?;
             }
             continue;
@@ -217,7 +222,7 @@ struct Growing<'a> {
 impl Growing<'_> {
     /// Whether the copy stored last is of this file.
     fn same(&self, last: Option<&StoredPartial>) -> bool {
-        last.is_some_and(|p| p.name == self.name && p.system == *self.system)
+        last.is_some_and(|p| p.is_of(self.name, self.system))
     }
 
     /// Whether to store it again now: it changed and the last copy is `partial_every`

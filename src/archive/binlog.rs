@@ -154,10 +154,7 @@ fn ship<A>(
         )?;
         shipped.done.insert(key);
         // The finished file replaces its growing copies.
-        if let Some(p) = shipped
-            .partial
-            .take_if(|p| p.name == *name && p.system == system)
-        {
+        if let Some(p) = shipped.partial.take_if(|p| p.is_of(name, &system)) {
             session.forget_snapshot(&p.snapshot)?;
         }
     }

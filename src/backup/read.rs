@@ -205,7 +205,6 @@ fn cut_log(
 ) -> std::result::Result<(Vec<BlobId>, u64), ReadError> {
     let block = LOG_BLOCK as u64;
     let mut cut: Vec<LogPiece> = Vec::new();
-    let mut read = 0u64;
     let mut next_piece = |len: u64| -> std::result::Result<Option<LogPiece>, ReadError> {
         let mut piece = Vec::with_capacity(len as usize);
         (&mut input).take(len).read_to_end(&mut piece)?;
@@ -213,7 +212,6 @@ fn cut_log(
             return Ok(None);
         }
         let len = piece.len() as u64;
-        read += len;
         let id = store_chunk(sh, catalog, blobs, piece)?;
         Ok(Some(LogPiece { id, len }))
     };
@@ -257,6 +255,7 @@ fn cut_log(
         }
     }
     let ids = cut.iter().map(|p| p.id).collect();
+    let read = cut.iter().map(|p| p.len).sum();
     *sh.log_cut.lock().unwrap() = cut;
     Ok((ids, read))
 }
