@@ -276,8 +276,17 @@ fn store<A>(
     system: Option<String>,
     prefix: Vec<LogPiece>,
 ) -> Result<Stored> {
-    // Everything the server had sent before this moment is in what is read next.
-    let covers_until = Utc::now();
+    // Everything the server had sent before this moment is in what is read next, if it
+    // is the file being written. A completed file holds nothing sent after its last
+    // write, however late it is stored (the archive behind the server, or started again
+    // after a while): it covers until then, or a window would claim what the next file,
+    // not stored yet and perhaps never (its container gone), holds.
+    let now = Utc::now();
+    let covers_until = if f.is_final() {
+        f.written_at().map_or(now, |t| t.min(now))
+    } else {
+        now
+    };
     let history = if f.name.ends_with(".history") {
         crate::pitr::parse_history(&receiver.read(f)?)
     } else {

@@ -467,6 +467,14 @@ impl Dir {
         check(unsafe { libc::linkat(self.raw(), a.as_ptr(), to.raw(), b.as_ptr(), 0) }).map(|_| ())
     }
 
+    /// Renames `from` to `to`, both in this directory: a link at either is moved or
+    /// replaced itself, never followed.
+    pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        let (a, b) = (plain(from)?, plain(to)?);
+        // SAFETY: valid descriptor and C strings.
+        check(unsafe { libc::renameat(self.raw(), a.as_ptr(), self.raw(), b.as_ptr()) }).map(|_| ())
+    }
+
     /// Sets owner (when given), mode (when given) and times of the entry `name` itself,
     /// without following it.
     pub fn set_meta_at(

@@ -884,7 +884,9 @@ fn restore_at_into_a_recreated_empty_container_after_restarts_under_load() {
     c.psql(PW, "shop", "DELETE FROM pgbench_accounts");
     let deleted = chrono::Utc::now();
     markers_until(&c, deleted + chrono::Duration::seconds(1));
-    wait_for("the delete in the archive", Duration::from_secs(40), || {
+    // Until the killed archiver's receiver ends (30 s without drctl) the new one cannot
+    // stream from the slot, and a stored copy covers only what was written before it.
+    wait_for("the delete in the archive", Duration::from_secs(90), || {
         archived(&env).iter().any(|(_, _, at)| *at > deleted)
     });
     let history_at_t = |c: &Container| {
@@ -1247,5 +1249,83 @@ fn mariadb_missing_binary_log_file_is_named_and_only_its_span_is_unrestorable() 
     let o = restore_at(&env, before_gap);
     common::assert_ok(&o);
     assert_markers_end_at(&c, before_gap);
+    stop_archive(archive);
+}
+
+/// A compromised server controls what its `pg_basebackup` writes: here its tar says that
+/// `pg_hba.conf` and `postgresql.auto.conf` are links to absolute paths, which on the
+/// host that restores name files of that host. A drill (which edits `pg_hba.conf`) and a
+/// restore to a time (which edits `postgresql.auto.conf`) run as root on this host; each
+/// fails naming the link, and the files the links name here are untouched.
+#[test]
+fn links_in_a_base_backup_are_never_followed_on_the_restoring_host() {
+    if skip() {
+        return;
+    }
+    let name = unique("drctl-t-plink");
+    let vol = docker::volume(&format!("{name}-data"));
+    let mount = format!("{}:/var/lib/postgresql/data", vol.name);
+    let c = docker::postgres_with(&name, PW, &["-v", &mount]);
+    create_shop(&c);
+    let victims = tempfile::tempdir().unwrap();
+    let v = victims.path().to_str().unwrap();
+    let (hba, auto) = (victims.path().join("hba"), victims.path().join("auto"));
+    std::fs::write(&hba, "this host's file\n").unwrap();
+    std::fs::write(&auto, "this host's other file\n").unwrap();
+    let wrapper = format!(
+        "#!/bin/sh\n\
+         /usr/bin/pg_basebackup \"$@\" >/tmp/real.tar || exit 1\n\
+         rm -rf /tmp/x && mkdir /tmp/x && cd /tmp/x && tar -xf /tmp/real.tar && \
+         ln -sf {v}/hba pg_hba.conf && ln -sf {v}/auto postgresql.auto.conf && tar -cf - .\n"
+    );
+    c.exec_ok(
+        &[("W", &wrapper)],
+        &[
+            "sh",
+            "-c",
+            "printf '%s' \"$W\" >/usr/local/bin/pg_basebackup && chmod +x /usr/local/bin/pg_basebackup",
+        ],
+    );
+    let env = env_with_pitr(&name);
+    std::fs::create_dir_all(env.path("restore-drills")).unwrap();
+    std::fs::write(
+        env.path("restore-drills/shop.toml"),
+        "[drill.shop]\nstack = \"shop\"\n[[drill.shop.check]]\nsource = \"db\"\n\
+         sql = \"SELECT count(*) FROM orders\"\nexpect = \"= 20000\"\n",
+    )
+    .unwrap();
+    let archive = start_archive(&env);
+    wait_for_receiver(&c);
+    common::assert_ok(&env.run(&["backup", "shop"]));
+    c.psql(PW, "shop", "INSERT INTO markers VALUES (clock_timestamp())");
+    let t = chrono::Utc::now();
+    wait_for("the marker in the archive", Duration::from_secs(30), || {
+        archived(&env).iter().any(|(_, _, at)| *at > t)
+    });
+    let at = t.to_rfc3339();
+
+    let o = env.run(&["drill", "shop", "--at", &at]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let said = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        said.contains("pg_hba.conf in the restored data directory")
+            && said.contains(&format!("is a symbolic link (to {v}/hba)")),
+        "{said}"
+    );
+
+    let o = restore_at(&env, t);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let said = text(&o.stderr);
+    assert!(
+        said.contains("postgresql.auto.conf in the restored data directory")
+            && said.contains(&format!("is a symbolic link (to {v}/auto)")),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_to_string(&hba).unwrap(), "this host's file\n");
+    assert_eq!(
+        std::fs::read_to_string(&auto).unwrap(),
+        "this host's other file\n"
+    );
+    assert_eq!(std::fs::read_dir(victims.path()).unwrap().count(), 2);
     stop_archive(archive);
 }

@@ -8,9 +8,11 @@
 //! server reports that it ran out of WAL before the target; all the WAL there is then
 //! is exactly the state at the time, so it replays all of it instead.
 
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,7 @@ use chrono::{DateTime, Utc};
 use super::{Login, Session};
 use crate::docker::Docker;
 use crate::error::{Error, IoContext, Result};
+use crate::safe_fs::{Dir, Kind};
 use crate::source::{LoginAt, PointInTime, ReplayJob, Replayed, SnapshotFiles};
 
 /// The official image's data directory when `PGDATA` is not set.
@@ -100,22 +103,20 @@ pub fn restore(job: &ReplayJob<'_>) -> Result<Replayed> {
     }
     clear_dir(&host)?;
     extract(files, &base.file, &host)?;
-    let meta =
-        std::fs::metadata(host.join("PG_VERSION")).ctx(|| format!("reading {}", host.display()))?;
-    let owner = (meta.uid(), meta.gid());
+    let data = DataDir::open(&host)?;
     // The directory itself is the server's too (a volume never started is root's), and
     // private, as PostgreSQL insists.
-    chown(&host, owner)?;
+    std::os::unix::fs::fchown(&data.dir, Some(data.owner.0), Some(data.owner.1))
+        .ctx(|| format!("chown {}", host.display()))?;
     std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o700))
         .ctx(|| format!("chmod {}", host.display()))?;
     if target.scratch {
-        trust_local(&host)?;
+        trust_local(&data)?;
     }
-    let staging = Staging::prepare(at, &host, owner)?;
+    let staging = Staging::prepare(at, &data)?;
     let recovery = Recovery {
-        dir: &host,
-        owner,
-        syncfs: major_version(&host) >= Some(14),
+        data: &data,
+        syncfs: major_version(&data)? >= Some(14),
     };
     recovery.write(Some((at.time, at.timeline)))?;
     // Replay begins as the first files arrive, while the rest are staged.
@@ -125,11 +126,11 @@ pub fn restore(job: &ReplayJob<'_>) -> Result<Replayed> {
         let _ = docker.stop(container, Duration::from_secs(30));
         return Err(e);
     }
-    if !wait_promoted(docker, container, &host)? {
+    if !wait_promoted(docker, container, &data)? {
         // No transaction after the time in the archive: all of it is the state at the time.
         recovery.write(None)?;
         docker.start(container)?;
-        if !wait_promoted(docker, container, &host)? {
+        if !wait_promoted(docker, container, &data)? {
             return Err(Error::Failed(format!(
                 "PostgreSQL in container {container} could not replay the archived WAL"
             )));
@@ -150,7 +151,9 @@ pub fn restore(job: &ReplayJob<'_>) -> Result<Replayed> {
         .collect();
     reset.push("SELECT pg_reload_conf()".into());
     session.psql_multi(&reset.iter().map(String::as_str).collect::<Vec<_>>())?;
-    std::fs::remove_dir_all(host.join(STAGING)).ctx(|| "removing the staged WAL".to_string())?;
+    data.dir
+        .remove(OsStr::new(STAGING))
+        .ctx(|| "removing the staged WAL's marks".to_string())?;
     let last = parse_epoch(&last);
     Ok(Replayed {
         last_transaction: last,
@@ -172,25 +175,24 @@ fn parse_epoch(text: &str) -> Option<DateTime<Utc>> {
 
 /// Lets local (socket) connections in without a password, ahead of the backup's own
 /// rules: the scratch server's throwaway credentials are not in the restored roles.
-fn trust_local(dir: &Path) -> Result<()> {
-    let path = dir.join("pg_hba.conf");
-    let text = std::fs::read_to_string(&path).ctx(|| format!("reading {}", path.display()))?;
-    std::fs::write(&path, format!("local all all trust\n{text}"))
-        .ctx(|| format!("writing {}", path.display()))
+fn trust_local(data: &DataDir) -> Result<()> {
+    let text = data.read("pg_hba.conf")?.ok_or_else(|| {
+        Error::Failed(format!(
+            "the base backup has no pg_hba.conf in {}",
+            data.path.display()
+        ))
+    })?;
+    data.write("pg_hba.conf", &format!("local all all trust\n{text}"))
 }
 
-/// Empties the data directory (the target's, which a restore replaces).
+/// Empties the data directory (the target's, which a restore replaces); a link in it is
+/// removed itself.
 fn clear_dir(dir: &Path) -> Result<()> {
-    for e in std::fs::read_dir(dir).ctx(|| format!("reading {}", dir.display()))? {
-        let e = e.ctx(|| format!("reading {}", dir.display()))?;
-        let p = e.path();
-        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-        if is_dir {
-            std::fs::remove_dir_all(&p)
-        } else {
-            std::fs::remove_file(&p)
-        }
-        .ctx(|| format!("removing {}", p.display()))?;
+    let what = || format!("emptying {}", dir.display());
+    let d = Dir::open(dir).ctx(what)?;
+    for (name, _) in d.entries().ctx(what)? {
+        d.remove(&name)
+            .ctx(|| format!("removing {}", dir.join(&name).display()))?;
     }
     Ok(())
 }
@@ -221,30 +223,128 @@ fn extract(files: &SnapshotFiles<'_>, name: &str, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The unpacked data directory as this host reaches it. Every file in it is opened
+/// relative to one handle and never through a link: the base backup holds what the
+/// server had (a `pg_hba.conf -> /etc/postgresql/15/main/pg_hba.conf` link, say), and a
+/// restore runs as root on this host, where the same path is another file.
+struct DataDir {
+    dir: Dir,
+    path: PathBuf,
+    /// The server's user and group: those of `PG_VERSION`.
+    owner: (u32, u32),
+}
+
+impl DataDir {
+    fn open(path: &Path) -> Result<DataDir> {
+        let dir = Dir::open(path).ctx(|| format!("opening {}", path.display()))?;
+        let mut data = DataDir {
+            dir,
+            path: path.to_path_buf(),
+            owner: (0, 0),
+        };
+        data.refuse_link("PG_VERSION")?;
+        let st = data
+            .dir
+            .stat(OsStr::new("PG_VERSION"))
+            .ctx(|| format!("reading {}", path.join("PG_VERSION").display()))?;
+        data.owner = (st.st_uid, st.st_gid);
+        Ok(data)
+    }
+
+    /// Fails, naming it and where it leads, when `name` is a link.
+    fn refuse_link(&self, name: &str) -> Result<()> {
+        if self.dir.kind(OsStr::new(name)).ok().flatten() != Some(Kind::Symlink) {
+            return Ok(());
+        }
+        let to = self
+            .dir
+            .read_link(OsStr::new(name))
+            .map(|t| t.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Err(Error::Failed(format!(
+            "{name} in the restored data directory {} is a symbolic link (to {to}): drctl \
+             does not read or write through a link in what it restores",
+            self.path.display()
+        )))
+    }
+
+    /// The text of the regular file `name`; `None` when there is none.
+    fn read(&self, name: &str) -> Result<Option<String>> {
+        self.refuse_link(name)?;
+        let what = || format!("reading {}", self.path.join(name).display());
+        let mut f = match self.dir.open_file(OsStr::new(name)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).ctx(what),
+        };
+        if !f.metadata().ctx(what)?.is_file() {
+            return Err(Error::Failed(format!("{}: not a regular file", what())));
+        }
+        crate::safe_fs::clear_nonblock(f.as_fd()).ctx(what)?;
+        let mut text = String::new();
+        f.read_to_string(&mut text).ctx(what)?;
+        Ok(Some(text))
+    }
+
+    /// Writes `name` anew, the server's: a new file renamed over whatever stood there,
+    /// so that a link there is replaced, not followed.
+    fn write(&self, name: &str, text: &str) -> Result<()> {
+        new_file(&self.dir, name, self.owner, &mut |f| {
+            f.write_all(text.as_bytes())
+        })
+        .ctx(|| format!("writing {}", self.path.join(name).display()))
+    }
+}
+
+/// Creates `name` in `dir` under a name the server ignores, fills it, gives it to
+/// `owner` and renames it into place, so that nobody reads half of it.
+fn new_file(
+    dir: &Dir,
+    name: &str,
+    (uid, gid): (u32, u32),
+    fill: &mut dyn FnMut(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let part = format!("{name}{PART}");
+    dir.remove(OsStr::new(&part))?;
+    let mut f = dir.create_file(OsStr::new(&part), true)?;
+    fill(&mut f)?;
+    std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+    dir.rename(OsStr::new(&part), OsStr::new(name))
+}
+
 /// The staging directory of the archived WAL.
 struct Staging {
-    dir: std::path::PathBuf,
+    /// Where the names and the marks are.
+    dir: Dir,
     /// The server's WAL directory, where the files go.
-    pg_wal: std::path::PathBuf,
+    pg_wal: Dir,
     owner: (u32, u32),
     /// The files to stage, in replay order: what `STAGED_NAMES` lists.
     names: Vec<String>,
 }
 
 impl Staging {
-    /// Creates it, owned by the server's user, with the names of the files to come.
-    fn prepare(at: PointInTime<'_>, data: &Path, owner: (u32, u32)) -> Result<Self> {
-        let dir = data.join(STAGING);
-        std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
-        chown(&dir, owner)?;
+    /// Creates it, the server's, with the names of the files to come.
+    fn prepare(at: PointInTime<'_>, data: &DataDir) -> Result<Self> {
+        let what = || format!("creating {}", data.path.join(STAGING).display());
+        data.dir.mkdir(OsStr::new(STAGING), 0o700, true).ctx(what)?;
+        let dir = data.dir.open_dir(OsStr::new(STAGING)).ctx(what)?;
+        std::os::unix::fs::fchown(&dir, Some(data.owner.0), Some(data.owner.1)).ctx(what)?;
+        data.refuse_link("pg_wal")?;
+        let pg_wal = data
+            .dir
+            .open_dir(OsStr::new("pg_wal"))
+            .ctx(|| format!("opening {}", data.path.join("pg_wal").display()))?;
         let names = at.wal.names();
         let listed: String = names.iter().map(|n| format!("{n}\n")).collect();
-        let path = dir.join(STAGED_NAMES);
-        std::fs::write(&path, listed).ctx(|| format!("writing {}", path.display()))?;
+        new_file(&dir, STAGED_NAMES, data.owner, &mut |f| {
+            f.write_all(listed.as_bytes())
+        })
+        .ctx(what)?;
         Ok(Staging {
             dir,
-            pg_wal: data.join("pg_wal"),
-            owner,
+            pg_wal,
+            owner: data.owner,
             names,
         })
     }
@@ -254,42 +354,39 @@ impl Staging {
     /// then marks it staged.
     fn fill(&self, at: PointInTime<'_>) -> Result<()> {
         for name in &self.names {
-            let path = self.pg_wal.join(name);
-            let part = self.pg_wal.join(format!("{name}{PART}"));
-            let mut f =
-                std::fs::File::create(&part).ctx(|| format!("creating {}", part.display()))?;
-            at.wal.read(name, &mut |b| f.write_all(b))?;
-            super::wal::pad_segment(&f, name).ctx(|| format!("padding {}", part.display()))?;
-            chown(&part, self.owner)?;
-            std::fs::rename(&part, &path).ctx(|| format!("renaming {}", part.display()))?;
-            let mark = self.dir.join(name);
-            std::fs::write(&mark, "").ctx(|| format!("writing {}", mark.display()))?;
+            let mut read = Ok(());
+            let staged = new_file(&self.pg_wal, name, self.owner, &mut |f| {
+                read = at.wal.read(name, &mut |b| f.write_all(b));
+                match read {
+                    Ok(()) => super::wal::pad_segment(f, name),
+                    Err(_) => Err(std::io::Error::other("the archive could not be read")),
+                }
+            });
+            // The archive's own error, when that was it.
+            read?;
+            staged.ctx(|| format!("staging pg_wal/{name}"))?;
+            self.dir
+                .create_file(OsStr::new(name), false)
+                .ctx(|| format!("marking pg_wal/{name} staged"))?;
         }
         Ok(())
     }
 
     /// Tells a waiting `restore_command` that no more files will come.
     fn fail(&self) {
-        let _ = std::fs::write(self.dir.join(STAGING_FAILED), "");
+        let _ = self.dir.create_file(OsStr::new(STAGING_FAILED), false);
     }
 }
 
-/// Gives `path` to the server's user and group.
-fn chown(path: &Path, (uid, gid): (u32, u32)) -> Result<()> {
-    std::os::unix::fs::chown(path, Some(uid), Some(gid)).ctx(|| format!("chown {}", path.display()))
-}
-
 /// The server's major version, from the data directory's `PG_VERSION`.
-fn major_version(dir: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(dir.join("PG_VERSION")).ok()?;
-    text.trim().split('.').next()?.parse().ok()
+fn major_version(data: &DataDir) -> Result<Option<u32>> {
+    let text = data.read("PG_VERSION")?.unwrap_or_default();
+    Ok(text.trim().split('.').next().and_then(|v| v.parse().ok()))
 }
 
 /// How the restored data directory is started in recovery.
 struct Recovery<'a> {
-    dir: &'a Path,
-    /// The server's user and group.
-    owner: (u32, u32),
+    data: &'a DataDir,
     /// The server can sync the data directory with one `syncfs` (PostgreSQL 14 on).
     syncfs: bool,
 }
@@ -299,7 +396,6 @@ impl Recovery<'_> {
     /// to it; `None` replays all the WAL there is (the timeline the staged history leads
     /// to).
     fn write(&self, target: Option<(DateTime<Utc>, u32)>) -> Result<()> {
-        let dir = self.dir;
         let mut conf = format!("restore_command = '{}'\n", restore_command());
         if let Some((t, timeline)) = target {
             conf.push_str(&format!(
@@ -316,8 +412,9 @@ impl Recovery<'_> {
             conf.push_str("recovery_init_sync_method = syncfs\n");
         }
         // The base backup's own settings stay; ours come last, so they win.
-        let auto = dir.join("postgresql.auto.conf");
-        let kept: String = std::fs::read_to_string(&auto)
+        let kept: String = self
+            .data
+            .read("postgresql.auto.conf")?
             .unwrap_or_default()
             .lines()
             .filter(|l| {
@@ -327,28 +424,25 @@ impl Recovery<'_> {
             })
             .map(|l| format!("{l}\n"))
             .collect();
-        for (path, text) in [
-            (auto, kept + &conf),
-            (dir.join("recovery.signal"), String::new()),
-        ] {
-            std::fs::write(&path, text).ctx(|| format!("writing {}", path.display()))?;
-            chown(&path, self.owner)?;
-        }
-        Ok(())
+        self.data.write("postgresql.auto.conf", &(kept + &conf))?;
+        self.data.write("recovery.signal", "")
     }
 }
 
 /// Waits until the server has left recovery (its `recovery.signal` gone, in the data
-/// directory at `host`) and accepts connections: `true`; `false` when it stopped because
+/// directory) and accepts connections: `true`; `false` when it stopped because
 /// the WAL ended before the target; an error for any other stop. No login: a restored
 /// server may not know the credentials drctl has.
-fn wait_promoted(docker: &Docker, container: &str, host: &Path) -> Result<bool> {
+fn wait_promoted(docker: &Docker, container: &str, data: &DataDir) -> Result<bool> {
     let t0 = Instant::now();
     let mut looked = None::<Instant>;
     while t0.elapsed() < RECOVERY_TIMEOUT {
         // The signal file is looked at often (a stat on this host); the container, which
         // takes a request to the daemon, every half second or once the file is gone.
-        let signalled = host.join("recovery.signal").exists();
+        let signalled = data
+            .dir
+            .kind(OsStr::new("recovery.signal"))
+            .map_or(true, |k| k.is_some());
         if !signalled || looked.is_none_or(|t| t.elapsed() >= Duration::from_millis(500)) {
             looked = Some(Instant::now());
             let info = docker.container(container)?;

@@ -387,6 +387,12 @@ pub fn pad_segment(file: &std::fs::File, name: &str) -> std::io::Result<()> {
 }
 
 impl Received {
+    /// When it was last written, from its modification time.
+    pub fn written_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let secs: f64 = self.mtime.parse().ok()?;
+        chrono::DateTime::from_timestamp_micros((secs * 1e6) as i64)
+    }
+
     /// Whether it will not change any more: completed, or left by a receiver from before
     /// the slot was created again.
     pub fn is_final(&self) -> bool {
@@ -456,6 +462,10 @@ mod tests {
         assert_eq!(
             (r.name.as_str(), r.partial, r.size),
             ("000000010000000000000004", true, 16777216)
+        );
+        assert_eq!(
+            r.written_at().unwrap().timestamp_micros(),
+            1_764_925_000_250_000
         );
         assert!(parse_listing("notwal 1 2").is_none());
         let r = parse_listing("earlier/000000010000000000000004.partial 16 1.5").unwrap();
