@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::backup::{self, BackupRequest, LogPiece};
 use crate::config::{SourceDef, SourceKind, Stack};
@@ -266,6 +266,20 @@ impl Growing<'_> {
     }
 }
 
+/// Until when a copy of `f` read after `now` holds every transaction. Everything the
+/// server had sent before `now` is in it if it is the file being written. A completed
+/// file holds nothing sent after its last write, however late it is stored (the archive
+/// behind the server, or started again after a while): it covers until then, or a window
+/// would claim what the next file holds, which is not stored yet and perhaps never will
+/// be (its container gone).
+fn covers_until(f: &Received, now: DateTime<Utc>) -> DateTime<Utc> {
+    if f.is_final() {
+        f.written_at().map_or(now, |t| t.min(now))
+    } else {
+        now
+    }
+}
+
 /// Stores one received file as a snapshot of the source, following `prefix`, the cut of
 /// its copy stored before.
 fn store<A>(
@@ -276,17 +290,7 @@ fn store<A>(
     system: Option<String>,
     prefix: Vec<LogPiece>,
 ) -> Result<Stored> {
-    // Everything the server had sent before this moment is in what is read next, if it
-    // is the file being written. A completed file holds nothing sent after its last
-    // write, however late it is stored (the archive behind the server, or started again
-    // after a while): it covers until then, or a window would claim what the next file,
-    // not stored yet and perhaps never (its container gone), holds.
-    let now = Utc::now();
-    let covers_until = if f.is_final() {
-        f.written_at().map_or(now, |t| t.min(now))
-    } else {
-        now
-    };
+    let covers_until = covers_until(f, Utc::now());
     let history = if f.name.ends_with(".history") {
         crate::pitr::parse_history(&receiver.read(f)?)
     } else {
@@ -349,4 +353,45 @@ fn store_file<A>(
         snapshot: outcome.id,
         cut: outcome.log_cut,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(file: &str, partial: bool, written: DateTime<Utc>) -> Received {
+        Received {
+            file: file.into(),
+            name: "000000010000000000000004".into(),
+            partial,
+            timeline: 1,
+            size: 16 << 20,
+            mtime: format!("{:.6}", written.timestamp_micros() as f64 / 1e6),
+        }
+    }
+
+    #[test]
+    fn a_completed_file_covers_until_its_last_write_and_the_growing_one_until_now() {
+        let now = Utc::now();
+        let earlier = now - chrono::Duration::seconds(12);
+        let covered = |f: &Received| (covers_until(f, now) - earlier).num_milliseconds();
+        // Completed twelve seconds before it is stored: what came since is in the next file.
+        assert_eq!(
+            covered(&received("000000010000000000000004", false, earlier)),
+            0
+        );
+        // Left by a receiver from before (it is not written to any more): the same.
+        let left = received("earlier/000000010000000000000004.partial", true, earlier);
+        assert_eq!(covered(&left), 0);
+        // Being written: everything sent before the copy is read.
+        let growing = received("000000010000000000000004.partial", true, earlier);
+        assert_eq!(covers_until(&growing, now), now);
+        // A clock ahead in the container claims nothing after now.
+        let ahead = received(
+            "000000010000000000000004",
+            false,
+            now + chrono::Duration::hours(1),
+        );
+        assert_eq!(covers_until(&ahead, now), now);
+    }
 }
