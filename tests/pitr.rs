@@ -367,6 +367,15 @@ fn restore_and_verify(env: &Env, c: &Container, t: chrono::DateTime<chrono::Utc>
     );
 }
 
+/// A container name and a volume of its own for its data directory (a restore to a time
+/// writes it from this host), with the `-v` argument that mounts it.
+fn on_a_volume(prefix: &str) -> (String, docker::Volume, String) {
+    let name = unique(prefix);
+    let vol = docker::volume(&format!("{name}-data"));
+    let mount = format!("{}:/var/lib/postgresql/data", vol.name);
+    (name, vol, mount)
+}
+
 /// The operator's mistake and its undoing: a base backup, writes with a marker row every
 /// fraction of a second, then a `DELETE` of a table; `restore --at` one second before the
 /// delete, into the same container's data volume, brings every row back, with the
@@ -378,9 +387,7 @@ fn restore_at_a_second_before_a_delete_brings_every_row_back() {
     if skip() {
         return;
     }
-    let name = unique("drctl-t-pitr");
-    let vol = docker::volume(&format!("{name}-data"));
-    let mount = format!("{}:/var/lib/postgresql/data", vol.name);
+    let (name, _vol, mount) = on_a_volume("drctl-t-pitr");
     let (c, env, archive) = archived_shop(&name, "", "", &["-v", &mount]);
 
     let t1 = markers_then_delete(&c, &env);
@@ -1262,9 +1269,7 @@ fn links_in_a_base_backup_are_never_followed_on_the_restoring_host() {
     if skip() {
         return;
     }
-    let name = unique("drctl-t-plink");
-    let vol = docker::volume(&format!("{name}-data"));
-    let mount = format!("{}:/var/lib/postgresql/data", vol.name);
+    let (name, _vol, mount) = on_a_volume("drctl-t-plink");
     let c = docker::postgres_with(&name, PW, &["-v", &mount]);
     create_shop(&c);
     let victims = tempfile::tempdir().unwrap();
