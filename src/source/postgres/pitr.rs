@@ -167,8 +167,9 @@ pub fn restore(job: &ReplayJob<'_>) -> Result<Replayed> {
     })
 }
 
-/// Seconds since the epoch as PostgreSQL's `extract(epoch …)` prints them.
-fn parse_epoch(text: &str) -> Option<DateTime<Utc>> {
+/// Seconds since the epoch with a fraction, as PostgreSQL's `extract(epoch …)` and
+/// `find -printf %T@` print them.
+pub(super) fn parse_epoch(text: &str) -> Option<DateTime<Utc>> {
     let secs: f64 = text.trim().parse().ok()?;
     DateTime::from_timestamp_micros((secs * 1e6).round() as i64)
 }
