@@ -46,6 +46,13 @@ fn segment_at(pos: u64) -> u64 {
     pos / SEGMENT_BYTES
 }
 
+/// Seconds since the epoch with a fraction, as PostgreSQL's `extract(epoch …)` and
+/// `find -printf %T@` print them.
+pub fn parse_epoch(text: &str) -> Option<DateTime<Utc>> {
+    let secs: f64 = text.trim().parse().ok()?;
+    DateTime::from_timestamp_micros((secs * 1e6).round() as i64)
+}
+
 /// A binary log file's name prefix and number (`mysql-bin.000007`).
 pub fn parse_binlog(name: &str) -> Option<(&str, u64)> {
     let (prefix, number) = name.rsplit_once('.')?;

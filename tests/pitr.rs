@@ -1116,7 +1116,9 @@ fn mariadb_restore_at_a_second_before_a_delete_replays_the_binary_log() {
 
     // The server restarts (a new binary log file), and the archiver is killed and
     // started again: nothing is lost, the server kept its files.
+    let stopping = chrono::Utc::now();
     c.stop();
+    let stopped = chrono::Utc::now();
     c.start();
     archive.kill().unwrap();
     archive.wait().unwrap();
@@ -1136,6 +1138,16 @@ fn mariadb_restore_at_a_second_before_a_delete_replays_the_binary_log() {
     assert!(
         files.contains("mysql-bin.000001") && files.contains("mysql-bin.000002"),
         "{files:?}"
+    );
+    // The file the restart finished was stored after the server came back, yet covers
+    // only until its last write, during the shutdown: what came after is in the next file.
+    let (_, _, until) = archived(&env)
+        .into_iter()
+        .find(|(n, p, _)| n == "mysql-bin.000001" && !p)
+        .unwrap();
+    assert!(
+        stopping <= until && until <= stopped,
+        "mysql-bin.000001 covers until {until}, stopped between {stopping} and {stopped}"
     );
 
     // A drill to the same time replays it in a scratch server, and measures how close.

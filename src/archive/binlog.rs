@@ -131,7 +131,7 @@ fn ship<A>(
     let number = |name: &str| parse_binlog(name).map_or(0, |(_, n)| n);
     let first = shipped.first(&system, number(current));
     shipped.seen.insert(system.clone());
-    let wal = |name: &str, partial: bool| WalFile {
+    let wal = |name: &str, partial: bool, covers_until| WalFile {
         name: name.to_string(),
         timeline: 1,
         partial,
@@ -139,19 +139,33 @@ fn ship<A>(
         history: Vec::new(),
         system: system.clone(),
     };
-    for (name, size) in finished {
-        let key = (system.clone(), name.clone());
-        if number(name) < first || shipped.done.contains(&key) {
-            continue;
-        }
+    let new: Vec<&(String, u64)> = finished
+        .iter()
+        .filter(|(name, _)| {
+            number(name) >= first && !shipped.done.contains(&(system.clone(), name.clone()))
+        })
+        .collect();
+    // A finished file covers until it was last written, however late it is stored: the
+    // transactions after that are in the next file, which may never be stored.
+    let last_writes = match new.is_empty() {
+        true => Vec::new(),
+        false => reader.last_writes(&new.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>())?,
+    };
+    for (name, size) in new {
+        let written = last_writes.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
         let prefix = prefix_of(shipped.partial.as_ref(), name, &system);
         store_file(
             session,
             req,
             reader.stream(name, *size),
-            wal(name, false),
+            wal(
+                name,
+                false,
+                written.map_or(covers_until, |t| t.min(covers_until)),
+            ),
             prefix,
         )?;
+        let key = (system.clone(), name.clone());
         shipped.done.insert(key);
         // The finished file replaces its growing copies.
         if let Some(p) = shipped.partial.take_if(|p| p.is_of(name, &system)) {
@@ -173,7 +187,7 @@ fn ship<A>(
         session,
         req,
         reader.stream(current, *size),
-        wal(current, true),
+        wal(current, true, covers_until),
         prefix,
     )?;
     growing.stored(session, &mut shipped.partial, stored, at)?;

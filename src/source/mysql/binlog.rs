@@ -7,6 +7,8 @@
 //! its files as its own settings say (`binlog_expire_logs_seconds`), and a file removed
 //! before drctl stored it is a gap the archive names.
 
+use chrono::{DateTime, Utc};
+
 use super::{binlog_state, Session};
 use crate::config::SourceDef;
 use crate::docker::Docker;
@@ -92,6 +94,24 @@ impl<'a> BinlogReader<'a> {
         })
     }
 
+    /// When each of the finished files `names` was last written: the moment the server
+    /// went on to the next one, so what a stored copy covers. Files it cannot read are
+    /// left out.
+    pub fn last_writes(&self, names: &[&str]) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let s = &self.session;
+        let paths: Vec<String> = names.iter().map(|n| self.path(n)).collect();
+        let mut cmd = vec!["find"];
+        cmd.extend(paths.iter().map(String::as_str));
+        cmd.extend(["-maxdepth", "0", "-type", "f", "-printf", "%f %T@\\n"]);
+        let out = s.docker.run(s.container, &cmd, &[], None)?;
+        Ok(parse_last_writes(&out.text()))
+    }
+
+    /// A file's path in the container.
+    fn path(&self, name: &str) -> String {
+        format!("{}/{name}", self.dir.trim_end_matches('/'))
+    }
+
     /// The first `size` bytes of a file, as a stream for the backup pipeline.
     pub fn stream(&self, name: &str, size: u64) -> StreamFile {
         let s = &self.session;
@@ -103,12 +123,23 @@ impl<'a> BinlogReader<'a> {
                 "head".into(),
                 "-c".into(),
                 size.to_string(),
-                format!("{}/{name}", self.dir.trim_end_matches('/')),
+                self.path(name),
             ],
             Vec::new(),
             None,
         )
     }
+}
+
+/// `NAME EPOCH` lines as `find -printf '%f %T@\\n'` prints them.
+fn parse_last_writes(out: &str) -> Vec<(String, DateTime<Utc>)> {
+    out.lines()
+        .filter_map(|l| {
+            let (name, t) = l.trim().split_once(' ')?;
+            crate::pitr::parse_binlog(name)?;
+            Some((name.to_string(), crate::pitr::parse_epoch(t)?))
+        })
+        .collect()
 }
 
 /// Where a dump's consistent snapshot lies in the binary log, from the comment
@@ -145,6 +176,16 @@ mod tests {
             None
         );
         assert_eq!(dump_position("-- MariaDB dump\n"), None);
+    }
+
+    #[test]
+    fn last_writes_are_read_per_file_and_noise_is_left_out() {
+        let out = "mysql-bin.000002 1764950012.2500000000\nfind: 'x': No such file\n\
+                   mysql-bin.000003 nonsense\n";
+        let got = parse_last_writes(out);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, "mysql-bin.000002");
+        assert_eq!(got[0].1.timestamp_millis(), 1_764_950_012_250);
     }
 
     #[test]

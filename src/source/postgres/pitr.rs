@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use super::{Login, Session};
 use crate::docker::Docker;
 use crate::error::{Error, IoContext, Result};
+use crate::pitr::parse_epoch;
 use crate::safe_fs::{Dir, Kind};
 use crate::source::{LoginAt, PointInTime, ReplayJob, Replayed, SnapshotFiles};
 
@@ -165,13 +166,6 @@ pub fn restore(job: &ReplayJob<'_>) -> Result<Replayed> {
             })
         )],
     })
-}
-
-/// Seconds since the epoch with a fraction, as PostgreSQL's `extract(epoch …)` and
-/// `find -printf %T@` print them.
-pub(super) fn parse_epoch(text: &str) -> Option<DateTime<Utc>> {
-    let secs: f64 = text.trim().parse().ok()?;
-    DateTime::from_timestamp_micros((secs * 1e6).round() as i64)
 }
 
 /// Lets local (socket) connections in without a password, ahead of the backup's own

@@ -389,7 +389,7 @@ pub fn pad_segment(file: &std::fs::File, name: &str) -> std::io::Result<()> {
 impl Received {
     /// When it was last written, from its modification time.
     pub fn written_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        super::pitr::parse_epoch(&self.mtime)
+        crate::pitr::parse_epoch(&self.mtime)
     }
 
     /// Whether it will not change any more: completed, or left by a receiver from before
