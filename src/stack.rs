@@ -208,10 +208,18 @@ fn backup_source<A>(
     if let Some(h) = holds {
         h.release()?;
     }
-    if let Some(checks) = prepared.checks {
-        let record = checks
-            .join()
-            .map_err(|_| Error::Failed("the server probe panicked".into()))??;
+    let record = match prepared.checks {
+        Some(checks) => Some(
+            checks
+                .join()
+                .map_err(|_| Error::Failed("the server probe panicked".into()))??,
+        ),
+        None => None,
+    };
+    if let (Ok(_), Some(finish)) = (&outcome, prepared.finish) {
+        finish(rec)?;
+    }
+    if let Some(record) = record {
         record(rec);
     }
     outcome

@@ -1293,7 +1293,8 @@ fn links_in_a_base_backup_are_never_followed_on_the_restoring_host() {
         "#!/bin/sh\n\
          /usr/bin/pg_basebackup \"$@\" >/tmp/real.tar || exit 1\n\
          rm -rf /tmp/x && mkdir /tmp/x && cd /tmp/x && tar -xf /tmp/real.tar && \
-         ln -sf {v}/hba pg_hba.conf && ln -sf {v}/auto postgresql.auto.conf && tar -cf - .\n"
+         ln -sf {v}/hba pg_hba.conf && ln -sf {v}/auto postgresql.auto.conf && \
+         tar -cf - backup_label $(ls -A | grep -vx backup_label)\n"
     );
     c.exec_ok(
         &[("W", &wrapper)],

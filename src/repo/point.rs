@@ -100,8 +100,9 @@ pub struct BaseBackup {
     pub file: String,
     /// The server's timeline when the backup started.
     pub timeline: u32,
-    /// The WAL position before the backup started (its start is at or after it): WAL
-    /// from here on replays onto it.
+    /// Where the backup starts in the WAL, as its label's `START WAL LOCATION` says
+    /// (points made before drctl read the label hold a position read just before the
+    /// backup, at or before it): WAL from here on replays onto it.
     pub wal_start: String,
     /// The database system it belongs to (PostgreSQL's `system_identifier`, made by
     /// `initdb`): only WAL of the same system replays onto it.

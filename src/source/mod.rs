@@ -200,6 +200,9 @@ pub struct Loaded {
 /// Checks that run alongside a source's dumps; on success, what they found for its record.
 pub type PendingChecks = std::thread::JoinHandle<Result<Box<dyn FnOnce(&mut SourceRecord) + Send>>>;
 
+/// Completes a source's record from what its streams showed, once they have all been read.
+pub type Finish = Box<dyn FnOnce(&mut SourceRecord) -> Result<()> + Send>;
+
 /// Opens a stream when a reader thread is ready for it, so a dump starts only when its
 /// output can be consumed.
 pub type StreamOpener = Box<dyn FnOnce() -> std::io::Result<Box<dyn std::io::Read + Send>> + Send>;
@@ -219,6 +222,8 @@ pub struct Prepared {
     pub checks: Option<PendingChecks>,
     /// Dumps, stored as files at the snapshot's root.
     pub streams: Vec<StreamFile>,
+    /// Run once the streams are stored (before the checks' findings are recorded).
+    pub finish: Option<Finish>,
     /// Host directories.
     pub paths: Vec<PathBuf>,
     /// Patterns left out of those directories.

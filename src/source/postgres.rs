@@ -2,8 +2,13 @@
 //! runs and restores with `psql`) plus `pg_dumpall --globals-only` for roles, all run in
 //! the server's own container so the tools match the server.
 
+mod label;
 pub mod pitr;
 pub mod wal;
+
+use std::sync::{Arc, Mutex};
+
+use label::{BaseStart, LabelTap};
 
 use super::database::{dump_file_name, Login, LoginAt, SqlServer};
 use super::{
@@ -219,18 +224,17 @@ impl DatabaseDriver for Postgres {
     fn dump(&self, docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
         let container = container_of(def)?;
         let session = Session::for_backup(docker, def, rec)?;
-        // Where WAL replay onto the base backup starts, read before it starts.
-        let base = def.pitr().then(|| base_start(&session)).transpose()?;
+        let pitr = def.pitr();
         let env = session.env.clone();
-        let run_probe = move || probe(&session);
+        let run_probe = move || probe(&session, pitr);
         // With the databases named, nothing the dumps need waits for the probe: it runs
         // alongside them (each exec costs a tenth of a second here), and is judged first
         // after them, so that its plainer message names a missing database.
-        let (databases, checks) = if def.databases.is_empty() {
+        let (databases, checks, system) = if def.databases.is_empty() {
             let found = run_probe()?;
-            let databases = found.databases.clone();
+            let (databases, system) = (found.databases.clone(), found.system.clone());
             found.record(rec);
-            (databases, None)
+            (databases, None, system)
         } else {
             let wanted = def.databases.clone();
             let container = container.to_string();
@@ -243,7 +247,7 @@ impl DatabaseDriver for Postgres {
                 }
                 Ok(Box::new(move |rec: &mut SourceRecord| found.record(rec)) as _)
             });
-            (def.databases.clone(), Some(checks))
+            (def.databases.clone(), Some(checks), None)
         };
         rec.databases = databases.clone();
         let mut streams = vec![exec_stream(
@@ -274,20 +278,16 @@ impl DatabaseDriver for Postgres {
                 Some(DUMP_MARKER),
             ));
         }
-        if let Some(base) = base {
-            streams.push(exec_stream(
-                docker,
-                container,
-                base.file.clone(),
-                BASE_BACKUP.iter().map(|s| s.to_string()).collect(),
-                env.clone(),
-                None,
-            ));
-            rec.base = Some(base);
+        let mut finish = None;
+        if pitr {
+            let (stream, base) = base_backup(docker, container, env, system);
+            streams.push(stream);
+            finish = Some(base);
         }
         Ok(Prepared {
             streams,
             checks,
+            finish,
             ..Default::default()
         })
     }
@@ -295,7 +295,7 @@ impl DatabaseDriver for Postgres {
     fn trial(&self, docker: &Docker, def: &SourceDef) -> Result<String> {
         let mut rec = SourceRecord::new(def.name.get_ref(), def.kind);
         let session = Session::for_backup(docker, def, &mut rec)?;
-        let found = probe(&session)?;
+        let found = probe(&session, false)?;
         if let Some(db) = def.databases.iter().find(|d| !found.databases.contains(d)) {
             return Err(Error::Failed(format!(
                 "database {db} does not exist in container {}",
@@ -353,6 +353,8 @@ impl DatabaseDriver for Postgres {
 /// What the probe of a server found.
 struct Probed {
     server_version: Option<String>,
+    /// PostgreSQL's `system_identifier`, asked for a base backup.
+    system: Option<String>,
     pg_dump_version: String,
     /// Databases that take connections, templates left out.
     databases: Vec<String>,
@@ -361,54 +363,76 @@ struct Probed {
 impl Probed {
     fn record(self, rec: &mut SourceRecord) {
         rec.server_version = self.server_version;
+        if let Some(base) = rec.base.as_mut() {
+            base.system = self.system;
+        }
         // pg_dumpall comes from the same package as pg_dump.
         rec.tool_versions
             .insert("pg_dump".into(), self.pg_dump_version);
     }
 }
 
-/// The timeline and WAL position before a base backup starts.
-fn base_start(session: &Session) -> Result<BaseBackup> {
-    let out = session.psql_multi(&[
-        "SELECT timeline_id FROM pg_control_checkpoint()",
-        "SELECT pg_current_wal_lsn()",
-        "SELECT system_identifier FROM pg_control_system()",
-    ])?;
-    let mut lines = out.lines().map(str::trim).filter(|l| !l.is_empty());
-    let (timeline, lsn, system) = (lines.next(), lines.next(), lines.next());
-    let timeline = timeline.and_then(|t| t.parse::<u32>().ok());
-    match (timeline, lsn) {
-        (Some(timeline), Some(lsn)) if lsn.contains('/') => Ok(BaseBackup {
+/// The base backup's stream, and what records it once the stream has gone by: where it
+/// starts in the WAL, from the label at the head of its tar.
+fn base_backup(
+    docker: &Docker,
+    container: &str,
+    env: Vec<(String, String)>,
+    system: Option<String>,
+) -> (super::StreamFile, super::Finish) {
+    let mut stream = exec_stream(
+        docker,
+        container,
+        BASE_FILE.into(),
+        BASE_BACKUP.iter().map(|s| s.to_string()).collect(),
+        env,
+        None,
+    );
+    let found: Arc<Mutex<Option<BaseStart>>> = Arc::default();
+    let (open, tap) = (stream.open, found.clone());
+    stream.open = Box::new(move || {
+        open().map(|r| Box::new(LabelTap::new(r, tap)) as Box<dyn std::io::Read + Send>)
+    });
+    let finish = Box::new(move |rec: &mut SourceRecord| {
+        let start =
+            found.lock().unwrap().take().ok_or_else(|| {
+                Error::Failed("the base backup ended before its backup_label".into())
+            })?;
+        rec.base = Some(BaseBackup {
             file: BASE_FILE.into(),
-            timeline,
-            wal_start: lsn.to_string(),
-            system: system.map(str::to_string),
-        }),
-        _ => Err(Error::Failed(format!(
-            "PostgreSQL in container {} did not report its timeline and WAL position: {out:?}",
-            session.container
-        ))),
-    }
+            timeline: start.timeline,
+            wal_start: start.wal_start,
+            system,
+        });
+        Ok(())
+    });
+    (stream, finish)
 }
 
-/// The server's version and databases and pg_dump's version; the two execs run at once.
-fn probe(session: &Session) -> Result<Probed> {
+/// The server's version and databases and pg_dump's version, and for a base backup its
+/// database system; the two execs run at once.
+fn probe(session: &Session, with_system: bool) -> Result<Probed> {
     let (probe, version) = std::thread::scope(|s| {
         let version = s.spawn(|| {
             session
                 .docker
                 .run_ok(&session.container, &["pg_dump", "--version"], &[])
         });
-        let probe = session.psql_multi(&[
-            "SHOW server_version",
+        let mut sqls = vec!["SHOW server_version"];
+        if with_system {
+            sqls.push("SELECT system_identifier FROM pg_control_system()");
+        }
+        sqls.push(
             "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1",
-        ]);
+        );
+        let probe = session.psql_multi(&sqls);
         (probe, version.join().expect("probe thread"))
     });
     let probe = probe?;
     let mut lines = probe.lines().map(str::to_string).filter(|l| !l.is_empty());
     Ok(Probed {
         server_version: lines.next(),
+        system: if with_system { lines.next() } else { None },
         pg_dump_version: version?,
         databases: lines.collect(),
     })
