@@ -1,6 +1,7 @@
 //! The readers: each listed file opened through its directory's handle, read (again if
 //! it changed meanwhile), chunked, hashed and checked against the index.
 
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -177,16 +178,18 @@ pub(super) fn chunk_into(
             head = buf;
         }
     }
+    if let Some(chunk) = whole {
+        if !chunk.is_empty() {
+            read = chunk.len() as u64;
+            ids.push(store_chunk(sh, catalog, blobs, Cow::Owned(chunk))?);
+        }
+        return Ok((ids, read));
+    }
     let mut stream =
         ChunkStream::with_size_hint(chunker, std::io::Cursor::new(head).chain(input), size_hint);
-    let mut next = || match whole.take() {
-        Some(b) if b.is_empty() => Ok(None),
-        Some(b) => Ok(Some(b)),
-        None => stream.next_chunk(),
-    };
-    while let Some(chunk) = next()? {
+    while let Some(chunk) = stream.next_slice()? {
         read += chunk.len() as u64;
-        ids.push(store_chunk(sh, catalog, blobs, chunk)?);
+        ids.push(store_chunk(sh, catalog, blobs, Cow::Borrowed(chunk))?);
     }
     Ok((ids, read))
 }
@@ -212,7 +215,7 @@ fn cut_log(
             return Ok(None);
         }
         let len = piece.len() as u64;
-        let id = store_chunk(sh, catalog, blobs, piece)?;
+        let id = store_chunk(sh, catalog, blobs, Cow::Owned(piece))?;
         Ok(Some(LogPiece { id, len }))
     };
     let prefix = &sh.log_prefix;
@@ -265,7 +268,7 @@ fn store_chunk(
     sh: &Shared<'_>,
     catalog: &Catalog,
     blobs: &Sender<NewBlob>,
-    chunk: Vec<u8>,
+    chunk: Cow<'_, [u8]>,
 ) -> std::result::Result<BlobId, ReadError> {
     if sh.stopped() {
         return Err("interrupted".into());
@@ -277,7 +280,7 @@ fn store_chunk(
             let blob = NewBlob {
                 id,
                 kind: BlobKind::Data,
-                data: chunk,
+                data: chunk.into_owned(),
             };
             if blobs.send(blob).is_err() {
                 return Err("interrupted".into());

@@ -191,15 +191,21 @@ impl<'a, R: Read> ChunkStream<'a, R> {
 
     /// The next chunk, or `None` at the end of the stream.
     pub fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.next_slice()?.map(<[u8]>::to_vec))
+    }
+
+    /// The next chunk where it lies in the read-ahead, valid until the next call: a
+    /// chunk already stored is hashed and dropped without a copy.
+    pub fn next_slice(&mut self) -> io::Result<Option<&[u8]>> {
         self.fill()?;
-        let avail = &self.buf[self.start..self.end];
+        let start = self.start;
+        let avail = &self.buf[start..self.end];
         if avail.is_empty() {
             return Ok(None);
         }
         let n = self.chunker.cut(avail);
-        let chunk = avail[..n].to_vec();
         self.start += n;
-        Ok(Some(chunk))
+        Ok(Some(&self.buf[start..start + n]))
     }
 }
 
