@@ -36,6 +36,9 @@ use point::RecoveryPoint;
 use repo_config::{RepoConfig, VersionProbe, FORMAT_VERSION};
 use snapshot::Snapshot;
 
+/// Up to this many packs, [`Repo::missing_packs`] asks after each rather than listing.
+pub const ASK_AT_MOST: usize = 64;
+
 /// Whether the store holds objects of a repository (other than `config`): a short
 /// description of the first kind found, looking at the small prefixes first.
 async fn repository_objects(objects: &Objects) -> Result<Option<String>> {
@@ -439,6 +442,35 @@ impl Repo {
             }
         }
         Ok(out)
+    }
+
+    /// Which of `packs` the store no longer holds. A few are asked after one by one: a
+    /// copy of a WAL file relies on a handful, and listing every pack of a large
+    /// repository for them, twice per commit every few seconds, would cost more than the
+    /// copy. Many are checked against one listing.
+    pub fn missing_packs(&self, packs: &HashSet<PackId>) -> Result<HashSet<PackId>> {
+        use futures::StreamExt;
+        if packs.len() > ASK_AT_MOST {
+            let present = self.list_pack_ids()?;
+            return Ok(packs.difference(&present).copied().collect());
+        }
+        let held = |id: PackId| async move {
+            for kind in [pack::BlobKind::Data, pack::BlobKind::Tree] {
+                match self.objects.stat(&Handle::pack(kind, &id)).await {
+                    Ok(_) => return Ok(None),
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(Some(id))
+        };
+        let asked: Vec<Result<Option<PackId>>> = self.block_on(
+            futures::stream::iter(packs.iter().copied())
+                .map(held)
+                .buffer_unordered(16)
+                .collect(),
+        );
+        asked.into_iter().filter_map(Result::transpose).collect()
     }
 
     /// Deletes one snapshot manifest (a commit that turned out unsound).

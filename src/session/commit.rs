@@ -10,7 +10,8 @@
 //!
 //! So the backup records every pack it relies on (its own uploads and each pack a
 //! deduplicated blob was found in), and at commit:
-//! 1. before indexing, the store is asked which packs exist and which are marked; any
+//! 1. before indexing, the store is asked which packs exist (each one, or a listing when
+//!    there are many: `Repo::missing_packs`) and which are marked; any
 //!    pack relied on that is gone or marked (other than its own upload, which it claims
 //!    by indexing it, see `repo::Mark::unindexed`) fails the backup: nothing is committed;
 //! 2. after the manifest is written, the store is listed again: a pack deleted between the
@@ -69,13 +70,14 @@ pub fn check_before(
     deps: &Dependencies,
 ) -> Result<std::result::Result<(), Lost>> {
     let (marked, unindexed_marks) = repo.marked_packs()?;
-    let present = repo.list_pack_ids()?;
-    let missing = deps.all().filter(|p| !present.contains(p)).count();
+    let all: HashSet<PackId> = deps.all().copied().collect();
+    let gone = repo.missing_packs(&all)?;
+    let missing = gone.len();
     // Its own upload marked while unindexed is claimed by the index this backup writes
     // next; a pack someone else indexed and a prune marked is on its way out.
-    let doomed = deps
-        .all()
-        .filter(|p| present.contains(p) && marked.contains(p))
+    let doomed = all
+        .iter()
+        .filter(|p| !gone.contains(p) && marked.contains(p))
         .filter(|p| !(deps.own.contains(p) && unindexed_marks.contains(p)))
         .count();
     if missing + doomed > 0 {
@@ -99,12 +101,7 @@ pub fn check_after(
     snapshot: &SnapshotId,
     written: &[IndexId],
 ) -> Result<()> {
-    let present = repo.list_pack_ids()?;
-    let gone: HashSet<PackId> = deps
-        .all()
-        .filter(|p| !present.contains(p))
-        .copied()
-        .collect();
+    let gone = repo.missing_packs(&deps.all().copied().collect())?;
     if gone.is_empty() {
         return Ok(());
     }
@@ -134,4 +131,47 @@ fn lost(missing: usize, marked: usize) -> Error {
         "{what} by a prune that ran while this backup was paused or slow (longer than the \
          prune's grace period); nothing was committed: run the backup again"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::repo::layout::Handle;
+    use crate::repo::pack::BlobKind;
+    use crate::repo::ASK_AT_MOST;
+    use crate::store::backend::{Backend, BackendOptions};
+    use crate::store::file::FileStore;
+
+    #[test]
+    fn missing_packs_are_found_by_asking_after_a_few_and_by_listing_many() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("store"));
+        store.create_root().unwrap();
+        let rt = Arc::new(tokio::runtime::Runtime::new().unwrap());
+        let backend = Backend::new(Arc::new(store), BackendOptions::default());
+        let repo = Repo::init(backend, &dir.path().join("key"), rt, chrono::Utc::now(), 3).unwrap();
+        let id = |n: usize| PackId::from_hex(&format!("{n:064x}")).unwrap();
+        // Packs 0..200 stored, data and tree alternating; 200.. never were.
+        for n in 0..200 {
+            let kind = [BlobKind::Data, BlobKind::Tree][n % 2];
+            repo.block_on(
+                repo.objects()
+                    .put(&Handle::pack(kind, &id(n)), Bytes::from("x")),
+            )
+            .unwrap();
+        }
+        for (asked, absent) in [(3, 2), (ASK_AT_MOST, 7), (ASK_AT_MOST + 40, 9)] {
+            let packs: HashSet<PackId> = (0..asked - absent)
+                .chain(500..500 + absent)
+                .map(id)
+                .collect();
+            let want: HashSet<PackId> = (500..500 + absent).map(id).collect();
+            assert_eq!(repo.missing_packs(&packs).unwrap(), want, "{asked} asked");
+        }
+        assert!(repo.missing_packs(&HashSet::new()).unwrap().is_empty());
+    }
 }
