@@ -8,11 +8,8 @@ use crate::catalog::Catalog;
 use crate::progress::Progress;
 use crate::repo::chunker::tests::pseudo_random;
 use crate::repo::snapshot::WalFile;
-use crate::repo::Repo;
 use crate::session::Session;
 use crate::source::StreamFile;
-use crate::store::backend::{Backend, BackendOptions};
-use crate::store::file::FileStore;
 
 struct Copies {
     _dir: tempfile::TempDir,
@@ -22,12 +19,7 @@ struct Copies {
 
 impl Copies {
     fn new() -> Copies {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::new(dir.path().join("store"));
-        store.create_root().unwrap();
-        let rt = Arc::new(tokio::runtime::Runtime::new().unwrap());
-        let backend = Backend::new(Arc::new(store), BackendOptions::default());
-        let repo = Repo::init(backend, &dir.path().join("key"), rt, chrono::Utc::now(), 3).unwrap();
+        let (dir, repo) = crate::repo::temp_repo();
         let catalog = Catalog::open(&dir.path().join("catalog.db"), &repo.config.id).unwrap();
         Copies {
             session: Session::open(repo, catalog).unwrap(),

@@ -654,3 +654,17 @@ fn decompress(payload: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
 fn short(id: &str) -> &str {
     &id[..id.len().min(8)]
 }
+
+/// A repository on a file store in a new temporary directory, which holds it: for unit
+/// tests.
+#[cfg(test)]
+pub(crate) fn temp_repo() -> (tempfile::TempDir, Repo) {
+    use crate::store::backend::BackendOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::file::FileStore::new(dir.path().join("store"));
+    store.create_root().unwrap();
+    let rt = Arc::new(tokio::runtime::Runtime::new().unwrap());
+    let backend = Backend::new(Arc::new(store), BackendOptions::default());
+    let repo = Repo::init(backend, &dir.path().join("key"), rt, Utc::now(), 3).unwrap();
+    (dir, repo)
+}

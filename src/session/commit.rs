@@ -135,25 +135,16 @@ fn lost(missing: usize, marked: usize) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use bytes::Bytes;
 
     use super::*;
     use crate::repo::layout::Handle;
     use crate::repo::pack::BlobKind;
     use crate::repo::ASK_AT_MOST;
-    use crate::store::backend::{Backend, BackendOptions};
-    use crate::store::file::FileStore;
 
     #[test]
     fn missing_packs_are_found_by_asking_after_a_few_and_by_listing_many() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::new(dir.path().join("store"));
-        store.create_root().unwrap();
-        let rt = Arc::new(tokio::runtime::Runtime::new().unwrap());
-        let backend = Backend::new(Arc::new(store), BackendOptions::default());
-        let repo = Repo::init(backend, &dir.path().join("key"), rt, chrono::Utc::now(), 3).unwrap();
+        let (_dir, repo) = crate::repo::temp_repo();
         let id = |n: usize| PackId::from_hex(&format!("{n:064x}")).unwrap();
         // Packs 0..200 stored, data and tree alternating; 200.. never were.
         for n in 0..200 {
