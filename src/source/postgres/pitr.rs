@@ -71,8 +71,18 @@ const RECOVERY_SETTINGS: [&str; 5] = [
     "recovery_target_time",
     "recovery_target_action",
     "recovery_target_timeline",
-    "recovery_init_sync_method",
+    SYNC_METHOD,
 ];
+/// How recovery syncs the data directory first; PostgreSQL 14 on.
+const SYNC_METHOD: &str = "recovery_init_sync_method";
+
+/// The recovery settings a server of the `major` version knows: an older one refuses to
+/// start with, or to reset, a setting it does not know.
+fn recovery_settings(major: Option<u32>) -> impl Iterator<Item = &'static str> {
+    RECOVERY_SETTINGS
+        .into_iter()
+        .filter(move |k| *k != SYNC_METHOD || major >= Some(14))
+}
 
 /// Restores the target container's server to `at`; says which transaction it ended on.
 pub fn restore(job: &ReplayJob<'_>) -> Result<Replayed> {
@@ -117,7 +127,7 @@ pub fn restore(job: &ReplayJob<'_>) -> Result<Replayed> {
     let staging = Staging::prepare(at, &data)?;
     let recovery = Recovery {
         data: &data,
-        syncfs: major_version(&data)? >= Some(14),
+        major: major_version(&data)?,
     };
     recovery.write(Some((at.time, at.timeline)))?;
     // Replay begins as the first files arrive, while the rest are staged.
@@ -146,8 +156,7 @@ pub fn restore(job: &ReplayJob<'_>) -> Result<Replayed> {
         "postgres",
         "SELECT extract(epoch FROM pg_last_xact_replay_timestamp())",
     )?;
-    let mut reset: Vec<String> = RECOVERY_SETTINGS
-        .iter()
+    let mut reset: Vec<String> = recovery_settings(recovery.major)
         .map(|k| format!("ALTER SYSTEM RESET {k}"))
         .collect();
     reset.push("SELECT pg_reload_conf()".into());
@@ -382,8 +391,8 @@ fn major_version(data: &DataDir) -> Result<Option<u32>> {
 /// How the restored data directory is started in recovery.
 struct Recovery<'a> {
     data: &'a DataDir,
-    /// The server can sync the data directory with one `syncfs` (PostgreSQL 14 on).
-    syncfs: bool,
+    /// The server's major version.
+    major: Option<u32>,
 }
 
 impl Recovery<'_> {
@@ -403,8 +412,8 @@ impl Recovery<'_> {
         // whole data directory: one syncfs of its file system, not an fsync per file,
         // which took longer than the replay itself (2.2 s against 3.8 s for a 2-million-
         // row database and three minutes of WAL).
-        if self.syncfs {
-            conf.push_str("recovery_init_sync_method = syncfs\n");
+        if recovery_settings(self.major).any(|k| k == SYNC_METHOD) {
+            conf.push_str(&format!("{SYNC_METHOD} = syncfs\n"));
         }
         // The base backup's own settings stay; ours come last, so they win.
         let kept: String = self
@@ -482,6 +491,16 @@ mod tests {
             .current_dir(dir)
             .output()
             .unwrap()
+    }
+
+    #[test]
+    fn a_server_is_given_and_reset_only_the_recovery_settings_it_knows() {
+        let known = |major| recovery_settings(Some(major)).collect::<Vec<_>>();
+        assert!(!known(13).contains(&SYNC_METHOD));
+        assert!(known(13).contains(&"recovery_target_time"));
+        assert!(known(14).contains(&SYNC_METHOD) && known(17).contains(&SYNC_METHOD));
+        assert_eq!(known(16).len(), RECOVERY_SETTINGS.len());
+        assert!(!recovery_settings(None).any(|k| k == SYNC_METHOD));
     }
 
     #[test]
