@@ -1275,7 +1275,9 @@ fn mariadb_missing_binary_log_file_is_named_and_only_its_span_is_unrestorable() 
 /// `pg_hba.conf` and `postgresql.auto.conf` are links to absolute paths, which on the
 /// host that restores name files of that host. A drill (which edits `pg_hba.conf`) and a
 /// restore to a time (which edits `postgresql.auto.conf`) run as root on this host; each
-/// fails naming the link, and the files the links name here are untouched.
+/// fails naming the link, and the files the links name here are untouched. A tar with a
+/// link to a directory of this host and a file through it stops the unpacking: nothing
+/// is written there.
 #[test]
 fn links_in_a_base_backup_are_never_followed_on_the_restoring_host() {
     if skip() {
@@ -1331,6 +1333,43 @@ fn links_in_a_base_backup_are_never_followed_on_the_restoring_host() {
         "{said}"
     );
 
+    // Its next tar holds a link to a directory of this host and, after it, a file
+    // through that link: unpacking stops there (tar keeps such a link a plain file until
+    // the end), and nothing is written outside the data directory.
+    let wrapper = format!(
+        "#!/bin/sh\n\
+         /usr/bin/pg_basebackup \"$@\" >/tmp/real.tar || exit 1\n\
+         rm -rf /tmp/x /tmp/y && mkdir -p /tmp/x /tmp/y/evil && cd /tmp/x && \
+         tar -xf /tmp/real.tar && ln -s {v} evil && echo pwned >/tmp/y/evil/pwned && \
+         tar -cf /tmp/a.tar backup_label $(ls -A | grep -vx backup_label) && \
+         tar -rf /tmp/a.tar -C /tmp/y evil/pwned && cat /tmp/a.tar\n"
+    );
+    c.exec_ok(
+        &[("W", &wrapper)],
+        &[
+            "sh",
+            "-c",
+            "printf '%s' \"$W\" >/usr/local/bin/pg_basebackup",
+        ],
+    );
+    common::assert_ok(&env.run(&["backup", "shop"]));
+    c.psql(PW, "shop", "INSERT INTO markers VALUES (clock_timestamp())");
+    let t2 = chrono::Utc::now();
+    wait_for(
+        "the second marker in the archive",
+        Duration::from_secs(30),
+        || archived(&env).iter().any(|(_, _, at)| *at > t2),
+    );
+    let o = env.run(&["drill", "shop", "--at", &t2.to_rfc3339()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let said = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        said.contains("unpacking the base backup") && said.contains("evil/pwned"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_dir(victims.path()).unwrap().count(), 2);
+
+    // The restore to the first time takes the first base backup, which it refuses too.
     let o = restore_at(&env, t);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     let said = text(&o.stderr);

@@ -96,14 +96,31 @@ impl<'a> BinlogReader<'a> {
 
     /// When each of the finished files `names` was last written: the moment the server
     /// went on to the next one, so what a stored copy covers. Files it cannot read are
-    /// left out.
+    /// left out. `find` gives the fraction of a second; an image without it has `stat`,
+    /// whose whole seconds are earlier, never later.
     pub fn last_writes(&self, names: &[&str]) -> Result<Vec<(String, DateTime<Utc>)>> {
         let s = &self.session;
         let paths: Vec<String> = names.iter().map(|n| self.path(n)).collect();
-        let mut cmd = vec!["find"];
-        cmd.extend(paths.iter().map(String::as_str));
-        cmd.extend(["-maxdepth", "0", "-type", "f", "-printf", "%f %T@\\n"]);
-        let out = s.docker.run(s.container, &cmd, &[], None)?;
+        let paths = paths.iter().map(String::as_str);
+        let find = ["find"].into_iter().chain(paths.clone()).chain([
+            "-maxdepth",
+            "0",
+            "-type",
+            "f",
+            "-printf",
+            "%f %T@\\n",
+        ]);
+        let out = s
+            .docker
+            .run(s.container, &find.collect::<Vec<_>>(), &[], None)?;
+        let found = parse_last_writes(&out.text());
+        if !found.is_empty() || out.exit_code == Some(0) {
+            return Ok(found);
+        }
+        let stat = ["stat", "-c", "%n %Y"].into_iter().chain(paths);
+        let out = s
+            .docker
+            .run(s.container, &stat.collect::<Vec<_>>(), &[], None)?;
         Ok(parse_last_writes(&out.text()))
     }
 
@@ -131,11 +148,14 @@ impl<'a> BinlogReader<'a> {
     }
 }
 
-/// `NAME EPOCH` lines as `find -printf '%f %T@\\n'` prints them.
+/// `NAME EPOCH` lines as `find -printf '%f %T@\\n'` prints them, or `PATH EPOCH` as
+/// `stat -c '%n %Y'` does.
 fn parse_last_writes(out: &str) -> Vec<(String, DateTime<Utc>)> {
     out.lines()
         .filter_map(|l| {
-            let (name, t) = l.trim().split_once(' ')?;
+            let (path, t) = l.trim().split_once(' ')?;
+            // `stat` names the path.
+            let name = path.rsplit('/').next()?;
             crate::pitr::parse_binlog(name)?;
             Some((name.to_string(), crate::pitr::parse_epoch(t)?))
         })
@@ -186,6 +206,9 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, "mysql-bin.000002");
         assert_eq!(got[0].1.timestamp_millis(), 1_764_950_012_250);
+        let got = parse_last_writes("/var/lib/mysql/mysql-bin.000004 1764950013\n");
+        assert_eq!(got[0].0, "mysql-bin.000004");
+        assert_eq!(got[0].1.timestamp(), 1_764_950_013);
     }
 
     #[test]
