@@ -266,17 +266,20 @@ impl Growing<'_> {
     }
 }
 
-/// Until when a copy of `f` read after `now` holds every transaction. Everything the
-/// server had sent before `now` is in it if it is the file being written. A completed
-/// file holds nothing sent after its last write, however late it is stored (the archive
-/// behind the server, or started again after a while): it covers until then, or a window
-/// would claim what the next file holds, which is not stored yet and perhaps never will
-/// be (its container gone).
-fn covers_until(f: &Received, now: DateTime<Utc>) -> DateTime<Utc> {
-    if f.is_final() {
-        f.written_at().map_or(now, |t| t.min(now))
-    } else {
-        now
+/// Until when a copy of a log file (WAL segment or binary log) read after `now` holds
+/// every transaction. Everything the server had written before `now` is in it if it is
+/// the file being written. A `finished` file holds nothing written after its
+/// `last_write`, however late it is stored (the archive behind the server, or started
+/// again after a while): it covers until then, or a window would claim what the next
+/// file holds, which is not stored yet and perhaps never will be (its container gone).
+fn covers_until(
+    finished: bool,
+    last_write: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    match (finished, last_write) {
+        (true, Some(t)) => t.min(now),
+        _ => now,
     }
 }
 
@@ -290,7 +293,7 @@ fn store<A>(
     system: Option<String>,
     prefix: Vec<LogPiece>,
 ) -> Result<Stored> {
-    let covers_until = covers_until(f, Utc::now());
+    let covers_until = covers_until(f.is_final(), f.written_at(), Utc::now());
     let history = if f.name.ends_with(".history") {
         crate::pitr::parse_history(&receiver.read(f)?)
     } else {
@@ -374,6 +377,7 @@ mod tests {
     fn a_completed_file_covers_until_its_last_write_and_the_growing_one_until_now() {
         let now = Utc::now();
         let earlier = now - chrono::Duration::seconds(12);
+        let covers_until = |f: &Received, now| covers_until(f.is_final(), f.written_at(), now);
         let covered = |f: &Received| (covers_until(f, now) - earlier).num_milliseconds();
         // Completed twelve seconds before it is stored: what came since is in the next file.
         assert_eq!(

@@ -122,7 +122,7 @@ fn ship<A>(
     shipped: &mut Shipped,
 ) -> Result<()> {
     // Every transaction committed before this moment is within the sizes listed next.
-    let covers_until = Utc::now();
+    let looked = Utc::now();
     let listing = reader.list()?;
     let system = listing.system;
     let Some(((current, size), finished)) = listing.files.split_last() else {
@@ -145,8 +145,6 @@ fn ship<A>(
             number(name) >= first && !shipped.done.contains(&(system.clone(), name.clone()))
         })
         .collect();
-    // A finished file covers until it was last written, however late it is stored: the
-    // transactions after that are in the next file, which may never be stored.
     let last_writes = match new.is_empty() {
         true => Vec::new(),
         false => reader.last_writes(&new.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>())?,
@@ -158,15 +156,10 @@ fn ship<A>(
             session,
             req,
             reader.stream(name, *size),
-            wal(
-                name,
-                false,
-                written.map_or(covers_until, |t| t.min(covers_until)),
-            ),
+            wal(name, false, super::covers_until(true, written, looked)),
             prefix,
         )?;
-        let key = (system.clone(), name.clone());
-        shipped.done.insert(key);
+        shipped.done.insert((system.clone(), name.clone()));
         // The finished file replaces its growing copies.
         if let Some(p) = shipped.partial.take_if(|p| p.is_of(name, &system)) {
             session.forget_snapshot(&p.snapshot)?;
@@ -187,7 +180,7 @@ fn ship<A>(
         session,
         req,
         reader.stream(current, *size),
-        wal(current, true, covers_until),
+        wal(current, true, looked),
         prefix,
     )?;
     growing.stored(session, &mut shipped.partial, stored, at)?;
