@@ -89,3 +89,33 @@ pub struct VersionProbe {
     /// The format version.
     pub version: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_written_before_the_normalization_level_was_stored_keeps_level_2_and_its_mac() {
+        let keys = Keys::generate("r".repeat(16));
+        let mut old = RepoConfig::new(&keys, Utc::now(), 1);
+        old.chunker.normalization = 2;
+        old.mac = old.compute_mac(&keys);
+        let text = String::from_utf8(old.to_bytes()).unwrap();
+        // What a repository made before the field existed holds: no such key at all.
+        assert!(!text.contains("normalization"), "{text}");
+        let read: RepoConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(read.chunker.normalization, 2);
+        assert!(read.verify(&keys));
+
+        let new = RepoConfig::new(&keys, Utc::now(), 1);
+        let text = String::from_utf8(new.to_bytes()).unwrap();
+        assert!(text.contains("\"normalization\": 1"), "{text}");
+        let read: RepoConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(read.chunker.normalization, 1);
+        assert!(read.verify(&keys));
+        // The level is under the MAC like the rest.
+        let forged = text.replace("\"normalization\": 1", "\"normalization\": 3");
+        let forged: RepoConfig = serde_json::from_str(&forged).unwrap();
+        assert!(!forged.verify(&keys));
+    }
+}
