@@ -8,6 +8,7 @@
 #   base backup  `drctl backup` of a pitr source whose only dumped database is the empty
 #                `postgres` (so the run is the base backup)  vs
 #                `docker exec … pg_basebackup -D - -Ft -X none -c fast > /dev/null`
+#                (and, beside it, the same with `-X fetch`, which is what drctl runs)
 #   archive lag  under pgbench at a steady TPS for SECONDS: every 10 s a row is committed
 #                and the time until the repository holds a WAL copy covering the commit
 #                is measured; p50, p99 and max
@@ -82,19 +83,28 @@ init_repo "$work"
 # server's checkpoint and I/O), so the ratio is of the medians.
 base_runs=${BASE_RUNS:-7}
 : >"$work/base.times"
+: >"$work/base-fetch.times"
 for ((i = 1; i <= base_runs; i++)); do
     t0=$(now)
     docker exec -e PGPASSWORD="$pw" "$src" pg_basebackup -U postgres -h /var/run/postgresql \
         -D - -Ft -X none -c fast >/dev/null 2>&1
     plain=$(secs "$t0" "$(now)")
+    # What drctl runs (-X fetch: the WAL the backup needs is in its tar, so it starts a
+    # server by itself), timed the same way: how much of the gap is the tool's choice.
+    t0=$(now)
+    docker exec -e PGPASSWORD="$pw" "$src" pg_basebackup -U postgres -h /var/run/postgresql \
+        -D - -Ft -X fetch -c fast >/dev/null 2>&1
+    fetch=$(secs "$t0" "$(now)")
     t0=$(now)
     /usr/bin/time -v -o "$work/time.base" "$drctl" --quiet backup p2m >/dev/null
     ours=$(secs "$t0" "$(now)")
-    printf 'base backup %d: drctl %s s (peak RSS %s MB) / pg_basebackup -X none %s s = %s\n' \
-        "$i" "$ours" "$(rss "$work/time.base")" "$plain" "$(ratio "$ours" "$plain")"
+    printf 'base backup %d: drctl %s s (peak RSS %s MB) / pg_basebackup -X none %s s = %s; -X fetch %s s\n' \
+        "$i" "$ours" "$(rss "$work/time.base")" "$plain" "$(ratio "$ours" "$plain")" "$fetch"
     echo "$ours $plain" >>"$work/base.times"
+    echo "$ours $fetch" >>"$work/base-fetch.times"
 done
 python3 scripts/medians.py "$work/base.times" "base backup" drctl "pg_basebackup -X none"
+python3 scripts/medians.py "$work/base-fetch.times" "base backup" drctl "pg_basebackup -X fetch"
 repo_before=$(du -sb "$work/repo" | cut -f1)
 list_repo "$work/repo" >"$work/objects.before"
 

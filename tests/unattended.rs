@@ -681,14 +681,23 @@ fn concurrent_backups_from_two_hosts_and_prune_lose_nothing() {
     };
     // Each host backs up its own directory with its own catalog; returns the snapshots it
     // made and their expected contents.
+    // Prunes finished so far: the hosts go on past ROUNDS until at least three prunes have
+    // run among their backups, however fast the backups are next to the prunes.
+    let prunes_done = std::sync::atomic::AtomicUsize::new(0);
     let host = |h: usize| {
-        let env = &env;
+        let (env, prunes_done) = (&env, &prunes_done);
         move || {
             let name = format!("host{h}");
             let data = env.path(&name);
             std::fs::create_dir_all(&data).unwrap();
             let mut made = Vec::new();
-            for round in 0..ROUNDS {
+            let go_on = |round: usize| {
+                round < ROUNDS
+                    || (prunes_done.load(std::sync::atomic::Ordering::SeqCst) < 3
+                        && round < 10 * ROUNDS)
+            };
+            let mut round = 0;
+            while go_on(round) {
                 let seed = (h * 100 + round) as u64;
                 // Content shared by both hosts (dedup across hosts) plus new data each round;
                 // the file of two rounds ago goes, so its data dies once forgotten.
@@ -715,6 +724,7 @@ fn concurrent_backups_from_two_hosts_and_prune_lose_nothing() {
                     name.clone(),
                     common::tree_files(&data),
                 ));
+                round += 1;
             }
             made
         }
@@ -732,6 +742,7 @@ fn concurrent_backups_from_two_hosts_and_prune_lose_nothing() {
                 let o = third(&["--json", "prune", "--grace", "3s", "--force"]);
                 let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
                 prunes += 1;
+                prunes_done.store(prunes, std::sync::atomic::Ordering::SeqCst);
                 deleted += v["packs_deleted"].as_u64().unwrap();
             }
             (prunes, deleted)
