@@ -22,11 +22,12 @@ pub enum Error {
     Repository { url: String, reason: String },
     /// The repository's format version is not one this drctl reads (exit 2).
     #[error(
-        "repository {url} has format version {found}; this drctl reads version {supported} only"
+        "repository {url} has format version {found}; this drctl reads versions {oldest} to {supported}"
     )]
     UnsupportedVersion {
         url: String,
         found: u32,
+        oldest: u32,
         supported: u32,
     },
     /// The store failed; missing bucket, unreachable endpoint and denied access are exit 2.

@@ -346,11 +346,11 @@ fn environment_errors(kind: Kind) {
 
     // A newer format version.
     let mut config: serde_json::Value = serde_json::from_slice(&env.get("config")).unwrap();
-    config["version"] = 2.into();
+    config["version"] = 3.into();
     env.put("config", serde_json::to_vec(&config).unwrap());
     let before = env.objects();
     let o = backup(&env);
-    assert_fails(&o, 2, "format version 2; this drctl reads version 1");
+    assert_fails(&o, 2, "format version 3; this drctl reads versions 1 to 2");
     assert_eq!(env.objects(), before, "nothing was written");
 
     match kind {

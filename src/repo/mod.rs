@@ -33,7 +33,7 @@ use keys::Keys;
 use layout::{FileType, Handle, Objects};
 use pack::{BlobEntry, Compression};
 use point::RecoveryPoint;
-use repo_config::{RepoConfig, VersionProbe, FORMAT_VERSION};
+use repo_config::{RepoConfig, VersionProbe, FORMAT_VERSION, OLDEST_FORMAT_VERSION};
 use snapshot::Snapshot;
 
 /// Up to this many packs, [`Repo::missing_packs`] asks after each rather than listing.
@@ -248,10 +248,11 @@ impl Repo {
             reason: "the config object is not a drctl repository config".into(),
         };
         let probe: VersionProbe = serde_json::from_slice(&raw).map_err(|_| not_ours())?;
-        if probe.version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&probe.version) {
             return Err(Error::UnsupportedVersion {
                 url,
                 found: probe.version,
+                oldest: OLDEST_FORMAT_VERSION,
                 supported: FORMAT_VERSION,
             });
         }
@@ -274,7 +275,9 @@ impl Repo {
                 short(&config.id)
             )));
         }
-        if !config.chunker.is_valid() {
+        // Version 1 had no level: one there was put there by someone, not by drctl.
+        let level_ok = config.version > 1 || config.chunker.normalization == 2;
+        if !config.chunker.is_valid() || !level_ok {
             return Err(not_ours());
         }
         Ok(Repo::assemble(objects, config, keys, key_path, rt))

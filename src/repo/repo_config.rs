@@ -9,8 +9,12 @@ use serde::{Deserialize, Serialize};
 use super::chunker::ChunkerParams;
 use super::keys::Keys;
 
-/// The repository format this drctl reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The repository format this drctl writes. Version 2 stores the chunker's normalization
+/// level (`ChunkerParams::normalization`); a drctl that reads only version 1 would take
+/// the new field's MAC failure for a wrong key, so it is told to upgrade instead.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this drctl still reads (version 1: chunker level 2, no field).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// zstd level for new repositories. Level 1, not 3: on these machines level 3 costs twice
 /// the CPU on SQL dumps (the bulk of what drctl stores) for a repository 0.2% smaller
@@ -58,7 +62,7 @@ impl RepoConfig {
         c
     }
 
-    fn compute_mac(&self, keys: &Keys) -> String {
+    pub(super) fn compute_mac(&self, keys: &Keys) -> String {
         let mut unsigned = self.clone();
         unsigned.mac.clear();
         let bytes = serde_json::to_vec(&unsigned).expect("config serializes");
@@ -98,6 +102,7 @@ mod tests {
     fn a_config_written_before_the_normalization_level_was_stored_keeps_level_2_and_its_mac() {
         let keys = Keys::generate("r".repeat(16));
         let mut old = RepoConfig::new(&keys, Utc::now(), 1);
+        old.version = 1;
         old.chunker.normalization = 2;
         old.mac = old.compute_mac(&keys);
         let text = String::from_utf8(old.to_bytes()).unwrap();
@@ -117,5 +122,34 @@ mod tests {
         let forged = text.replace("\"normalization\": 1", "\"normalization\": 3");
         let forged: RepoConfig = serde_json::from_str(&forged).unwrap();
         assert!(!forged.verify(&keys));
+    }
+
+    #[test]
+    fn a_version_1_repository_opens_with_level_2_and_one_with_another_level_does_not() {
+        use crate::store::backend::{Backend, BackendOptions};
+        use std::sync::Arc;
+        let (dir, repo) = crate::repo::temp_repo();
+        assert_eq!(repo.chunker.params().normalization, 1);
+        let keys = Keys::load(&dir.path().join("key")).unwrap();
+        let stored = dir.path().join("store/config");
+        let mut config: RepoConfig =
+            serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+        assert_eq!(config.version, FORMAT_VERSION);
+        let rt = Arc::new(tokio::runtime::Runtime::new().unwrap());
+        let open = |config: &RepoConfig| {
+            std::fs::write(&stored, config.to_bytes()).unwrap();
+            let store = crate::store::file::FileStore::new(dir.path().join("store"));
+            let backend = Backend::new(Arc::new(store), BackendOptions::default());
+            crate::repo::Repo::open(backend, &dir.path().join("key"), rt.clone())
+        };
+        config.version = 1;
+        config.chunker.normalization = 2;
+        config.mac = config.compute_mac(&keys);
+        let opened = open(&config).unwrap();
+        assert_eq!(opened.chunker.params().normalization, 2);
+        config.chunker.normalization = 1;
+        config.mac = config.compute_mac(&keys);
+        let e = open(&config).err().unwrap().to_string();
+        assert!(e.contains("not a drctl repository config"), "{e}");
     }
 }
