@@ -15,6 +15,9 @@ pub mod run;
 pub mod snapshot;
 pub mod tree;
 
+#[cfg(test)]
+mod open_tests;
+
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -123,33 +123,4 @@ mod tests {
         let forged: RepoConfig = serde_json::from_str(&forged).unwrap();
         assert!(!forged.verify(&keys));
     }
-
-    #[test]
-    fn a_version_1_repository_opens_with_level_2_and_one_with_another_level_does_not() {
-        use crate::store::backend::{Backend, BackendOptions};
-        use std::sync::Arc;
-        let (dir, repo) = crate::repo::temp_repo();
-        assert_eq!(repo.chunker.params().normalization, 1);
-        let keys = Keys::load(&dir.path().join("key")).unwrap();
-        let stored = dir.path().join("store/config");
-        let mut config: RepoConfig =
-            serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
-        assert_eq!(config.version, FORMAT_VERSION);
-        let rt = Arc::new(tokio::runtime::Runtime::new().unwrap());
-        let open = |config: &RepoConfig| {
-            std::fs::write(&stored, config.to_bytes()).unwrap();
-            let store = crate::store::file::FileStore::new(dir.path().join("store"));
-            let backend = Backend::new(Arc::new(store), BackendOptions::default());
-            crate::repo::Repo::open(backend, &dir.path().join("key"), rt.clone())
-        };
-        config.version = 1;
-        config.chunker.normalization = 2;
-        config.mac = config.compute_mac(&keys);
-        let opened = open(&config).unwrap();
-        assert_eq!(opened.chunker.params().normalization, 2);
-        config.chunker.normalization = 1;
-        config.mac = config.compute_mac(&keys);
-        let e = open(&config).err().unwrap().to_string();
-        assert!(e.contains("not a drctl repository config"), "{e}");
-    }
 }
