@@ -19,9 +19,9 @@ pub struct ChunkerParams {
     /// Always cut at this many bytes.
     pub max_size: usize,
     /// Normalized chunking level: the mask before the average size has this many bits
-    /// more than `log2(avg_size)`, the one after it this many fewer. Level 1 since
-    /// repositories made after 2026-12-07; repositories made before have no such field
-    /// and keep level 2, so their boundaries (and their dedup) stay where they were.
+    /// more than `log2(avg_size)`, the one after it this many fewer. Level 1 in
+    /// repositories of format version 2; those of version 1 have no such field and keep
+    /// level 2, so their boundaries (and their dedup) stay where they were.
     #[serde(
         default = "ChunkerParams::level_before_it_was_stored",
         skip_serializing_if = "ChunkerParams::is_level_before_it_was_stored"
@@ -36,9 +36,9 @@ impl Default for ChunkerParams {
             avg_size: 1024 * 1024,
             max_size: 4 * 1024 * 1024,
             // Level 2 cuts more evenly, but its boundaries find their way back slowly
-            // after an insert: 1 MiB inserted into 200 MiB of random data cost more than
-            // 10 MiB of new chunks under 13 of 800 repository keys (worst 14.2 MB) at
-            // level 2, under none at level 1 (worst 9.2 MB). See `insert_cost_over_keys`.
+            // after an insert: 1 MiB inserted into random data cost 10 MiB or more of new
+            // chunks under 7 of 400 repository keys at level 2 (worst 13.3 MB), under
+            // none at level 1 (worst 8.7 MB). See `insert_cost_over_keys`.
             normalization: 1,
         }
     }
