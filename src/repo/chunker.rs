@@ -45,12 +45,15 @@ impl Default for ChunkerParams {
 }
 
 impl ChunkerParams {
+    /// The level of every repository of format version 1, which does not store it.
+    pub const LEVEL_BEFORE_IT_WAS_STORED: u32 = 2;
+
     fn level_before_it_was_stored() -> u32 {
-        2
+        Self::LEVEL_BEFORE_IT_WAS_STORED
     }
 
     fn is_level_before_it_was_stored(level: &u32) -> bool {
-        *level == Self::level_before_it_was_stored()
+        *level == Self::LEVEL_BEFORE_IT_WAS_STORED
     }
 
     /// Whether these bounds are usable.
@@ -59,7 +62,6 @@ impl ChunkerParams {
         self.avg_size.is_power_of_two()
             && self.normalization <= 4
             && bits > self.normalization
-            && bits + self.normalization <= 64
             && self.min_size >= 64
             && self.min_size < self.avg_size
             && self.avg_size < self.max_size

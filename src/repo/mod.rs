@@ -278,9 +278,7 @@ impl Repo {
                 short(&config.id)
             )));
         }
-        // Version 1 had no level: one there was put there by someone, not by drctl.
-        let level_ok = config.version > 1 || config.chunker.normalization == 2;
-        if !config.chunker.is_valid() || !level_ok {
+        if !config.chunker_is_valid() {
             return Err(not_ours());
         }
         Ok(Repo::assemble(objects, config, keys, key_path, rt))

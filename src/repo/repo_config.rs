@@ -70,6 +70,14 @@ impl RepoConfig {
         blake3::keyed_hash(&key, &bytes).to_hex().to_string()
     }
 
+    /// Whether the chunker parameters are usable and what this version holds: version 1
+    /// stores no level, so any other than its own was put there by someone, not drctl.
+    pub fn chunker_is_valid(&self) -> bool {
+        self.chunker.is_valid()
+            && (self.version > 1
+                || self.chunker.normalization == ChunkerParams::LEVEL_BEFORE_IT_WAS_STORED)
+    }
+
     /// Whether the MAC verifies under these keys.
     pub fn verify(&self, keys: &Keys) -> bool {
         self.key_check == keys.key_check() && self.mac == self.compute_mac(keys)
