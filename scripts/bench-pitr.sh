@@ -8,7 +8,8 @@
 #   base backup  `drctl backup` of a pitr source whose only dumped database is the empty
 #                `postgres` (so the run is the base backup)  vs
 #                `docker exec … pg_basebackup -D - -Ft -X none -c fast > /dev/null`
-#                (and, beside it, the same with `-X fetch`, which is what drctl runs)
+#                with the archive running, as on a server (drctl then runs -X none too;
+#                beside it, `-X fetch`, what drctl runs when no archive is live)
 #   archive lag  under pgbench at a steady TPS for SECONDS: every 10 s a row is committed
 #                and the time until the repository holds a WAL copy covering the commit
 #                is measured; p50, p99 and max
@@ -78,6 +79,12 @@ EOF
 write_count_drill "$work" "$rows" b2m
 init_repo "$work"
 
+# The archive runs from here on, as it does on a server: a base backup then leaves its
+# WAL to it (-X none).
+/usr/bin/time -v -o "$work/time.archive" "$drctl" --quiet archive p2m 2>"$work/archive.log" &
+archive_pid=$!
+until "$drctl" --json snapshots 2>/dev/null | grep -q '"wal"'; do sleep 0.2; done
+
 # Base backup, alternating with the plain tool, BASE_RUNS times each (the first drctl run
 # stores everything, the others little). Both vary by a second run to run here (the
 # server's checkpoint and I/O), so the ratio is of the medians.
@@ -89,8 +96,8 @@ for ((i = 1; i <= base_runs; i++)); do
     docker exec -e PGPASSWORD="$pw" "$src" pg_basebackup -U postgres -h /var/run/postgresql \
         -D - -Ft -X none -c fast >/dev/null 2>&1
     plain=$(secs "$t0" "$(now)")
-    # What drctl runs (-X fetch: the WAL the backup needs is in its tar, so it starts a
-    # server by itself), timed the same way: how much of the gap is the tool's choice.
+    # What drctl runs without a live archive (-X fetch: the WAL the backup needs is in
+    # its tar, so it starts a server by itself), timed the same way.
     t0=$(now)
     docker exec -e PGPASSWORD="$pw" "$src" pg_basebackup -U postgres -h /var/run/postgresql \
         -D - -Ft -X fetch -c fast >/dev/null 2>&1
@@ -104,6 +111,8 @@ for ((i = 1; i <= base_runs; i++)); do
     echo "$ours $fetch" >>"$work/base-fetch.times"
 done
 python3 scripts/medians.py "$work/base.times" "base backup" drctl "pg_basebackup -X none"
+echo "drctl's base backups left their WAL to the archive: $("$drctl" --json snapshots p2m |
+    python3 -c "import json,sys; print(sorted({s['sources'][0]['base'].get('wal_in_archive', False) for s in json.load(sys.stdin)}))")"
 python3 scripts/medians.py "$work/base-fetch.times" "base backup" drctl "pg_basebackup -X fetch"
 repo_before=$(du -sb "$work/repo" | cut -f1)
 list_repo "$work/repo" >"$work/objects.before"
@@ -115,8 +124,6 @@ docker exec -d -e PGPASSWORD="$pw" "$src" pg_receivewal -U postgres -h /var/run/
     -D /tmp/ref-wal -S bench_ref
 start_lsn=$(psql_in "$src" postgres "SELECT pg_current_wal_lsn()")
 
-/usr/bin/time -v -o "$work/time.archive" "$drctl" --quiet archive p2m 2>"$work/archive.log" &
-archive_pid=$!
 until [[ $(psql_in "$src" postgres "SELECT count(*) FROM pg_replication_slots WHERE active") == 2 ]]; do
     sleep 0.2
 done

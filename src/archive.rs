@@ -49,7 +49,7 @@ pub struct ArchiveRequest<'a> {
 }
 
 /// How often an unchanged growing segment is stored again: the archive's heartbeat.
-const IDLE_REFRESH: Duration = Duration::from_secs(10);
+pub const IDLE_REFRESH: Duration = Duration::from_secs(10);
 
 /// The growing segment as last stored.
 struct StoredPartial {

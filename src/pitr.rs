@@ -373,10 +373,13 @@ pub fn bases<'a>(points: &'a [PointEntry], source: &str) -> Vec<Base<'a>> {
                 .point
                 .source(source)
                 .filter(|r| r.status == crate::repo::point::SourceStatus::Ok && r.base.is_some())?;
+            let base = rec.base.as_ref()?;
             Some(Base {
                 point: p,
                 rec,
-                end: p.point.time + chrono::Duration::milliseconds(rec.duration_ms as i64),
+                end: base.ended.unwrap_or_else(|| {
+                    p.point.time + chrono::Duration::milliseconds(rec.duration_ms as i64)
+                }),
             })
         })
         .collect();
@@ -427,10 +430,15 @@ pub fn coverage(bases: &[Base<'_>], wal: &ArchivedWal) -> Coverage {
     for (i, b) in bases.iter().enumerate() {
         let base = b.rec.base.as_ref().expect("bases have one");
         let replay = wal.replay(base);
-        let to = replay.end.filter(|e| *e > b.end).unwrap_or(b.end);
-        match out.windows.last_mut() {
-            Some(last) if b.end <= last.to => last.to = last.to.max(to),
-            _ => out.windows.push(Span { from: b.end, to }),
+        // A base whose tar holds its WAL restores to its end by itself; one whose WAL is
+        // in the archive only, once the archive reaches its end.
+        let reaches = replay.end.filter(|e| *e >= b.end);
+        let to = reaches.unwrap_or(b.end);
+        if reaches.is_some() || !base.wal_in_archive {
+            match out.windows.last_mut() {
+                Some(last) if b.end <= last.to => last.to = last.to.max(to),
+                _ => out.windows.push(Span { from: b.end, to }),
+            }
         }
         if let Some(missing) = replay.missing {
             let next = bases[i + 1..].iter().map(|n| n.end).find(|e| *e > to);

@@ -39,6 +39,26 @@ pub struct StackOutcome {
     pub warnings: Vec<String>,
 }
 
+/// Whether the archive is storing `def`'s log now: its newest copy covers until no more
+/// than three of the archive's heartbeats before `now`.
+fn archive_live<A>(
+    session: &Session<A>,
+    stack: &Stack,
+    def: &SourceDef,
+    now: DateTime<Utc>,
+) -> bool {
+    if !def.pitr() {
+        return false;
+    }
+    let Ok(snapshots) = session.catalog().snapshots(Some(&stack.name)) else {
+        return false;
+    };
+    let live = chrono::Duration::from_std(crate::archive::IDLE_REFRESH * 3).expect("small");
+    crate::pitr::ArchivedWal::of(&snapshots, &stack.name, def.name.get_ref())
+        .newest()
+        .is_some_and(|w| w.covers_until >= now - live)
+}
+
 fn needs_docker(def: &SourceDef) -> bool {
     source::driver(def.kind).backup_needs_docker(def)
 }
@@ -121,6 +141,9 @@ pub fn backup<A>(
             progress,
         );
         rec.duration_ms = t0.elapsed().as_millis() as u64;
+        if let Some(base) = rec.base.as_mut() {
+            base.ended = Some(now + started.elapsed());
+        }
         if interrupt.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
         }
@@ -175,7 +198,12 @@ fn backup_source<A>(
     interrupt: &Arc<AtomicBool>,
     progress: &dyn Fn(&str) -> Progress,
 ) -> Result<backup::BackupOutcome> {
-    let prepared = source::driver(def.kind).backup(BackupJob { docker, def }, rec)?;
+    let job = BackupJob {
+        docker,
+        def,
+        archive_live: archive_live(session, stack, def, now),
+    };
+    let prepared = source::driver(def.kind).backup(job, rec)?;
     // Held only while this source is read; put back on every way out of this function.
     // The holds are recorded on a catalog connection of their own, beside the backup's.
     let ledger = session.catalog().connector().connect()?;

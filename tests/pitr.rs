@@ -444,10 +444,11 @@ fn archived_shop(
     let env = env_with(name, stack, source);
     let archive = start_archive(&env);
     wait_for_receiver(&c);
-    common::assert_ok(&env.run(&["backup", "shop"]));
+    // The archive is live, so the base backup's own WAL is the archive's to keep.
     wait_for("a first copy of the WAL", Duration::from_secs(30), || {
         !archived(&env).is_empty()
     });
+    common::assert_ok(&env.run(&["backup", "shop"]));
     (c, env, archive)
 }
 
@@ -870,7 +871,16 @@ fn restore_at_into_a_recreated_empty_container_after_restarts_under_load() {
     let archive = start_archive(&env);
     wait_for_receiver(&c);
     start_pgbench(&c);
+    // With the archive live, the base backup leaves its WAL to it (`-X none`): the
+    // restore below needs the archive's copy of the backup's own WAL.
+    wait_for("a first copy of the WAL", Duration::from_secs(30), || {
+        !archived(&env).is_empty()
+    });
     common::assert_ok(&env.run(&["backup", "shop"]));
+    let points = env.json(&["snapshots", "shop"]);
+    let base = &points[0]["sources"][0]["base"];
+    assert_eq!(base["wal_in_archive"], true, "{points}");
+    assert!(base["ended"].is_string(), "{points}");
     markers_until(&c, chrono::Utc::now() + chrono::Duration::seconds(2));
 
     // The server restarts mid-stream (pgbench with it), then drctl's archiver.

@@ -55,6 +55,8 @@ fn point_with_base(ended: u32, timeline: u32, start: &str) -> PointEntry {
         timeline,
         wal_start: start.into(),
         system: None,
+        ended: None,
+        wal_in_archive: false,
     });
     PointEntry {
         id: PointId([ended as u8; 32]),
@@ -300,4 +302,44 @@ fn a_gap_at_the_end_reaches_to_the_archives_newest_time() {
     assert_eq!(cov.gaps[0].broken, span(10, 30));
     assert!(ArchivedWal::older_than("000000010000000000000001", (1, 2)));
     assert!(!ArchivedWal::older_than("00000001.history", (1, 2)));
+}
+
+#[test]
+fn a_base_without_its_wal_restores_only_once_the_archive_reaches_its_end() {
+    // Taken from 10:00:20 to 10:00:40 with `-X none`; the archive reaches 10:00:35.
+    let mut p = point_with_base(20, 1, "0/2000028");
+    let base = p.point.sources[0].base.as_mut().unwrap();
+    base.ended = Some(at(40));
+    base.wal_in_archive = true;
+    let points = vec![point_with_base(5, 1, "0/1000028"), p];
+    let all = bases(&points, "db");
+    // The recorded end, not the point's time plus the duration (0 here).
+    assert_eq!(all[1].end, at(40));
+    let archive = |covers: u32| {
+        vec![
+            file("000000010000000000000001", false, 10, &[]),
+            file("000000010000000000000002", true, covers, &[]),
+        ]
+    };
+    let snaps = archive(35);
+    let wal = ArchivedWal::of(&snaps, "s", "db");
+    let cov = coverage(&all, &wal);
+    assert_eq!(cov.windows, vec![span(5, 35)]);
+    assert!(cov.gaps.is_empty());
+    assert_eq!(plan_replay(&all, &wal, at(30)).unwrap().0.end, at(5));
+    // Before the archive reaches its end, the new base is no way to 10:00:40.
+    assert!(plan_replay(&all, &wal, at(40)).is_err());
+    // Once it does, it is the newest base to start from.
+    let snaps = archive(50);
+    let wal = ArchivedWal::of(&snaps, "s", "db");
+    assert_eq!(coverage(&all, &wal).windows, vec![span(5, 50)]);
+    assert_eq!(plan_replay(&all, &wal, at(45)).unwrap().0.end, at(40));
+
+    // A base whose tar holds its WAL restores to its end whatever the archive holds.
+    let mut p = point_with_base(20, 1, "0/2000028");
+    p.point.sources[0].base.as_mut().unwrap().ended = Some(at(40));
+    let points = vec![p];
+    let snaps = archive(35);
+    let cov = coverage(&bases(&points, "db"), &ArchivedWal::of(&snaps, "s", "db"));
+    assert_eq!(cov.windows, vec![span(40, 40)]);
 }

@@ -108,6 +108,16 @@ pub struct BaseBackup {
     /// `initdb`): only WAL of the same system replays onto it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
+    /// When the source's backup ended, after the server had written the backup's end to
+    /// its WAL: the earliest time it restores to. Points made before drctl recorded it
+    /// hold none; the point's time plus the source's duration stands in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<DateTime<Utc>>,
+    /// The tar holds no WAL (`pg_basebackup -X none`, taken while the archive was live):
+    /// the WAL from `wal_start` to the backup's end, which makes it consistent, is in the
+    /// archive only, so it restores once the archive reaches `ended`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wal_in_archive: bool,
 }
 
 /// What a source's backup was and where it came from.

@@ -23,7 +23,7 @@ impl<T: DatabaseDriver> SourceDriver for T {
     }
 
     fn backup(&self, job: BackupJob<'_>, rec: &mut SourceRecord) -> Result<Prepared> {
-        self.dump(need_docker(job.docker)?, job.def, rec)
+        self.dump(need_docker(job.docker)?, &job, rec)
     }
 
     fn restore_needs_docker(&self, _rec: &SourceRecord, target: &Target<'_>) -> bool {

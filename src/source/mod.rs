@@ -94,7 +94,12 @@ pub trait Server {
 /// its container. Every one is a [`SourceDriver`] (see [`database`]).
 pub trait DatabaseDriver {
     /// Checks the server and plans the dumps, filling in what `rec` records of it.
-    fn dump(&self, docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared>;
+    fn dump(
+        &self,
+        docker: &Docker,
+        job: &BackupJob<'_>,
+        rec: &mut SourceRecord,
+    ) -> Result<Prepared>;
 
     /// Logs in to the server of a running container.
     fn open<'a>(&self, at: LoginAt<'a>) -> ServerFor<'a>;
@@ -144,6 +149,9 @@ pub struct BackupJob<'a> {
     pub docker: Option<&'a Docker>,
     /// The source's configuration.
     pub def: &'a SourceDef,
+    /// The source's log is being archived now (a copy stored moments ago): a base backup
+    /// can leave its WAL to the archive.
+    pub archive_live: bool,
 }
 
 /// A source's restore: what is restored, where, and the daemon when the target needs it.

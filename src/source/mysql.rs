@@ -12,8 +12,8 @@ mod replay;
 
 use super::database::{dump_file_name, Login, LoginAt, SqlServer};
 use super::{
-    container_of, exec_stream, password_from_file, DatabaseDriver, Prepared, ReplayJob, Replayed,
-    ServerFor, SnapshotFiles,
+    container_of, exec_stream, password_from_file, BackupJob, DatabaseDriver, Prepared, ReplayJob,
+    Replayed, ServerFor, SnapshotFiles,
 };
 use crate::config::SourceDef;
 use crate::docker::{ContainerInfo, Docker};
@@ -247,6 +247,8 @@ fn base_position(session: &Session<'_>) -> Result<BaseBackup> {
         timeline: 1,
         wal_start: format!("{file}:{pos}"),
         system: binlog::parse_system(&out),
+        ended: None,
+        wal_in_archive: false,
     })
 }
 
@@ -290,7 +292,13 @@ impl DatabaseDriver for Mysql {
     }
 
     /// Checks the server and plans one dump per database, plus the accounts on MariaDB.
-    fn dump(&self, docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
+    fn dump(
+        &self,
+        docker: &Docker,
+        job: &BackupJob<'_>,
+        rec: &mut SourceRecord,
+    ) -> Result<Prepared> {
+        let def = job.def;
         let container = container_of(def)?;
         let session = Session::for_backup(docker, def, rec)?;
         let (tools, user, env) = (&session.tools, &session.user, &session.env);

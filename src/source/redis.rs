@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::database::{Login, LoginAt};
 use super::{
-    container_of, password_from_file, DatabaseDriver, Prepared, Server, ServerFor, SnapshotFiles,
-    StreamFile, Target,
+    container_of, password_from_file, BackupJob, DatabaseDriver, Prepared, Server, ServerFor,
+    SnapshotFiles, StreamFile, Target,
 };
 use crate::config::SourceDef;
 use crate::docker::{ContainerInfo, Docker, TarFile};
@@ -260,7 +260,13 @@ impl DatabaseDriver for Redis {
     }
 
     /// Saves a fresh RDB and plans to stream it.
-    fn dump(&self, docker: &Docker, def: &SourceDef, rec: &mut SourceRecord) -> Result<Prepared> {
+    fn dump(
+        &self,
+        docker: &Docker,
+        job: &BackupJob<'_>,
+        rec: &mut SourceRecord,
+    ) -> Result<Prepared> {
+        let def = job.def;
         let container = container_of(def)?;
         let session = Session::for_backup(docker, def, rec)?;
         let server = session.info("server")?;

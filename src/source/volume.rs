@@ -42,7 +42,7 @@ impl SourceDriver for Volume {
 
     /// Plans the backup of the source's directory.
     fn backup(&self, job: BackupJob<'_>, rec: &mut SourceRecord) -> Result<Prepared> {
-        let BackupJob { docker, def } = job;
+        let BackupJob { docker, def, .. } = job;
         let dir = resolve(
             docker,
             def.path.as_ref().map(|p| p.get_ref().as_str()),
