@@ -149,7 +149,8 @@ impl App {
         a: &DrillArgs,
     ) -> Result<()> {
         use crate::recover::{
-            host_drill, recover_stack, scratch::HostScratch, Context, RecoverPlan, StackRecovery,
+            gate::Gate, host_drill, recover_stack, scratch::HostScratch, Context, RecoverPlan,
+            StackRecovery,
         };
         if a.at.is_some() || a.keep {
             return Err(Error::Usage(
@@ -195,7 +196,7 @@ impl App {
         let progress = || self.progress("restoring");
         let started = self.now;
         // Each stack on a thread of its own, with a session of its own.
-        let recover_one = |r: &StackRecovery<'_>, data_in: &dyn Fn()| {
+        let recover_one = |r: &StackRecovery<'_>, gate: &Gate<'_>| {
             let session = self.open_for_reading()?;
             let cx = Context {
                 session: &session,
@@ -211,7 +212,7 @@ impl App {
                 r.name,
                 crate::timespec::local_time(&r.point.point.time)
             ));
-            recover_stack(&cx, r, None, false, data_in)
+            recover_stack(&cx, r, None, false, gate)
         };
         let (outcomes, left, seconds) =
             host_drill::run(&plan, &scratch, &say, (&compose, &docker), recover_one);

@@ -14,6 +14,7 @@ use crate::docker::compose::Compose;
 use crate::docker::Docker;
 use crate::error::{Error, IoContext, Result};
 use crate::human::{human_bytes, human_secs};
+use crate::recover::gate::Gate;
 use crate::recover::{recover_stack, Context, RecoverPlan, StackOutcome, StackRecovery};
 use crate::repo::point::PointEntry;
 use crate::session::{Readable, Session};
@@ -168,31 +169,29 @@ impl App {
         let say = self.step_printer();
         // Each stack on a thread of its own, with a session of its own (a catalog
         // connection is not shared).
-        let recover_one =
-            |session: &Session<Readable>, r: &StackRecovery<'_>, data_in: &dyn Fn()| {
-                let cx = Context {
-                    session,
-                    docker: docker.as_ref(),
-                    compose: compose.as_ref(),
-                    interrupt: &self.interrupt,
-                    progress: &progress,
-                    say: &say,
-                    scratch: None,
-                };
-                say(&format!(
-                    "stack {}: recovering from the point of {}",
-                    r.name,
-                    local_time(&r.point.point.time)
-                ));
-                let o = recover_stack(&cx, r, plan.at, plan.force, data_in)
-                    .map_err(|e| e.context(format!("stack {}", r.name)))?;
-                if !self.json {
-                    out(&summary(&o))?;
-                }
-                Ok::<_, Error>(o)
+        let recover_one = |session: &Session<Readable>, r: &StackRecovery<'_>, gate: &Gate<'_>| {
+            let cx = Context {
+                session,
+                docker: docker.as_ref(),
+                compose: compose.as_ref(),
+                interrupt: &self.interrupt,
+                progress: &progress,
+                say: &say,
+                scratch: None,
             };
-        let outcomes =
-            plan.run_each(|r, data_in| recover_one(&self.open_for_reading()?, r, data_in))?;
+            say(&format!(
+                "stack {}: recovering from the point of {}",
+                r.name,
+                local_time(&r.point.point.time)
+            ));
+            let o = recover_stack(&cx, r, plan.at, plan.force, gate)
+                .map_err(|e| e.context(format!("stack {}", r.name)))?;
+            if !self.json {
+                out(&summary(&o))?;
+            }
+            Ok::<_, Error>(o)
+        };
+        let outcomes = plan.run_each(|r, gate| recover_one(&self.open_for_reading()?, r, gate))?;
         let total = t0.elapsed().as_secs_f64();
         if self.json {
             print_json(&json!({

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::gate::Gate;
 use super::run::StackOutcome;
 use super::scratch::HostScratch;
 use super::{RecoverPlan, StackRecovery};
@@ -15,8 +16,8 @@ use crate::error::{Error, Result};
 /// The name a host drill's results are stored and reported under.
 pub const HOST_DRILL: &str = "host";
 
-/// Recovers every stack of the plan into the scratch with `recover`, each stack as soon
-/// as those it depends on are done (as `drctl recover` does), then removes the scratch
+/// Recovers every stack of the plan into the scratch with `recover`, each stack waiting
+/// for those it depends on as `drctl recover` does, then removes the scratch
 /// whatever happened. Returns each stack's outcome, what could not be removed, and the
 /// seconds the recovery took (the removal not counted).
 pub fn run(
@@ -24,12 +25,11 @@ pub fn run(
     scratch: &HostScratch,
     say: &dyn Fn(&str),
     (compose, docker): (&Compose, &Docker),
-    recover: impl Fn(&StackRecovery<'_>, &dyn Fn()) -> Result<StackOutcome> + Sync,
+    recover: impl Fn(&StackRecovery<'_>, &Gate<'_>) -> Result<StackOutcome> + Sync,
 ) -> (Result<Vec<StackOutcome>>, Vec<String>, f64) {
     let t0 = std::time::Instant::now();
-    let result = plan.run_each(|r, data_in| {
-        recover(r, data_in).map_err(|e| e.context(format!("stack {}", r.name)))
-    });
+    let result = plan
+        .run_each(|r, gate| recover(r, gate).map_err(|e| e.context(format!("stack {}", r.name))));
     let seconds = t0.elapsed().as_secs_f64();
     say("host drill: removing the scratch projects");
     let left = scratch.remove(Some(compose), Some(docker));

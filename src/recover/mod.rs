@@ -8,6 +8,7 @@
 //! and loaded, then the rest of the project started, then the stack's drill checks run
 //! against the live result. [`RecoverPlan`] chooses and orders; [`run`] does it.
 
+pub mod gate;
 pub mod host_drill;
 mod run;
 pub mod scratch;
@@ -23,6 +24,7 @@ use crate::config::drill::{Check, Drill};
 use crate::config::Stack;
 use crate::error::{Error, Result};
 use crate::repo::point::PointEntry;
+use gate::{Gate, Stages};
 
 /// One stack to recover.
 pub struct StackRecovery<'a> {
@@ -100,67 +102,51 @@ impl<'a> RecoverPlan<'a> {
 }
 
 impl<'a> RecoverPlan<'a> {
-    /// Runs `recover` on every stack, each on a thread of its own as soon as the stacks
-    /// it depends on have their data in, so a stack never waits for one it does not
-    /// need, nor for the rest of a dependency's recovery (its other containers, its
-    /// checks). `recover` calls the function it is given once the stack's data is in; a
-    /// stack that never does counts as in when it ends. An error (Ctrl-C, an unwritable
-    /// configuration) starts no further stack; the running ones finish and the first
-    /// error is returned. The outcomes come in the order they end.
+    /// Runs `recover` on every stack, each on a thread of its own, all at once: each
+    /// waits at its [`Gate`] for the stacks it depends on only where they matter (see
+    /// [`gate`]), never for a stack it does not need nor for the rest of a dependency's
+    /// recovery (its other containers, its checks). A stack that ends counts as in for
+    /// those waiting on it. An error (Ctrl-C, an unwritable configuration) stops the
+    /// stacks still waiting on another; the running ones finish and the first error is
+    /// returned. The outcomes come in the order they end.
     pub fn run_each<O: Send>(
         &self,
-        recover: impl Fn(&StackRecovery<'a>, &dyn Fn()) -> Result<O> + Sync,
+        recover: impl Fn(&StackRecovery<'a>, &Gate<'_>) -> Result<O> + Sync,
     ) -> Result<Vec<O>> {
-        let (tx, rx) = std::sync::mpsc::channel::<(usize, Option<_>)>();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stages = Stages::default();
         let in_plan = |d: &String| self.stacks.iter().any(|r| &r.name == d);
-        let mut started = vec![false; self.stacks.len()];
-        // The stacks whose data is in (the ones done among them).
-        let mut done: Vec<&str> = Vec::new();
-        let mut outcomes = Vec::new();
-        let mut first_error = None;
         std::thread::scope(|scope| {
-            let mut running = 0;
-            loop {
-                for (i, r) in self.stacks.iter().enumerate() {
-                    let ready = r
-                        .depends_on()
-                        .iter()
-                        .all(|d| done.contains(&d.as_str()) || !in_plan(d));
-                    if started[i] || !ready || first_error.is_some() {
-                        continue;
+            for r in &self.stacks {
+                let deps = r.depends_on().into_iter().filter(in_plan).collect();
+                let (tx, recover, stages) = (tx.clone(), &recover, &stages);
+                scope.spawn(move || {
+                    let gate = stages.gate(&r.name, deps);
+                    let result = panic::catch_unwind(AssertUnwindSafe(|| recover(r, &gate)));
+                    let failed = !matches!(result, Ok(Ok(_)));
+                    // Sent before the others are stopped, so that it is the error
+                    // returned; they are stopped before this one counts as in, so that
+                    // none waiting on it goes on.
+                    let _ = tx.send(result);
+                    if failed {
+                        stages.stop();
                     }
-                    started[i] = true;
-                    running += 1;
-                    let (tx, recover) = (tx.clone(), &recover);
-                    scope.spawn(move || {
-                        let data_in = || {
-                            let _ = tx.send((i, None));
-                        };
-                        let result = panic::catch_unwind(AssertUnwindSafe(|| recover(r, &data_in)));
-                        let _ = tx.send((i, Some(result)));
-                    });
-                }
-                if running == 0 {
-                    break;
-                }
-                let (i, ended) = rx.recv().expect("the sender lives in this scope");
-                let name = self.stacks[i].name.as_str();
-                if !done.contains(&name) {
-                    done.push(name);
-                }
-                let Some(result) = ended else {
-                    continue;
-                };
-                running -= 1;
-                match result {
-                    Ok(Ok(o)) => outcomes.push(o),
-                    Ok(Err(e)) => {
-                        first_error.get_or_insert(e);
-                    }
-                    Err(p) => panic::resume_unwind(p),
-                }
+                    stages.ended(&r.name);
+                });
             }
         });
+        drop(tx);
+        let mut outcomes = Vec::new();
+        let mut first_error = None;
+        for result in rx {
+            match result {
+                Ok(Ok(o)) => outcomes.push(o),
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(p) => panic::resume_unwind(p),
+            }
+        }
         match first_error {
             Some(e) => Err(e),
             None => Ok(outcomes),
@@ -226,6 +212,7 @@ pub fn order(names: &[String], deps: &BTreeMap<String, Vec<String>>) -> Result<V
 
 #[cfg(test)]
 mod tests {
+    use super::gate::Stage;
     use super::*;
 
     fn deps(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
@@ -261,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stack_starts_once_its_dependencies_have_their_data_in_and_waits_for_no_other() {
+    fn a_stack_waits_for_its_dependencies_only_where_they_matter_and_for_no_other() {
         let file = |name: &str, deps: &str| {
             let text = format!("[stack.{name}]\ndepends_on = [{deps}]\n");
             crate::config::parse_stack_file(std::path::Path::new("x.toml"), &text)
@@ -294,9 +281,8 @@ mod tests {
         };
         let chosen = ["report", "shop", "dev", "shared"].map(point).to_vec();
         let plan = RecoverPlan::build(chosen, &stacks, &[], None).unwrap();
-        // shop ends only once dev has: a scheduler that made dev wait for shop (a wave
-        // of independent stacks) would never get there.
         let log = std::sync::Mutex::new(Vec::<String>::new());
+        let say = |e: String| log.lock().unwrap().push(e);
         let has = |e: &str| log.lock().unwrap().iter().any(|l| l == e);
         let wait_for = |e: &str, who: &str| {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -306,44 +292,67 @@ mod tests {
             }
         };
         let ended = plan
-            .run_each(|r, data_in| {
-                log.lock().unwrap().push(format!("start {}", r.name));
-                match r.name.as_str() {
-                    // dev starts once shared's data is in, before shared ends.
-                    "shared" => {
-                        log.lock().unwrap().push("data in shared".into());
-                        data_in();
-                        wait_for("start dev", "shared");
-                    }
-                    // dev never says its data is in: report waits for its end.
-                    "shop" => wait_for("end dev", "shop"),
+            .run_each(|r, gate| {
+                let name = r.name.as_str();
+                say(format!("begin {name}"));
+                match name {
+                    // Every stack begins at once: shared waits until dev has begun, and
+                    // dev until report has, though both depend on something.
+                    "shared" => wait_for("begin dev", name),
+                    "dev" => wait_for("begin report", name),
                     _ => {}
                 }
-                log.lock().unwrap().push(format!("end {}", r.name));
+                gate.wait(Stage::Created)?;
+                say(format!("create {name}"));
+                gate.reached(Stage::Created);
+                if name == "shared" {
+                    // dev creates its project once shared's is, before shared's data.
+                    wait_for("create dev", name);
+                }
+                if name != "dev" {
+                    // dev never says its data is in: report waits for its end.
+                    say(format!("data in {name}"));
+                    gate.reached(Stage::DataIn);
+                }
+                if name == "shop" {
+                    wait_for("end dev", name);
+                }
+                gate.wait(Stage::DataIn)?;
+                say(format!("start {name}"));
+                if name == "shared" {
+                    // dev starts once shared's data is in, before shared ends.
+                    wait_for("start dev", name);
+                }
+                say(format!("end {name}"));
                 Ok(r.name.clone())
             })
             .unwrap();
         assert_eq!(ended.len(), 4);
         let log = log.into_inner().unwrap();
         let at = |e: &str| log.iter().position(|l| l == e).unwrap();
+        assert!(at("create shared") < at("create dev"), "{log:?}");
+        assert!(at("create dev") < at("data in shared"), "{log:?}");
         assert!(at("data in shared") < at("start dev"), "{log:?}");
         assert!(at("start dev") < at("end shared"), "{log:?}");
-        assert!(at("end shop") < at("start report"), "{log:?}");
         assert!(at("end dev") < at("start report"), "{log:?}");
+        assert!(at("data in shop") < at("start report"), "{log:?}");
 
-        // An error starts nothing more, and is what the run returns.
+        // An error stops the stacks waiting on another, and is what the run returns.
         let started = std::sync::Mutex::new(Vec::new());
         let e = plan
-            .run_each(|r, _| {
+            .run_each(|r, gate| {
+                gate.wait(Stage::DataIn)?;
                 started.lock().unwrap().push(r.name.clone());
                 match r.name.as_str() {
-                    "shared" => Err(Error::Interrupted),
+                    "shared" => Err(Error::Failed("shared failed".into())),
                     _ => Ok(()),
                 }
             })
             .unwrap_err();
-        assert!(matches!(e, Error::Interrupted));
-        assert!(!started.lock().unwrap().contains(&"dev".to_string()));
+        assert!(e.to_string().contains("shared failed"), "{e}");
+        let started = started.into_inner().unwrap();
+        assert!(!started.contains(&"dev".to_string()), "{started:?}");
+        assert!(!started.contains(&"report".to_string()), "{started:?}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use super::gate::{Gate, Stage};
 use super::scratch::{HostScratch, ScratchProject};
 use super::StackRecovery;
 use crate::config::SourceKind;
@@ -129,14 +130,15 @@ impl StackOutcome {
 }
 
 /// Recovers one stack at `at` (its newest backups at or before it); `force` replaces
-/// data already in its targets. `data_in` is called once its volumes and databases are
-/// back, before the rest of its project starts.
+/// data already in its targets. At `gate` it waits for the stacks it depends on: for
+/// their projects before it creates its own, for their data before it starts the rest of
+/// its project (its own databases need nothing of theirs); and says how far it is.
 pub fn recover_stack(
     cx: &Context<'_>,
     r: &StackRecovery<'_>,
     at: Option<DateTime<Utc>>,
     force: bool,
-    data_in: &dyn Fn(),
+    gate: &Gate<'_>,
 ) -> Result<StackOutcome> {
     let t0 = Instant::now();
     let catalog = cx.session.catalog();
@@ -194,10 +196,12 @@ pub fn recover_stack(
     }
     let mut scratch_project = None;
     if let Some(p) = &project {
+        gate.wait(Stage::Created)?;
         let created = match (cx.scratch, compose) {
             (Some(sc), Some(def)) => create_scratch(cx, sc, def, &steps, &phase_of, &mut out),
             _ => create(cx, p, &steps, &phase_of, &mut out).then_some(None),
         };
+        gate.reached(Stage::Created);
         match created {
             Some(sp) => scratch_project = sp,
             None => {
@@ -206,15 +210,21 @@ pub fn recover_stack(
             }
         }
     }
+    if project.is_none() {
+        // Nothing here is Compose's to hold back: what it restores into may use the
+        // dependencies from the start.
+        gate.wait(Stage::DataIn)?;
+    }
     restore_data(cx, &placed, &mut steps, &phase_of, &mut out);
-    // What the stacks that depend on this one need is in: their recovery may begin
-    // while this one starts the rest of its project and runs its checks.
-    data_in();
+    // What the stacks that depend on this one need is in: they may start while this one
+    // starts the rest of its project and runs its checks.
+    gate.reached(Stage::DataIn);
     let up = scratch_project
         .as_ref()
         .map(ScratchProject::project)
         .or(project);
     if let (Some(p), Some(c)) = (&up, cx.compose) {
+        gate.wait(Stage::DataIn)?;
         (cx.say)(&format!(
             "stack {}: starting the rest of the project",
             r.name
