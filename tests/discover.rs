@@ -531,13 +531,20 @@ fn a_discovered_host_backs_up_and_comes_back_whole_from_the_repository_alone() {
         "recover --all took {took:?}:\n{}\n{summary}",
         text(&o.stderr)
     );
-    // Dependencies first: the shared databases before the app that uses them.
-    let pos = |n: &str| {
-        summary
-            .find(&format!("stack {n}: recovered"))
-            .unwrap_or_else(|| panic!("{n}: {summary}"))
+    // Dependencies first: the shared databases back before the app that uses them
+    // starts.
+    let said = text(&o.stderr);
+    let pos = |line: String| {
+        said.find(&line)
+            .unwrap_or_else(|| panic!("no {line:?} in: {said}"))
     };
-    assert!(pos(shared_name) < pos(dev_name), "{summary}");
+    assert!(
+        pos(format!("stack {shared_name}: volumes and databases back"))
+            < pos(format!(
+                "stack {dev_name}: starting the rest of the project"
+            )),
+        "{said}"
+    );
     assert!(
         summary.contains("(RTO 1h: met)") && summary.contains("(RTO 8h: met)"),
         "{summary}"

@@ -218,26 +218,39 @@ pub fn recover_stack(
     restore_data(cx, &placed, &mut steps, &phase_of, &mut out);
     // What the stacks that depend on this one need is in: they may start while this one
     // starts the rest of its project and runs its checks.
+    (cx.say)(&format!("stack {}: volumes and databases back", r.name));
     gate.reached(Stage::DataIn);
     let up = scratch_project
         .as_ref()
         .map(ScratchProject::project)
         .or(project);
-    if let (Some(p), Some(c)) = (&up, cx.compose) {
-        gate.wait(Stage::DataIn)?;
-        (cx.say)(&format!(
-            "stack {}: starting the rest of the project",
-            r.name
-        ));
-        if let Err(e) = c.run(p, &["up", "-d"]) {
-            out.problems.push(e.to_string());
+    let up = match (up, cx.compose) {
+        (Some(p), Some(c)) => {
+            gate.wait(Stage::DataIn)?;
+            Some((p, c))
         }
-    }
+        _ => None,
+    };
     let steps: Vec<&Step<'_>> = steps.iter().collect();
     if cx.interrupt.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
     }
-    run_checks(cx, r, &steps, &mut out);
+    // The checks look at the sources (databases, volumes), none at what `up` starts: they
+    // run while Compose starts it.
+    let started = std::thread::scope(|scope| {
+        let up = up.map(|(p, c)| {
+            (cx.say)(&format!(
+                "stack {}: starting the rest of the project",
+                r.name
+            ));
+            scope.spawn(move || c.run(&p, &["up", "-d"]))
+        });
+        run_checks(cx, r, &steps, &mut out);
+        up.map(|h| h.join().expect("docker-compose up does not panic"))
+    });
+    if let Some(Err(e)) = started {
+        out.problems.push(e.to_string());
+    }
     out.seconds = t0.elapsed().as_secs_f64();
     Ok(out)
 }
