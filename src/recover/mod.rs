@@ -10,10 +10,12 @@
 
 pub mod gate;
 pub mod host_drill;
+mod live_checks;
 mod run;
 pub mod scratch;
 
-pub use run::{recover_stack, CheckOutcome, Context, Phase, SourceOutcome, StackOutcome};
+pub use live_checks::CheckOutcome;
+pub use run::{recover_stack, Context, Phase, SourceOutcome, StackOutcome};
 
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::gate::{Gate, Stage};
+use super::live_checks::{self, volume_dir, CheckOutcome};
 use super::scratch::{HostScratch, ScratchProject};
 use super::StackRecovery;
 use crate::config::SourceKind;
 use crate::docker::compose::{Compose, Project};
 use crate::docker::{ContainerInfo, Docker};
-use crate::drill::checks::{evaluate, Subject};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::session::{Readable, Session};
@@ -70,19 +70,6 @@ pub struct SourceOutcome {
     pub seconds: f64,
     /// Why it is not back.
     pub error: Option<String>,
-}
-
-/// One check's result against the recovered stack.
-#[derive(Debug, Clone)]
-pub struct CheckOutcome {
-    /// The check, as `drill` names it.
-    pub name: String,
-    /// The source it looks at.
-    pub source: String,
-    /// Whether it held.
-    pub passed: bool,
-    /// What was found, or why it could not run.
-    pub value: String,
 }
 
 /// A stack's recovery: what came back, from when, how long it took, what is left to do.
@@ -235,8 +222,21 @@ pub fn recover_stack(
     if cx.interrupt.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
     }
-    // The checks look at the sources (databases, volumes), none at what `up` starts: they
-    // run while Compose starts it.
+    start_rest_and_check(cx, r, up, &steps, &mut out);
+    out.seconds = t0.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+/// Starts the rest of the project (`up`, when there is one) and runs the stack's drill
+/// checks meanwhile: they look at the sources (databases, volumes), none at what `up`
+/// starts.
+fn start_rest_and_check(
+    cx: &Context<'_>,
+    r: &StackRecovery<'_>,
+    up: Option<(Project<'_>, &Compose)>,
+    steps: &[&Step<'_>],
+    out: &mut StackOutcome,
+) {
     let started = std::thread::scope(|scope| {
         let up = up.map(|(p, c)| {
             (cx.say)(&format!(
@@ -245,14 +245,15 @@ pub fn recover_stack(
             ));
             scope.spawn(move || c.run(&p, &["up", "-d"]))
         });
-        run_checks(cx, r, &steps, &mut out);
+        let sources = &out.sources;
+        let restored = |name: &str| sources.iter().any(|o| o.name == name && o.error.is_none());
+        let checks = live_checks::run(cx.docker, &r.checks, steps, &restored);
+        out.checks = checks;
         up.map(|h| h.join().expect("docker-compose up does not panic"))
     });
     if let Some(Err(e)) = started {
         out.problems.push(e.to_string());
     }
-    out.seconds = t0.elapsed().as_secs_f64();
-    Ok(out)
 }
 
 /// Restores the volumes into what Compose created and the databases into their
@@ -641,69 +642,10 @@ fn failed(s: &Step<'_>, e: Error) -> SourceOutcome {
     }
 }
 
-/// Runs the stack's drill checks against the live stack: its servers with the
-/// credentials its file gives, its volumes where they were restored.
-fn run_checks(
-    cx: &Context<'_>,
-    r: &StackRecovery<'_>,
-    steps: &[&Step<'_>],
-    out: &mut StackOutcome,
-) {
-    for check in &r.checks {
-        let restored = out
-            .sources
-            .iter()
-            .any(|o| o.name == check.source && o.error.is_none());
-        let step = steps.iter().find(|s| s.rec.name == check.source);
-        let result = match step {
-            Some(s) if restored => evaluate(
-                check,
-                &Subject {
-                    kind: s.rec.kind,
-                    docker: cx.docker,
-                    container: Some(s.target.container.as_str()),
-                    def: s.target.def,
-                    dir: volume_dir(cx.docker, s),
-                    point_time: Some(s.point.point.time),
-                    first_db: s.rec.databases.first().cloned(),
-                },
-            ),
-            _ => Err(format!("source {} was not restored", check.source)),
-        };
-        let (passed, value) = match result {
-            Ok((passed, v)) => (passed, v),
-            Err(e) => (false, e),
-        };
-        out.checks.push(CheckOutcome {
-            name: check.name(),
-            source: check.source.clone(),
-            passed,
-            value,
-        });
-    }
-}
-
 /// Whether a container mounts one of `dirs`, or a directory inside or around one.
 fn mounts_any(info: &ContainerInfo, dirs: &[PathBuf]) -> bool {
     info.mounts.iter().any(|(_, host)| {
         dirs.iter()
             .any(|d| host.starts_with(d) || d.starts_with(host))
     })
-}
-
-/// Where a volume source now is: where it was restored to, its named volume's mount
-/// point, else its path.
-fn volume_dir(docker: Option<&Docker>, s: &Step<'_>) -> Option<PathBuf> {
-    if s.target.dir.is_some() {
-        return s.target.dir.clone();
-    }
-    if let (Some(v), Some(d)) = (&s.rec.volume, docker) {
-        if let Ok(p) = d.volume_path(v) {
-            return Some(p);
-        }
-    }
-    s.target
-        .dir
-        .clone()
-        .or_else(|| s.rec.path.as_ref().map(PathBuf::from))
 }
