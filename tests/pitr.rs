@@ -449,6 +449,19 @@ fn archived_shop(
         !archived(&env).is_empty()
     });
     common::assert_ok(&env.run(&["backup", "shop"]));
+    // The base restores once the archive reaches its end: a test that stops the archive
+    // right away would otherwise have no window at all.
+    let points = env.json(&["snapshots", "shop"]);
+    let ended: chrono::DateTime<chrono::Utc> = points[0]["sources"][0]["base"]["ended"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    wait_for(
+        "the archive past the base backup",
+        Duration::from_secs(30),
+        || archived(&env).iter().any(|(_, _, at)| *at >= ended),
+    );
     (c, env, archive)
 }
 
