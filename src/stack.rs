@@ -129,16 +129,14 @@ pub fn backup<A>(
         let name = def.name.get_ref().clone();
         let mut rec = SourceRecord::new(&name, def.kind);
         let t0 = Instant::now();
-        let result = backup_source(
-            session,
-            stack,
+        // Whether the archive is live now, as this source starts, not as the stack did.
+        let job = BackupJob {
+            docker: docker.as_ref(),
             def,
-            docker.as_ref(),
-            &mut rec,
-            hostname,
-            now,
-            interrupt,
-            progress,
+            archive_live: archive_live(session, stack, def, now + started.elapsed()),
+        };
+        let result = backup_source(
+            session, stack, job, &mut rec, hostname, now, interrupt, progress,
         );
         rec.duration_ms = t0.elapsed().as_millis() as u64;
         if let Some(base) = rec.base.as_mut() {
@@ -190,19 +188,14 @@ pub fn backup<A>(
 fn backup_source<A>(
     session: &mut Session<A>,
     stack: &Stack,
-    def: &SourceDef,
-    docker: Option<&Docker>,
+    job: BackupJob<'_>,
     rec: &mut SourceRecord,
     hostname: &str,
     now: DateTime<Utc>,
     interrupt: &Arc<AtomicBool>,
     progress: &dyn Fn(&str) -> Progress,
 ) -> Result<backup::BackupOutcome> {
-    let job = BackupJob {
-        docker,
-        def,
-        archive_live: archive_live(session, stack, def, now),
-    };
+    let (docker, def) = (job.docker, job.def);
     let prepared = source::driver(def.kind).backup(job, rec)?;
     // Held only while this source is read; put back on every way out of this function.
     // The holds are recorded on a catalog connection of their own, beside the backup's.

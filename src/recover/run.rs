@@ -247,8 +247,7 @@ fn start_rest_and_check(
         });
         let sources = &out.sources;
         let restored = |name: &str| sources.iter().any(|o| o.name == name && o.error.is_none());
-        let checks = live_checks::run(cx.docker, &r.checks, steps, &restored);
-        out.checks = checks;
+        out.checks = live_checks::run(cx.docker, &r.checks, steps, &restored);
         up.map(|h| h.join().expect("docker-compose up does not panic"))
     });
     if let Some(Err(e)) = started {
