@@ -2,26 +2,21 @@
 //! their stdout read as a stream (a dump) or their stdin written as one (a load).
 
 use std::io::Read;
-use std::sync::{Arc, Mutex};
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::{api_error, docker_message, exit_text, Docker};
+use super::raw::{Channel, Frames};
+use super::{api_error, exit_text, Docker};
 use crate::error::{Error, Result};
 
 /// How much of a command's stderr is kept for the error message.
 const STDERR_TAIL: usize = 4096;
 /// How much of a dump's end is kept to look for its completion marker.
 const STDOUT_TAIL: usize = 4096;
-/// Output frames (about 20 KiB each) are handed to the chunker in batches of this many
-/// bytes: one thread wake-up per frame cost more system time than the dump's own pipe.
-const BATCH_BYTES: usize = 256 << 10;
-/// Batches buffered between the Docker connection and the chunker.
-const BATCHES_IN_FLIGHT: usize = 4;
 
 /// A finished command's output.
 #[derive(Debug)]
@@ -65,6 +60,12 @@ struct Tail {
 
 impl Tail {
     fn push(&mut self, data: &[u8], cap: usize) {
+        // A long piece replaces what was kept: its end is all that is kept of it.
+        if data.len() >= cap {
+            self.buf.clear();
+            self.buf.extend_from_slice(&data[data.len() - cap..]);
+            return;
+        }
         self.buf.extend_from_slice(data);
         if self.buf.len() > 2 * cap {
             let cut = self.buf.len() - cap;
@@ -87,6 +88,31 @@ impl Docker {
         stdin: bool,
     ) -> Result<(String, StartExecResults)> {
         let what = cmd.first().copied().unwrap_or("command");
+        let id = self.create_exec(container, cmd, env, stdin).await?;
+        let started = self
+            .client
+            .start_exec(
+                &id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: false,
+                    output_capacity: Some(1 << 20),
+                }),
+            )
+            .await
+            .map_err(|e| api_error(&format!("starting {what} in container {container}"), e))?;
+        Ok((id, started))
+    }
+
+    /// Creates an exec of `cmd` in the container, not yet started: its ID.
+    async fn create_exec(
+        &self,
+        container: &str,
+        cmd: &[&str],
+        env: &[(String, String)],
+        stdin: bool,
+    ) -> Result<String> {
+        let what = cmd.first().copied().unwrap_or("command");
         let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let exec = self
             .client
@@ -104,19 +130,7 @@ impl Docker {
             )
             .await
             .map_err(|e| api_error(&format!("starting {what} in container {container}"), e))?;
-        let started = self
-            .client
-            .start_exec(
-                &exec.id,
-                Some(StartExecOptions {
-                    detach: false,
-                    tty: false,
-                    output_capacity: Some(1 << 20),
-                }),
-            )
-            .await
-            .map_err(|e| api_error(&format!("starting {what} in container {container}"), e))?;
-        Ok((exec.id, started))
+        Ok(exec.id)
     }
 
     /// The exit code of a finished exec. The output stream can end a moment before Docker
@@ -203,7 +217,8 @@ impl Docker {
 
     /// Starts a command whose stdout is read as a stream (a dump). Reading it gives the
     /// output; at its end, the exit code and the completion marker are checked and a
-    /// failure is returned as the final read's error.
+    /// failure is returned as the final read's error. The output is read from the
+    /// daemon's socket on the reader's thread (see [`super::raw`]).
     pub fn stream(
         &self,
         container: &str,
@@ -211,56 +226,23 @@ impl Docker {
         env: &[(String, String)],
         marker: Option<&'static str>,
     ) -> Result<ExecReader> {
-        let (id, started) = self
+        let what = cmd.first().copied().unwrap_or("command");
+        let id = self
             .rt
-            .block_on(self.start_exec(container, cmd, env, false))?;
-        let StartExecResults::Attached { mut output, .. } = started else {
-            return Err(Error::Failed("exec started detached".into()));
-        };
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Vec<Bytes>, String>>(
-            BATCHES_IN_FLIGHT,
-        );
-        let stderr = Arc::new(Mutex::new(Tail::default()));
-        let task_stderr = stderr.clone();
-        self.rt.spawn(async move {
-            let mut batch = Vec::new();
-            let mut batched = 0;
-            loop {
-                let frame = output.next().await;
-                let item = match frame {
-                    Some(Ok(bollard::container::LogOutput::StdOut { message })) => {
-                        batched += message.len();
-                        batch.push(message);
-                        if batched < BATCH_BYTES {
-                            continue;
-                        }
-                        Ok(std::mem::take(&mut batch))
-                    }
-                    Some(Ok(bollard::container::LogOutput::StdErr { message })) => {
-                        task_stderr.lock().unwrap().push(&message, STDERR_TAIL);
-                        continue;
-                    }
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => Err(docker_message(&e)),
-                    None if batch.is_empty() => return,
-                    None => Ok(std::mem::take(&mut batch)),
-                };
-                batched = 0;
-                let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
-                    return;
-                }
+            .block_on(self.create_exec(container, cmd, env, false))?;
+        let frames = super::raw::start(&self.socket, &id).map_err(|e| match e {
+            Error::Failed(m) => {
+                Error::Failed(format!("starting {what} in container {container}: {m}"))
             }
-        });
+            other => other,
+        })?;
         Ok(ExecReader {
             docker: self.clone(),
             exec_id: id,
-            what: format!("{} in container {container}", cmd[0]),
-            tool: cmd[0].to_string(),
-            rx,
-            pending: std::collections::VecDeque::new(),
-            current: Bytes::new(),
-            stderr,
+            what: format!("{what} in container {container}"),
+            tool: what.to_string(),
+            frames,
+            stderr: Tail::default(),
             tail: Tail::default(),
             marker,
             finished: false,
@@ -312,11 +294,9 @@ pub struct ExecReader {
     exec_id: String,
     what: String,
     tool: String,
-    rx: tokio::sync::mpsc::Receiver<std::result::Result<Vec<Bytes>, String>>,
-    /// Frames of the batch being read, after `current`.
-    pending: std::collections::VecDeque<Bytes>,
-    current: Bytes,
-    stderr: Arc<Mutex<Tail>>,
+    frames: Frames<UnixStream>,
+    stderr: Tail,
+    /// The end of stdout, where the completion marker is.
     tail: Tail,
     marker: Option<&'static str>,
     finished: bool,
@@ -329,7 +309,7 @@ impl ExecReader {
             .docker
             .rt
             .block_on(self.docker.exit_code(&self.exec_id));
-        let stderr = self.stderr.lock().unwrap().text(STDERR_TAIL);
+        let stderr = self.stderr.text(STDERR_TAIL);
         if code != Some(0) {
             return Err(std::io::Error::other(format!(
                 "{} {}: {}",
@@ -352,28 +332,23 @@ impl ExecReader {
 
 impl Read for ExecReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            if let Some(b) = self.pending.pop_front() {
-                self.current = b;
-                continue;
-            }
-            if self.finished {
-                return Ok(0);
-            }
-            match self.rx.blocking_recv() {
-                Some(Ok(frames)) => {
-                    for b in &frames {
-                        self.tail.push(b, STDOUT_TAIL);
+        if self.finished || buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let got = self.frames.read(buf).map_err(|e| {
+                self.finished = true;
+                std::io::Error::other(format!("reading the output of {}: {e}", self.what))
+            })?;
+            match got {
+                Some((Channel::Stdout, n)) => {
+                    if n == 0 {
+                        continue;
                     }
-                    self.pending = frames.into();
+                    self.tail.push(&buf[..n], STDOUT_TAIL);
+                    return Ok(n);
                 }
-                Some(Err(e)) => {
-                    self.finished = true;
-                    return Err(std::io::Error::other(format!(
-                        "reading the output of {}: {e}",
-                        self.what
-                    )));
-                }
+                Some((Channel::Stderr, n)) => self.stderr.push(&buf[..n], STDERR_TAIL),
                 None => {
                     self.finished = true;
                     self.finish()?;
@@ -381,10 +356,6 @@ impl Read for ExecReader {
                 }
             }
         }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        let _ = self.current.split_to(n);
-        Ok(n)
     }
 }
 

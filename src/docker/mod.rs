@@ -10,6 +10,7 @@
 pub mod compose;
 mod containers;
 mod exec;
+mod raw;
 mod tar;
 
 pub use containers::ContainerSpec;
@@ -32,6 +33,9 @@ use crate::error::{Error, Result};
 pub struct Docker {
     client: bollard::Docker,
     rt: Arc<Runtime>,
+    /// The daemon's socket, which bollard also connects to: streams are read from it
+    /// directly.
+    socket: Arc<PathBuf>,
 }
 
 /// What drctl needs to know about a container.
@@ -126,7 +130,16 @@ impl Docker {
                     docker_message(&e)
                 ))
             })?;
-        Ok(Docker { client, rt })
+        // Where bollard connects on Unix: `DOCKER_HOST` when it names a socket.
+        let socket = std::env::var("DOCKER_HOST")
+            .ok()
+            .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
+        Ok(Docker {
+            client,
+            rt,
+            socket: Arc::new(socket),
+        })
     }
 
     /// Facts about a container; an error naming it when it does not exist.
