@@ -20,7 +20,9 @@
 #                WAL replayed in a scratch server, one count check) vs a fresh container
 #                loaded from the plain dump (`psql < dump.sql`) with the same check
 #   peak RSS     of `drctl archive` and of the drill (GNU time)
-# Uses target/release/drctl; build it first with `cargo build --release`.
+# Uses target/release/drctl; build it first with `cargo build --release`. DRCTL_ALT=PATH
+# times another build's base backup after each of drctl's (same repository), so that two
+# builds are compared in one run: single runs vary more than the builds differ.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -109,11 +111,21 @@ for ((i = 1; i <= base_runs; i++)); do
         "$i" "$ours" "$(rss "$work/time.base")" "$plain" "$(ratio "$ours" "$plain")" "$fetch"
     echo "$ours $plain" >>"$work/base.times"
     echo "$ours $fetch" >>"$work/base-fetch.times"
+    if [[ -n ${DRCTL_ALT:-} ]]; then
+        t0=$(now)
+        "$DRCTL_ALT" --quiet backup p2m >/dev/null
+        alt=$(secs "$t0" "$(now)")
+        printf '  %s: %s s = %s\n' "$DRCTL_ALT" "$alt" "$(ratio "$alt" "$plain")"
+        echo "$alt $plain" >>"$work/base-alt.times"
+    fi
 done
 python3 scripts/medians.py "$work/base.times" "base backup" drctl "pg_basebackup -X none"
 echo "drctl's base backups left their WAL to the archive: $("$drctl" --json snapshots p2m |
     python3 -c "import json,sys; print(sorted({s['sources'][0]['base'].get('wal_in_archive', False) for s in json.load(sys.stdin)}))")"
 python3 scripts/medians.py "$work/base-fetch.times" "base backup" drctl "pg_basebackup -X fetch"
+if [[ -n ${DRCTL_ALT:-} ]]; then
+    python3 scripts/medians.py "$work/base-alt.times" "base backup" "$DRCTL_ALT" "pg_basebackup -X none"
+fi
 repo_before=$(du -sb "$work/repo" | cut -f1)
 list_repo "$work/repo" >"$work/objects.before"
 
