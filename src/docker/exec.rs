@@ -345,7 +345,10 @@ impl Read for ExecReader {
                     if n == 0 {
                         continue;
                     }
-                    self.tail.push(&buf[..n], STDOUT_TAIL);
+                    // Only a completion marker is looked for in the end.
+                    if self.marker.is_some() {
+                        self.tail.push(&buf[..n], STDOUT_TAIL);
+                    }
                     return Ok(n);
                 }
                 Some((Channel::Stderr, n)) => self.stderr.push(&buf[..n], STDERR_TAIL),

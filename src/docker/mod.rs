@@ -119,9 +119,19 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
 impl Docker {
     /// Connects to the daemon (`DOCKER_HOST` or the local socket) and checks it answers.
     pub fn connect(rt: Arc<Runtime>) -> Result<Docker> {
-        let client = bollard::Docker::connect_with_local_defaults()
-            .map_err(|e| Error::Environment(format!("cannot connect to the Docker daemon: {e}")))?;
-        let client = client.with_timeout(Duration::from_secs(600));
+        // `DOCKER_HOST` when it names a socket, else the default one, as bollard's own
+        // defaults would: the streams read from it directly (see `exec`) must reach the
+        // daemon bollard speaks to.
+        let socket = std::env::var("DOCKER_HOST")
+            .ok()
+            .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
+        let client = bollard::Docker::connect_with_unix(
+            &socket.to_string_lossy(),
+            600,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|e| Error::Environment(format!("cannot connect to the Docker daemon: {e}")))?;
         rt.block_on(async { tokio::time::timeout(Duration::from_secs(30), client.ping()).await })
             .map_err(|_| Error::Environment("the Docker daemon did not answer in 30 s".into()))?
             .map_err(|e| {
@@ -130,11 +140,6 @@ impl Docker {
                     docker_message(&e)
                 ))
             })?;
-        // Where bollard connects on Unix: `DOCKER_HOST` when it names a socket.
-        let socket = std::env::var("DOCKER_HOST")
-            .ok()
-            .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
         Ok(Docker {
             client,
             rt,

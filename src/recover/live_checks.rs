@@ -72,8 +72,5 @@ pub fn volume_dir(docker: Option<&Docker>, s: &Step<'_>) -> Option<PathBuf> {
             return Some(p);
         }
     }
-    s.target
-        .dir
-        .clone()
-        .or_else(|| s.rec.path.as_ref().map(PathBuf::from))
+    s.rec.path.as_ref().map(PathBuf::from)
 }
