@@ -28,7 +28,7 @@ use crate::progress::Progress;
 use crate::repo::id::SnapshotId;
 use crate::repo::snapshot::WalFile;
 use crate::session::Session;
-use crate::source::postgres::wal::{Received, WalReceiver};
+use crate::source::postgres::wal::{Position, Received, WalReceiver};
 
 /// What to archive and how often.
 pub struct ArchiveRequest<'a> {
@@ -70,6 +70,59 @@ struct Stored {
     cut: Vec<LogPiece>,
 }
 
+/// When the server had written what: its position sampled as the archive runs, to date
+/// what a copy of the received WAL holds. A copy holding the server's WAL up to position
+/// P covers every transaction committed by the last moment the server had written no
+/// more than P. The receiver's own clock says nothing of that: one that is behind, or
+/// stuck, writes (or keeps) files that look fresh.
+struct Coverage {
+    /// (when, the server's position then), oldest first.
+    samples: std::collections::VecDeque<(DateTime<Utc>, u64)>,
+    /// The last copy dated: the position it holds up to, and its time. A copy holding
+    /// as much or more covers at least as long.
+    dated: Option<(u64, DateTime<Utc>)>,
+    /// The newest time the repository's copies covered when the archive started: what it
+    /// receives from then on continues them.
+    stored: Option<DateTime<Utc>>,
+}
+
+impl Coverage {
+    fn new(stored: Option<DateTime<Utc>>) -> Coverage {
+        Coverage {
+            samples: Default::default(),
+            dated: None,
+            stored,
+        }
+    }
+
+    fn sample(&mut self, p: &Position) {
+        if self.samples.back().is_none_or(|(t, _)| *t < p.at) {
+            self.samples.push_back((p.at, p.server));
+        }
+    }
+
+    /// Until when a copy holding the WAL up to `held` covers; `None` when nothing says.
+    fn until(&mut self, held: u64) -> Option<DateTime<Utc>> {
+        let reached = self.samples.iter().rposition(|(_, p)| *p <= held);
+        let sampled = reached.map(|i| self.samples[i].0);
+        let dated = self.dated.filter(|(h, _)| *h <= held).map(|(_, t)| t);
+        let until = sampled.max(dated).max(self.stored);
+        if let Some(i) = reached {
+            // Copies come in the order the WAL does: older samples date none better.
+            self.samples.drain(..i);
+        }
+        if let Some(t) = until {
+            self.dated = Some((held, t));
+        }
+        until
+    }
+
+    /// The oldest sample's time: a copy holding less than its position covers less.
+    fn oldest(&self) -> Option<DateTime<Utc>> {
+        self.samples.front().map(|(t, _)| *t)
+    }
+}
+
 impl StoredPartial {
     /// Whether it is a copy of file `name` of `system`.
     fn is_of(&self, name: &str, system: &Option<String>) -> bool {
@@ -94,13 +147,25 @@ pub fn run<A>(session: &mut Session<A>, docker: &Docker, req: &ArchiveRequest<'_
     for note in receiver.prepare(limit)? {
         eprintln!("warning: {note}");
     }
+    let snapshots = session.catalog().snapshots(Some(&req.stack.name))?;
+    let mut coverage = Coverage::new(
+        crate::pitr::ArchivedWal::of(&snapshots, &req.stack.name, req.def.name.get_ref())
+            .newest()
+            .map(|w| w.covers_until),
+    );
+    coverage.sample(&receiver.position()?);
     let stop = AtomicBool::new(false);
     let streaming = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let receiving = scope.spawn(|| keep_receiving(&receiver, limit, &stop, &streaming));
         let mut partial = None;
         let result = ship_until_interrupted(req, || {
-            ship_received(session, &receiver, req, &mut partial, &streaming)
+            let mut look = Look {
+                receiver: &receiver,
+                coverage: &mut coverage,
+                position: None,
+            };
+            ship_received(session, &mut look, req, &mut partial, &streaming)
         });
         stop.store(true, Ordering::SeqCst);
         // The receiver ends when its walsender is terminated; ask until it has.
@@ -176,16 +241,18 @@ fn ship_until_interrupted(
 /// segment stored again when due.
 fn ship_received<A>(
     session: &mut Session<A>,
-    receiver: &WalReceiver,
+    look: &mut Look<'_>,
     req: &ArchiveRequest<'_>,
     partial: &mut Option<StoredPartial>,
     streaming: &AtomicBool,
 ) -> Result<()> {
+    let receiver = look.receiver;
     for f in receiver.list()? {
         let system = receiver.system_of(&f);
         if f.is_final() {
             let prefix = prefix_of(partial.as_ref(), &f.name, &system);
-            store(session, receiver, req, &f, system.clone(), prefix)?;
+            let covers = look.covers(&f)?;
+            store(session, receiver, req, &f, system.clone(), prefix, covers)?;
             receiver.remove(&f)?;
             // The completed segment replaces its growing copies.
             if let Some(p) = partial.take_if(|p| p.is_of(&f.name, &system) && !f.partial) {
@@ -204,10 +271,43 @@ fn ship_received<A>(
         }
         let at = Instant::now();
         let prefix = prefix_of(partial.as_ref(), &f.name, &system);
-        let stored = store(session, receiver, req, &f, system.clone(), prefix)?;
+        let covers = look.covers(&f)?;
+        let stored = store(session, receiver, req, &f, system.clone(), prefix, covers)?;
         growing.stored(session, partial, stored, at)?;
     }
     Ok(())
+}
+
+/// One look at the receive directory, and the server's position taken once in it,
+/// before the first copy is read.
+struct Look<'a> {
+    receiver: &'a WalReceiver,
+    coverage: &'a mut Coverage,
+    position: Option<Position>,
+}
+
+impl Look<'_> {
+    /// Until when the copy of `f` about to be read covers (see [`Coverage`]). A file
+    /// whose position is not known (a timeline history, one from the server streamed from
+    /// before) is dated by its receiver's clock.
+    fn covers(&mut self, f: &Received) -> Result<DateTime<Utc>> {
+        let p = match self.position {
+            Some(p) => p,
+            None => {
+                let p = self.receiver.position()?;
+                self.coverage.sample(&p);
+                *self.position.insert(p)
+            }
+        };
+        let by_clock = covers_until(f.is_final(), f.written_at(), Utc::now());
+        Ok(match f.holds_until(&p) {
+            Some(held) => self.coverage.until(held).unwrap_or_else(|| {
+                // Received before anything sampled, into an empty repository.
+                self.coverage.oldest().map_or(by_clock, |t| by_clock.min(t))
+            }),
+            None => by_clock,
+        })
+    }
 }
 
 /// The file the server is writing, as one look found it.
@@ -266,9 +366,10 @@ impl Growing<'_> {
     }
 }
 
-/// Until when a copy of a log file (WAL segment or binary log) read after `now` holds
-/// every transaction. Everything the server had written before `now` is in it if it is
-/// the file being written. A `finished` file holds nothing written after its
+/// Until when a copy of a log file read after `now` holds every transaction, by the
+/// receiver's clock: a binary log, and a WAL file whose position is unknown (see
+/// [`Coverage`] for the others). Everything the server had written before `now` is in it
+/// if it is the file being written, as long as the receiver keeps up. A `finished` file holds nothing written after its
 /// `last_write`, however late it is stored (the archive behind the server, or started
 /// again after a while): it covers until then, or a window would claim what the next
 /// file holds, which is not stored yet and perhaps never will be (its container gone).
@@ -292,8 +393,8 @@ fn store<A>(
     f: &Received,
     system: Option<String>,
     prefix: Vec<LogPiece>,
+    covers_until: DateTime<Utc>,
 ) -> Result<Stored> {
-    let covers_until = covers_until(f.is_final(), f.written_at(), Utc::now());
     let history = if f.name.ends_with(".history") {
         crate::pitr::parse_history(&receiver.read(f)?)
     } else {
@@ -397,5 +498,85 @@ mod tests {
             now + chrono::Duration::hours(1),
         );
         assert_eq!(covers_until(&ahead, now), now);
+    }
+}
+
+#[cfg(test)]
+mod coverage_tests {
+    use super::*;
+
+    const SEG: u64 = 16 << 20;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn position(s: i64, server: u64, received: u64) -> Position {
+        Position {
+            at: at(s),
+            server,
+            received: Some(received),
+            segment_size: SEG,
+        }
+    }
+
+    fn file(name: &str, partial: bool) -> Received {
+        Received {
+            file: format!("{name}{}", if partial { ".partial" } else { "" }),
+            name: name.into(),
+            partial,
+            timeline: 1,
+            size: SEG,
+            mtime: "1800000100.0".into(),
+        }
+    }
+
+    #[test]
+    fn a_copy_holds_its_segment_and_a_growing_one_no_more_than_the_receiver_confirmed() {
+        let p = position(0, 10 * SEG, 4 * SEG + 100);
+        // Segment 4 of log 0 ends at 5 segments; a growing copy holds what was confirmed.
+        assert_eq!(
+            file("000000010000000000000004", false).holds_until(&p),
+            Some(5 * SEG)
+        );
+        assert_eq!(
+            file("000000010000000000000004", true).holds_until(&p),
+            Some(4 * SEG + 100)
+        );
+        // Log 1 starts after 256 segments of 16 MiB.
+        assert_eq!(
+            file("000000010000000100000000", false).holds_until(&p),
+            Some(257 * SEG)
+        );
+        assert_eq!(file("00000002.history", false).holds_until(&p), None);
+    }
+
+    #[test]
+    fn a_receiver_behind_the_server_covers_only_what_the_server_had_written_then() {
+        let mut c = Coverage::new(Some(at(-100)));
+        c.sample(&position(0, 5 * SEG, 5 * SEG));
+        c.sample(&position(10, 9 * SEG, 6 * SEG));
+        c.sample(&position(20, 12 * SEG, 6 * SEG));
+        // The receiver has 6 segments: the server had written more from t=10 on, so a
+        // copy covers until t=0, however recently the receiver wrote it.
+        assert_eq!(c.until(6 * SEG), Some(at(0)));
+        // It catches up: the copy holding 9 segments covers until t=10.
+        assert_eq!(c.until(9 * SEG), Some(at(10)));
+        // A receiver stuck there covers no later, however long it is looked at.
+        c.sample(&position(30, 20 * SEG, 9 * SEG));
+        assert_eq!(c.until(9 * SEG), Some(at(10)));
+        // Caught up with the newest sample: covers until then.
+        assert_eq!(c.until(20 * SEG), Some(at(30)));
+    }
+
+    #[test]
+    fn wal_from_before_the_first_sample_continues_what_the_repository_covered() {
+        let mut c = Coverage::new(Some(at(-100)));
+        c.sample(&position(0, 50 * SEG, 10 * SEG));
+        assert_eq!(c.until(11 * SEG), Some(at(-100)));
+        let mut empty = Coverage::new(None);
+        empty.sample(&position(0, 50 * SEG, 10 * SEG));
+        assert_eq!(empty.until(11 * SEG), None);
+        assert_eq!(empty.oldest(), Some(at(0)));
     }
 }

@@ -719,6 +719,75 @@ fn a_stopped_archive_is_late_and_its_slot_stays_within_the_bound() {
     assert!(text(&o.stdout).contains("GAP"), "{}", text(&o.stdout));
 }
 
+/// The receiver in the container stops streaming while its process lives on (frozen),
+/// then is left a growing segment cut short, which `pg_receivewal` refuses to start
+/// from. The archive's time comes from the server's position, not from the receiver's
+/// files: `status --check` fails once the archive trails by more than the RPO, and passes
+/// again once the receiver catches up; the cut segment is removed and received again.
+#[test]
+fn a_stuck_or_wedged_receiver_is_late_and_the_archive_recovers_from_it() {
+    if skip() {
+        return;
+    }
+    let name = unique("drctl-t-stuck");
+    let (c, env, archive) = archived_shop(&name, "rpo = \"15s\"\n", "", &[]);
+    common::assert_ok(&env.run(&["status", "--check"]));
+    let markers = || {
+        for _ in 0..4 {
+            c.psql(PW, "shop", "INSERT INTO markers VALUES (clock_timestamp())");
+        }
+    };
+    let late = |markers: &dyn Fn()| {
+        wait_for("status --check to fail", Duration::from_secs(60), || {
+            markers();
+            env.run(&["status", "--check"]).status.code() == Some(1)
+        });
+        let v = env.json(&["status"]);
+        assert_eq!(v["stacks"][0]["health"], "LATE", "{v}");
+        let lag = v["stacks"][0]["sources"][0]["pitr"]["lag_seconds"]
+            .as_i64()
+            .unwrap();
+        assert!(lag > 15, "late before the RPO: {lag}s");
+    };
+    let current = |markers: &dyn Fn()| {
+        wait_for("status --check to pass", Duration::from_secs(60), || {
+            markers();
+            env.run(&["status", "--check"]).status.success()
+        });
+    };
+
+    // Frozen: its files stay as fresh as they were; the server writes on.
+    c.exec_ok(&[], &["pkill", "-STOP", "-x", "pg_receivewal"]);
+    late(&markers);
+    c.exec_ok(&[], &["pkill", "-CONT", "-x", "pg_receivewal"]);
+    current(&markers);
+
+    // Killed while it made its growing segment: cut short where it stood.
+    stop_archive(archive);
+    c.exec(&[], &["pkill", "-KILL", "-x", "pg_receivewal"]);
+    let cut = c.exec_ok(
+        &[],
+        &[
+            "sh",
+            "-c",
+            "f=$(ls /tmp/drctl-wal/db/*.partial | tail -n 1); truncate -s 40000 \"$f\"; echo \"$f\"",
+        ],
+    );
+    assert!(cut.trim().ends_with(".partial"), "{cut}");
+    markers();
+    let archive = start_archive(&env);
+    current(&markers);
+    // Every marker is in the archive again.
+    let newest = newest_marker(&c);
+    wait_for(
+        "the newest marker archived",
+        Duration::from_secs(30),
+        || archived(&env).iter().any(|(_, _, t)| *t >= newest),
+    );
+    let said = stop_archive(archive);
+    assert!(said.contains("neither empty nor a whole segment"), "{said}");
+}
+
 /// Markers every fraction of a second from another thread until `stop` is set.
 fn markers_while(c: &Container, stop: &std::sync::atomic::AtomicBool) {
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {

@@ -45,6 +45,20 @@ pub struct WalReceiver {
     systems: std::sync::Mutex<(Option<String>, Option<String>)>,
 }
 
+/// The server's WAL position and the receiver's, at one moment (see
+/// [`WalReceiver::position`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The server's clock when asked.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Where its WAL ended (flushed), in bytes from the start.
+    pub server: u64,
+    /// What the receiver has flushed: `None` without a slot.
+    pub received: Option<u64>,
+    /// The server's `wal_segment_size`.
+    pub segment_size: u64,
+}
+
 /// A file in the receive directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -117,6 +131,7 @@ impl WalReceiver {
             ),
             "SELECT 'bound ' || setting FROM pg_settings WHERE name = 'max_slot_wal_keep_size'",
             "SELECT 'system ' || system_identifier FROM pg_control_system()",
+            "SELECT 'segment ' || setting FROM pg_settings WHERE name = 'wal_segment_size'",
             &self.end_receiver_sql(),
         ])?;
         if let Some(system) = out.lines().find_map(|l| l.trim().strip_prefix("system ")) {
@@ -147,7 +162,7 @@ impl WalReceiver {
         // Files received from a server this slot no longer streams from (one restored or
         // recreated) are still shipped, from beside the directory pg_receivewal starts
         // from: it would resume from the newest of them.
-        let setup = if created {
+        let mut setup = if created {
             format!(
                 "mkdir -p {dir}/{EARLIER} && for f in {dir}/0*; do [ -e \"$f\" ] && \
                  mv \"$f\" {dir}/{EARLIER}/; done; true"
@@ -155,10 +170,61 @@ impl WalReceiver {
         } else {
             format!("mkdir -p {dir}")
         };
-        self.session
-            .docker
-            .run_ok(&self.session.container, &["sh", "-c", &setup], &[])?;
+        // A growing segment neither empty nor whole (`pg_receivewal` killed while it
+        // created it) makes `pg_receivewal` refuse to start, again and again. It goes:
+        // the slot keeps the server's copy of whatever of it was not confirmed, and
+        // `pg_receivewal` begins at the segment's start.
+        let whole = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("segment "))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(whole) = whole {
+            setup.push_str(&format!(
+                "; for f in {dir}/*.partial; do [ -f \"$f\" ] || continue; \
+                 s=$(stat -c %s \"$f\"); if [ \"$s\" != 0 ] && [ \"$s\" != {whole} ]; then \
+                 rm -f \"$f\" && echo \"$f ($s bytes)\"; fi; done; true"
+            ));
+        }
+        let removed =
+            self.session
+                .docker
+                .run_ok(&self.session.container, &["sh", "-c", &setup], &[])?;
+        for f in removed.lines().filter(|l| !l.trim().is_empty()) {
+            notes.push(format!(
+                "removed the growing WAL segment {f}: neither empty nor a whole segment, \
+                 pg_receivewal would not start from it; it is received again from the slot"
+            ));
+        }
         Ok(notes)
+    }
+
+    /// Where the server's WAL ends now and how far the receiver has it (what it last
+    /// reported flushed, which the slot keeps as its `restart_lsn`): a receiver that is
+    /// behind, stuck or gone holds less than the server wrote, however fresh its files.
+    pub fn position(&self) -> Result<Position> {
+        let out = self.session.psql(
+            "postgres",
+            &format!(
+                "SELECT extract(epoch FROM clock_timestamp()), \
+                 (pg_current_wal_flush_lsn() - '0/0')::bigint, \
+                 (SELECT (restart_lsn - '0/0')::bigint FROM pg_replication_slots \
+                  WHERE slot_name = '{}'), \
+                 (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size')",
+                self.slot
+            ),
+        )?;
+        let f: Vec<&str> = out.trim().split('|').collect();
+        let bad =
+            || crate::error::Error::Failed(format!("unexpected answer from the server: {out}"));
+        Ok(Position {
+            at: f
+                .first()
+                .and_then(|v| crate::pitr::parse_epoch(v))
+                .ok_or_else(bad)?,
+            server: f.get(1).and_then(|v| v.parse().ok()).ok_or_else(bad)?,
+            received: f.get(2).and_then(|v| v.parse().ok()),
+            segment_size: f.get(3).and_then(|v| v.parse().ok()).ok_or_else(bad)?,
+        })
     }
 
     /// The slot's state on the server: `None` when it has none.
@@ -390,6 +456,28 @@ impl Received {
     /// When it was last written, from its modification time.
     pub fn written_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         crate::pitr::parse_epoch(&self.mtime)
+    }
+
+    /// The WAL position it holds up to, when it is a segment of the server streamed from
+    /// now: its end when completed, else no further than the receiver has flushed.
+    pub fn holds_until(&self, p: &Position) -> Option<u64> {
+        if self.file.starts_with(EARLIER) || p.segment_size == 0 {
+            return None;
+        }
+        let hex = |r: std::ops::Range<usize>| u64::from_str_radix(self.name.get(r)?, 16).ok();
+        if self.name.len() != 24 {
+            return None;
+        }
+        let (log, seg) = (hex(8..16)?, hex(16..24)?);
+        let segno = log
+            .checked_mul((1u64 << 32) / p.segment_size)?
+            .checked_add(seg)?;
+        let end = segno.checked_add(1)?.checked_mul(p.segment_size)?;
+        if self.partial {
+            Some(end.min(p.received?))
+        } else {
+            Some(end)
+        }
     }
 
     /// Whether it will not change any more: completed, or left by a receiver from before
