@@ -367,9 +367,10 @@ impl Growing<'_> {
 }
 
 /// Until when a copy of a log file read after `now` holds every transaction, by the
-/// receiver's clock: a binary log, and a WAL file whose position is unknown (see
-/// [`Coverage`] for the others). Everything the server had written before `now` is in it
-/// if it is the file being written, as long as the receiver keeps up. A `finished` file holds nothing written after its
+/// clock: for a binary log, `now` is when the server listed its files and sizes, and the
+/// copy is read up to that size; for a WAL file whose position is unknown, the receiver
+/// must keep up for this to hold (see [`Coverage`] for the others). Everything written
+/// before `now` is in it if it is the file being written. A `finished` file holds nothing written after its
 /// `last_write`, however late it is stored (the archive behind the server, or started
 /// again after a while): it covers until then, or a window would claim what the next
 /// file holds, which is not stored yet and perhaps never will be (its container gone).
