@@ -370,10 +370,11 @@ impl Growing<'_> {
 /// clock: for a binary log, `now` is when the server listed its files and sizes, and the
 /// copy is read up to that size; for a WAL file whose position is unknown, the receiver
 /// must keep up for this to hold (see [`Coverage`] for the others). Everything written
-/// before `now` is in it if it is the file being written. A `finished` file holds nothing written after its
-/// `last_write`, however late it is stored (the archive behind the server, or started
-/// again after a while): it covers until then, or a window would claim what the next
-/// file holds, which is not stored yet and perhaps never will be (its container gone).
+/// before `now` is in it if it is the file being written. A `finished` file holds
+/// nothing written after its `last_write`, however late it is stored (the archive
+/// behind the server, or started again after a while): it covers until then, or a window
+/// would claim what the next file holds, which is not stored yet and perhaps never will
+/// be (its container gone).
 fn covers_until(
     finished: bool,
     last_write: Option<DateTime<Utc>>,

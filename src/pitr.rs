@@ -106,10 +106,20 @@ fn parse_segment(name: &str) -> Option<(u32, u64)> {
     if !is_wal_segment(name) {
         return parse_binlog(name).map(|(_, n)| (1, n));
     }
+    let (tli, log, seg) = segment_parts(name)?;
+    Some((tli, log * SEGMENTS_PER_LOG + seg))
+}
+
+/// A WAL segment's name as its three numbers: timeline, log, and segment within the
+/// log (how many segments a log holds depends on the server's segment size).
+pub fn segment_parts(name: &str) -> Option<(u32, u64, u64)> {
+    if !is_wal_segment(name) {
+        return None;
+    }
     let tli = u32::from_str_radix(&name[..8], 16).ok()?;
     let log = u64::from_str_radix(&name[8..16], 16).ok()?;
     let seg = u64::from_str_radix(&name[16..], 16).ok()?;
-    Some((tli, log * SEGMENTS_PER_LOG + seg))
+    Some((tli, log, seg))
 }
 
 /// The file name of segment `seg` on timeline `tli`.

@@ -464,11 +464,7 @@ impl Received {
         if self.file.starts_with(EARLIER) || p.segment_size == 0 {
             return None;
         }
-        let hex = |r: std::ops::Range<usize>| u64::from_str_radix(self.name.get(r)?, 16).ok();
-        if self.name.len() != 24 {
-            return None;
-        }
-        let (log, seg) = (hex(8..16)?, hex(16..24)?);
+        let (_, log, seg) = crate::pitr::segment_parts(&self.name)?;
         let segno = log
             .checked_mul((1u64 << 32) / p.segment_size)?
             .checked_add(seg)?;
